@@ -1,0 +1,81 @@
+#pragma once
+// Which response belongs to which request. A server answers the requests it receives strictly in
+// order, so a FIFO of what was sent tells, for each backend message, the request it answers. This
+// lets the session swallow the answers to messages Meridian injected (a Parse before a Bind on a
+// connection that lacks the statement, a parameter-sync query), know when a server connection has
+// nothing in flight, and answer every outstanding Sync if the server dies.
+//
+// Rules followed (PostgreSQL, "Extended Query" and "Simple Query"): after an ErrorResponse in the
+// extended protocol the server discards messages until Sync; a simple Query or FunctionCall ends
+// with ReadyForQuery; Describe of a statement yields ParameterDescription then RowDescription/NoData.
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "protocol/message_types.hpp"
+
+namespace meridian::protocol {
+
+enum class request_kind : std::uint8_t {
+  parse,
+  bind,
+  describe_statement,
+  describe_portal,
+  execute,
+  close,
+  sync,
+  query,
+  function_call,
+};
+
+struct pending_request {
+  request_kind kind;
+  bool synthetic = false;  // injected by Meridian: its answers are not forwarded
+  bool local = false;      // never sent: Meridian answers it itself when it reaches the head
+  std::uint32_t tag = 0;   // caller's cookie, e.g. which prepared statement a Parse created
+};
+
+struct response_verdict {
+  bool forward = true;
+  bool ready = false;              // a ReadyForQuery (its status byte is read by the caller)
+  bool synthetic_error = false;    // an injected request failed (its error was not forwarded)
+  bool unexpected = false;         // a response no request explains: the connection is unusable
+  bool unsolicited = false;        // an ErrorResponse with nothing outstanding (server going away)
+};
+
+class pipeline {
+ public:
+  // Records a frontend message sent to the server. Messages without answers of their own
+  // (Flush, CopyData, CopyDone, CopyFail, Terminate) are ignored.
+  void sent(char frontend_message_type, char describe_kind = 'S', bool synthetic = false, std::uint32_t tag = 0);
+  void sent(pending_request request);
+
+  // Classifies one backend message. Requests discarded by the server after an error are
+  // appended to discarded() so the caller can undo what it assumed (e.g. a prepared statement).
+  response_verdict received(char backend_message_type);
+
+  // Pops a local request that has reached the head (its turn to be answered), if any.
+  [[nodiscard]] std::optional<pending_request> take_local();
+
+  // After an extended-protocol error: the server ignores everything but Sync.
+  [[nodiscard]] bool discarding() const { return skipping_; }
+  [[nodiscard]] bool empty() const { return head_ == queue_.size() && !skipping_; }
+  [[nodiscard]] std::size_t outstanding_syncs() const;
+  [[nodiscard]] std::vector<pending_request>& discarded() { return discarded_; }
+  void clear();
+
+ private:
+  [[nodiscard]] bool has_head() const { return head_ < queue_.size(); }
+  pending_request& head() { return queue_[head_]; }
+  void pop();
+
+  std::vector<pending_request> queue_;
+  std::size_t head_ = 0;
+  // An extended-protocol error arrived with no Sync queued: the server drops what comes next
+  // until the client's Sync.
+  bool skipping_ = false;
+  std::vector<pending_request> discarded_;
+};
+
+}  // namespace meridian::protocol

@@ -1,0 +1,74 @@
+#pragma once
+// SCRAM-SHA-256 (RFC 5802, RFC 7677) as PostgreSQL uses it: both the server side (authenticating
+// clients against a stored verifier) and the client side (authenticating to a server).
+// Pure computation; the caller moves the messages. Channel binding is not offered yet, so the
+// server accepts the "n" and "y" GS2 flags and refuses "p".
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "protocol/result.hpp"
+
+namespace meridian::protocol {
+
+using sha256_digest = std::array<unsigned char, 32>;
+
+[[nodiscard]] std::string base64_encode(std::string_view raw);
+[[nodiscard]] std::optional<std::string> base64_decode(std::string_view text);
+
+// "SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>", as pg_authid stores it.
+struct scram_verifier {
+  int iterations = 0;
+  std::string salt;  // raw bytes
+  sha256_digest stored_key{};
+  sha256_digest server_key{};
+
+  [[nodiscard]] static std::optional<scram_verifier> parse(std::string_view text);
+  [[nodiscard]] static scram_verifier from_password(std::string_view password, std::string_view salt, int iterations);
+  [[nodiscard]] std::string to_string() const;
+};
+
+// Outcome of a failed server-side step: a malformed message (08P01) or a wrong proof (28P01).
+enum class scram_failure { malformed, wrong_proof };
+
+class scram_server {
+ public:
+  // server_nonce: left empty to generate 18 random bytes; set by tests for RFC vectors.
+  explicit scram_server(scram_verifier verifier, std::string server_nonce = {});
+
+  // client-first-message → server-first-message
+  [[nodiscard]] tl::expected<std::string, scram_failure> client_first(std::string_view message);
+  // client-final-message → server-final-message
+  [[nodiscard]] tl::expected<std::string, scram_failure> client_final(std::string_view message);
+
+ private:
+  scram_verifier verifier_;
+  std::string server_nonce_;
+  std::string gs2_header_;
+  std::string client_first_bare_;
+  std::string server_first_;
+  std::string combined_nonce_;
+};
+
+class scram_client {
+ public:
+  // user is sent in the n= attribute; PostgreSQL ignores it and libpq leaves it empty.
+  explicit scram_client(std::string password, std::string user = {}, std::string client_nonce = {});
+
+  [[nodiscard]] std::string client_first();
+  // server-first-message → client-final-message (or a description of what was wrong)
+  [[nodiscard]] result<std::string> server_first(std::string_view message);
+  // True when the server proved it knows the verifier.
+  [[nodiscard]] bool server_final(std::string_view message) const;
+
+ private:
+  std::string password_;
+  std::string user_;
+  std::string client_nonce_;
+  std::string client_first_bare_;
+  sha256_digest server_signature_{};
+};
+
+}  // namespace meridian::protocol

@@ -1,0 +1,292 @@
+#include "proxy/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace meridian::proxy {
+
+namespace {
+
+[[noreturn]] void fail(const std::string& key, const std::string& why) { throw config_error(key + ": " + why); }
+
+std::string scalar(const YAML::Node& n, const std::string& key) {
+  if (!n.IsScalar()) fail(key, "must be a scalar");
+  return n.Scalar();
+}
+
+template <class Int>
+Int integer(const YAML::Node& n, const std::string& key, Int min, Int max) {
+  auto text = scalar(n, key);
+  long long v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc{} || p != text.data() + text.size()) fail(key, "must be an integer, got \"" + text + "\"");
+  if (v < static_cast<long long>(min) || v > static_cast<long long>(max))
+    fail(key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+  return static_cast<Int>(v);
+}
+
+std::chrono::milliseconds duration(const YAML::Node& n, const std::string& key) {
+  auto d = parse_duration(scalar(n, key));
+  if (!d) fail(key, "must be a duration such as 500ms, 5s, 10m or 1h");
+  return *d;
+}
+
+std::size_t size(const YAML::Node& n, const std::string& key) {
+  auto s = parse_size(scalar(n, key));
+  if (!s) fail(key, "must be a size such as 65536, 512KiB or 64MiB");
+  return *s;
+}
+
+// Rejects keys we do not know, so a typo is an error rather than a silently ignored setting.
+void only_keys(const YAML::Node& map, const std::string& where, std::initializer_list<const char*> allowed) {
+  if (!map.IsMap()) fail(where.empty() ? "(top level)" : where, "must be a mapping");
+  for (const auto& kv : map) {
+    auto k = kv.first.as<std::string>();
+    bool ok = false;
+    for (auto a : allowed) ok = ok || k == a;
+    if (!ok) fail(where.empty() ? k : where + "." + k, "unknown key");
+  }
+}
+
+pool_mode parse_mode(const std::string& text, const std::string& key) {
+  if (text == "transaction") return pool_mode::transaction;
+  if (text == "session") return pool_mode::session;
+  fail(key, "must be \"transaction\" or \"session\"");
+}
+
+std::string read_file(const std::string& path, const std::string& key) {
+  std::ifstream in(path);
+  if (!in) fail(key, "cannot read file " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string resolve(const std::string& base_dir, const std::string& path) {
+  if (path.empty() || path[0] == '/') return path;
+  return (std::filesystem::path(base_dir) / path).string();
+}
+
+}  // namespace
+
+const user_config* config::find_user(std::string_view name) const {
+  for (const auto& u : users)
+    if (u.name == name) return &u;
+  return nullptr;
+}
+
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  long long v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc{} || v < 0) return std::nullopt;
+  std::string_view unit(p, static_cast<std::size_t>(text.data() + text.size() - p));
+  long long ms = 0;
+  if (unit.empty() || unit == "s") ms = v * 1000;
+  else if (unit == "ms") ms = v;
+  else if (unit == "m" || unit == "min") ms = v * 60'000;
+  else if (unit == "h") ms = v * 3'600'000;
+  else return std::nullopt;
+  return std::chrono::milliseconds(ms);
+}
+
+std::optional<std::size_t> parse_size(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  unsigned long long v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc{}) return std::nullopt;
+  std::string_view unit(p, static_cast<std::size_t>(text.data() + text.size() - p));
+  unsigned long long mult = 1;
+  if (unit.empty() || unit == "B") mult = 1;
+  else if (unit == "kB" || unit == "KiB") mult = 1024;
+  else if (unit == "MB" || unit == "MiB") mult = 1024 * 1024;
+  else if (unit == "GB" || unit == "GiB") mult = 1024ull * 1024 * 1024;
+  else return std::nullopt;
+  return static_cast<std::size_t>(v * mult);
+}
+
+std::vector<user_config> parse_userlist(const std::string& text, const std::string& source) {
+  std::vector<user_config> users;
+  std::istringstream in(text);
+  std::string line;
+  int lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    std::size_t i = 0;
+    auto skip_ws = [&] {
+      while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) ++i;
+    };
+    auto quoted = [&](std::string& out) {
+      skip_ws();
+      if (i >= line.size() || line[i] != '"') return false;
+      ++i;
+      for (; i < line.size(); ++i) {
+        if (line[i] == '"') {
+          if (i + 1 < line.size() && line[i + 1] == '"') {
+            out.push_back('"');
+            ++i;
+          } else {
+            ++i;
+            return true;
+          }
+        } else {
+          out.push_back(line[i]);
+        }
+      }
+      return false;
+    };
+    skip_ws();
+    if (i >= line.size() || line[i] == ';' || line[i] == '#') continue;
+    user_config u;
+    if (!quoted(u.name) || !quoted(u.secret) || u.name.empty())
+      fail(source + ":" + std::to_string(lineno), "expected \"user\" \"secret\"");
+    users.push_back(std::move(u));
+  }
+  return users;
+}
+
+config load_config_string(const std::string& yaml, const std::string& base_dir) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml);
+  } catch (const YAML::Exception& e) {
+    throw config_error(std::string("invalid YAML: ") + e.what());
+  }
+  config c;
+  only_keys(root, "", {"region", "listen", "threads", "nodes", "pool", "limits", "auth", "users", "log"});
+
+  if (!root["region"]) fail("region", "is required");
+  c.region = scalar(root["region"], "region");
+
+  if (auto l = root["listen"]) {
+    only_keys(l, "listen", {"host", "port"});
+    if (l["host"]) c.listen_host = scalar(l["host"], "listen.host");
+    if (l["port"]) c.listen_port = integer<std::uint16_t>(l["port"], "listen.port", 1, 65535);
+  }
+  if (root["threads"]) c.threads = integer<unsigned>(root["threads"], "threads", 1, 256);
+
+  auto nodes = root["nodes"];
+  if (!nodes || !nodes.IsSequence() || nodes.size() == 0) fail("nodes", "must list at least one node");
+  std::set<std::string> names;
+  int primaries = 0;
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    const std::string key = "nodes[" + std::to_string(i) + "]";
+    auto n = nodes[i];
+    only_keys(n, key, {"name", "region", "host", "port", "role"});
+    routing::node node;
+    if (!n["name"]) fail(key + ".name", "is required");
+    node.name = scalar(n["name"], key + ".name");
+    if (!names.insert(node.name).second) fail(key + ".name", "duplicate node name \"" + node.name + "\"");
+    node.region = n["region"] ? scalar(n["region"], key + ".region") : node.name;
+    if (!n["host"]) fail(key + ".host", "is required");
+    node.host = scalar(n["host"], key + ".host");
+    if (n["port"]) node.port = integer<std::uint16_t>(n["port"], key + ".port", 1, 65535);
+    if (!n["role"]) fail(key + ".role", "is required (primary or replica)");
+    auto role = routing::parse_node_role(scalar(n["role"], key + ".role"));
+    if (!role) fail(key + ".role", "must be \"primary\" or \"replica\"");
+    node.configured_role = *role;
+    if (*role == routing::node_role::primary) ++primaries;
+    c.nodes.push_back(std::move(node));
+  }
+  if (primaries != 1) fail("nodes", "exactly one node must have role: primary");
+
+  if (auto p = root["pool"]) {
+    only_keys(p, "pool", {"mode", "size", "connect_timeout", "idle_timeout", "wait_timeout", "server_lifetime",
+                          "max_prepared_statements", "reset_query"});
+    if (p["mode"]) c.mode = parse_mode(scalar(p["mode"], "pool.mode"), "pool.mode");
+    if (p["size"]) c.pool_size = integer<std::size_t>(p["size"], "pool.size", 1, 100'000);
+    if (p["connect_timeout"]) c.connect_timeout = duration(p["connect_timeout"], "pool.connect_timeout");
+    if (p["idle_timeout"]) c.idle_timeout = duration(p["idle_timeout"], "pool.idle_timeout");
+    if (p["wait_timeout"]) c.wait_timeout = duration(p["wait_timeout"], "pool.wait_timeout");
+    if (p["server_lifetime"]) c.server_lifetime = duration(p["server_lifetime"], "pool.server_lifetime");
+    if (p["max_prepared_statements"])
+      c.max_prepared_per_server =
+          integer<std::size_t>(p["max_prepared_statements"], "pool.max_prepared_statements", 1, 1'000'000);
+    if (p["reset_query"]) c.reset_query = scalar(p["reset_query"], "pool.reset_query");
+  }
+
+  if (auto l = root["limits"]) {
+    only_keys(l, "limits", {"max_clients", "max_message_size", "startup_timeout", "shutdown_timeout"});
+    if (l["max_clients"]) c.max_clients = integer<std::size_t>(l["max_clients"], "limits.max_clients", 1, 10'000'000);
+    if (l["max_message_size"]) {
+      c.max_message_bytes = size(l["max_message_size"], "limits.max_message_size");
+      if (c.max_message_bytes < 1024 || c.max_message_bytes > (1ull << 30))
+        fail("limits.max_message_size", "must be between 1KiB and 1GiB");
+    }
+    if (l["startup_timeout"]) c.startup_timeout = duration(l["startup_timeout"], "limits.startup_timeout");
+    if (l["shutdown_timeout"]) c.shutdown_timeout = duration(l["shutdown_timeout"], "limits.shutdown_timeout");
+  }
+
+  if (auto a = root["auth"]) {
+    only_keys(a, "auth", {"method", "userlist"});
+    if (a["method"]) {
+      auto m = scalar(a["method"], "auth.method");
+      if (m == "trust") c.auth = auth_method::trust;
+      else if (m == "md5") c.auth = auth_method::md5;
+      else if (m == "scram-sha-256") c.auth = auth_method::scram_sha_256;
+      else fail("auth.method", "must be trust, md5 or scram-sha-256");
+    }
+    if (a["userlist"]) {
+      auto path = resolve(base_dir, scalar(a["userlist"], "auth.userlist"));
+      for (auto& u : parse_userlist(read_file(path, "auth.userlist"), path)) c.users.push_back(std::move(u));
+    }
+  }
+
+  if (auto users = root["users"]) {
+    if (!users.IsSequence()) fail("users", "must be a list");
+    for (std::size_t i = 0; i < users.size(); ++i) {
+      const std::string key = "users[" + std::to_string(i) + "]";
+      auto u = users[i];
+      only_keys(u, key, {"name", "password", "password_file", "server_password", "server_password_file", "pool_mode"});
+      user_config uc;
+      if (!u["name"]) fail(key + ".name", "is required");
+      uc.name = scalar(u["name"], key + ".name");
+      if (u["password"] && u["password_file"]) fail(key, "set password or password_file, not both");
+      if (u["password"]) uc.secret = scalar(u["password"], key + ".password");
+      if (u["password_file"]) {
+        uc.secret = read_file(resolve(base_dir, scalar(u["password_file"], key + ".password_file")), key + ".password_file");
+        while (!uc.secret.empty() && (uc.secret.back() == '\n' || uc.secret.back() == '\r')) uc.secret.pop_back();
+      }
+      if (u["server_password"]) uc.server_password = scalar(u["server_password"], key + ".server_password");
+      if (u["server_password_file"]) {
+        auto s = read_file(resolve(base_dir, scalar(u["server_password_file"], key + ".server_password_file")),
+                           key + ".server_password_file");
+        while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+        uc.server_password = s;
+      }
+      if (u["pool_mode"]) uc.mode = parse_mode(scalar(u["pool_mode"], key + ".pool_mode"), key + ".pool_mode");
+      // A later definition of the same user (config after userlist) wins.
+      std::erase_if(c.users, [&](const user_config& e) { return e.name == uc.name; });
+      c.users.push_back(std::move(uc));
+    }
+  }
+  if (c.auth != auth_method::trust)
+    for (std::size_t i = 0; i < c.users.size(); ++i)
+      if (c.users[i].secret.empty()) fail("users[" + c.users[i].name + "].password", "is required unless auth.method is trust");
+
+  if (auto l = root["log"]) {
+    only_keys(l, "log", {"level"});
+    if (l["level"]) {
+      c.log_level = scalar(l["level"], "log.level");
+      static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error", "critical", "off"};
+      if (!levels.count(c.log_level)) fail("log.level", "must be one of trace, debug, info, warn, error, critical, off");
+    }
+  }
+  return c;
+}
+
+config load_config_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw config_error("cannot read config file " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto dir = std::filesystem::path(path).parent_path().string();
+  return load_config_string(ss.str(), dir.empty() ? "." : dir);
+}
+
+}  // namespace meridian::proxy

@@ -1,0 +1,75 @@
+#pragma once
+// Meridian's configuration, loaded from YAML. Loading validates everything and throws
+// config_error naming the offending key; a running process holds it as an immutable snapshot.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "routing/topology.hpp"
+
+namespace meridian::proxy {
+
+struct config_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+enum class pool_mode { transaction, session };
+enum class auth_method { trust, md5, scram_sha_256 };
+
+struct user_config {
+  std::string name;
+  // What clients must prove: plain text, an "md5…" hash or a "SCRAM-SHA-256$…" verifier.
+  std::string secret;
+  // Plain-text password Meridian uses to log in to servers (defaults to secret when that is plain).
+  std::optional<std::string> server_password;
+  std::optional<pool_mode> mode;  // per-user pool mode override
+};
+
+struct config {
+  std::string region;
+  std::string listen_host = "127.0.0.1";
+  std::uint16_t listen_port = 6432;
+  unsigned threads = 1;
+
+  std::vector<routing::node> nodes;
+
+  pool_mode mode = pool_mode::transaction;
+  std::size_t pool_size = 20;  // server connections per (node, user, database), all threads together
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds idle_timeout{600'000};
+  std::chrono::milliseconds wait_timeout{30'000};
+  std::chrono::milliseconds server_lifetime{3'600'000};
+  std::size_t max_prepared_per_server = 500;
+  std::string reset_query = "DISCARD ALL";
+
+  std::size_t max_clients = 10'000;
+  std::size_t max_message_bytes = 64u << 20;
+  std::chrono::milliseconds startup_timeout{10'000};
+  std::chrono::milliseconds shutdown_timeout{30'000};
+
+  auth_method auth = auth_method::scram_sha_256;
+  std::vector<user_config> users;
+
+  std::string log_level = "info";
+
+  [[nodiscard]] const user_config* find_user(std::string_view name) const;
+};
+
+using config_ptr = std::shared_ptr<const config>;
+
+[[nodiscard]] config load_config_file(const std::string& path);
+[[nodiscard]] config load_config_string(const std::string& yaml, const std::string& base_dir = ".");
+
+// "250ms", "5s", "10m", "1h", or a bare number of seconds.
+[[nodiscard]] std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
+// "64MiB", "512KiB", "1GiB", "100kB", or a bare number of bytes.
+[[nodiscard]] std::optional<std::size_t> parse_size(std::string_view text);
+
+// PgBouncer's userlist format: one `"name" "secret"` per line, '"' doubled inside; ';' comments.
+[[nodiscard]] std::vector<user_config> parse_userlist(const std::string& text, const std::string& source);
+
+}  // namespace meridian::proxy

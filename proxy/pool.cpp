@@ -1,0 +1,118 @@
+#include "proxy/pool.hpp"
+
+#include <algorithm>
+
+#include "protocol/error.hpp"
+
+namespace meridian::proxy {
+
+namespace pr = meridian::protocol;
+using clock = std::chrono::steady_clock;
+
+pool::pool(asio::any_io_executor ex, pool_key key, routing::node node, server_login login, pool_settings settings)
+    : ex_(std::move(ex)),
+      key_(std::move(key)),
+      node_(std::move(node)),
+      login_(std::move(login)),
+      settings_(settings) {}
+
+awaitable<tl::expected<server_conn_ptr, server_error>> pool::acquire(clock::time_point deadline) {
+  for (;;) {
+    while (!idle_.empty()) {
+      auto conn = std::move(idle_.back());
+      idle_.pop_back();
+      if (conn->looks_alive()) {
+        ++checkouts_;
+        co_return conn;
+      }
+      conn->close();
+      --total_;
+    }
+    if (total_ < settings_.max_size) {
+      ++total_;
+      auto conn = std::make_shared<server_connection>(ex_, key_.node, settings_.max_prepared_per_server);
+      auto r = co_await conn->establish(node_, login_, settings_.connect_timeout, settings_.max_message_bytes);
+      if (!r) {
+        --total_;
+        wake_for_slot();
+        co_return tl::unexpected(r.error());
+      }
+      ++connects_;
+      ++checkouts_;
+      conn->owner = this;
+      if (!server_params_) server_params_ = conn->baseline;
+      co_return conn;
+    }
+    waiter w{asio::steady_timer(ex_, deadline), nullptr, false};
+    waiters_.push_back(&w);
+    error_code ec;
+    co_await w.timer.async_wait(asio::redirect_error(use_awaitable, ec));
+    waiters_.remove(&w);
+    if (w.conn) {
+      ++checkouts_;
+      co_return std::move(w.conn);
+    }
+    if (!w.slot_freed && clock::now() >= deadline) {
+      ++wait_timeouts_;
+      co_return tl::unexpected(server_error{
+          std::string(pr::sqlstate::too_many_connections),
+          "no server connection to \"" + node_.name + "\" became free within the pool wait timeout"});
+    }
+  }
+}
+
+void pool::release(server_conn_ptr conn) {
+  conn->last_used = clock::now();
+  if (conn->tainted || conn->last_used - conn->created > settings_.server_lifetime) {
+    discard(conn);
+    return;
+  }
+  if (!waiters_.empty()) {
+    auto* w = waiters_.front();
+    waiters_.pop_front();
+    w->conn = std::move(conn);
+    w->timer.cancel();
+    return;
+  }
+  idle_.push_back(std::move(conn));
+}
+
+void pool::discard(const server_conn_ptr& conn) {
+  conn->close();
+  if (total_ > 0) --total_;
+  wake_for_slot();
+}
+
+void pool::wake_for_slot() {
+  if (waiters_.empty()) return;
+  auto* w = waiters_.front();
+  waiters_.pop_front();
+  w->slot_freed = true;
+  w->timer.cancel();
+}
+
+void pool::sweep(clock::time_point now) {
+  std::erase_if(idle_, [&](const server_conn_ptr& c) {
+    if (now - c->last_used > settings_.idle_timeout || now - c->created > settings_.server_lifetime ||
+        !c->looks_alive()) {
+      c->close();
+      --total_;
+      return true;
+    }
+    return false;
+  });
+}
+
+void pool::close_idle() {
+  for (auto& c : idle_) {
+    c->close();
+    --total_;
+  }
+  idle_.clear();
+}
+
+pool_stats pool::stats() const {
+  return pool_stats{total_, idle_.size(), waiters_.size(), connects_, checkouts_, wait_timeouts_};
+}
+
+}  // namespace meridian::proxy

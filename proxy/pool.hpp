@@ -1,0 +1,98 @@
+#pragma once
+// Server connections to one (node, user, database), owned by one worker thread, so checkout and
+// return take no lock. Idle connections are reused newest first (warm caches); a client that
+// finds the pool at its limit waits in line until a connection is returned or its deadline passes.
+#include <chrono>
+#include <cstddef>
+#include <list>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+#include "proxy/asio.hpp"
+#include "proxy/server_connection.hpp"
+#include "routing/topology.hpp"
+
+namespace meridian::proxy {
+
+struct pool_key {
+  routing::node_id node;
+  std::string user;
+  std::string database;
+  bool operator==(const pool_key&) const = default;
+};
+
+struct pool_key_hash {
+  std::size_t operator()(const pool_key& k) const {
+    return std::hash<std::string>{}(k.user) * 31 + std::hash<std::string>{}(k.database) * 7 + k.node.value;
+  }
+};
+
+struct pool_settings {
+  std::size_t max_size = 10;  // this worker's share
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds idle_timeout{600'000};
+  std::chrono::milliseconds server_lifetime{3'600'000};
+  std::size_t max_prepared_per_server = 500;
+  std::size_t max_message_bytes = 64u << 20;
+};
+
+struct pool_stats {
+  std::size_t total = 0;  // idle + in use + connecting
+  std::size_t idle = 0;
+  std::size_t waiting = 0;
+  std::uint64_t connects = 0;
+  std::uint64_t checkouts = 0;
+  std::uint64_t wait_timeouts = 0;
+};
+
+class pool {
+ public:
+  pool(asio::any_io_executor ex, pool_key key, routing::node node, server_login login, pool_settings settings);
+  pool(const pool&) = delete;
+  pool& operator=(const pool&) = delete;
+
+  // A connection ready for use, or why none could be had (53300 after waiting past the
+  // deadline; the server's own error when connecting failed).
+  [[nodiscard]] awaitable<tl::expected<server_conn_ptr, server_error>> acquire(
+      std::chrono::steady_clock::time_point deadline);
+  // Returns a connection with nothing in flight and no open transaction.
+  void release(server_conn_ptr conn);
+  // Closes a connection that is broken or carries state that cannot be reset.
+  void discard(const server_conn_ptr& conn);
+  // Closes idle connections past idle_timeout or server_lifetime.
+  void sweep(std::chrono::steady_clock::time_point now);
+  // Closes everything idle (node lost its role, shutdown).
+  void close_idle();
+
+  [[nodiscard]] pool_stats stats() const;
+  [[nodiscard]] const pool_key& key() const { return key_; }
+  [[nodiscard]] const routing::node& node() const { return node_; }
+  // Parameters a fresh server connection reported, remembered to greet clients without a server.
+  [[nodiscard]] const std::optional<param_map>& server_params() const { return server_params_; }
+
+ private:
+  struct waiter {
+    asio::steady_timer timer;
+    server_conn_ptr conn;
+    bool slot_freed = false;
+  };
+  void wake_for_slot();
+
+  asio::any_io_executor ex_;
+  pool_key key_;
+  routing::node node_;
+  server_login login_;
+  pool_settings settings_;
+  std::vector<server_conn_ptr> idle_;
+  std::size_t total_ = 0;
+  std::list<waiter*> waiters_;
+  std::optional<param_map> server_params_;
+  std::uint64_t connects_ = 0;
+  std::uint64_t checkouts_ = 0;
+  std::uint64_t wait_timeouts_ = 0;
+};
+
+}  // namespace meridian::proxy

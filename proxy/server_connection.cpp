@@ -1,0 +1,221 @@
+#include "proxy/server_connection.hpp"
+
+#include <sys/socket.h>
+
+#include "protocol/error.hpp"
+#include "protocol/framing.hpp"
+#include "protocol/frontend.hpp"
+#include "protocol/md5.hpp"
+#include "protocol/scram.hpp"
+#include "protocol/startup.hpp"
+
+namespace meridian::proxy {
+
+namespace pr = meridian::protocol;
+using namespace std::chrono_literals;
+
+namespace {
+
+server_error connection_failed(const routing::node& node, const std::string& what) {
+  return server_error{std::string(pr::sqlstate::connection_failure),
+                      "could not connect to server \"" + node.name + "\": " + what};
+}
+
+server_error from_error_response(std::string_view body) {
+  auto fields = pr::be::parse_error_fields(body);
+  if (!fields) return server_error{std::string(pr::sqlstate::protocol_violation), "malformed ErrorResponse from server"};
+  auto code = fields->get('C');
+  return server_error{code.empty() ? std::string(pr::sqlstate::connection_failure) : std::string(code),
+                      std::string(fields->get('M'))};
+}
+
+}  // namespace
+
+server_connection::server_connection(asio::any_io_executor ex, routing::node_id n, std::size_t max_prepared)
+    : socket(ex), statements(max_prepared), node(n) {
+  created = last_used = std::chrono::steady_clock::now();
+}
+
+void server_connection::close() {
+  error_code ignored;
+  socket.shutdown(tcp::socket::shutdown_both, ignored);
+  socket.close(ignored);
+}
+
+bool server_connection::looks_alive() {
+  if (!socket.is_open()) return false;
+  char byte;
+  auto n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0) return false;                                          // EOF
+  if (n > 0) return false;                                           // unsolicited data: FATAL notice
+  return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;  // nothing to read: healthy
+}
+
+awaitable<tl::expected<pr::frame, server_error>> server_connection::read_message(std::size_t max_message) {
+  in.consume(consumed_);
+  consumed_ = 0;
+  for (;;) {
+    auto r = pr::next_frame(in.readable(), max_message);
+    if (r.status == pr::frame_status::complete) {
+      consumed_ = r.msg.wire_size;
+      co_return r.msg;
+    }
+    if (r.status == pr::frame_status::invalid)
+      co_return tl::unexpected(server_error{std::string(pr::sqlstate::protocol_violation),
+                                            std::string("invalid message from server: ") + r.reason});
+    in.reserve(r.needed);
+    error_code ec;
+    auto n = co_await socket.async_read_some(asio::buffer(in.write_ptr(), in.writable()),
+                                             asio::redirect_error(use_awaitable, ec));
+    if (ec) co_return tl::unexpected(server_error{std::string(pr::sqlstate::connection_failure),
+                                                  "server closed the connection: " + ec.message()});
+    in.commit(n);
+  }
+}
+
+awaitable<tl::expected<void, server_error>> server_connection::establish(const routing::node& n,
+                                                                         const server_login& login,
+                                                                         std::chrono::milliseconds timeout,
+                                                                         std::size_t max_message) {
+  // One deadline for the whole exchange: when it fires the socket is closed, which fails
+  // whatever operation is pending.
+  auto ex = socket.get_executor();
+  auto deadline = std::make_shared<asio::steady_timer>(ex, timeout);
+  auto timed_out = std::make_shared<bool>(false);
+  deadline->async_wait([this, deadline, timed_out](error_code ec) {
+    if (!ec) {
+      *timed_out = true;
+      error_code ignored;
+      socket.close(ignored);
+    }
+  });
+  struct cancel_on_exit {
+    std::shared_ptr<asio::steady_timer> t;
+    ~cancel_on_exit() { t->cancel(); }
+  } guard{deadline};
+
+  auto fail = [&](const std::string& what) -> tl::expected<void, server_error> {
+    return tl::unexpected(connection_failed(n, *timed_out ? "timeout expired" : what));
+  };
+
+  error_code ec;
+  tcp::resolver resolver(ex);
+  auto endpoints = co_await resolver.async_resolve(n.host, std::to_string(n.port), asio::redirect_error(use_awaitable, ec));
+  if (ec) co_return fail("cannot resolve " + n.host + ": " + ec.message());
+  co_await asio::async_connect(socket, endpoints, asio::redirect_error(use_awaitable, ec));
+  if (ec) co_return fail(ec.message());
+  socket.set_option(tcp::no_delay(true), ec);
+
+  std::string out;
+  pr::startup_message sm;
+  sm.parameters = {{"user", login.user}, {"database", login.database}};
+  pr::serialize(sm, out);
+  co_await asio::async_write(socket, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
+  if (ec) co_return fail(ec.message());
+
+  std::optional<pr::scram_client> scram;
+  for (;;) {
+    auto msg = co_await read_message(max_message);
+    if (!msg) co_return *timed_out ? fail("") : tl::expected<void, server_error>(tl::unexpected(msg.error()));
+    out.clear();
+    switch (msg->type) {
+      case pr::backend_type::authentication: {
+        auto auth = pr::be::parse_authentication(msg->body);
+        if (!auth) co_return tl::unexpected(server_error{std::string(pr::sqlstate::protocol_violation), auth.error().message});
+        auto need_password = [&]() -> bool { return login.password.has_value(); };
+        switch (auth->code) {
+          case pr::auth_code::ok: break;
+          case pr::auth_code::cleartext_password:
+            if (!need_password()) co_return fail("server asked for a password but none is configured for user \"" + login.user + "\"");
+            pr::fe::serialize(pr::fe::password_message{*login.password}, out);
+            break;
+          case pr::auth_code::md5_password:
+            if (!need_password()) co_return fail("server asked for a password but none is configured for user \"" + login.user + "\"");
+            pr::fe::serialize(
+                pr::fe::password_message{pr::md5_response(pr::md5_stored_secret(*login.password, login.user), auth->payload)},
+                out);
+            break;
+          case pr::auth_code::sasl: {
+            if (!need_password()) co_return fail("server asked for a password but none is configured for user \"" + login.user + "\"");
+            auto mechs = pr::be::sasl_mechanisms(*auth);
+            bool has_scram = false;
+            if (mechs)
+              for (auto m : *mechs) has_scram = has_scram || m == "SCRAM-SHA-256";
+            if (!has_scram) co_return fail("server offers no SASL mechanism Meridian supports");
+            scram.emplace(*login.password);
+            pr::fe::serialize(pr::fe::sasl_initial_response{"SCRAM-SHA-256", scram->client_first()}, out);
+            break;
+          }
+          case pr::auth_code::sasl_continue: {
+            if (!scram) co_return fail("unexpected SASL continuation");
+            auto final_msg = scram->server_first(auth->payload);
+            if (!final_msg) co_return fail(final_msg.error().message);
+            pr::fe::serialize(pr::fe::sasl_response{*final_msg}, out);
+            break;
+          }
+          case pr::auth_code::sasl_final:
+            if (!scram || !scram->server_final(auth->payload)) co_return fail("server's SCRAM signature is invalid");
+            break;
+          default:
+            co_return fail("server requested an unsupported authentication method");
+        }
+        if (!out.empty()) {
+          co_await asio::async_write(socket, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
+          if (ec) co_return fail(ec.message());
+        }
+        break;
+      }
+      case pr::backend_type::parameter_status: {
+        auto ps = pr::be::parse_parameter_status(msg->body);
+        if (ps) params.insert_or_assign(std::string(ps->name), std::string(ps->value));
+        break;
+      }
+      case pr::backend_type::backend_key_data: {
+        auto k = pr::be::parse_backend_key_data(msg->body);
+        if (k) key = *k;
+        break;
+      }
+      case pr::backend_type::error_response:
+        co_return tl::unexpected(from_error_response(msg->body));
+      case pr::backend_type::notice_response:
+      case pr::backend_type::negotiate_protocol_version:
+        break;
+      case pr::backend_type::ready_for_query:
+        in.consume(consumed_);
+        consumed_ = 0;
+        baseline = params;
+        co_return tl::expected<void, server_error>{};
+      default:
+        co_return fail(std::string("unexpected message type '") + msg->type + "' during startup");
+    }
+  }
+}
+
+awaitable<tl::expected<void, server_error>> server_connection::run_internal_query(std::string sql,
+                                                                                  std::size_t max_message) {
+  std::string out;
+  pr::fe::serialize(pr::fe::query{sql}, out);
+  error_code ec;
+  co_await asio::async_write(socket, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
+  if (ec) co_return tl::unexpected(server_error{std::string(pr::sqlstate::connection_failure), ec.message()});
+  std::optional<server_error> failure;
+  for (;;) {
+    auto msg = co_await read_message(max_message);
+    if (!msg) co_return tl::unexpected(msg.error());
+    if (msg->type == pr::backend_type::error_response) {
+      failure = from_error_response(msg->body);
+    } else if (msg->type == pr::backend_type::parameter_status) {
+      auto ps = pr::be::parse_parameter_status(msg->body);
+      if (ps) params.insert_or_assign(std::string(ps->name), std::string(ps->value));
+    } else if (msg->type == pr::backend_type::ready_for_query) {
+      auto rfq = pr::be::parse_ready_for_query(msg->body);
+      if (rfq) tx = rfq->status;
+      in.consume(consumed_);
+      consumed_ = 0;
+      if (failure) co_return tl::unexpected(*failure);
+      co_return tl::expected<void, server_error>{};
+    }
+  }
+}
+
+}  // namespace meridian::proxy

@@ -1,0 +1,87 @@
+#pragma once
+// One connection from Meridian to a PostgreSQL node: the socket, what the server told us at
+// startup (parameters, backend key), what we know it holds (prepared statements, transaction
+// state) and the requests in flight on it.
+#include <chrono>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <tl/expected.hpp>
+
+#include "protocol/backend.hpp"
+#include "protocol/framing.hpp"
+#include "protocol/pipeline.hpp"
+#include "proxy/asio.hpp"
+#include "proxy/byte_buffer.hpp"
+#include "proxy/statement_cache.hpp"
+#include "routing/topology.hpp"
+
+namespace meridian::proxy {
+
+class pool;
+
+using param_map = std::map<std::string, std::string, std::less<>>;
+
+// A failure talking to a server, with the SQLSTATE the client should see.
+struct server_error {
+  std::string sqlstate;
+  std::string message;
+};
+
+struct server_login {
+  std::string user;
+  std::string database;
+  std::optional<std::string> password;  // plain text, for md5 / SCRAM / cleartext challenges
+};
+
+class server_connection {
+ public:
+  server_connection(asio::any_io_executor ex, routing::node_id node, std::size_t max_prepared);
+
+  // TCP connect, StartupMessage, authentication, and everything up to the first ReadyForQuery,
+  // all within `timeout`.
+  [[nodiscard]] awaitable<tl::expected<void, server_error>> establish(const routing::node& node,
+                                                                      const server_login& login,
+                                                                      std::chrono::milliseconds timeout,
+                                                                      std::size_t max_message);
+
+  // Runs a simple query whose results nobody needs (parameter sync, reset). Only for a
+  // connection with nothing in flight and no reader attached.
+  [[nodiscard]] awaitable<tl::expected<void, server_error>> run_internal_query(std::string sql,
+                                                                               std::size_t max_message);
+
+  // Cheap liveness check before reuse: an idle server never speaks first, so readable data or
+  // EOF means it is going away (terminated, restarted).
+  [[nodiscard]] bool looks_alive();
+  void close();
+
+  tcp::socket socket;
+  byte_buffer in{16384};
+  protocol::pipeline pipeline;
+  param_map params;    // current values of reported (and synced) parameters
+  param_map baseline;  // values right after startup
+  protocol::be::backend_key_data key;
+  statement_cache statements;
+  std::deque<std::string> parses_in_flight;  // server names of Parse requests awaiting an answer
+  protocol::tx_status tx = protocol::tx_status::idle;
+  std::size_t passthrough = 0;  // bytes of a large forwarded message still to come
+  bool batch_open = false;      // extended-protocol messages sent since the last Sync
+  bool tainted = false;         // carries state we cannot reset: close instead of reusing
+  // The session whose parameters this connection was last brought to, and their version.
+  std::uint64_t synced_session = 0;
+  std::uint64_t synced_version = 0;
+  routing::node_id node;
+  std::chrono::steady_clock::time_point created;
+  std::chrono::steady_clock::time_point last_used;
+  pool* owner = nullptr;
+
+ private:
+  [[nodiscard]] awaitable<tl::expected<protocol::frame, server_error>> read_message(std::size_t max_message);
+  std::size_t consumed_ = 0;
+};
+
+using server_conn_ptr = std::shared_ptr<server_connection>;
+
+}  // namespace meridian::proxy

@@ -1,0 +1,903 @@
+#include "proxy/session.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+
+#include "protocol/backend.hpp"
+#include "protocol/codec.hpp"
+#include "protocol/error.hpp"
+#include "protocol/frontend.hpp"
+#include "protocol/startup.hpp"
+#include "proxy/client_auth.hpp"
+#include "proxy/params.hpp"
+#include "proxy/pool.hpp"
+#include "proxy/worker.hpp"
+#include "routing/router.hpp"
+
+namespace meridian::proxy {
+
+namespace pr = meridian::protocol;
+namespace fe_t = pr::frontend_type;
+namespace be_t = pr::backend_type;
+using clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::size_t max_startup_packet = 10'000;  // as PostgreSQL's MAX_STARTUP_PACKET_LENGTH
+constexpr std::size_t max_auth_message = 8192;
+constexpr std::size_t backlog_limit = 1u << 20;  // client output queued behind a write in progress
+
+std::string error_message(pr::severity sev, std::string_view code, std::string_view message) {
+  std::string out;
+  pr::append_error(out, sev, code, message);
+  return out;
+}
+
+void append_ready(std::string& out, pr::tx_status status) { pr::be::serialize(pr::be::ready_for_query{status}, out); }
+
+std::string server_statement_name(std::string_view content) {
+  char name[24];
+  std::snprintf(name, sizeof name, "mdn_%016zx", std::hash<std::string_view>{}(content));
+  return name;
+}
+
+}  // namespace
+
+session::session(worker& w, tcp::socket socket)
+    : worker_(w),
+      client_(std::move(socket)),
+      id_(w.shared().next_session_id.fetch_add(1)),
+      drained_(client_.get_executor(), clock::time_point::max()) {
+  error_code ec;
+  auto ep = client_.remote_endpoint(ec);
+  peer_ = ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
+  worker_.add_session(this);
+}
+
+session::~session() {
+  if (cancel_key_) worker_.shared().cancels.remove(*cancel_key_);
+  if (counted_) worker_.shared().clients.fetch_sub(1);
+  worker_.remove_session(this);
+}
+
+void session::start() { asio::co_spawn(client_.get_executor(), run(shared_from_this()), asio::detached); }
+
+pool_mode session::mode() const {
+  if (user_cfg_ && user_cfg_->mode) return *user_cfg_->mode;
+  return worker_.cfg().mode;
+}
+
+void session::close_client() {
+  if (client_closed_) return;
+  client_closed_ = true;
+  error_code ignored;
+  client_.shutdown(tcp::socket::shutdown_both, ignored);
+  client_.close(ignored);
+  drained_.cancel();
+}
+
+awaitable<void> session::run(std::shared_ptr<session> self) {
+  spdlog::debug("[c{}] connection from {}", self->id_, self->peer_);
+  if (co_await self->startup()) {
+    spdlog::info("[c{}] login user={} database={} from {}", self->id_, self->user_, self->database_, self->peer_);
+    co_await self->serve();
+  }
+  self->ended_ = true;
+  if (self->attached_) {
+    auto sc = self->attached_;
+    // Wake the server reader, which returns the connection to its pool or closes it.
+    error_code ignored;
+    sc->socket.cancel(ignored);
+  }
+  self->close_client();
+  spdlog::debug("[c{}] closed", self->id_);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start-up phase
+
+awaitable<bool> session::read_startup_packet(pr::startup_message& out_msg, std::string& storage) {
+  for (;;) {
+    auto r = pr::next_startup_frame(in_.readable(), max_startup_packet);
+    if (r.status == pr::frame_status::invalid) {
+      co_await fatal(pr::sqlstate::protocol_violation, std::string("invalid startup packet: ") + r.reason);
+      co_return false;
+    }
+    if (r.status == pr::frame_status::need_more) {
+      in_.reserve(r.needed);
+      error_code ec;
+      auto n = co_await client_.async_read_some(asio::buffer(in_.write_ptr(), in_.writable()),
+                                                asio::redirect_error(use_awaitable, ec));
+      if (ec) co_return false;  // client went away (or the start-up timer closed it)
+      in_.commit(n);
+      continue;
+    }
+    auto packet = pr::parse_startup_packet(r.msg.body);
+    if (!packet) {
+      in_.consume(r.msg.wire_size);
+      co_await fatal(pr::sqlstate::protocol_violation, packet.error().message);
+      co_return false;
+    }
+    switch (packet->kind) {
+      case pr::startup_kind::ssl_request:
+      case pr::startup_kind::gssenc_request: {
+        in_.consume(r.msg.wire_size);
+        // A client must not send anything before reading the answer (CVE-2021-23222).
+        if (!in_.empty()) {
+          co_await fatal(pr::sqlstate::protocol_violation, "received unencrypted data after SSL request");
+          co_return false;
+        }
+        if (!co_await write_client(std::string("N"))) co_return false;
+        continue;
+      }
+      case pr::startup_kind::cancel_request: {
+        auto key = cancel_key{packet->cancel.process_id, packet->cancel.secret_key};
+        in_.consume(r.msg.wire_size);
+        if (auto target = worker_.shared().cancels.find(key)) {
+          asio::post(target->executor, [weak = target->target] {
+            if (auto s = weak.lock()) s->cancel_running_query();
+          });
+        } else {
+          spdlog::info("[c{}] cancel request with an unknown key ignored", id_);
+        }
+        close_client();
+        co_return false;
+      }
+      case pr::startup_kind::startup:
+        // Keep the packet's bytes: the parsed views point into them.
+        storage.assign(r.msg.body);
+        in_.consume(r.msg.wire_size);
+        {
+          auto again = pr::parse_startup_packet(storage);
+          out_msg = again->startup;
+        }
+        co_return true;
+    }
+  }
+}
+
+awaitable<bool> session::startup() {
+  // Start-up and authentication must finish in time, or the socket is closed under them.
+  auto timer = std::make_shared<asio::steady_timer>(client_.get_executor(), worker_.cfg().startup_timeout);
+  auto weak = weak_from_this();
+  timer->async_wait([weak](error_code ec) {
+    if (ec) return;
+    if (auto s = weak.lock()) {
+      spdlog::info("[c{}] start-up timeout", s->id_);
+      s->close_client();
+    }
+  });
+  struct cancel_on_exit {
+    std::shared_ptr<asio::steady_timer> t;
+    ~cancel_on_exit() { t->cancel(); }
+  } guard{timer};
+
+  pr::startup_message msg;
+  std::string storage;
+  if (!co_await read_startup_packet(msg, storage)) co_return false;
+
+  user_ = std::string(msg.get("user"));
+  database_ = std::string(msg.get("database"));
+  if (database_.empty()) database_ = user_;
+
+  std::string response;
+  pr::be::negotiate_protocol_version negotiate;
+  for (const auto& [k, v] : msg.parameters) {
+    if (k == "user" || k == "database") continue;
+    if (k.substr(0, 5) == "_pq_.") {
+      negotiate.unrecognized_options.push_back(k);
+      continue;
+    }
+    if (k == "replication") {
+      if (v == "false" || v == "0" || v == "off" || v == "no") continue;
+      co_await fatal(pr::sqlstate::feature_not_supported, "replication connections are not supported by Meridian");
+      co_return false;
+    }
+    if (k == "options") {
+      if (!parse_startup_options(v, wanted_)) {
+        co_await fatal(pr::sqlstate::feature_not_supported,
+                       "Meridian supports only -c name=value settings in the options startup parameter");
+        co_return false;
+      }
+      continue;
+    }
+    if (!is_valid_parameter_name(k)) {
+      co_await fatal(pr::sqlstate::protocol_violation, "invalid startup parameter name");
+      co_return false;
+    }
+    wanted_[lower(k)] = std::string(v);
+  }
+  if (pr::protocol_minor(msg.protocol_version) > 0 || !negotiate.unrecognized_options.empty()) {
+    negotiate.newest_minor = 0;
+    pr::be::serialize(negotiate, response);
+    if (!co_await write_client(response)) co_return false;
+  }
+
+  if (worker_.draining()) {
+    co_await fatal(pr::sqlstate::cannot_connect_now, "the database system is shutting down");
+    co_return false;
+  }
+  counted_ = true;
+  if (worker_.shared().clients.fetch_add(1) >= worker_.cfg().max_clients) {
+    co_await fatal(pr::sqlstate::too_many_connections, "sorry, too many clients already");
+    co_return false;
+  }
+  user_cfg_ = worker_.cfg().find_user(user_);
+
+  if (!co_await authenticate()) co_return false;
+
+  // Greet the client with the server's parameters. A pool that has not met its server yet
+  // connects now, which also proves the database and server credentials work.
+  auto decision = routing::choose_node(worker_.topology(), routing::route_request{});
+  if (!decision.node) {
+    co_await fatal(pr::sqlstate::connection_failure, "no primary node is available");
+    co_return false;
+  }
+  auto& primary_pool = worker_.pool_for(pool_key{*decision.node, user_, database_}, user_cfg_);
+  if (!primary_pool.server_params() || mode() == pool_mode::session) {
+    auto err = co_await attach(mode() == pool_mode::session);
+    if (err) {
+      co_await fatal(err->sqlstate, err->message);
+      co_return false;
+    }
+    if (mode() == pool_mode::transaction) {
+      auto sc = std::move(attached_);
+      sc->owner->release(sc);
+    }
+  }
+
+  response.clear();
+  for (const auto& [k, v] : *primary_pool.server_params()) {
+    std::string_view value = v;
+    if (auto it = wanted_.find(k); it != wanted_.end()) value = it->second;
+    // Meridian as a whole accepts writes, whichever node answers a given query.
+    if (k == "in_hot_standby") value = "off";
+    pr::be::serialize(pr::be::parameter_status{canonical_parameter_name(k), value}, response);
+  }
+  cancel_key_ = worker_.shared().cancels.add(weak_from_this(), client_.get_executor());
+  pr::be::serialize(pr::be::backend_key_data{cancel_key_->process_id, cancel_key_->secret_key}, response);
+  append_ready(response, pr::tx_status::idle);
+  co_return co_await write_client(response);
+}
+
+awaitable<bool> session::authenticate() {
+  client_authenticator auth(worker_.cfg().auth, user_cfg_, user_);
+  auto step = auth.start();
+  for (;;) {
+    if (!step.to_client.empty() && !co_await write_client(step.to_client)) co_return false;
+    if (step.outcome == client_authenticator::state::succeeded) co_return true;
+    if (step.outcome == client_authenticator::state::failed) {
+      spdlog::warn("[c{}] authentication failed for user \"{}\" from {}: {}", id_, user_, peer_, step.log_reason);
+      co_await fatal(step.sqlstate, step.error_message);
+      co_return false;
+    }
+    // Read one typed message.
+    for (;;) {
+      auto r = pr::next_frame(in_.readable(), max_auth_message);
+      if (r.status == pr::frame_status::invalid) {
+        co_await fatal(pr::sqlstate::protocol_violation, std::string("invalid authentication message: ") + r.reason);
+        co_return false;
+      }
+      if (r.status == pr::frame_status::complete) {
+        step = auth.on_message(r.msg.type, r.msg.body);
+        in_.consume(r.msg.wire_size);
+        break;
+      }
+      in_.reserve(r.needed);
+      error_code ec;
+      auto n = co_await client_.async_read_some(asio::buffer(in_.write_ptr(), in_.writable()),
+                                                asio::redirect_error(use_awaitable, ec));
+      if (ec) co_return false;
+      in_.commit(n);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Query phase: client → server
+
+awaitable<void> session::serve() {
+  const auto max_message = worker_.cfg().max_message_bytes;
+  for (;;) {
+    for (;;) {
+      auto r = pr::next_frame(in_.readable(), max_message);
+      if (r.status == pr::frame_status::invalid) {
+        co_await fatal(pr::sqlstate::protocol_violation, std::string("invalid message: ") + r.reason);
+        co_return;
+      }
+      if (r.status == pr::frame_status::need_more) {
+        in_.reserve(r.needed);
+        break;
+      }
+      const auto& m = r.msg;
+      if (m.type == fe_t::terminate) co_return;
+      if (skipping_until_sync_) {
+        // Our own error ended this batch: like PostgreSQL, ignore everything until Sync.
+        if (m.type == fe_t::sync) {
+          skipping_until_sync_ = false;
+          append_ready(client_out_, pr::tx_status::idle);
+        }
+        in_.consume(m.wire_size);
+        continue;
+      }
+      if (!attached_) {
+        if (m.type == fe_t::copy_data || m.type == fe_t::copy_done || m.type == fe_t::copy_fail) {
+          in_.consume(m.wire_size);  // leftovers of a COPY that already ended: PostgreSQL ignores them too
+          continue;
+        }
+        if (auto err = co_await attach(true)) {
+          pr::append_error(client_out_, pr::severity::error, err->sqlstate, err->message);
+          if (m.type == fe_t::query || m.type == fe_t::function_call || m.type == fe_t::sync) {
+            append_ready(client_out_, pr::tx_status::idle);
+          } else {
+            skipping_until_sync_ = true;
+          }
+          in_.consume(m.wire_size);
+          continue;
+        }
+      }
+      std::string violation;
+      if (!forward_client_message(m, violation)) {
+        co_await fatal(pr::sqlstate::protocol_violation, violation);
+        co_return;
+      }
+      in_.consume(m.wire_size);
+    }
+
+    // Locally answered requests go out before what they precede reaches the server.
+    if (!client_out_.empty()) {
+      if (!co_await write_client(client_out_)) co_return;
+      client_out_.clear();
+    }
+    if (!server_out_.empty()) {
+      if (attached_) {
+        auto sc = attached_;
+        server_writing_ = true;
+        error_code ec;
+        co_await asio::async_write(sc->socket, asio::buffer(server_out_), asio::redirect_error(use_awaitable, ec));
+        server_writing_ = false;
+        // A failed write shows up in the server reader as a failed read too; it reports it.
+      }
+      server_out_.clear();
+    }
+    if (shutdown_requested_ && !attached_) {
+      co_await fatal(pr::sqlstate::admin_shutdown, "terminating connection due to administrator command");
+      co_return;
+    }
+    if (client_closed_) co_return;
+
+    error_code ec;
+    auto n = co_await client_.async_read_some(asio::buffer(in_.write_ptr(), in_.writable()),
+                                              asio::redirect_error(use_awaitable, ec));
+    if (ec) {
+      if (shutdown_requested_ && !attached_)
+        co_await fatal(pr::sqlstate::admin_shutdown, "terminating connection due to administrator command");
+      co_return;
+    }
+    in_.commit(n);
+  }
+}
+
+bool session::forward_client_message(const pr::frame& m, std::string& violation) {
+  auto& sc = *attached_;
+  auto& pl = sc.pipeline;
+  auto fail = [&](const pr::protocol_error& e) {
+    violation = e.message;
+    return false;
+  };
+  auto raw = [&] { server_out_.append(m.body.data() - pr::typed_header_size, m.wire_size); };
+
+  // After an error the server skips everything up to Sync; so does Meridian, without sending it.
+  if (pl.discarding() && m.type != fe_t::sync) {
+    if (auto v = pr::fe::validate(m.type, m.body); !v) return fail(v.error());
+    return true;
+  }
+
+  switch (m.type) {
+    case fe_t::query: {
+      auto q = pr::fe::parse_query(m.body);
+      if (!q) return fail(q.error());
+      raw();
+      pl.sent(fe_t::query);
+      break;
+    }
+    case fe_t::parse: {
+      auto p = pr::fe::parse_parse(m.body);
+      if (!p) return fail(p.error());
+      sc.batch_open = true;
+      if (p->statement.empty()) {
+        raw();
+        pl.sent(fe_t::parse);
+        break;
+      }
+      // Statements are renamed by content, so every client preparing the same text shares one
+      // server-side statement, and a name never collides with another client's.
+      auto content = m.body.substr(p->statement.size() + 1);
+      auto& st = statements_[std::string(p->statement)];
+      st.server_name = server_statement_name(content);
+      st.parse_message.clear();
+      {
+        pr::message_writer w(st.parse_message, fe_t::parse);
+        w.cstring(st.server_name).bytes(content);
+      }
+      if (sc.statements.touch(st.server_name)) {
+        pl.sent(pr::pending_request{pr::request_kind::parse, false, true});
+      } else {
+        if (auto evicted = sc.statements.insert(st.server_name)) {
+          pr::fe::serialize(pr::fe::close{pr::fe::target_kind::statement, *evicted}, server_out_);
+          pl.sent(pr::pending_request{pr::request_kind::close, true, false});
+        }
+        server_out_ += st.parse_message;
+        pl.sent(fe_t::parse);
+        sc.parses_in_flight.push_back(st.server_name);
+      }
+      break;
+    }
+    case fe_t::bind: {
+      auto b = pr::fe::parse_bind(m.body);
+      if (!b) return fail(b.error());
+      sc.batch_open = true;
+      auto it = b->statement.empty() ? statements_.end() : statements_.find(std::string(b->statement));
+      if (it == statements_.end()) {
+        raw();  // unnamed, or unknown: the server reports 26000 itself
+      } else {
+        ensure_prepared(sc, it->second);
+        pr::fe::serialize(pr::fe::bind{b->portal, it->second.server_name, b->tail}, server_out_);
+      }
+      pl.sent(fe_t::bind);
+      break;
+    }
+    case fe_t::describe: {
+      auto d = pr::fe::parse_describe(m.body);
+      if (!d) return fail(d.error());
+      sc.batch_open = true;
+      auto it = (d->kind == pr::fe::target_kind::statement && !d->name.empty())
+                    ? statements_.find(std::string(d->name))
+                    : statements_.end();
+      if (it == statements_.end()) {
+        raw();
+      } else {
+        ensure_prepared(sc, it->second);
+        pr::fe::serialize(pr::fe::describe{pr::fe::target_kind::statement, it->second.server_name}, server_out_);
+      }
+      pl.sent(fe_t::describe, static_cast<char>(d->kind));
+      break;
+    }
+    case fe_t::close: {
+      auto c = pr::fe::parse_close(m.body);
+      if (!c) return fail(c.error());
+      sc.batch_open = true;
+      if (c->kind == pr::fe::target_kind::statement && !c->name.empty()) {
+        // The server-side statement may serve other clients; only this client's name goes away.
+        statements_.erase(std::string(c->name));
+        pl.sent(pr::pending_request{pr::request_kind::close, false, true});
+      } else {
+        raw();
+        pl.sent(fe_t::close);
+      }
+      break;
+    }
+    case fe_t::execute: {
+      auto e = pr::fe::parse_execute(m.body);
+      if (!e) return fail(e.error());
+      sc.batch_open = true;
+      raw();
+      pl.sent(fe_t::execute);
+      break;
+    }
+    case fe_t::sync:
+      if (auto v = pr::fe::parse_empty(m.body, "Sync"); !v) return fail(v.error());
+      raw();
+      pl.sent(fe_t::sync);
+      sc.batch_open = false;
+      break;
+    case fe_t::flush:
+      if (auto v = pr::fe::parse_empty(m.body, "Flush"); !v) return fail(v.error());
+      sc.batch_open = true;
+      raw();
+      break;
+    case fe_t::function_call: {
+      auto f = pr::fe::parse_function_call(m.body);
+      if (!f) return fail(f.error());
+      raw();
+      pl.sent(fe_t::function_call);
+      break;
+    }
+    case fe_t::copy_data:
+      raw();
+      break;
+    case fe_t::copy_done:
+    case fe_t::copy_fail: {
+      auto v = pr::fe::validate(m.type, m.body);
+      if (!v) return fail(v.error());
+      raw();
+      break;
+    }
+    default:
+      violation = "invalid frontend message type " + std::to_string(static_cast<unsigned char>(m.type));
+      return false;
+  }
+  answer_local_requests(sc, client_out_);
+  return true;
+}
+
+void session::ensure_prepared(server_connection& sc, const prepared_statement& st) {
+  if (sc.statements.touch(st.server_name)) return;
+  if (auto evicted = sc.statements.insert(st.server_name)) {
+    pr::fe::serialize(pr::fe::close{pr::fe::target_kind::statement, *evicted}, server_out_);
+    sc.pipeline.sent(pr::pending_request{pr::request_kind::close, true, false});
+  }
+  server_out_ += st.parse_message;
+  sc.pipeline.sent(pr::pending_request{pr::request_kind::parse, true, false});
+  sc.parses_in_flight.push_back(st.server_name);
+}
+
+void session::answer_local_requests(server_connection& sc, std::string& out) {
+  while (auto r = sc.pipeline.take_local()) {
+    pr::be::serialize_empty(r->kind == pr::request_kind::parse ? be_t::parse_complete : be_t::close_complete, out);
+  }
+}
+
+awaitable<std::optional<server_error>> session::attach(bool spawn_reader) {
+  auto decision = routing::choose_node(worker_.topology(), routing::route_request{});
+  if (!decision.node)
+    co_return server_error{std::string(pr::sqlstate::connection_failure), "no primary node is available"};
+  auto& p = worker_.pool_for(pool_key{*decision.node, user_, database_}, user_cfg_);
+  auto r = co_await p.acquire(clock::now() + worker_.cfg().wait_timeout);
+  if (!r) {
+    spdlog::warn("[c{}] no server connection to {}: {}", id_, p.node().name, r.error().message);
+    co_return r.error();
+  }
+  auto sc = std::move(*r);
+  if (auto err = co_await sync_params(*sc)) {
+    if (sc->tx == pr::tx_status::idle && sc->socket.is_open()) {
+      p.release(sc);
+    } else {
+      p.discard(sc);
+    }
+    co_return err;
+  }
+  attached_ = sc;
+  if (spawn_reader) asio::co_spawn(client_.get_executor(), server_reader(shared_from_this(), sc), asio::detached);
+  co_return std::nullopt;
+}
+
+awaitable<std::optional<server_error>> session::sync_params(server_connection& sc) {
+  if (sc.synced_session == id_ && sc.synced_version == params_version_) co_return std::nullopt;
+  auto sql = parameter_sync_sql(wanted_, sc.params, sc.baseline);
+  if (!sql.empty()) {
+    auto r = co_await sc.run_internal_query(sql, worker_.cfg().max_message_bytes);
+    if (!r) co_return r.error();
+    // Parameters the server does not report: record what we set or reset.
+    for (const auto& [k, v] : wanted_) sc.params[k] = v;
+    std::erase_if(sc.params, [&](const auto& kv) { return !wanted_.count(kv.first) && !sc.baseline.count(kv.first); });
+  }
+  sc.synced_session = id_;
+  sc.synced_version = params_version_;
+  co_return std::nullopt;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Query phase: server → client
+
+bool session::releasable(const server_connection& sc) const {
+  return mode() == pool_mode::transaction && sc.pipeline.empty() && sc.tx == pr::tx_status::idle && !sc.batch_open &&
+         !server_writing_ && server_out_.empty() && sc.passthrough == 0;
+}
+
+awaitable<void> session::server_reader(std::shared_ptr<session> self, server_conn_ptr sc) {
+  for (;;) {
+    if (self->ended_ || self->attached_ != sc) {
+      const bool idle = sc->pipeline.empty() && sc->tx == pr::tx_status::idle && !sc->batch_open && sc->passthrough == 0;
+      co_await self->finish_server(sc, idle);
+      co_return;
+    }
+    error_code ec;
+    auto n = co_await sc->socket.async_read_some(asio::buffer(sc->in.write_ptr(), sc->in.writable()),
+                                                 asio::redirect_error(use_awaitable, ec));
+    if (ec) {
+      if (self->ended_) continue;  // woken by the session's end: decide above
+      co_await self->on_server_lost(sc, ec == asio::error::eof ? "server closed the connection" : ec.message());
+      co_return;
+    }
+    sc->in.commit(n);
+    auto chunk = self->process_server_chunk(*sc);
+    if (chunk.broken) {
+      co_await self->on_server_lost(sc, chunk.broken);
+      co_return;
+    }
+    if (!self->segments_.empty()) {
+      auto data = sc->in.readable();
+      self->buffers_.clear();
+      for (const auto& s : self->segments_)
+        self->buffers_.emplace_back((s.generated ? self->generated_.data() : data.data()) + s.offset, s.length);
+      if (!co_await self->write_client(self->buffers_)) {
+        self->ended_ = true;
+        sc->in.consume(chunk.consumed);
+        continue;
+      }
+    }
+    sc->in.consume(chunk.consumed);
+    sc->in.reserve(chunk.need);
+    if (sc->in.capacity() > (1u << 20) && sc->in.readable().size() < 16384) sc->in.shrink(16384);
+    if (self->attached_ == sc && self->releasable(*sc)) {
+      self->attached_.reset();
+      sc->last_used = clock::now();
+      sc->owner->release(sc);
+      if (self->shutdown_requested_) {
+        // The client is between transactions: wake its reader so it can leave.
+        error_code ignored;
+        self->client_.cancel(ignored);
+      }
+      co_return;
+    }
+  }
+}
+
+session::chunk_result session::process_server_chunk(server_connection& sc) {
+  chunk_result result;
+  segments_.clear();
+  generated_.clear();
+  const auto data = sc.in.readable();
+  std::size_t pos = 0;
+  std::size_t run_start = 0;
+  auto close_run = [&] {
+    if (pos > run_start) segments_.push_back({false, run_start, pos - run_start});
+    run_start = pos;
+  };
+  auto emit_generated = [&](std::size_t from) {
+    if (generated_.size() > from) {
+      close_run();
+      segments_.push_back({true, from, generated_.size() - from});
+    }
+  };
+  const auto max_message = worker_.cfg().max_message_bytes;
+  // Server messages may be larger than what we accept from clients (big rows): only those we
+  // must inspect are held whole; rows and COPY data stream through.
+  const std::size_t max_server_message = std::size_t{1} << 30;
+
+  while (pos < data.size()) {
+    if (sc.passthrough > 0) {
+      auto take = std::min(sc.passthrough, data.size() - pos);
+      pos += take;
+      sc.passthrough -= take;
+      continue;
+    }
+    auto r = pr::next_frame(data.substr(pos), max_server_message);
+    if (r.status == pr::frame_status::invalid) {
+      result.broken = "invalid message from server";
+      return result;
+    }
+    if (r.status == pr::frame_status::need_more) {
+      const char type = data.size() - pos >= pr::typed_header_size ? data[pos] : '\0';
+      if ((type == be_t::data_row || type == be_t::copy_data) && r.needed > 0) {
+        auto v = sc.pipeline.received(type);
+        if (v.unexpected) {
+          result.broken = "unexpected message from server";
+          return result;
+        }
+        if (v.forward) {
+          sc.passthrough = r.needed - (data.size() - pos);
+          pos = data.size();
+          continue;
+        }
+      }
+      if (r.needed > max_message && type != be_t::data_row && type != be_t::copy_data) {
+        result.broken = "server message exceeds the maximum message size";
+        return result;
+      }
+      result.need = r.needed;
+      break;
+    }
+    const auto& m = r.msg;
+    auto v = sc.pipeline.received(m.type);
+    if (v.unexpected) {
+      result.broken = "unexpected message from server";
+      return result;
+    }
+    bool forward = v.forward;
+    switch (m.type) {
+      case be_t::ready_for_query: {
+        auto rfq = pr::be::parse_ready_for_query(m.body);
+        if (!rfq) {
+          result.broken = "invalid ReadyForQuery from server";
+          return result;
+        }
+        sc.tx = rfq->status;
+        break;
+      }
+      case be_t::parameter_status: {
+        auto ps = pr::be::parse_parameter_status(m.body);
+        if (!ps) {
+          result.broken = "invalid ParameterStatus from server";
+          return result;
+        }
+        auto name = lower(ps->name);
+        sc.params[name] = std::string(ps->value);
+        if (is_tracked_parameter(name)) {
+          if (forward) {
+            wanted_[name] = std::string(ps->value);
+            ++params_version_;
+            sc.synced_session = id_;
+            sc.synced_version = params_version_;
+          }
+        } else {
+          if (is_tainting_parameter(name)) sc.tainted = true;
+          forward = false;  // server-level values (in_hot_standby, server_version) stay as presented
+        }
+        break;
+      }
+      case be_t::parse_complete:
+        if (!sc.parses_in_flight.empty()) sc.parses_in_flight.pop_front();
+        break;
+      case be_t::command_complete: {
+        // These drop every prepared statement on the server, and the client's too.
+        auto tag = m.body.substr(0, m.body.empty() ? 0 : m.body.size() - 1);
+        if (tag == "DEALLOCATE ALL" || tag == "DISCARD ALL") {
+          sc.statements.clear();
+          statements_.clear();
+        }
+        break;
+      }
+      case be_t::error_response:
+        if (v.unsolicited) {
+          // Nothing was asked: the server is going away (terminated, shutting down).
+          sc.tainted = true;
+          forward = false;
+          auto fields = pr::be::parse_error_fields(m.body);
+          spdlog::warn("[c{}] server {} sent an unsolicited error: {}", id_, sc.node.value,
+                       fields ? std::string(fields->get('M')) : std::string("(malformed)"));
+        }
+        break;
+      default:
+        break;
+    }
+    if (!sc.pipeline.discarded().empty()) reconcile_discarded(sc);
+    if (forward) {
+      pos += m.wire_size;
+    } else {
+      close_run();
+      pos += m.wire_size;
+      run_start = pos;
+    }
+    auto before = generated_.size();
+    answer_local_requests(sc, generated_);
+    emit_generated(before);
+  }
+  close_run();
+  result.consumed = pos;
+  return result;
+}
+
+void session::reconcile_discarded(server_connection& sc) {
+  for (const auto& d : sc.pipeline.discarded()) {
+    if (d.kind == pr::request_kind::parse && !d.local && !sc.parses_in_flight.empty()) {
+      sc.statements.erase(sc.parses_in_flight.front());
+      sc.parses_in_flight.pop_front();
+    }
+  }
+  sc.pipeline.discarded().clear();
+}
+
+awaitable<void> session::finish_server(server_conn_ptr sc, bool healthy) {
+  if (attached_ == sc) attached_.reset();
+  auto* p = sc->owner;
+  if (!healthy || sc->tainted) {
+    p->discard(sc);
+    co_return;
+  }
+  if (mode() == pool_mode::session) {
+    // Session pooling hands a connection to the next client only after a reset.
+    auto r = co_await sc->run_internal_query(worker_.cfg().reset_query, worker_.cfg().max_message_bytes);
+    if (!r || sc->tx != pr::tx_status::idle) {
+      p->discard(sc);
+      co_return;
+    }
+    sc->statements.clear();
+    sc->params = sc->baseline;
+    sc->synced_session = 0;
+  }
+  p->release(sc);
+}
+
+awaitable<void> session::on_server_lost(server_conn_ptr sc, const std::string& why) {
+  const bool busy = !sc->pipeline.empty() || sc->tx != pr::tx_status::idle || sc->batch_open || sc->passthrough > 0;
+  if (attached_ == sc) attached_.reset();
+  sc->owner->discard(sc);
+  const auto& node_name = worker_.topology().at(sc->node).name;
+  if (!busy && mode() == pool_mode::transaction) {
+    spdlog::info("[c{}] idle server connection to {} lost: {}", id_, node_name, why);
+    co_return;
+  }
+  // The client's query or transaction died with the server connection; PostgreSQL would have
+  // closed the client's connection too.
+  spdlog::warn("[c{}] server connection to {} lost mid-transaction: {}", id_, node_name, why);
+  co_await fatal(pr::sqlstate::connection_failure,
+                 "server connection to \"" + node_name + "\" was lost: " + why);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output to the client, shared by both directions
+
+awaitable<bool> session::write_client(const std::vector<asio::const_buffer>& buffers) {
+  if (client_closed_) co_return false;
+  if (writing_) {
+    // Another write is in progress: queue behind it, preserving order, with a bound.
+    for (const auto& b : buffers) backlog_.append(static_cast<const char*>(b.data()), b.size());
+    while (!client_closed_ && writing_ && backlog_.size() > backlog_limit) {
+      error_code ignored;
+      co_await drained_.async_wait(asio::redirect_error(use_awaitable, ignored));
+    }
+    co_return !client_closed_;
+  }
+  writing_ = true;
+  error_code ec;
+  co_await asio::async_write(client_, buffers, asio::redirect_error(use_awaitable, ec));
+  while (!ec && !backlog_.empty()) {
+    std::swap(backlog_, inflight_);
+    co_await asio::async_write(client_, asio::buffer(inflight_), asio::redirect_error(use_awaitable, ec));
+    inflight_.clear();
+  }
+  writing_ = false;
+  drained_.cancel();
+  if (ec) {
+    close_client();
+    co_return false;
+  }
+  co_return true;
+}
+
+awaitable<bool> session::write_client(const std::string& bytes) {
+  std::vector<asio::const_buffer> one{asio::buffer(bytes)};
+  co_return co_await write_client(one);
+}
+
+awaitable<void> session::fatal(std::string_view sqlstate, const std::string& message) {
+  if (client_closed_) co_return;
+  auto msg = error_message(pr::severity::fatal, sqlstate, message);
+  co_await write_client(msg);
+  close_client();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cancel and shutdown
+
+void session::cancel_running_query() {
+  if (!attached_) return;  // nothing is running
+  const auto& sc = *attached_;
+  asio::co_spawn(client_.get_executor(), forward_cancel(worker_.topology().at(sc.node), sc.key), asio::detached);
+}
+
+awaitable<void> session::forward_cancel(routing::node node, pr::be::backend_key_data key) {
+  auto ex = client_.get_executor();
+  tcp::socket s(ex);
+  tcp::resolver resolver(ex);
+  error_code ec;
+  auto endpoints = co_await resolver.async_resolve(node.host, std::to_string(node.port), asio::redirect_error(use_awaitable, ec));
+  if (ec) co_return;
+  co_await asio::async_connect(s, endpoints, asio::redirect_error(use_awaitable, ec));
+  if (ec) {
+    spdlog::warn("[c{}] could not forward cancel to {}: {}", id_, node.name, ec.message());
+    co_return;
+  }
+  std::string packet;
+  pr::serialize(pr::cancel_request{key.process_id, key.secret_key}, packet);
+  co_await asio::async_write(s, asio::buffer(packet), asio::redirect_error(use_awaitable, ec));
+  // The server closes the connection when it has processed the request.
+  char byte;
+  co_await s.async_read_some(asio::buffer(&byte, 1), asio::redirect_error(use_awaitable, ec));
+  worker_.shared().cancels_forwarded.fetch_add(1);
+  spdlog::info("[c{}] cancel forwarded to {}", id_, node.name);
+}
+
+void session::request_shutdown() {
+  shutdown_requested_ = true;
+  if (!attached_) {
+    // Between transactions: wake the reader so it can say goodbye now.
+    error_code ignored;
+    client_.cancel(ignored);
+  }
+}
+
+}  // namespace meridian::proxy

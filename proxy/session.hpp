@@ -1,0 +1,117 @@
+#pragma once
+// One client connection: start-up and authentication, then the query phase, where the client's
+// messages are forwarded to a server connection checked out per transaction (or per session)
+// and the server's answers are forwarded back. Two coroutines run while a server is attached,
+// one per direction, on the worker's single thread.
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "protocol/framing.hpp"
+#include "protocol/startup.hpp"
+#include "proxy/asio.hpp"
+#include "proxy/byte_buffer.hpp"
+#include "proxy/cancel_registry.hpp"
+#include "proxy/config.hpp"
+#include "proxy/server_connection.hpp"
+
+namespace meridian::proxy {
+
+class worker;
+class pool;
+
+class session : public std::enable_shared_from_this<session> {
+ public:
+  session(worker& w, tcp::socket socket);
+  ~session();
+  session(const session&) = delete;
+  session& operator=(const session&) = delete;
+
+  void start();
+  // Forwards a cancel to the server running this client's query, if any. Session's thread only.
+  void cancel_running_query();
+  // Leave as soon as no transaction is open. Session's thread only.
+  void request_shutdown();
+
+ private:
+  // A named prepared statement of this client, and the Parse that recreates it on any server.
+  struct prepared_statement {
+    std::string server_name;
+    std::string parse_message;
+  };
+  // Where a piece of client-bound output comes from when a server chunk is relayed.
+  struct segment {
+    bool generated;
+    std::size_t offset;
+    std::size_t length;
+  };
+  struct chunk_result {
+    std::size_t consumed = 0;
+    std::size_t need = 0;
+    const char* broken = nullptr;
+  };
+
+  static awaitable<void> run(std::shared_ptr<session> self);
+  static awaitable<void> server_reader(std::shared_ptr<session> self, server_conn_ptr sc);
+
+  awaitable<bool> startup();
+  awaitable<bool> read_startup_packet(protocol::startup_message& out_msg, std::string& storage);
+  awaitable<bool> authenticate();
+  awaitable<void> serve();
+  awaitable<std::optional<server_error>> attach(bool spawn_reader);
+  awaitable<std::optional<server_error>> sync_params(server_connection& sc);
+  awaitable<void> finish_server(server_conn_ptr sc, bool healthy);
+  awaitable<void> on_server_lost(server_conn_ptr sc, const std::string& why);
+  awaitable<bool> write_client(const std::vector<asio::const_buffer>& buffers);
+  awaitable<bool> write_client(const std::string& bytes);
+  awaitable<void> fatal(std::string_view sqlstate, const std::string& message);
+  awaitable<void> forward_cancel(routing::node node, protocol::be::backend_key_data key);
+
+  // Appends one client message (renamed where needed) to server_out_; false on a malformed message.
+  bool forward_client_message(const protocol::frame& m, std::string& violation);
+  void ensure_prepared(server_connection& sc, const prepared_statement& st);
+  void answer_local_requests(server_connection& sc, std::string& out);
+  chunk_result process_server_chunk(server_connection& sc);
+  void reconcile_discarded(server_connection& sc);
+  [[nodiscard]] bool releasable(const server_connection& sc) const;
+  void close_client();
+  [[nodiscard]] pool_mode mode() const;
+
+  worker& worker_;
+  tcp::socket client_;
+  std::uint64_t id_;
+  std::string peer_;
+  byte_buffer in_{8192};
+  std::string client_out_;
+  std::string server_out_;
+
+  bool writing_ = false;
+  std::string backlog_;
+  std::string inflight_;
+  asio::steady_timer drained_;
+  bool client_closed_ = false;
+  bool counted_ = false;
+
+  std::string user_;
+  std::string database_;
+  const user_config* user_cfg_ = nullptr;
+  param_map wanted_;  // the client's view of its session parameters (lower-case names)
+  std::uint64_t params_version_ = 1;
+  std::optional<cancel_key> cancel_key_;
+
+  std::unordered_map<std::string, prepared_statement> statements_;
+
+  server_conn_ptr attached_;
+  bool server_writing_ = false;
+  bool skipping_until_sync_ = false;
+  bool ended_ = false;
+  bool shutdown_requested_ = false;
+
+  std::vector<segment> segments_;
+  std::string generated_;
+  std::vector<asio::const_buffer> buffers_;
+};
+
+}  // namespace meridian::proxy

@@ -1,0 +1,117 @@
+#include "proxy/worker.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "protocol/md5.hpp"
+#include "protocol/scram.hpp"
+#include "proxy/session.hpp"
+
+namespace meridian::proxy {
+
+using clock = std::chrono::steady_clock;
+
+worker::worker(shared_state& shared, unsigned index, routing::topology_ptr topology)
+    : shared_(shared), index_(index), topology_(std::move(topology)) {}
+
+void worker::listen() {
+  const auto& c = cfg();
+  tcp::endpoint ep(asio::ip::make_address(c.listen_host), c.listen_port);
+  acceptor_.open(ep.protocol());
+  acceptor_.set_option(tcp::acceptor::reuse_address(true));
+  // Every worker binds the same port; the kernel spreads connections across them. A second
+  // Meridian started for a rolling restart can bind it too.
+  acceptor_.set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true));
+  acceptor_.bind(ep);
+  acceptor_.listen(asio::socket_base::max_listen_connections);
+  asio::co_spawn(io_, accept_loop(), asio::detached);
+  asio::co_spawn(io_, sweep_loop(), asio::detached);
+}
+
+void worker::run() { io_.run(); }
+
+awaitable<void> worker::accept_loop() {
+  for (;;) {
+    error_code ec;
+    auto socket = co_await acceptor_.async_accept(asio::redirect_error(use_awaitable, ec));
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+      spdlog::warn("accept failed: {}", ec.message());
+      // Out of descriptors and the like: back off briefly instead of spinning.
+      asio::steady_timer t(io_, std::chrono::milliseconds(50));
+      co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
+      continue;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    std::make_shared<session>(*this, std::move(socket))->start();
+  }
+}
+
+awaitable<void> worker::sweep_loop() {
+  for (;;) {
+    sweep_timer_.expires_after(std::chrono::seconds(1));
+    error_code ec;
+    co_await sweep_timer_.async_wait(asio::redirect_error(use_awaitable, ec));
+    if (ec || draining_) co_return;
+    auto now = clock::now();
+    for (auto& [key, p] : pools_) p->sweep(now);
+  }
+}
+
+pool& worker::pool_for(const pool_key& key, const user_config* user) {
+  auto it = pools_.find(key);
+  if (it != pools_.end()) return *it->second;
+  const auto& c = cfg();
+  pool_settings settings;
+  settings.max_size = std::max<std::size_t>(1, c.pool_size / c.threads);
+  settings.connect_timeout = c.connect_timeout;
+  settings.idle_timeout = c.idle_timeout;
+  settings.server_lifetime = c.server_lifetime;
+  settings.max_prepared_per_server = c.max_prepared_per_server;
+  settings.max_message_bytes = c.max_message_bytes;
+  server_login login{key.user, key.database, std::nullopt};
+  if (user) {
+    if (user->server_password) {
+      login.password = user->server_password;
+    } else if (!user->secret.empty() && !protocol::is_md5_secret(user->secret) &&
+               !protocol::scram_verifier::parse(user->secret)) {
+      login.password = user->secret;
+    }
+  }
+  auto p = std::make_unique<pool>(io_.get_executor(), key, topology_->at(key.node), std::move(login), settings);
+  return *pools_.emplace(key, std::move(p)).first->second;
+}
+
+void worker::remove_session(session* s) {
+  sessions_.erase(s);
+  maybe_stop();
+}
+
+void worker::maybe_stop() {
+  if (draining_ && sessions_.empty()) {
+    for (auto& [key, p] : pools_) p->close_idle();
+    io_.stop();
+  }
+}
+
+void worker::begin_shutdown() {
+  asio::post(io_, [this] {
+    if (draining_) return;
+    draining_ = true;
+    error_code ignored;
+    acceptor_.close(ignored);
+    sweep_timer_.cancel();
+    auto sessions = sessions_;
+    for (auto* s : sessions) s->request_shutdown();
+    // Transactions get shutdown_timeout to finish; then the worker stops regardless.
+    auto timer = std::make_shared<asio::steady_timer>(io_, cfg().shutdown_timeout);
+    timer->async_wait([this, timer](error_code ec) {
+      if (!ec) {
+        spdlog::warn("worker {}: shutdown timeout with {} client(s) still connected", index_, sessions_.size());
+        io_.stop();
+      }
+    });
+    maybe_stop();
+  });
+}
+
+}  // namespace meridian::proxy

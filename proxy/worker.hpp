@@ -1,0 +1,68 @@
+#pragma once
+// One thread, one io_context, its own listener (SO_REUSEPORT spreads connections across
+// workers) and its own pools: a client and the server connection it uses live on the same
+// thread, so the data path takes no lock.
+#include <atomic>
+#include <memory>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "proxy/asio.hpp"
+#include "proxy/cancel_registry.hpp"
+#include "proxy/config.hpp"
+#include "proxy/pool.hpp"
+#include "routing/topology.hpp"
+
+namespace meridian::proxy {
+
+class session;
+
+// State every worker shares. Only the cancel registry and counters change after start.
+struct shared_state {
+  config_ptr cfg;
+  cancel_registry cancels;
+  std::atomic<std::size_t> clients{0};
+  std::atomic<std::uint64_t> next_session_id{1};
+  std::atomic<std::uint64_t> cancels_forwarded{0};
+};
+
+class worker {
+ public:
+  worker(shared_state& shared, unsigned index, routing::topology_ptr topology);
+  worker(const worker&) = delete;
+  worker& operator=(const worker&) = delete;
+
+  // Binds the listener; throws on failure (port in use) so start-up fails loudly.
+  void listen();
+  void run();
+  // Stop accepting; ask sessions to finish their transactions and leave. Thread-safe.
+  void begin_shutdown();
+
+  [[nodiscard]] pool& pool_for(const pool_key& key, const user_config* user);
+  [[nodiscard]] const config& cfg() const { return *shared_.cfg; }
+  [[nodiscard]] const routing::topology& topology() const { return *topology_; }
+  [[nodiscard]] shared_state& shared() { return shared_; }
+  [[nodiscard]] asio::io_context& io() { return io_; }
+  [[nodiscard]] bool draining() const { return draining_; }
+  [[nodiscard]] unsigned index() const { return index_; }
+
+  void add_session(session* s) { sessions_.insert(s); }
+  void remove_session(session* s);
+
+ private:
+  awaitable<void> accept_loop();
+  awaitable<void> sweep_loop();
+  void maybe_stop();
+
+  shared_state& shared_;
+  unsigned index_;
+  asio::io_context io_{1};
+  tcp::acceptor acceptor_{io_};
+  asio::steady_timer sweep_timer_{io_};
+  routing::topology_ptr topology_;
+  std::unordered_map<pool_key, std::unique_ptr<pool>, pool_key_hash> pools_;
+  std::unordered_set<session*> sessions_;
+  bool draining_ = false;
+};
+
+}  // namespace meridian::proxy
