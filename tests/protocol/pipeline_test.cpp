@@ -1,0 +1,135 @@
+// Scripted request/response sequences: which answers are forwarded, when a connection is idle,
+// and what an error discards.
+#include <catch2/catch.hpp>
+
+#include "protocol/pipeline.hpp"
+
+using namespace meridian::protocol;
+
+namespace {
+// Feeds backend message types; returns the forwarded ones as a string.
+std::string feed(pipeline& p, std::string_view types) {
+  std::string forwarded;
+  for (char t : types) {
+    auto v = p.received(t);
+    REQUIRE_FALSE(v.unexpected);
+    if (v.forward) forwarded.push_back(t);
+  }
+  return forwarded;
+}
+void send(pipeline& p, std::string_view types) {
+  for (char t : types) p.sent(t);
+}
+}  // namespace
+
+TEST_CASE("simple query cycle", "[protocol][pipeline]") {
+  pipeline p;
+  CHECK(p.empty());
+  send(p, "Q");
+  CHECK_FALSE(p.empty());
+  CHECK(p.outstanding_syncs() == 1);
+  CHECK(feed(p, "TDDCZ") == "TDDCZ");
+  CHECK(p.empty());
+}
+
+TEST_CASE("multi-statement simple query with an error", "[protocol][pipeline]") {
+  pipeline p;
+  send(p, "Q");
+  CHECK(feed(p, "CTDCEZ") == "CTDCEZ");
+  CHECK(p.empty());
+}
+
+TEST_CASE("extended batch", "[protocol][pipeline]") {
+  pipeline p;
+  send(p, "PBDES");
+  CHECK(feed(p, "12TDDC") == "12TDDC");
+  CHECK_FALSE(p.empty());
+  CHECK(feed(p, "Z") == "Z");
+  CHECK(p.empty());
+}
+
+TEST_CASE("describe statement yields parameter description then row description", "[protocol][pipeline]") {
+  pipeline p;
+  p.sent('P');
+  p.sent('D', 'S');
+  p.sent('S');
+  CHECK(feed(p, "1tnZ") == "1tnZ");
+  CHECK(p.empty());
+}
+
+TEST_CASE("injected Parse answers are swallowed", "[protocol][pipeline]") {
+  pipeline p;
+  p.sent(pending_request{request_kind::parse, true});  // Meridian's own Parse
+  send(p, "BES");
+  CHECK(feed(p, "12DCZ") == "2DCZ");
+  CHECK(p.empty());
+}
+
+TEST_CASE("local requests are answered in turn", "[protocol][pipeline]") {
+  pipeline p;
+  p.sent('Q');
+  p.sent(pending_request{request_kind::parse, false, true});  // answered by Meridian
+  p.sent('S');
+  CHECK_FALSE(p.take_local());  // the query is still ahead of it
+  CHECK(feed(p, "CZ") == "CZ");
+  auto local = p.take_local();
+  REQUIRE(local);
+  CHECK(local->kind == request_kind::parse);
+  CHECK(feed(p, "Z") == "Z");
+  CHECK(p.empty());
+}
+
+TEST_CASE("an extended-protocol error discards everything up to Sync", "[protocol][pipeline]") {
+  pipeline p;
+  p.sent(pending_request{request_kind::parse, true, false, 7});
+  send(p, "BES");
+  auto v = p.received('E');
+  CHECK(v.forward);  // the client learns why its Bind never ran
+  CHECK(v.synthetic_error);
+  REQUIRE(p.discarded().size() == 3);
+  CHECK(p.discarded()[0].tag == 7);
+  CHECK(p.discarded()[1].kind == request_kind::bind);
+  CHECK(p.discarded()[2].kind == request_kind::execute);
+  CHECK(feed(p, "Z") == "Z");
+  CHECK(p.empty());
+}
+
+TEST_CASE("an error before the Sync arrives makes the pipeline discard until Sync", "[protocol][pipeline]") {
+  pipeline p;
+  send(p, "PB");  // client flushed without Sync
+  CHECK(feed(p, "E") == "E");
+  CHECK(p.discarding());
+  CHECK_FALSE(p.empty());
+  p.sent('E');  // still ignored by the server
+  CHECK(p.discarded().size() == 3);  // Parse and Bind at the error, then the Execute
+  p.sent('S');
+  CHECK_FALSE(p.discarding());
+  CHECK(feed(p, "Z") == "Z");
+  CHECK(p.empty());
+}
+
+TEST_CASE("asynchronous messages belong to no request", "[protocol][pipeline]") {
+  pipeline p;
+  CHECK(feed(p, "SNA") == "SNA");
+  CHECK(p.empty());
+  auto v = p.received('E');
+  CHECK(v.unsolicited);
+}
+
+TEST_CASE("responses no request explains are flagged", "[protocol][pipeline]") {
+  pipeline p;
+  CHECK(p.received('Z').unexpected);
+  CHECK(p.received('1').unexpected);
+  pipeline q;
+  q.sent('B');
+  CHECK(q.received('1').unexpected);
+}
+
+TEST_CASE("COPY inside a simple query", "[protocol][pipeline]") {
+  pipeline p;
+  send(p, "Q");
+  p.sent('d');
+  p.sent('c');
+  CHECK(feed(p, "GCZ") == "GCZ");
+  CHECK(p.empty());
+}

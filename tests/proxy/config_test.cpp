@@ -1,0 +1,137 @@
+#include <catch2/catch.hpp>
+
+#include "proxy/config.hpp"
+
+using namespace meridian::proxy;
+
+namespace {
+const std::string minimal = R"(
+region: eu-west-1
+nodes:
+  - { name: us-east-1, host: 127.0.0.1, port: 5432, role: primary }
+  - { name: eu-west-1, host: 127.0.0.1, port: 5433, role: replica }
+users:
+  - { name: app, password: secret }
+)";
+
+std::string error_of(const std::string& yaml) {
+  try {
+    (void)load_config_string(yaml);
+  } catch (const config_error& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST_CASE("a minimal config loads with defaults", "[proxy][config]") {
+  auto c = load_config_string(minimal);
+  CHECK(c.region == "eu-west-1");
+  CHECK(c.listen_port == 6432);
+  CHECK(c.nodes.size() == 2);
+  CHECK(c.nodes[0].region == "us-east-1");  // defaults to the name
+  CHECK(c.nodes[1].configured_role == meridian::routing::node_role::replica);
+  CHECK(c.mode == pool_mode::transaction);
+  CHECK(c.auth == auth_method::scram_sha_256);
+  REQUIRE(c.find_user("app"));
+  CHECK(c.find_user("app")->secret == "secret");
+  CHECK_FALSE(c.find_user("nobody"));
+}
+
+TEST_CASE("every setting is read", "[proxy][config]") {
+  auto c = load_config_string(R"(
+region: us-east-1
+listen: { host: 0.0.0.0, port: 7000 }
+threads: 4
+nodes:
+  - { name: p, region: us-east-1, host: db, port: 5000, role: primary }
+pool:
+  mode: session
+  size: 50
+  connect_timeout: 250ms
+  idle_timeout: 2m
+  wait_timeout: 3s
+  server_lifetime: 1h
+  max_prepared_statements: 100
+  reset_query: "DISCARD ALL"
+limits: { max_clients: 99, max_message_size: 2MiB, startup_timeout: 4s, shutdown_timeout: 5s }
+auth: { method: md5 }
+users:
+  - { name: a, password: x, server_password: y, pool_mode: transaction }
+log: { level: debug }
+)");
+  CHECK(c.listen_host == "0.0.0.0");
+  CHECK(c.listen_port == 7000);
+  CHECK(c.threads == 4);
+  CHECK(c.mode == pool_mode::session);
+  CHECK(c.pool_size == 50);
+  CHECK(c.connect_timeout == std::chrono::milliseconds(250));
+  CHECK(c.idle_timeout == std::chrono::minutes(2));
+  CHECK(c.wait_timeout == std::chrono::seconds(3));
+  CHECK(c.server_lifetime == std::chrono::hours(1));
+  CHECK(c.max_prepared_per_server == 100);
+  CHECK(c.max_clients == 99);
+  CHECK(c.max_message_bytes == 2u << 20);
+  CHECK(c.startup_timeout == std::chrono::seconds(4));
+  CHECK(c.shutdown_timeout == std::chrono::seconds(5));
+  CHECK(c.auth == auth_method::md5);
+  CHECK(c.users[0].server_password == "y");
+  CHECK(c.users[0].mode == pool_mode::transaction);
+  CHECK(c.log_level == "debug");
+}
+
+TEST_CASE("invalid configs name the offending key", "[proxy][config]") {
+  struct row {
+    std::string yaml;
+    std::string expected;
+  };
+  const std::string nodes = "nodes: [{ name: p, host: h, role: primary }]\n";
+  const std::vector<row> rows{
+      {"nodes: [{ name: p, host: h, role: primary }]\n", "region: is required"},
+      {"region: r\n", "nodes: must list at least one node"},
+      {"region: r\nnodes: [{ name: p, host: h, role: leader }]\n", "nodes[0].role: must be"},
+      {"region: r\nnodes: [{ name: p, host: h }]\n", "nodes[0].role: is required"},
+      {"region: r\nnodes: [{ name: p, role: primary }]\n", "nodes[0].host: is required"},
+      {"region: r\nnodes: [{ name: p, host: h, role: replica }]\n", "nodes: exactly one node must have role: primary"},
+      {"region: r\nnodes: [{ name: p, host: h, role: primary }, { name: p, host: h, role: replica }]\n",
+       "nodes[1].name: duplicate"},
+      {"region: r\nnodes: [{ name: p, host: h, role: primary, port: 70000 }]\n", "nodes[0].port: must be between"},
+      {"region: r\n" + nodes + "pool: { size: lots }\n", "pool.size: must be an integer"},
+      {"region: r\n" + nodes + "pool: { mode: statement }\n", "pool.mode: must be"},
+      {"region: r\n" + nodes + "pool: { wait_timeout: soon }\n", "pool.wait_timeout: must be a duration"},
+      {"region: r\n" + nodes + "pool: { sise: 3 }\n", "pool.sise: unknown key"},
+      {"region: r\n" + nodes + "limits: { max_message_size: 10 }\n", "limits.max_message_size: must be between"},
+      {"region: r\n" + nodes + "auth: { method: ldap }\n", "auth.method: must be"},
+      {"region: r\n" + nodes + "users: [{ name: a }]\n", "password: is required"},
+      {"region: r\n" + nodes + "log: { level: loud }\n", "log.level: must be one of"},
+      {"region: r\n" + nodes + "bogus: 1\n", "bogus: unknown key"},
+      {"region: [unclosed\n", "invalid YAML"},
+  };
+  for (const auto& r : rows) {
+    INFO(r.yaml);
+    CHECK_THAT(error_of(r.yaml), Catch::Contains(r.expected));
+  }
+}
+
+TEST_CASE("durations and sizes", "[proxy][config]") {
+  CHECK(parse_duration("500ms") == std::chrono::milliseconds(500));
+  CHECK(parse_duration("5") == std::chrono::seconds(5));
+  CHECK(parse_duration("1h") == std::chrono::hours(1));
+  CHECK_FALSE(parse_duration("5 s"));
+  CHECK_FALSE(parse_duration("-1s"));
+  CHECK_FALSE(parse_duration(""));
+  CHECK(parse_size("64MiB") == 64u << 20);
+  CHECK(parse_size("1024") == 1024u);
+  CHECK_FALSE(parse_size("lots"));
+  CHECK_FALSE(parse_size("5TB"));
+}
+
+TEST_CASE("userlist files in PgBouncer's format", "[proxy][config]") {
+  auto users = parse_userlist("; comment\n\"app\" \"SCRAM-SHA-256$4096:abc$d:e\"\n  \"o\"\"brien\" \"pw\"\n\n", "list");
+  REQUIRE(users.size() == 2);
+  CHECK(users[0].name == "app");
+  CHECK(users[1].name == "o\"brien");
+  CHECK(users[1].secret == "pw");
+  CHECK_THROWS_AS(parse_userlist("app secret\n", "list"), config_error);
+  CHECK_THROWS_WITH(parse_userlist("\"a\" \"b\"\n\"unterminated\n", "list"), Catch::Contains("list:2"));
+}
