@@ -36,7 +36,8 @@ result<startup_packet> parse_startup_packet(std::string_view body) {
   }
   if (protocol_major(code) != 3)
     return violation("unsupported frontend protocol " + std::to_string(protocol_major(code)) + "." +
-                     std::to_string(protocol_minor(code)) + ": server supports 3.0");
+                     std::to_string(protocol_minor(code)) + ": server supports 3.0 to 3.0",
+                     "0A000");
   p.startup.protocol_version = code;
   for (;;) {
     auto key = in.cstring();

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include <spdlog/spdlog.h>
+
 #include "protocol/error.hpp"
 
 namespace meridian::proxy {
@@ -17,6 +19,7 @@ pool::pool(asio::any_io_executor ex, pool_key key, routing::node node, server_lo
       settings_(settings) {}
 
 awaitable<tl::expected<server_conn_ptr, server_error>> pool::acquire(clock::time_point deadline) {
+  spdlog::trace("pool {}: acquire (total {}, idle {}, waiting {})", node_.name, total_, idle_.size(), waiters_.size());
   for (;;) {
     while (!idle_.empty()) {
       auto conn = std::move(idle_.back());
@@ -62,6 +65,7 @@ awaitable<tl::expected<server_conn_ptr, server_error>> pool::acquire(clock::time
 }
 
 void pool::release(server_conn_ptr conn) {
+  spdlog::trace("pool {}: release (total {}, idle {}, waiting {})", node_.name, total_, idle_.size(), waiters_.size());
   conn->last_used = clock::now();
   if (conn->tainted || conn->last_used - conn->created > settings_.server_lifetime) {
     discard(conn);
@@ -78,6 +82,7 @@ void pool::release(server_conn_ptr conn) {
 }
 
 void pool::discard(const server_conn_ptr& conn) {
+  spdlog::trace("pool {}: discard (total {}, idle {}, waiting {})", node_.name, total_, idle_.size(), waiters_.size());
   conn->close();
   if (total_ > 0) --total_;
   wake_for_slot();

@@ -101,7 +101,8 @@ awaitable<bool> session::read_startup_packet(pr::startup_message& out_msg, std::
   for (;;) {
     auto r = pr::next_startup_frame(in_.readable(), max_startup_packet);
     if (r.status == pr::frame_status::invalid) {
-      co_await fatal(pr::sqlstate::protocol_violation, std::string("invalid startup packet: ") + r.reason);
+      const std::string why = std::string("invalid startup packet: ") + r.reason;
+      co_await fatal(pr::sqlstate::protocol_violation, why);
       co_return false;
     }
     if (r.status == pr::frame_status::need_more) {
@@ -116,7 +117,7 @@ awaitable<bool> session::read_startup_packet(pr::startup_message& out_msg, std::
     auto packet = pr::parse_startup_packet(r.msg.body);
     if (!packet) {
       in_.consume(r.msg.wire_size);
-      co_await fatal(pr::sqlstate::protocol_violation, packet.error().message);
+      co_await fatal(packet.error().sqlstate, packet.error().message);
       co_return false;
     }
     switch (packet->kind) {
@@ -128,7 +129,8 @@ awaitable<bool> session::read_startup_packet(pr::startup_message& out_msg, std::
           co_await fatal(pr::sqlstate::protocol_violation, "received unencrypted data after SSL request");
           co_return false;
         }
-        if (!co_await write_client(std::string("N"))) co_return false;
+        const std::string decline("N");
+        if (!co_await write_client(decline)) co_return false;
         continue;
       }
       case pr::startup_kind::cancel_request: {
@@ -276,7 +278,8 @@ awaitable<bool> session::authenticate() {
     for (;;) {
       auto r = pr::next_frame(in_.readable(), max_auth_message);
       if (r.status == pr::frame_status::invalid) {
-        co_await fatal(pr::sqlstate::protocol_violation, std::string("invalid authentication message: ") + r.reason);
+        const std::string why = std::string("invalid authentication message: ") + r.reason;
+        co_await fatal(pr::sqlstate::protocol_violation, why);
         co_return false;
       }
       if (r.status == pr::frame_status::complete) {
@@ -303,7 +306,8 @@ awaitable<void> session::serve() {
     for (;;) {
       auto r = pr::next_frame(in_.readable(), max_message);
       if (r.status == pr::frame_status::invalid) {
-        co_await fatal(pr::sqlstate::protocol_violation, std::string("invalid message: ") + r.reason);
+        const std::string why = std::string("invalid message: ") + r.reason;
+        co_await fatal(pr::sqlstate::protocol_violation, why);
         co_return;
       }
       if (r.status == pr::frame_status::need_more) {
@@ -311,6 +315,7 @@ awaitable<void> session::serve() {
         break;
       }
       const auto& m = r.msg;
+      spdlog::trace("[c{}] client message '{}' ({} bytes){}", id_, m.type, m.wire_size, attached_ ? "" : " unattached");
       if (m.type == fe_t::terminate) co_return;
       if (skipping_until_sync_) {
         // Our own error ended this batch: like PostgreSQL, ignore everything until Sync.
@@ -598,13 +603,18 @@ awaitable<void> session::server_reader(std::shared_ptr<session> self, server_con
                                                  asio::redirect_error(use_awaitable, ec));
     if (ec) {
       if (self->ended_) continue;  // woken by the session's end: decide above
-      co_await self->on_server_lost(sc, ec == asio::error::eof ? "server closed the connection" : ec.message());
+      // Built before co_await: GCC 12 mishandles temporaries of a conditional inside co_await.
+      const std::string why = ec == asio::error::eof ? std::string("server closed the connection") : ec.message();
+      co_await self->on_server_lost(sc, why);
       co_return;
     }
     sc->in.commit(n);
     auto chunk = self->process_server_chunk(*sc);
+    spdlog::trace("[c{}] server chunk of {} bytes, {} segment(s), tx {}, pipeline {}", self->id_, n, self->segments_.size(),
+                  static_cast<char>(sc->tx), sc->pipeline.empty() ? "empty" : "busy");
     if (chunk.broken) {
-      co_await self->on_server_lost(sc, chunk.broken);
+      const std::string why = chunk.broken;
+      co_await self->on_server_lost(sc, why);
       co_return;
     }
     if (!self->segments_.empty()) {
@@ -813,8 +823,8 @@ awaitable<void> session::on_server_lost(server_conn_ptr sc, const std::string& w
   // The client's query or transaction died with the server connection; PostgreSQL would have
   // closed the client's connection too.
   spdlog::warn("[c{}] server connection to {} lost mid-transaction: {}", id_, node_name, why);
-  co_await fatal(pr::sqlstate::connection_failure,
-                 "server connection to \"" + node_name + "\" was lost: " + why);
+  const std::string message = "server connection to \"" + node_name + "\" was lost: " + why;
+  co_await fatal(pr::sqlstate::connection_failure, message);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -853,7 +863,7 @@ awaitable<bool> session::write_client(const std::string& bytes) {
   co_return co_await write_client(one);
 }
 
-awaitable<void> session::fatal(std::string_view sqlstate, const std::string& message) {
+awaitable<void> session::fatal(std::string_view sqlstate, std::string_view message) {
   if (client_closed_) co_return;
   auto msg = error_message(pr::severity::fatal, sqlstate, message);
   co_await write_client(msg);

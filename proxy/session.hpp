@@ -66,7 +66,7 @@ class session : public std::enable_shared_from_this<session> {
   awaitable<void> on_server_lost(server_conn_ptr sc, const std::string& why);
   awaitable<bool> write_client(const std::vector<asio::const_buffer>& buffers);
   awaitable<bool> write_client(const std::string& bytes);
-  awaitable<void> fatal(std::string_view sqlstate, const std::string& message);
+  awaitable<void> fatal(std::string_view sqlstate, std::string_view message);
   awaitable<void> forward_cancel(routing::node node, protocol::be::backend_key_data key);
 
   // Appends one client message (renamed where needed) to server_out_; false on a malformed message.

@@ -1,0 +1,125 @@
+// The pool on its own, against the sandbox's primary: checkout, return, limits, waiting,
+// and a connection the server terminated while idle.
+#include <catch2/catch.hpp>
+
+#include "protocol/error.hpp"
+#include "proxy/pool.hpp"
+#include "support.hpp"
+
+using namespace meridian;
+using namespace meridian::proxy;
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+routing::node primary() {
+  routing::node n;
+  n.name = "us-east-1";
+  n.host = "127.0.0.1";
+  n.port = static_cast<std::uint16_t>(testing::sandbox::pg_port(0));
+  n.configured_role = routing::node_role::primary;
+  return n;
+}
+
+template <class Body>
+void run_async(Body body) {
+  asio::io_context io;
+  std::exception_ptr failure;
+  asio::co_spawn(io, body(io), [&](std::exception_ptr e) { failure = e; });
+  io.run();
+  if (failure) std::rethrow_exception(failure);
+}
+
+awaitable<void> limits_scenario(asio::io_context& io, pool& p) {
+  auto a = co_await p.acquire(clock_type::now() + 5s);
+  auto b = co_await p.acquire(clock_type::now() + 5s);
+  REQUIRE(a);
+  REQUIRE(b);
+  CHECK(p.stats().total == 2);
+  CHECK(p.stats().connects == 2);
+
+  // At the limit: a short deadline ends in 53300.
+  auto c = co_await p.acquire(clock_type::now() + 100ms);
+  REQUIRE_FALSE(c);
+  CHECK(c.error().sqlstate == "53300");
+  CHECK(p.stats().wait_timeouts == 1);
+
+  // A waiter gets the connection another user returns.
+  asio::steady_timer later(io, 50ms);
+  server_conn_ptr returned = *a;
+  later.async_wait([&](error_code) { p.release(returned); });
+  auto d = co_await p.acquire(clock_type::now() + 5s);
+  REQUIRE(d);
+  CHECK(d->get() == returned.get());
+  CHECK(p.stats().connects == 2);
+
+  // Discarding frees a slot for a new connection.
+  p.discard(*b);
+  auto e = co_await p.acquire(clock_type::now() + 5s);
+  REQUIRE(e);
+  CHECK(p.stats().connects == 3);
+  auto ok = co_await (*e)->run_internal_query("SELECT 1", 1 << 20);
+  CHECK(ok.has_value());
+  p.release(*d);
+  p.release(*e);
+  CHECK(p.stats().idle == 2);
+}
+
+awaitable<void> terminated_idle_scenario(asio::io_context& io, pool& p) {
+  auto a = co_await p.acquire(clock_type::now() + 5s);
+  REQUIRE(a);
+  const auto pid = (*a)->key.process_id;
+  p.release(*a);
+  {
+    testing::pg_connection admin(testing::sandbox::admin_dsn(0));
+    REQUIRE(admin.scalar("SELECT pg_terminate_backend(" + std::to_string(pid) + ")") == "t");
+    // Wait for the backend to be gone, so its FATAL and EOF are on the socket.
+    REQUIRE(testing::eventually([&] {
+      return admin.scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = " + std::to_string(pid)) == "0";
+    }, 5s));
+  }
+  auto b = co_await p.acquire(clock_type::now() + 5s);
+  REQUIRE(b);
+  CHECK((*b)->key.process_id != pid);
+  auto ok = co_await (*b)->run_internal_query("SELECT 1", 1 << 20);
+  CHECK(ok.has_value());
+  p.release(*b);
+  (void)io;
+}
+
+awaitable<void> bad_password_scenario(pool& p) {
+  auto a = co_await p.acquire(clock_type::now() + 5s);
+  REQUIRE_FALSE(a);
+  CHECK(a.error().sqlstate == "28P01");
+  CHECK(p.stats().total == 0);
+}
+
+}  // namespace
+
+TEST_CASE("pool checkout, return and limits against a real server", "[integration][pool]") {
+  run_async([](asio::io_context& io) -> awaitable<void> {
+    pool_settings s;
+    s.max_size = 2;
+    pool p(io.get_executor(), pool_key{{0}, "app", "app"}, primary(), server_login{"app", "app", "app-secret"}, s);
+    co_await limits_scenario(io, p);
+    p.close_idle();
+  });
+}
+
+TEST_CASE("pool drops a connection the server terminated while idle", "[integration][pool]") {
+  run_async([](asio::io_context& io) -> awaitable<void> {
+    pool_settings s;
+    s.max_size = 2;
+    pool p(io.get_executor(), pool_key{{0}, "app", "app"}, primary(), server_login{"app", "app", "app-secret"}, s);
+    co_await terminated_idle_scenario(io, p);
+    p.close_idle();
+  });
+}
+
+TEST_CASE("pool reports the server's authentication failure", "[integration][pool]") {
+  run_async([](asio::io_context& io) -> awaitable<void> {
+    pool p(io.get_executor(), pool_key{{0}, "app", "app"}, primary(), server_login{"app", "app", "wrong"}, pool_settings{});
+    co_await bad_password_scenario(p);
+  });
+}

@@ -1,0 +1,210 @@
+#include "support.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+#include <thread>
+
+#include "protocol/backend.hpp"
+#include "protocol/codec.hpp"
+#include "protocol/framing.hpp"
+#include "protocol/frontend.hpp"
+#include "protocol/md5.hpp"
+#include "protocol/scram.hpp"
+#include "protocol/startup.hpp"
+
+namespace meridian::testing {
+
+namespace pr = meridian::protocol;
+
+namespace {
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v ? std::atoi(v) : fallback;
+}
+}  // namespace
+
+int sandbox::pg_port(int region) { return env_int("MERIDIAN_PG_PORT", MERIDIAN_TEST_PG_PORT) + region; }
+int sandbox::meridian_port(int region) { return env_int("MERIDIAN_PORT", MERIDIAN_TEST_PORT) + region; }
+std::string sandbox::dir() {
+  const char* v = std::getenv("MERIDIAN_SANDBOX_DIR");
+  return v ? v : MERIDIAN_TEST_SANDBOX_DIR;
+}
+std::string sandbox::repo() {
+  const char* v = std::getenv("MERIDIAN_REPO");
+  return v ? v : MERIDIAN_TEST_REPO;
+}
+std::string sandbox::dsn(int region, const std::string& user, const std::string& password) {
+  return "host=127.0.0.1 port=" + std::to_string(meridian_port(region)) + " user=" + user + " password=" + password +
+         " dbname=app connect_timeout=10";
+}
+std::string sandbox::admin_dsn(int region) {
+  return "host=" + dir() + "/run port=" + std::to_string(pg_port(region)) + " user=postgres dbname=app";
+}
+
+pg_connection::pg_connection(const std::string& dsn) : conn_(PQconnectdb(dsn.c_str())) {}
+pg_connection::~pg_connection() { PQfinish(conn_); }
+bool pg_connection::ok() const { return PQstatus(conn_) == CONNECTION_OK; }
+std::string pg_connection::error() const { return PQerrorMessage(conn_); }
+
+std::optional<std::string> pg_connection::scalar(const std::string& sql) {
+  PGresult* r = PQexec(conn_, sql.c_str());
+  auto status = PQresultStatus(r);
+  if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
+    std::string msg = PQresultErrorMessage(r);
+    PQclear(r);
+    throw std::runtime_error("query failed: " + sql + ": " + msg + PQerrorMessage(conn_));
+  }
+  std::optional<std::string> out;
+  if (status == PGRES_TUPLES_OK && PQntuples(r) > 0 && PQnfields(r) > 0 && !PQgetisnull(r, 0, 0))
+    out = PQgetvalue(r, 0, 0);
+  PQclear(r);
+  return out;
+}
+
+std::string pg_connection::sqlstate_of(const std::string& sql) {
+  PGresult* r = PQexec(conn_, sql.c_str());
+  auto status = PQresultStatus(r);
+  std::string code;
+  if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
+    const char* c = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    code = c ? c : "?????";
+  }
+  PQclear(r);
+  return code;
+}
+
+command_result run_command(const std::string& command) {
+  command_result result;
+  std::string full = command + " 2>&1";
+  FILE* p = popen(full.c_str(), "r");
+  if (!p) return result;
+  std::array<char, 4096> buf{};
+  std::size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) result.output.append(buf.data(), n);
+  int status = pclose(p);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return condition();
+}
+
+raw_client::raw_client(int port) {
+  fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+}
+
+raw_client::~raw_client() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool raw_client::send(const std::string& bytes) {
+  std::size_t off = 0;
+  while (off < bytes.size()) {
+    auto n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    off += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+std::string raw_client::receive(std::size_t n, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (pending_.size() < n) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+    char buf[8192];
+    auto got = ::recv(fd_, buf, sizeof buf, 0);
+    if (got <= 0) break;
+    pending_.append(buf, static_cast<std::size_t>(got));
+  }
+  auto take = std::min(n, pending_.size());
+  auto out = pending_.substr(0, take);
+  pending_.erase(0, take);
+  return out;
+}
+
+std::optional<std::pair<char, std::string>> raw_client::message(std::chrono::milliseconds timeout) {
+  auto header = receive(5, timeout);
+  if (header.size() < 5) return std::nullopt;
+  auto len = pr::get_i32(header.data() + 1);
+  if (len < 4) return std::nullopt;
+  auto body = receive(static_cast<std::size_t>(len) - 4, timeout);
+  if (body.size() != static_cast<std::size_t>(len) - 4) return std::nullopt;
+  return std::make_pair(header[0], body);
+}
+
+bool raw_client::closed_by_server(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  pending_.clear();
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+    char buf[4096];
+    auto got = ::recv(fd_, buf, sizeof buf, 0);
+    if (got == 0) return true;
+    if (got < 0) return errno == ECONNRESET;
+  }
+}
+
+std::string raw_client::login(const std::string& user, const std::string& password) {
+  std::string out;
+  pr::startup_message sm;
+  sm.parameters = {{"user", user}, {"database", "app"}};
+  pr::serialize(sm, out);
+  if (!send(out)) return "?";
+  std::optional<pr::scram_client> scram;
+  for (;;) {
+    auto m = message();
+    if (!m) return "?";
+    if (m->first == 'E') return error_code_of(m->second);
+    if (m->first == 'Z') return "";
+    if (m->first != 'R') continue;
+    auto auth = pr::be::parse_authentication(m->second);
+    if (!auth) return "?";
+    out.clear();
+    if (auth->code == pr::auth_code::sasl) {
+      scram.emplace(password);
+      pr::fe::serialize(pr::fe::sasl_initial_response{"SCRAM-SHA-256", scram->client_first()}, out);
+    } else if (auth->code == pr::auth_code::sasl_continue) {
+      auto f = scram->server_first(auth->payload);
+      if (!f) return "?";
+      pr::fe::serialize(pr::fe::sasl_response{*f}, out);
+    } else if (auth->code == pr::auth_code::md5_password) {
+      pr::fe::serialize(pr::fe::password_message{pr::md5_response(pr::md5_stored_secret(password, user), auth->payload)}, out);
+    }
+    if (!out.empty() && !send(out)) return "?";
+  }
+}
+
+std::string error_code_of(const std::string& body) {
+  auto fields = pr::be::parse_error_fields(body);
+  return fields ? std::string(fields->get('C')) : std::string();
+}
+
+}  // namespace meridian::testing

@@ -1,0 +1,83 @@
+#pragma once
+// Helpers for integration tests against the real sandbox (infra/local/sandbox), started by the
+// CTest fixture with the ports given in the environment.
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace meridian::testing {
+
+// Ports and addresses of the sandbox the fixture started.
+struct sandbox {
+  static int pg_port(int region);        // 0 us-east-1, 1 eu-west-1, 2 ap-southeast-1
+  static int meridian_port(int region);  // same numbering
+  static std::string dir();
+  static std::string repo();
+  static std::string dsn(int region, const std::string& user = "app", const std::string& password = "app-secret");
+  // Superuser connection straight to a PostgreSQL node over its Unix socket.
+  static std::string admin_dsn(int region);
+};
+
+// A libpq connection that fails the test on errors unless asked not to.
+class pg_connection {
+ public:
+  explicit pg_connection(const std::string& dsn);
+  ~pg_connection();
+  pg_connection(const pg_connection&) = delete;
+  pg_connection& operator=(const pg_connection&) = delete;
+
+  [[nodiscard]] bool ok() const;
+  [[nodiscard]] std::string error() const;
+  // First column of the first row, or nullopt; throws with the server's message on error.
+  std::optional<std::string> scalar(const std::string& sql);
+  // Runs sql and returns the SQLSTATE of its error ("" on success).
+  std::string sqlstate_of(const std::string& sql);
+  [[nodiscard]] PGconn* raw() const { return conn_; }
+
+ private:
+  PGconn* conn_;
+};
+
+struct command_result {
+  int exit_code = -1;
+  std::string output;
+};
+command_result run_command(const std::string& command);
+
+// Polls `condition` until it holds or `timeout` passes; returns whether it held.
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
+
+// A blocking client socket speaking raw bytes, for inputs no driver would send.
+class raw_client {
+ public:
+  explicit raw_client(int port);
+  ~raw_client();
+  raw_client(const raw_client&) = delete;
+  raw_client& operator=(const raw_client&) = delete;
+
+  [[nodiscard]] bool connected() const { return fd_ >= 0; }
+  bool send(const std::string& bytes);
+  // Reads until `n` bytes arrived, EOF or timeout; returns what arrived.
+  std::string receive(std::size_t n, std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // Reads one typed message; nullopt on EOF/timeout.
+  std::optional<std::pair<char, std::string>> message(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // True when the server closed the connection (EOF) within the timeout.
+  bool closed_by_server(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // Logs in (SCRAM or md5, as asked) and reads up to ReadyForQuery. Returns "" on success, the
+  // SQLSTATE of the ErrorResponse on refusal, "?" when the connection broke.
+  std::string login(const std::string& user = "app", const std::string& password = "app-secret");
+
+ private:
+  int fd_ = -1;
+  std::string pending_;
+};
+
+// The SQLSTATE in an ErrorResponse body.
+std::string error_code_of(const std::string& error_body);
+
+}  // namespace meridian::testing
