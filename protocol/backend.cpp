@@ -4,13 +4,6 @@
 
 namespace meridian::protocol::be {
 
-namespace {
-template <class T>
-result<T> finish(const body_reader& in, T value, const char* what) {
-  if (!in.complete()) return violation(std::string("invalid ") + what + " message format");
-  return value;
-}
-}  // namespace
 
 std::string_view error_fields::get(char code) const {
   for (const auto& [c, v] : fields)
@@ -33,7 +26,7 @@ result<backend_key_data> parse_backend_key_data(std::string_view body) {
   backend_key_data m;
   m.process_id = in.i32();
   m.secret_key = in.i32();
-  return finish(in, m, "BackendKeyData");
+  return complete_or_violation(in, m, "BackendKeyData");
 }
 
 result<parameter_status> parse_parameter_status(std::string_view body) {
@@ -41,20 +34,20 @@ result<parameter_status> parse_parameter_status(std::string_view body) {
   parameter_status m;
   m.name = in.cstring();
   m.value = in.cstring();
-  return finish(in, m, "ParameterStatus");
+  return complete_or_violation(in, m, "ParameterStatus");
 }
 
 result<ready_for_query> parse_ready_for_query(std::string_view body) {
   body_reader in(body);
   auto c = static_cast<char>(in.u8());
   if (c != 'I' && c != 'T' && c != 'E') return violation("invalid ReadyForQuery status");
-  return finish(in, ready_for_query{static_cast<tx_status>(c)}, "ReadyForQuery");
+  return complete_or_violation(in, ready_for_query{static_cast<tx_status>(c)}, "ReadyForQuery");
 }
 
 result<command_complete> parse_command_complete(std::string_view body) {
   body_reader in(body);
   command_complete m{in.cstring()};
-  return finish(in, m, "CommandComplete");
+  return complete_or_violation(in, m, "CommandComplete");
 }
 
 result<row_description> parse_row_description(std::string_view body) {
@@ -74,7 +67,7 @@ result<row_description> parse_row_description(std::string_view body) {
     f.format = in.i16();
     m.fields.push_back(f);
   }
-  return finish(in, std::move(m), "RowDescription");
+  return complete_or_violation(in, std::move(m), "RowDescription");
 }
 
 result<data_row> parse_data_row(std::string_view body) {
@@ -93,7 +86,7 @@ result<data_row> parse_data_row(std::string_view body) {
       m.columns.emplace_back(in.bytes(static_cast<std::size_t>(len)));
     }
   }
-  return finish(in, std::move(m), "DataRow");
+  return complete_or_violation(in, std::move(m), "DataRow");
 }
 
 result<error_fields> parse_error_fields(std::string_view body) {
@@ -102,7 +95,7 @@ result<error_fields> parse_error_fields(std::string_view body) {
   for (;;) {
     auto code = static_cast<char>(in.u8());
     if (in.failed()) break;
-    if (code == 0) return finish(in, std::move(m), "ErrorResponse");
+    if (code == 0) return complete_or_violation(in, std::move(m), "ErrorResponse");
     auto value = in.cstring();
     m.fields.emplace_back(code, value);
   }
@@ -115,7 +108,7 @@ result<parameter_description> parse_parameter_description(std::string_view body)
   auto n = in.i16();
   if (n < 0) return violation("invalid ParameterDescription message format");
   for (int i = 0; i < n && !in.failed(); ++i) m.types.push_back(in.i32());
-  return finish(in, std::move(m), "ParameterDescription");
+  return complete_or_violation(in, std::move(m), "ParameterDescription");
 }
 
 result<copy_response> parse_copy_response(char type, std::string_view body) {
@@ -126,7 +119,7 @@ result<copy_response> parse_copy_response(char type, std::string_view body) {
   auto n = in.i16();
   if (n < 0) return violation("invalid CopyResponse message format");
   for (int i = 0; i < n && !in.failed(); ++i) m.column_formats.push_back(in.i16());
-  return finish(in, std::move(m), "CopyResponse");
+  return complete_or_violation(in, std::move(m), "CopyResponse");
 }
 
 result<notification> parse_notification(std::string_view body) {
@@ -135,7 +128,7 @@ result<notification> parse_notification(std::string_view body) {
   m.process_id = in.i32();
   m.channel = in.cstring();
   m.payload = in.cstring();
-  return finish(in, m, "NotificationResponse");
+  return complete_or_violation(in, m, "NotificationResponse");
 }
 
 result<function_call_response> parse_function_call_response(std::string_view body) {
@@ -144,7 +137,7 @@ result<function_call_response> parse_function_call_response(std::string_view bod
   auto len = in.i32();
   if (len < -1) return violation("invalid FunctionCallResponse message format");
   if (len >= 0) m.value = in.bytes(static_cast<std::size_t>(len));
-  return finish(in, m, "FunctionCallResponse");
+  return complete_or_violation(in, m, "FunctionCallResponse");
 }
 
 result<negotiate_protocol_version> parse_negotiate_protocol_version(std::string_view body) {
@@ -154,7 +147,7 @@ result<negotiate_protocol_version> parse_negotiate_protocol_version(std::string_
   auto n = in.i32();
   if (n < 0) return violation("invalid NegotiateProtocolVersion message format");
   for (int i = 0; i < n && !in.failed(); ++i) m.unrecognized_options.push_back(in.cstring());
-  return finish(in, std::move(m), "NegotiateProtocolVersion");
+  return complete_or_violation(in, std::move(m), "NegotiateProtocolVersion");
 }
 
 result<std::vector<std::string_view>> sasl_mechanisms(const authentication& m) {

@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "protocol/result.hpp"
+
 namespace meridian::protocol {
 
 class body_reader {
@@ -53,6 +55,13 @@ class message_writer {
   std::size_t length_pos_;
   bool finished_ = false;
 };
+
+// A parsed message is valid only if the reader consumed its whole body without running short.
+template <class T>
+[[nodiscard]] result<T> complete_or_violation(const body_reader& in, T value, const char* what) {
+  if (!in.complete()) return violation(std::string("invalid ") + what + " message format");
+  return value;
+}
 
 void put_i32(char* at, std::int32_t v);
 [[nodiscard]] std::int32_t get_i32(const char* at);

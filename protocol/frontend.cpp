@@ -6,12 +6,6 @@ namespace meridian::protocol::fe {
 
 namespace {
 
-template <class T>
-result<T> finish(const body_reader& in, T value, const char* what) {
-  if (!in.complete()) return violation(std::string("invalid ") + what + " message format");
-  return value;
-}
-
 bool read_target_kind(body_reader& in, target_kind& kind) {
   auto c = static_cast<char>(in.u8());
   if (c != 'S' && c != 'P') return false;
@@ -82,7 +76,7 @@ void write_parameters(message_writer& w, const bind_parameters& p, bool bind_lay
 result<query> parse_query(std::string_view body) {
   body_reader in(body);
   query m{in.cstring()};
-  return finish(in, m, "Query");
+  return complete_or_violation(in, m, "Query");
 }
 
 result<parse> parse_parse(std::string_view body) {
@@ -95,7 +89,7 @@ result<parse> parse_parse(std::string_view body) {
   if (static_cast<std::size_t>(n) * 4 != in.remaining()) return violation("invalid Parse message format");
   m.param_types.reserve(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) m.param_types.push_back(in.i32());
-  return finish(in, std::move(m), "Parse");
+  return complete_or_violation(in, std::move(m), "Parse");
 }
 
 result<bind> parse_bind(std::string_view body) {
@@ -114,7 +108,7 @@ result<bind_parameters> parse_bind_parameters(std::string_view tail) {
   body_reader in(tail);
   bind_parameters p;
   if (!read_parameters(in, p, true)) return violation("invalid Bind message format");
-  return finish(in, std::move(p), "Bind");
+  return complete_or_violation(in, std::move(p), "Bind");
 }
 
 result<describe> parse_describe(std::string_view body) {
@@ -122,7 +116,7 @@ result<describe> parse_describe(std::string_view body) {
   describe m;
   if (!read_target_kind(in, m.kind)) return violation("invalid DESCRIBE message subtype");
   m.name = in.cstring();
-  return finish(in, m, "Describe");
+  return complete_or_violation(in, m, "Describe");
 }
 
 result<execute> parse_execute(std::string_view body) {
@@ -130,7 +124,7 @@ result<execute> parse_execute(std::string_view body) {
   execute m;
   m.portal = in.cstring();
   m.max_rows = in.i32();
-  return finish(in, m, "Execute");
+  return complete_or_violation(in, m, "Execute");
 }
 
 result<close> parse_close(std::string_view body) {
@@ -138,7 +132,7 @@ result<close> parse_close(std::string_view body) {
   close m;
   if (!read_target_kind(in, m.kind)) return violation("invalid CLOSE message subtype");
   m.name = in.cstring();
-  return finish(in, m, "Close");
+  return complete_or_violation(in, m, "Close");
 }
 
 result<copy_data> parse_copy_data(std::string_view body) { return copy_data{body}; }
@@ -146,7 +140,7 @@ result<copy_data> parse_copy_data(std::string_view body) { return copy_data{body
 result<copy_fail> parse_copy_fail(std::string_view body) {
   body_reader in(body);
   copy_fail m{in.cstring()};
-  return finish(in, m, "CopyFail");
+  return complete_or_violation(in, m, "CopyFail");
 }
 
 result<function_call> parse_function_call(std::string_view body) {
@@ -154,13 +148,13 @@ result<function_call> parse_function_call(std::string_view body) {
   function_call m;
   m.function_oid = in.i32();
   if (!read_parameters(in, m.arguments, false)) return violation("invalid FunctionCall message format");
-  return finish(in, std::move(m), "FunctionCall");
+  return complete_or_violation(in, std::move(m), "FunctionCall");
 }
 
 result<password_message> parse_password_message(std::string_view body) {
   body_reader in(body);
   password_message m{in.cstring()};
-  return finish(in, m, "PasswordMessage");
+  return complete_or_violation(in, m, "PasswordMessage");
 }
 
 result<sasl_initial_response> parse_sasl_initial_response(std::string_view body) {
@@ -170,7 +164,7 @@ result<sasl_initial_response> parse_sasl_initial_response(std::string_view body)
   auto len = in.i32();
   if (len < -1) return violation("invalid SASLInitialResponse message format");
   if (len >= 0) m.data = in.bytes(static_cast<std::size_t>(len));
-  return finish(in, m, "SASLInitialResponse");
+  return complete_or_violation(in, m, "SASLInitialResponse");
 }
 
 result<sasl_response> parse_sasl_response(std::string_view body) { return sasl_response{body}; }

@@ -107,11 +107,7 @@ awaitable<bool> session::read_startup_packet(pr::startup_message& out_msg, std::
     }
     if (r.status == pr::frame_status::need_more) {
       in_.reserve(r.needed);
-      error_code ec;
-      auto n = co_await client_.async_read_some(asio::buffer(in_.write_ptr(), in_.writable()),
-                                                asio::redirect_error(use_awaitable, ec));
-      if (ec) co_return false;  // client went away (or the start-up timer closed it)
-      in_.commit(n);
+      if (!co_await read_client()) co_return false;  // gone (or the start-up timer closed it)
       continue;
     }
     auto packet = pr::parse_startup_packet(r.msg.body);
@@ -288,11 +284,7 @@ awaitable<bool> session::authenticate() {
         break;
       }
       in_.reserve(r.needed);
-      error_code ec;
-      auto n = co_await client_.async_read_some(asio::buffer(in_.write_ptr(), in_.writable()),
-                                                asio::redirect_error(use_awaitable, ec));
-      if (ec) co_return false;
-      in_.commit(n);
+      if (!co_await read_client()) co_return false;
     }
   }
 }
@@ -372,16 +364,21 @@ awaitable<void> session::serve() {
     }
     if (client_closed_) co_return;
 
-    error_code ec;
-    auto n = co_await client_.async_read_some(asio::buffer(in_.write_ptr(), in_.writable()),
-                                              asio::redirect_error(use_awaitable, ec));
-    if (ec) {
+    if (!co_await read_client()) {
       if (shutdown_requested_ && !attached_)
         co_await fatal(pr::sqlstate::admin_shutdown, "terminating connection due to administrator command");
       co_return;
     }
-    in_.commit(n);
   }
+}
+
+awaitable<bool> session::read_client() {
+  error_code ec;
+  auto n = co_await client_.async_read_some(asio::buffer(in_.write_ptr(), in_.writable()),
+                                            asio::redirect_error(use_awaitable, ec));
+  if (ec) co_return false;
+  in_.commit(n);
+  co_return true;
 }
 
 bool session::forward_client_message(const pr::frame& m, std::string& violation) {

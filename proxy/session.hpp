@@ -60,6 +60,8 @@ class session : public std::enable_shared_from_this<session> {
   awaitable<bool> read_startup_packet(protocol::startup_message& out_msg, std::string& storage);
   awaitable<bool> authenticate();
   awaitable<void> serve();
+  // One read from the client into in_; false when the client is gone or the read was cancelled.
+  awaitable<bool> read_client();
   awaitable<std::optional<server_error>> attach(bool spawn_reader);
   awaitable<std::optional<server_error>> sync_params(server_connection& sc);
   awaitable<void> finish_server(server_conn_ptr sc, bool healthy);
