@@ -873,11 +873,13 @@ awaitable<void> session::fatal(std::string_view sqlstate, std::string_view messa
 void session::cancel_running_query() {
   if (!attached_) return;  // nothing is running
   const auto& sc = *attached_;
-  asio::co_spawn(client_.get_executor(), forward_cancel(worker_.topology().at(sc.node), sc.key), asio::detached);
+  asio::co_spawn(client_.get_executor(), forward_cancel(shared_from_this(), worker_.topology().at(sc.node), sc.key),
+                 asio::detached);
 }
 
-awaitable<void> session::forward_cancel(routing::node node, pr::be::backend_key_data key) {
-  auto ex = client_.get_executor();
+awaitable<void> session::forward_cancel(std::shared_ptr<session> self, routing::node node,
+                                        pr::be::backend_key_data key) {
+  auto ex = self->client_.get_executor();
   tcp::socket s(ex);
   tcp::resolver resolver(ex);
   error_code ec;
@@ -885,7 +887,7 @@ awaitable<void> session::forward_cancel(routing::node node, pr::be::backend_key_
   if (ec) co_return;
   co_await asio::async_connect(s, endpoints, asio::redirect_error(use_awaitable, ec));
   if (ec) {
-    spdlog::warn("[c{}] could not forward cancel to {}: {}", id_, node.name, ec.message());
+    spdlog::warn("[c{}] could not forward cancel to {}: {}", self->id_, node.name, ec.message());
     co_return;
   }
   std::string packet;
@@ -894,8 +896,8 @@ awaitable<void> session::forward_cancel(routing::node node, pr::be::backend_key_
   // The server closes the connection when it has processed the request.
   char byte;
   co_await s.async_read_some(asio::buffer(&byte, 1), asio::redirect_error(use_awaitable, ec));
-  worker_.shared().cancels_forwarded.fetch_add(1);
-  spdlog::info("[c{}] cancel forwarded to {}", id_, node.name);
+  self->worker_.shared().cancels_forwarded.fetch_add(1);
+  spdlog::info("[c{}] cancel forwarded to {}", self->id_, node.name);
 }
 
 void session::request_shutdown() {

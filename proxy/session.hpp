@@ -69,7 +69,9 @@ class session : public std::enable_shared_from_this<session> {
   awaitable<bool> write_client(const std::vector<asio::const_buffer>& buffers);
   awaitable<bool> write_client(const std::string& bytes);
   awaitable<void> fatal(std::string_view sqlstate, std::string_view message);
-  awaitable<void> forward_cancel(routing::node node, protocol::be::backend_key_data key);
+  // Static with its own reference: the cancel may outlive the query, even the session.
+  static awaitable<void> forward_cancel(std::shared_ptr<session> self, routing::node node,
+                                        protocol::be::backend_key_data key);
 
   // Appends one client message (renamed where needed) to server_out_; false on a malformed message.
   bool forward_client_message(const protocol::frame& m, std::string& violation);
