@@ -1,0 +1,45 @@
+#pragma once
+// Classification results by statement text with literals blanked out, so `WHERE id = 1` and
+// `WHERE id = 2` share one entry and a repeated statement costs a scan and a hash lookup.
+// Bounded, least recently used out first. One per worker thread: no locking.
+#include <cstdint>
+#include <list>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "routing/classifier.hpp"
+
+namespace meridian::routing {
+
+// Blanks literals (strings, dollar-quoted strings, numbers) to '?', drops comments and folds
+// white space; identifiers, keywords, operators and $n parameters stay. EXPLAIN statements keep
+// their literals: EXPLAIN (ANALYZE 0) and (ANALYZE 1) differ in what they run.
+[[nodiscard]] std::string cache_key(std::string_view sql);
+
+class classification_cache {
+ public:
+  classification_cache(std::size_t capacity, volatility_ptr functions);
+
+  [[nodiscard]] classification get(std::string_view sql);
+  // New function volatilities (start-up, reload): everything cached is forgotten.
+  void set_functions(volatility_ptr functions);
+
+  [[nodiscard]] std::uint64_t hits() const { return hits_; }
+  [[nodiscard]] std::uint64_t misses() const { return misses_; }
+  [[nodiscard]] std::size_t size() const { return index_.size(); }
+
+ private:
+  struct entry {
+    std::string key;
+    classification value;
+  };
+  std::size_t capacity_;
+  volatility_ptr functions_;
+  std::list<entry> lru_;
+  std::unordered_map<std::string_view, std::list<entry>::iterator> index_;
+  std::uint64_t hits_ = 0;
+  std::uint64_t misses_ = 0;
+};
+
+}  // namespace meridian::routing

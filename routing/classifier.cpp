@@ -1,0 +1,255 @@
+#include "routing/classifier.hpp"
+
+#include <pg_query.h>
+
+#include <nlohmann/json.hpp>
+
+namespace meridian::routing {
+
+using json = nlohmann::json;
+
+void function_volatility::add(std::string name, char volatility) {
+  if (volatility == 'v') {
+    stable_.erase(name);
+    volatile_.insert(std::move(name));
+  } else if (!volatile_.count(name)) {
+    stable_.insert(std::move(name));
+  }
+}
+
+void function_volatility::allow(std::string name) { allowed_.insert(std::move(name)); }
+
+bool function_volatility::read_only(std::string_view name) const {
+  if (allowed_.count(name)) return true;
+  return stable_.count(name) && !volatile_.count(name);
+}
+
+namespace {
+
+// Node types that change data wherever they appear (a writable CTE hides them in a SELECT).
+bool is_write_node(std::string_view type) {
+  return type == "InsertStmt" || type == "UpdateStmt" || type == "DeleteStmt" || type == "MergeStmt";
+}
+
+// Functions pg_proc does not mark volatile that still cannot run on a standby: they assign a
+// transaction id or read the primary's WAL position.
+bool is_primary_only_function(std::string_view name) {
+  return name == "txid_current" || name == "pg_current_xact_id" || name == "pg_current_wal_lsn" ||
+         name == "pg_current_wal_insert_lsn" || name == "pg_current_wal_flush_lsn";
+}
+
+// Functions that take session-level locks: the lock outlives the transaction, so the session
+// must stay on its connection.
+bool is_session_lock_function(std::string_view name) {
+  return name == "pg_advisory_lock" || name == "pg_advisory_lock_shared" || name == "pg_try_advisory_lock" ||
+         name == "pg_try_advisory_lock_shared";
+}
+
+struct walker {
+  const function_volatility& functions;
+  classification result{target::any, tx_effect::none, false, false};
+
+  void needs_primary() { result.where = target::primary; }
+
+  // Visits every node below `n`, applying the rules that hold anywhere in a tree.
+  void visit(const json& n) {
+    if (n.is_array()) {
+      for (const auto& item : n) visit(item);
+      return;
+    }
+    if (!n.is_object()) return;
+    for (const auto& [key, value] : n.items()) {
+      if (is_write_node(key)) needs_primary();
+      if (key == "lockingClause" && value.is_array() && !value.empty()) needs_primary();  // FOR UPDATE/SHARE
+      if (key == "intoClause") {  // SELECT … INTO
+        needs_primary();
+        if (auto rel = value.find("rel"); rel != value.end() && rel->value("relpersistence", "") == "t")
+          result.pins_session = true;
+      }
+      if (key == "FuncCall") function_call(value);
+      visit(value);
+    }
+  }
+
+  void function_call(const json& call) {
+    auto names = call.find("funcname");
+    if (names == call.end() || !names->is_array() || names->empty()) {
+      needs_primary();
+      return;
+    }
+    // The last element is the function's name; a schema may precede it.
+    const auto& last = names->back();
+    auto s = last.find("String");
+    if (s == last.end() || !s->contains("sval")) {
+      needs_primary();
+      return;
+    }
+    const auto name = (*s)["sval"].get<std::string>();
+    if (is_session_lock_function(name)) result.pins_session = true;
+    if (is_primary_only_function(name) || !functions.read_only(name)) needs_primary();
+  }
+
+  static bool read_only_option(const json& options) {
+    if (!options.is_array()) return false;
+    for (const auto& o : options) {
+      auto d = o.find("DefElem");
+      if (d == o.end() || d->value("defname", "") != "transaction_read_only") continue;
+      auto arg = d->find("arg");
+      if (arg == d->end()) continue;
+      auto c = arg->find("A_Const");
+      if (c == arg->end()) continue;
+      auto ival = c->find("ival");
+      return ival != c->end() && ival->value("ival", 0) == 1;
+    }
+    return false;
+  }
+
+  // EXPLAIN executes its statement only with ANALYZE (true, or given without a value).
+  static bool explain_analyzes(const json& options) {
+    if (!options.is_array()) return false;
+    for (const auto& o : options) {
+      auto d = o.find("DefElem");
+      if (d == o.end() || d->value("defname", "") != "analyze") continue;
+      auto arg = d->find("arg");
+      if (arg == d->end()) return true;
+      if (auto s = arg->find("String"); s != arg->end()) {
+        auto v = s->value("sval", "");
+        return v == "true" || v == "on" || v == "yes" || v == "1";
+      }
+      if (auto i = arg->find("Integer"); i != arg->end()) return i->value("ival", 0) != 0;
+      if (auto c = arg->find("A_Const"); c != arg->end()) {
+        if (auto i = c->find("ival"); i != c->end()) return i->value("ival", 0) != 0;
+        if (auto b = c->find("boolval"); b != c->end()) return b->value("boolval", false);
+        if (auto s = c->find("sval"); s != c->end()) {
+          auto v = s->value("sval", "");
+          return v == "true" || v == "on" || v == "yes" || v == "1";
+        }
+        return false;  // an A_Const with no value is false/0
+      }
+      return true;
+    }
+    return false;
+  }
+
+  void statement(const json& stmt) {
+    if (!stmt.is_object() || stmt.empty()) {
+      needs_primary();
+      return;
+    }
+    const auto& [type, body] = *stmt.items().begin();
+    if (type == "SelectStmt") {
+      visit(body);
+    } else if (type == "VariableShowStmt") {
+      // SHOW reads a setting.
+    } else if (type == "ExplainStmt") {
+      // Without ANALYZE, EXPLAIN only plans: nothing runs, whatever the statement is.
+      if (explain_analyzes(body.value("options", json::array()))) {
+        if (auto q = body.find("query"); q != body.end()) statement(*q);
+      }
+    } else if (type == "TransactionStmt") {
+      const auto kind = body.value("kind", "");
+      if (kind == "TRANS_STMT_BEGIN" || kind == "TRANS_STMT_START") {
+        result.tx = read_only_option(body.value("options", json::array())) ? tx_effect::begin_read_only : tx_effect::begin;
+      } else if (kind == "TRANS_STMT_COMMIT" || kind == "TRANS_STMT_ROLLBACK") {
+        result.tx = tx_effect::end;
+      } else if (kind == "TRANS_STMT_PREPARE" || kind == "TRANS_STMT_COMMIT_PREPARED" ||
+                 kind == "TRANS_STMT_ROLLBACK_PREPARED") {
+        needs_primary();
+        result.tx = tx_effect::end;
+      }
+      // SAVEPOINT, RELEASE, ROLLBACK TO: wherever the transaction runs.
+    } else if (type == "VariableSetStmt") {
+      const auto name = body.value("name", "");
+      if (name == "session_authorization" || name == "role") result.pins_session = true;
+    } else if (type == "DeclareCursorStmt") {
+      constexpr int cursor_opt_hold = 0x0020;
+      if (body.value("options", 0) & cursor_opt_hold) result.pins_session = true;
+      if (auto q = body.find("query"); q != body.end()) statement(*q);
+    } else if (type == "FetchStmt" || type == "ClosePortalStmt" || type == "DiscardStmt" ||
+               type == "DeallocateStmt") {
+      // Act on what this session already has.
+    } else if (type == "CopyStmt") {
+      if (body.value("is_from", false)) {
+        needs_primary();
+      } else if (auto q = body.find("query"); q != body.end()) {
+        statement(*q);
+      } else if (body.contains("filename") || body.value("is_program", false)) {
+        needs_primary();  // server-side files and programs: not a replica's business
+      }
+    } else if (type == "PrepareStmt") {
+      result.pins_session = true;
+      if (auto q = body.find("query"); q != body.end()) statement(*q);
+    } else if (type == "ExecuteStmt") {
+      result.pins_session = true;
+      needs_primary();
+    } else if (type == "ListenStmt") {
+      result.pins_session = true;
+      needs_primary();
+    } else if (type == "CreateStmt" || type == "CreateTableAsStmt" || type == "ViewStmt" ||
+               type == "CreateSeqStmt") {
+      // Temporary relations live in this session only.
+      const json* rel = nullptr;
+      if (auto r = body.find("relation"); r != body.end()) rel = &*r;
+      if (auto into = body.find("into"); into != body.end()) {
+        if (auto r = into->find("rel"); r != into->end()) rel = &*r;
+      }
+      if (auto v = body.find("view"); v != body.end()) rel = &*v;
+      if (auto s = body.find("sequence"); s != body.end()) rel = &*s;
+      if (rel && rel->value("relpersistence", "") == "t") result.pins_session = true;
+      needs_primary();
+    } else {
+      // INSERT/UPDATE/DELETE/MERGE, DDL, LOCK, CALL, DO, VACUUM, ANALYZE, NOTIFY, UNLISTEN,
+      // and anything not known to be read-only.
+      needs_primary();
+    }
+  }
+};
+
+}  // namespace
+
+classification classify(std::string_view sql, const function_volatility& functions) {
+  // libpg_query needs a NUL-terminated string; protocol views are not.
+  std::string text(sql);
+  auto parsed = pg_query_parse(text.c_str());
+  classification out;
+  if (parsed.error) {
+    pg_query_free_parse_result(parsed);
+    out.parse_error = true;
+    return out;
+  }
+  json tree = json::parse(parsed.parse_tree, nullptr, false);
+  pg_query_free_parse_result(parsed);
+  if (tree.is_discarded()) {
+    out.parse_error = true;
+    return out;
+  }
+  walker w{functions};
+  auto stmts = tree.find("stmts");
+  if (stmts == tree.end() || !stmts->is_array() || stmts->empty()) return w.result;  // empty query
+  for (const auto& s : *stmts) {
+    auto stmt = s.find("stmt");
+    if (stmt == s.end()) {
+      w.needs_primary();
+      continue;
+    }
+    w.statement(*stmt);
+  }
+  return w.result;
+}
+
+hint leading_hint(std::string_view sql) {
+  std::size_t i = 0;
+  while (i < sql.size() && (sql[i] == ' ' || sql[i] == '\t' || sql[i] == '\n' || sql[i] == '\r')) ++i;
+  sql.remove_prefix(i);
+  if (sql.substr(0, 2) != "/*") return hint::none;
+  auto end = sql.find("*/");
+  if (end == std::string_view::npos) return hint::none;
+  auto body = sql.substr(2, end - 2);
+  while (!body.empty() && body.front() == ' ') body.remove_prefix(1);
+  while (!body.empty() && body.back() == ' ') body.remove_suffix(1);
+  if (body == "meridian:primary") return hint::primary;
+  if (body == "meridian:replica") return hint::replica;
+  return hint::none;
+}
+
+}  // namespace meridian::routing

@@ -1,0 +1,65 @@
+#pragma once
+// What a statement needs, decided with PostgreSQL's own grammar (libpg_query), conservatively:
+// anything that may write, or that cannot be parsed, needs the primary.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace meridian::routing {
+
+enum class target : std::uint8_t {
+  any,      // read-only: a replica may serve it
+  primary,  // writes, DDL, volatile functions, unparseable input
+};
+
+enum class tx_effect : std::uint8_t {
+  none,
+  begin,            // BEGIN / START TRANSACTION (read-write or unspecified)
+  begin_read_only,  // BEGIN READ ONLY / START TRANSACTION READ ONLY
+  end,              // COMMIT, ROLLBACK, END, ABORT (and PREPARED variants)
+};
+
+struct classification {
+  target where = target::primary;
+  tx_effect tx = tx_effect::none;
+  // State that lives in one server session and cannot follow the client to another
+  // connection: temporary tables, session advisory locks, LISTEN, WITH HOLD cursors,
+  // SET SESSION AUTHORIZATION / ROLE, SQL-level PREPARE.
+  bool pins_session = false;
+  bool parse_error = false;
+  bool operator==(const classification&) const = default;
+};
+
+// Function volatility as pg_proc records it ('i', 's', 'v'), by function name. A name with any
+// volatile overload counts as volatile; unknown names count as volatile.
+class function_volatility {
+ public:
+  void add(std::string name, char volatility);
+  // Names an operator declared safe to run on replicas whatever pg_proc says.
+  void allow(std::string name);
+  [[nodiscard]] bool read_only(std::string_view name) const;
+  [[nodiscard]] std::size_t size() const { return volatile_.size() + stable_.size(); }
+
+ private:
+  struct hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_set<std::string, hash, std::equal_to<>> volatile_;
+  std::unordered_set<std::string, hash, std::equal_to<>> stable_;  // immutable or stable
+  std::unordered_set<std::string, hash, std::equal_to<>> allowed_;
+};
+
+using volatility_ptr = std::shared_ptr<const function_volatility>;
+
+// Classifies one query string (which may hold several statements).
+[[nodiscard]] classification classify(std::string_view sql, const function_volatility& functions);
+
+// A routing hint in a leading comment: /* meridian:primary */ or /* meridian:replica */.
+enum class hint : std::uint8_t { none, primary, replica };
+[[nodiscard]] hint leading_hint(std::string_view sql);
+
+}  // namespace meridian::routing

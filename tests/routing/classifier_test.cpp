@@ -1,0 +1,406 @@
+// Statement classification: a table of statements and where they must run, with PostgreSQL 15's
+// real function volatilities (pg15_function_volatility.txt is `SELECT DISTINCT proname,
+// provolatile FROM pg_proc` from the sandbox's server).
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <sstream>
+
+#include "routing/classification_cache.hpp"
+#include "routing/classifier.hpp"
+
+using namespace meridian::routing;
+
+namespace {
+
+std::shared_ptr<function_volatility> pg15_functions() {
+  auto f = std::make_shared<function_volatility>();
+  std::ifstream in(std::string(MERIDIAN_TEST_DATA_DIR) + "/routing/pg15_function_volatility.txt");
+  REQUIRE(in);
+  std::string name;
+  char v;
+  while (in >> name >> v) f->add(name, v);
+  REQUIRE(f->size() > 2000);
+  return f;
+}
+
+constexpr auto R = target::any;
+constexpr auto P = target::primary;
+
+struct row {
+  const char* sql;
+  target where;
+  tx_effect tx = tx_effect::none;
+  bool pins = false;
+};
+
+const std::vector<row> table{
+    // Plain reads
+    {"SELECT 1", R},
+    {"select 1", R},
+    {"SELECT * FROM accounts", R},
+    {"SELECT * FROM accounts WHERE id = 42", R},
+    {"SELECT a.id, b.name FROM a JOIN b ON a.id = b.a_id WHERE b.x > 3 ORDER BY 1 LIMIT 10", R},
+    {"SELECT count(*) FROM pgbench_accounts", R},
+    {"SELECT abalance FROM pgbench_accounts WHERE aid = $1", R},
+    {"SELECT sum(x), avg(y), max(z) FROM t GROUP BY w HAVING count(*) > 1", R},
+    {"SELECT DISTINCT ON (a) a, b FROM t ORDER BY a, b DESC", R},
+    {"SELECT * FROM t1 UNION ALL SELECT * FROM t2", R},
+    {"SELECT * FROM t1 INTERSECT SELECT * FROM t2", R},
+    {"SELECT * FROM t1 EXCEPT SELECT * FROM t2", R},
+    {"SELECT * FROM (SELECT id FROM t) sub", R},
+    {"SELECT * FROM t WHERE id IN (SELECT id FROM u)", R},
+    {"SELECT * FROM t WHERE EXISTS (SELECT 1 FROM u WHERE u.t = t.id)", R},
+    {"WITH x AS (SELECT 1 AS a) SELECT a FROM x", R},
+    {"WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 10) SELECT * FROM r", R},
+    {"SELECT row_number() OVER (PARTITION BY a ORDER BY b) FROM t", R},
+    {"SELECT lower(name), upper(name), length(name) FROM users", R},
+    {"SELECT now(), current_timestamp, current_date", R},
+    {"SELECT coalesce(a, b), nullif(a, 0), greatest(a, b) FROM t", R},
+    {"SELECT CASE WHEN a > 0 THEN 'pos' ELSE 'neg' END FROM t", R},
+    {"SELECT a::text, b::int, c::numeric(10,2) FROM t", R},
+    {"SELECT '{1,2,3}'::int[]", R},
+    {"SELECT jsonb_build_object('a', 1) -> 'a'", R},
+    {"SELECT to_char(now(), 'YYYY-MM-DD')", R},
+    {"SELECT extract(epoch FROM now())", R},
+    {"SELECT pg_catalog.lower('X')", R},
+    {"SELECT version()", R},
+    {"SELECT current_user, session_user, current_database()", R},
+    {"SELECT pg_is_in_recovery()", P},       // volatile in pg_proc: conservative
+    {"SELECT pg_last_wal_replay_lsn()", P},  // likewise
+    {"SELECT pg_current_wal_lsn()", P},      // fails on a standby
+    {"SELECT pg_current_xact_id()", P},
+    {"SELECT string_agg(name, ',') FROM users", R},
+    {"SELECT array_agg(x ORDER BY x) FROM t", R},
+    {"SELECT * FROM generate_series(1, 10) g", R},
+    {"SELECT * FROM unnest(ARRAY[1,2,3])", R},
+    {"SELECT * FROM t TABLESAMPLE SYSTEM (10)", R},
+    {"SELECT * FROM t LIMIT 5 OFFSET 10", R},
+    {"SELECT * FROM t FETCH FIRST 3 ROWS ONLY", R},
+    {"SELECT * FROM ONLY parent", R},
+    {"SELECT * FROM schema1.table1", R},
+    {"SELECT \"Mixed Case\" FROM \"Some Table\"", R},
+    {"SELECT $$dollar quoted$$", R},
+    {"SELECT $tag$ INSERT INTO t VALUES (1) $tag$", R},
+    {"SELECT 'INSERT INTO t VALUES (1)'", R},
+    {"SELECT E'it\\'s'", R},
+    {"SELECT 1 -- INSERT INTO t\n", R},
+    {"SELECT /* DELETE FROM t */ 1", R},
+    {"SELECT 1 /* nested /* comment */ still */", R},
+    {"VALUES (1, 'a'), (2, 'b')", R},
+    {"TABLE accounts", R},
+    {"SHOW search_path", R},
+    {"SHOW ALL", R},
+    {"SHOW transaction_isolation", R},
+    {"EXPLAIN SELECT * FROM t", R},
+    {"EXPLAIN (COSTS off) SELECT * FROM t", R},
+    {"EXPLAIN ANALYZE SELECT * FROM t", R},
+    {"EXPLAIN (ANALYZE, BUFFERS) SELECT * FROM t", R},
+    {"EXPLAIN (ANALYZE true) SELECT 1", R},
+    {"EXPLAIN INSERT INTO t VALUES (1)", R},  // planned, not run
+    {"EXPLAIN UPDATE t SET a = 1", R},
+    {"EXPLAIN (ANALYZE false) DELETE FROM t", R},
+    {"EXPLAIN (ANALYZE 0) DELETE FROM t", R},
+    {"EXPLAIN ANALYZE INSERT INTO t VALUES (1)", P},
+    {"EXPLAIN (ANALYZE) UPDATE t SET a = 1", P},
+    {"EXPLAIN (ANALYZE on) DELETE FROM t", P},
+    {"EXPLAIN (ANALYZE 1) DELETE FROM t", P},
+    {"EXPLAIN ANALYZE SELECT nextval('s')", P},
+    {"SELECT 1; SELECT 2", R},
+    {"SELECT 1;", R},
+    {"", R},
+    {";", R},
+    {"   ", R},
+    {"-- just a comment", R},
+
+    // Writes
+    {"INSERT INTO t VALUES (1)", P},
+    {"insert into t (a, b) values ($1, $2)", P},
+    {"INSERT INTO t SELECT * FROM u", P},
+    {"INSERT INTO t VALUES (1) ON CONFLICT DO NOTHING", P},
+    {"INSERT INTO t VALUES (1) ON CONFLICT (a) DO UPDATE SET b = excluded.b", P},
+    {"INSERT INTO t VALUES (1) RETURNING *", P},
+    {"UPDATE t SET a = a + 1 WHERE id = 1", P},
+    {"UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2", P},
+    {"UPDATE t SET a = 1 FROM u WHERE t.id = u.id", P},
+    {"DELETE FROM t WHERE id = 1", P},
+    {"DELETE FROM t USING u WHERE t.id = u.id RETURNING t.id", P},
+    {"MERGE INTO t USING u ON t.id = u.id WHEN MATCHED THEN UPDATE SET a = u.a WHEN NOT MATCHED THEN INSERT VALUES (u.id, u.a)", P},
+    {"TRUNCATE t", P},
+    {"TRUNCATE t, u RESTART IDENTITY CASCADE", P},
+    {"SELECT 1; INSERT INTO t VALUES (1)", P},
+    {"INSERT INTO t VALUES (1); SELECT 1", P},
+    {"SELECT 1; SELECT 2; DELETE FROM t", P},
+
+    // Row locks
+    {"SELECT * FROM t FOR UPDATE", P},
+    {"SELECT * FROM t WHERE id = 1 FOR UPDATE NOWAIT", P},
+    {"SELECT * FROM t FOR UPDATE SKIP LOCKED", P},
+    {"SELECT * FROM t FOR NO KEY UPDATE", P},
+    {"SELECT * FROM t FOR SHARE", P},
+    {"SELECT * FROM t FOR KEY SHARE", P},
+    {"SELECT * FROM t JOIN u ON true FOR UPDATE OF t", P},
+    {"SELECT * FROM (SELECT * FROM t FOR UPDATE) s", P},
+    {"WITH l AS (SELECT * FROM t FOR UPDATE) SELECT * FROM l", P},
+
+    // Writable CTEs and SELECT INTO
+    {"WITH x AS (INSERT INTO t VALUES (1) RETURNING *) SELECT * FROM x", P},
+    {"WITH x AS (UPDATE t SET a = 1 RETURNING *) SELECT * FROM x", P},
+    {"WITH x AS (DELETE FROM t RETURNING *) SELECT count(*) FROM x", P},
+    {"WITH a AS (SELECT 1), b AS (DELETE FROM t) SELECT * FROM a", P},
+    {"SELECT 1 INTO t2", P},
+    {"SELECT * INTO TEMP t3 FROM t", P, tx_effect::none, true},
+    {"SELECT * INTO UNLOGGED t4 FROM t", P},
+
+    // Volatile functions
+    {"SELECT nextval('s')", P},
+    {"SELECT setval('s', 10)", P},
+    {"SELECT currval('s')", P},
+    {"SELECT random()", P},
+    {"SELECT * FROM t ORDER BY random() LIMIT 1", P},
+    {"SELECT gen_random_uuid()", P},
+    {"SELECT clock_timestamp()", P},
+    {"SELECT txid_current()", P},
+    {"SELECT pg_sleep(1)", P},
+    {"SELECT set_config('search_path', 'x', false)", P},
+    {"SELECT pg_notify('c', 'p')", P},
+    {"SELECT pg_terminate_backend(123)", P},
+    {"SELECT pg_catalog.nextval('s')", P},
+    {"SELECT lower(x), nextval('s') FROM t", P},
+    {"SELECT * FROM t WHERE id = (SELECT nextval('s'))", P},
+    {"SELECT my_unknown_function(1)", P},
+    {"SELECT app.compute_total(1)", P},
+    {"SELECT lo_import('/tmp/x')", P},
+    {"VALUES (nextval('s'))", P},
+    {"SELECT pg_advisory_xact_lock(1)", P},
+    {"SELECT pg_advisory_lock(1)", P, tx_effect::none, true},
+    {"SELECT pg_try_advisory_lock(1)", P, tx_effect::none, true},
+    {"SELECT pg_advisory_lock_shared(7)", P, tx_effect::none, true},
+
+    // Transactions
+    {"BEGIN", R, tx_effect::begin},
+    {"begin", R, tx_effect::begin},
+    {"BEGIN WORK", R, tx_effect::begin},
+    {"BEGIN TRANSACTION", R, tx_effect::begin},
+    {"START TRANSACTION", R, tx_effect::begin},
+    {"BEGIN ISOLATION LEVEL SERIALIZABLE", R, tx_effect::begin},
+    {"BEGIN READ WRITE", R, tx_effect::begin},
+    {"START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ WRITE", R, tx_effect::begin},
+    {"BEGIN READ ONLY", R, tx_effect::begin_read_only},
+    {"START TRANSACTION READ ONLY", R, tx_effect::begin_read_only},
+    {"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", R, tx_effect::begin_read_only},
+    {"START TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ ONLY, DEFERRABLE", R, tx_effect::begin_read_only},
+    {"COMMIT", R, tx_effect::end},
+    {"END", R, tx_effect::end},
+    {"ROLLBACK", R, tx_effect::end},
+    {"ABORT", R, tx_effect::end},
+    {"COMMIT AND CHAIN", R, tx_effect::end},
+    {"SAVEPOINT s1", R},
+    {"RELEASE SAVEPOINT s1", R},
+    {"ROLLBACK TO SAVEPOINT s1", R},
+    {"PREPARE TRANSACTION 'gx1'", P, tx_effect::end},
+    {"COMMIT PREPARED 'gx1'", P, tx_effect::end},
+    {"ROLLBACK PREPARED 'gx1'", P, tx_effect::end},
+    {"SET TRANSACTION READ ONLY", R},
+    {"SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", R},
+    {"BEGIN; INSERT INTO t VALUES (1); COMMIT", P, tx_effect::end},
+    {"BEGIN; SELECT 1", R, tx_effect::begin},
+    {"BEGIN READ ONLY; SELECT 1", R, tx_effect::begin_read_only},
+
+    // Session settings
+    {"SET search_path TO app, public", R},
+    {"SET statement_timeout = '5s'", R},
+    {"SET LOCAL work_mem = '64MB'", R},
+    {"SET TIME ZONE 'UTC'", R},
+    {"RESET search_path", R},
+    {"RESET ALL", R},
+    {"SET application_name = 'x'", R},
+    {"SET SESSION AUTHORIZATION bob", R, tx_effect::none, true},
+    {"SET ROLE admin", R, tx_effect::none, true},
+    {"RESET SESSION AUTHORIZATION", R, tx_effect::none, true},
+    {"DISCARD ALL", R},
+    {"DEALLOCATE ALL", R},
+    {"DEALLOCATE p1", R},
+
+    // Cursors
+    {"DECLARE c CURSOR FOR SELECT * FROM t", R},
+    {"DECLARE c SCROLL CURSOR FOR SELECT 1", R},
+    {"DECLARE c CURSOR WITH HOLD FOR SELECT * FROM t", R, tx_effect::none, true},
+    {"DECLARE c CURSOR FOR SELECT * FROM t FOR UPDATE", P},
+    {"FETCH 10 FROM c", R},
+    {"FETCH ALL IN c", R},
+    {"MOVE NEXT IN c", R},
+    {"CLOSE c", R},
+    {"CLOSE ALL", R},
+
+    // SQL-level prepared statements live in the server session
+    {"PREPARE p1 AS SELECT 1", R, tx_effect::none, true},
+    {"PREPARE p2 (int) AS INSERT INTO t VALUES ($1)", P, tx_effect::none, true},
+    {"EXECUTE p1", P, tx_effect::none, true},
+
+    // COPY
+    {"COPY t FROM STDIN", P},
+    {"COPY t (a, b) FROM STDIN WITH (FORMAT csv)", P},
+    {"COPY t FROM '/tmp/data.csv'", P},
+    {"COPY t TO STDOUT", R},
+    {"COPY (SELECT * FROM t) TO STDOUT WITH CSV HEADER", R},
+    {"COPY (SELECT nextval('s')) TO STDOUT", P},
+    {"COPY t TO '/tmp/out.csv'", P},
+    {"COPY t TO PROGRAM 'gzip > /tmp/x'", P},
+
+    // Notifications
+    {"LISTEN events", P, tx_effect::none, true},
+    {"NOTIFY events", P},
+    {"NOTIFY events, 'payload'", P},
+    {"UNLISTEN *", P},
+
+    // Locks, procedures, maintenance
+    {"LOCK TABLE t IN ACCESS EXCLUSIVE MODE", P},
+    {"LOCK t", P},
+    {"CALL my_procedure(1)", P},
+    {"DO $$ BEGIN PERFORM 1; END $$", P},
+    {"DO 'BEGIN NULL; END'", P},
+    {"VACUUM", P},
+    {"VACUUM ANALYZE t", P},
+    {"ANALYZE t", P},
+    {"CLUSTER t USING t_pkey", P},
+    {"REINDEX TABLE t", P},
+    {"CHECKPOINT", P},
+    {"REFRESH MATERIALIZED VIEW mv", P},
+    {"SECURITY LABEL ON TABLE t IS 'x'", P},
+    {"COMMENT ON TABLE t IS 'note'", P},
+
+    // DDL
+    {"CREATE TABLE t (id int primary key)", P},
+    {"CREATE TABLE IF NOT EXISTS t (id int)", P},
+    {"CREATE TEMP TABLE tt (a int)", P, tx_effect::none, true},
+    {"CREATE TEMPORARY TABLE tt2 AS SELECT 1", P, tx_effect::none, true},
+    {"CREATE TEMP VIEW tv AS SELECT 1", P, tx_effect::none, true},
+    {"CREATE TEMP SEQUENCE ts", P, tx_effect::none, true},
+    {"CREATE UNLOGGED TABLE u (a int)", P},
+    {"CREATE TABLE t2 AS SELECT * FROM t", P},
+    {"CREATE VIEW v AS SELECT 1", P},
+    {"CREATE MATERIALIZED VIEW mv AS SELECT 1", P},
+    {"CREATE INDEX i ON t (a)", P},
+    {"CREATE INDEX CONCURRENTLY i2 ON t (b)", P},
+    {"CREATE SEQUENCE s", P},
+    {"CREATE SCHEMA s1", P},
+    {"CREATE EXTENSION pg_stat_statements", P},
+    {"CREATE FUNCTION f() RETURNS int AS $$ SELECT 1 $$ LANGUAGE sql", P},
+    {"CREATE OR REPLACE PROCEDURE p() LANGUAGE plpgsql AS $$ BEGIN END $$", P},
+    {"CREATE TRIGGER tr AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION f()", P},
+    {"CREATE TYPE mood AS ENUM ('sad', 'ok')", P},
+    {"CREATE ROLE bob LOGIN", P},
+    {"CREATE DATABASE d", P},
+    {"ALTER TABLE t ADD COLUMN c int", P},
+    {"ALTER TABLE t RENAME TO u", P},
+    {"ALTER SYSTEM SET work_mem = '8MB'", P},
+    {"ALTER ROLE bob SET search_path = x", P},
+    {"DROP TABLE t", P},
+    {"DROP TABLE IF EXISTS t CASCADE", P},
+    {"DROP INDEX i", P},
+    {"GRANT SELECT ON t TO bob", P},
+    {"REVOKE ALL ON t FROM bob", P},
+    {"IMPORT FOREIGN SCHEMA s FROM SERVER f INTO l", P},
+
+    // Unparseable: primary
+    {"SELEC 1", P},
+    {"SELECT * FROM", P},
+    {"INSERT INTO", P},
+    {"SELECT 'unterminated", P},
+    {"SELECT $$unterminated", P},
+    {"garbage ;; ) (", P},
+};
+
+}  // namespace
+
+TEST_CASE("statement classification table", "[routing][classifier]") {
+  REQUIRE(table.size() >= 200);
+  auto functions = pg15_functions();
+  for (const auto& r : table) {
+    INFO(r.sql);
+    auto c = classify(r.sql, *functions);
+    CHECK(c.where == r.where);
+    CHECK(c.tx == r.tx);
+    CHECK(c.pins_session == r.pins);
+  }
+}
+
+TEST_CASE("unparseable statements are flagged and go to the primary", "[routing][classifier]") {
+  auto functions = pg15_functions();
+  auto c = classify("SELEC 1", *functions);
+  CHECK(c.parse_error);
+  CHECK(c.where == target::primary);
+}
+
+TEST_CASE("without volatility data every function call goes to the primary", "[routing][classifier]") {
+  function_volatility none;
+  CHECK(classify("SELECT lower('x')", none).where == target::primary);
+  CHECK(classify("SELECT 1", none).where == target::any);
+  function_volatility allowed;
+  allowed.allow("app_read_only_fn");
+  CHECK(classify("SELECT app_read_only_fn(1)", allowed).where == target::any);
+  function_volatility mixed;
+  mixed.add("f", 's');
+  mixed.add("f", 'v');  // one volatile overload makes the name volatile
+  CHECK(classify("SELECT f(1)", mixed).where == target::primary);
+}
+
+TEST_CASE("routing hints in a leading comment", "[routing][classifier]") {
+  CHECK(leading_hint("/* meridian:primary */ SELECT 1") == hint::primary);
+  CHECK(leading_hint("  /*meridian:replica*/SELECT 1") == hint::replica);
+  CHECK(leading_hint("SELECT 1 /* meridian:primary */") == hint::none);
+  CHECK(leading_hint("/* something else */ SELECT 1") == hint::none);
+  CHECK(leading_hint("/* meridian:primary") == hint::none);
+}
+
+TEST_CASE("cache keys ignore literals but keep everything that decides the class", "[routing][cache]") {
+  struct pair {
+    const char* a;
+    const char* b;
+    bool same;
+  };
+  const std::vector<pair> pairs{
+      {"SELECT * FROM t WHERE id = 1", "SELECT * FROM t WHERE id = 42", true},
+      {"SELECT * FROM t WHERE name = 'a'", "SELECT * FROM t WHERE name = 'it''s'", true},
+      {"SELECT $$x$$", "SELECT $q$y$q$", true},
+      {"SELECT 1.5e3", "SELECT .25", true},
+      {"SELECT E'a\\'b'", "SELECT 'c'", true},
+      {"SELECT  1", "SELECT 1 -- comment", true},
+      {"SELECT /* hint */ 1", "SELECT 1", true},
+      {"SELECT * FROM t1", "SELECT * FROM t2", false},
+      {"SELECT nextval('s')", "SELECT lower('s')", false},
+      {"SELECT \"a b\" FROM t", "SELECT \"a c\" FROM t", false},
+      {"SELECT $1", "SELECT $2", false},
+      {"SELECT * FROM t FOR UPDATE", "SELECT * FROM t", false},
+      {"EXPLAIN (ANALYZE 0) DELETE FROM t", "EXPLAIN (ANALYZE 1) DELETE FROM t", false},
+      {"explain analyze select 1", "explain analyze select 2", false},
+  };
+  for (const auto& p : pairs) {
+    INFO(p.a << " vs " << p.b);
+    CHECK((cache_key(p.a) == cache_key(p.b)) == p.same);
+  }
+}
+
+TEST_CASE("literal variants share one cache entry and the same class", "[routing][cache]") {
+  classification_cache cache(100, pg15_functions());
+  auto a = cache.get("SELECT abalance FROM pgbench_accounts WHERE aid = 1");
+  CHECK(cache.misses() == 1);
+  for (int i = 2; i < 50; ++i) {
+    auto b = cache.get("SELECT abalance FROM pgbench_accounts WHERE aid = " + std::to_string(i));
+    CHECK(b == a);
+  }
+  CHECK(cache.misses() == 1);
+  CHECK(cache.hits() == 48);
+  CHECK(cache.get("UPDATE pgbench_accounts SET abalance = 1 WHERE aid = 7").where == target::primary);
+  CHECK(cache.misses() == 2);
+}
+
+TEST_CASE("the classification cache is bounded", "[routing][cache]") {
+  classification_cache cache(10, pg15_functions());
+  for (int i = 0; i < 100; ++i) (void)cache.get("SELECT * FROM table_" + std::to_string(i));
+  CHECK(cache.size() == 10);
+  // The most recent entries are still there.
+  (void)cache.get("SELECT * FROM table_99");
+  CHECK(cache.hits() == 1);
+}
