@@ -53,6 +53,12 @@ void only_keys(const YAML::Node& map, const std::string& where, std::initializer
   }
 }
 
+routing_mode parse_routing(const std::string& text, const std::string& key) {
+  if (text == "split") return routing_mode::split;
+  if (text == "primary") return routing_mode::primary;
+  fail(key, "must be \"split\" or \"primary\"");
+}
+
 pool_mode parse_mode(const std::string& text, const std::string& key) {
   if (text == "transaction") return pool_mode::transaction;
   if (text == "session") return pool_mode::session;
@@ -158,7 +164,7 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
     throw config_error(std::string("invalid YAML: ") + e.what());
   }
   config c;
-  only_keys(root, "", {"region", "listen", "threads", "nodes", "pool", "limits", "auth", "users", "log"});
+  only_keys(root, "", {"region", "listen", "threads", "nodes", "pool", "routing", "limits", "auth", "users", "log"});
 
   if (!root["region"]) fail("region", "is required");
   c.region = scalar(root["region"], "region");
@@ -210,6 +216,20 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
     if (p["reset_query"]) c.reset_query = scalar(p["reset_query"], "pool.reset_query");
   }
 
+  if (auto r = root["routing"]) {
+    only_keys(r, "routing", {"default", "read_only_functions", "classification_cache", "replica_retry"});
+    if (r["default"]) c.routing = parse_routing(scalar(r["default"], "routing.default"), "routing.default");
+    if (auto f = r["read_only_functions"]) {
+      if (!f.IsSequence()) fail("routing.read_only_functions", "must be a list of function names");
+      for (std::size_t i = 0; i < f.size(); ++i)
+        c.read_only_functions.push_back(scalar(f[i], "routing.read_only_functions[" + std::to_string(i) + "]"));
+    }
+    if (r["classification_cache"])
+      c.classification_cache_size =
+          integer<std::size_t>(r["classification_cache"], "routing.classification_cache", 16, 10'000'000);
+    if (r["replica_retry"]) c.replica_retry = duration(r["replica_retry"], "routing.replica_retry");
+  }
+
   if (auto l = root["limits"]) {
     only_keys(l, "limits", {"max_clients", "max_message_size", "startup_timeout", "shutdown_timeout"});
     if (l["max_clients"]) c.max_clients = integer<std::size_t>(l["max_clients"], "limits.max_clients", 1, 10'000'000);
@@ -242,7 +262,8 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
     for (std::size_t i = 0; i < users.size(); ++i) {
       const std::string key = "users[" + std::to_string(i) + "]";
       auto u = users[i];
-      only_keys(u, key, {"name", "password", "password_file", "server_password", "server_password_file", "pool_mode"});
+      only_keys(u, key, {"name", "password", "password_file", "server_password", "server_password_file", "pool_mode",
+                         "routing"});
       user_config uc;
       if (!u["name"]) fail(key + ".name", "is required");
       uc.name = scalar(u["name"], key + ".name");
@@ -260,6 +281,7 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
         uc.server_password = s;
       }
       if (u["pool_mode"]) uc.mode = parse_mode(scalar(u["pool_mode"], key + ".pool_mode"), key + ".pool_mode");
+      if (u["routing"]) uc.routing = parse_routing(scalar(u["routing"], key + ".routing"), key + ".routing");
       // A later definition of the same user (config after userlist) wins.
       std::erase_if(c.users, [&](const user_config& e) { return e.name == uc.name; });
       c.users.push_back(std::move(uc));

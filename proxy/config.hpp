@@ -18,6 +18,8 @@ struct config_error : std::runtime_error {
 };
 
 enum class pool_mode { transaction, session };
+// split: reads may go to replicas, writes to the primary; primary: everything to the primary.
+enum class routing_mode { split, primary };
 enum class auth_method { trust, md5, scram_sha_256 };
 
 struct user_config {
@@ -27,6 +29,7 @@ struct user_config {
   // Plain-text password Meridian uses to log in to servers (defaults to secret when that is plain).
   std::optional<std::string> server_password;
   std::optional<pool_mode> mode;  // per-user pool mode override
+  std::optional<routing_mode> routing;  // per-user routing override
 };
 
 struct config {
@@ -50,6 +53,11 @@ struct config {
   std::size_t max_message_bytes = 64u << 20;
   std::chrono::milliseconds startup_timeout{10'000};
   std::chrono::milliseconds shutdown_timeout{30'000};
+
+  routing_mode routing = routing_mode::split;
+  std::vector<std::string> read_only_functions;  // treated as safe on replicas whatever pg_proc says
+  std::size_t classification_cache_size = 10'000;  // per worker thread and database
+  std::chrono::milliseconds replica_retry{1000};   // a replica that refused connections is skipped this long
 
   auth_method auth = auth_method::scram_sha_256;
   std::vector<user_config> users;

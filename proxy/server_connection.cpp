@@ -8,6 +8,7 @@
 #include "protocol/md5.hpp"
 #include "protocol/scram.hpp"
 #include "protocol/startup.hpp"
+#include "proxy/params.hpp"
 
 namespace meridian::proxy {
 
@@ -167,7 +168,7 @@ awaitable<tl::expected<void, server_error>> server_connection::establish(const r
       }
       case pr::backend_type::parameter_status: {
         auto ps = pr::be::parse_parameter_status(msg->body);
-        if (ps) params.insert_or_assign(std::string(ps->name), std::string(ps->value));
+        if (ps) params.insert_or_assign(lower(ps->name), std::string(ps->value));
         break;
       }
       case pr::backend_type::backend_key_data: {
@@ -192,7 +193,8 @@ awaitable<tl::expected<void, server_error>> server_connection::establish(const r
 }
 
 awaitable<tl::expected<void, server_error>> server_connection::run_internal_query(std::string sql,
-                                                                                  std::size_t max_message) {
+                                                                                  std::size_t max_message,
+                                                                                  query_rows* rows) {
   std::string out;
   pr::fe::serialize(pr::fe::query{sql}, out);
   error_code ec;
@@ -206,7 +208,12 @@ awaitable<tl::expected<void, server_error>> server_connection::run_internal_quer
       failure = from_error_response(msg->body);
     } else if (msg->type == pr::backend_type::parameter_status) {
       auto ps = pr::be::parse_parameter_status(msg->body);
-      if (ps) params.insert_or_assign(std::string(ps->name), std::string(ps->value));
+      if (ps) params.insert_or_assign(lower(ps->name), std::string(ps->value));
+    } else if (msg->type == pr::backend_type::data_row && rows) {
+      auto row = pr::be::parse_data_row(msg->body);
+      if (!row) co_return tl::unexpected(server_error{std::string(pr::sqlstate::protocol_violation), row.error().message});
+      auto& out_row = rows->emplace_back();
+      for (const auto& c : row->columns) out_row.emplace_back(c ? std::string(*c) : std::string());
     } else if (msg->type == pr::backend_type::ready_for_query) {
       auto rfq = pr::be::parse_ready_for_query(msg->body);
       if (rfq) tx = rfq->status;

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <tl/expected.hpp>
 
@@ -23,6 +24,7 @@ namespace meridian::proxy {
 class pool;
 
 using param_map = std::map<std::string, std::string, std::less<>>;
+using query_rows = std::vector<std::vector<std::string>>;
 
 // A failure talking to a server, with the SQLSTATE the client should see.
 struct server_error {
@@ -47,10 +49,11 @@ class server_connection {
                                                                       std::chrono::milliseconds timeout,
                                                                       std::size_t max_message);
 
-  // Runs a simple query whose results nobody needs (parameter sync, reset). Only for a
-  // connection with nothing in flight and no reader attached.
+  // Runs a simple query of Meridian's own (parameter sync, reset, catalog look-ups), keeping the
+  // rows (NULL as "") when asked. Only for a connection with nothing in flight and no reader.
   [[nodiscard]] awaitable<tl::expected<void, server_error>> run_internal_query(std::string sql,
-                                                                               std::size_t max_message);
+                                                                               std::size_t max_message,
+                                                                               query_rows* rows = nullptr);
 
   // Cheap liveness check before reuse: an idle server never speaks first, so readable data or
   // EOF means it is going away (terminated, restarted).
@@ -60,7 +63,7 @@ class server_connection {
   tcp::socket socket;
   byte_buffer in{16384};
   protocol::pipeline pipeline;
-  param_map params;    // current values of reported (and synced) parameters
+  param_map params;    // current values of reported (and synced) parameters, lower-case names
   param_map baseline;  // values right after startup
   protocol::be::backend_key_data key;
   statement_cache statements;

@@ -181,6 +181,7 @@ awaitable<bool> session::startup() {
 
   std::string response;
   pr::be::negotiate_protocol_version negotiate;
+  std::optional<routing_mode> routing_override;
   for (const auto& [k, v] : msg.parameters) {
     if (k == "user" || k == "database") continue;
     if (k.substr(0, 5) == "_pq_.") {
@@ -191,6 +192,16 @@ awaitable<bool> session::startup() {
       if (v == "false" || v == "0" || v == "off" || v == "no") continue;
       co_await fatal(pr::sqlstate::feature_not_supported, "replication connections are not supported by Meridian");
       co_return false;
+    }
+    if (k == "meridian.routing") {
+      // Consumed here, never forwarded: how this connection's statements are routed.
+      if (v != "split" && v != "primary") {
+        co_await fatal(pr::sqlstate::invalid_parameter_value,
+                       "invalid value for parameter \"meridian.routing\": expected split or primary");
+        co_return false;
+      }
+      routing_override = v == "split" ? routing_mode::split : routing_mode::primary;
+      continue;
     }
     if (k == "options") {
       if (!parse_startup_options(v, wanted_)) {
@@ -205,6 +216,16 @@ awaitable<bool> session::startup() {
       co_return false;
     }
     wanted_[lower(k)] = std::string(v);
+  }
+  if (auto it = wanted_.find("meridian.routing"); it != wanted_.end()) {
+    // Also accepted as -c meridian.routing=… in options, which is how libpq clients pass it.
+    if (it->second != "split" && it->second != "primary") {
+      co_await fatal(pr::sqlstate::invalid_parameter_value,
+                     "invalid value for parameter \"meridian.routing\": expected split or primary");
+      co_return false;
+    }
+    routing_override = it->second == "split" ? routing_mode::split : routing_mode::primary;
+    wanted_.erase(it);
   }
   if (pr::protocol_minor(msg.protocol_version) > 0 || !negotiate.unrecognized_options.empty()) {
     negotiate.newest_minor = 0;
@@ -222,19 +243,27 @@ awaitable<bool> session::startup() {
     co_return false;
   }
   user_cfg_ = worker_.cfg().find_user(user_);
+  {
+    auto mode = worker_.cfg().routing;
+    if (user_cfg_ && user_cfg_->routing) mode = *user_cfg_->routing;
+    if (routing_override) mode = *routing_override;
+    split_ = mode == routing_mode::split;
+  }
 
   if (!co_await authenticate()) co_return false;
 
   // Greet the client with the server's parameters. A pool that has not met its server yet
   // connects now, which also proves the database and server credentials work.
-  auto decision = routing::choose_node(worker_.topology(), routing::route_request{});
-  if (!decision.node) {
+  auto primary = worker_.topology().primary();
+  if (!primary) {
     co_await fatal(pr::sqlstate::connection_failure, "no primary node is available");
     co_return false;
   }
-  auto& primary_pool = worker_.pool_for(pool_key{*decision.node, user_, database_}, user_cfg_);
+  auto& primary_pool = worker_.pool_for(pool_key{*primary, user_, database_}, user_cfg_);
   if (!primary_pool.server_params() || mode() == pool_mode::session) {
-    auto err = co_await attach(mode() == pool_mode::session);
+    // Session pooling holds one connection for the whole session: the primary's.
+    auto err = co_await attach(routing::route_request{routing::target::primary, routing::hint::none, false},
+                               mode() == pool_mode::session);
     if (err) {
       co_await fatal(err->sqlstate, err->message);
       co_return false;
@@ -323,7 +352,7 @@ awaitable<void> session::serve() {
           in_.consume(m.wire_size);  // leftovers of a COPY that already ended: PostgreSQL ignores them too
           continue;
         }
-        if (auto err = co_await attach(true)) {
+        if (auto err = co_await attach(batch_request(), true)) {
           pr::append_error(client_out_, pr::severity::error, err->sqlstate, err->message);
           if (m.type == fe_t::query || m.type == fe_t::function_call || m.type == fe_t::sync) {
             append_ready(client_out_, pr::tx_status::idle);
@@ -400,6 +429,7 @@ bool session::forward_client_message(const pr::frame& m, std::string& violation)
     case fe_t::query: {
       auto q = pr::fe::parse_query(m.body);
       if (!q) return fail(q.error());
+      if (classify(q->sql).pins_session) pinned_ = true;
       raw();
       pl.sent(fe_t::query);
       break;
@@ -408,6 +438,8 @@ bool session::forward_client_message(const pr::frame& m, std::string& violation)
       auto p = pr::fe::parse_parse(m.body);
       if (!p) return fail(p.error());
       sc.batch_open = true;
+      const auto cls = classify(p->sql);
+      if (cls.pins_session) pinned_ = true;
       if (p->statement.empty()) {
         raw();
         pl.sent(fe_t::parse);
@@ -417,6 +449,8 @@ bool session::forward_client_message(const pr::frame& m, std::string& violation)
       // server-side statement, and a name never collides with another client's.
       auto content = m.body.substr(p->statement.size() + 1);
       auto& st = statements_[std::string(p->statement)];
+      st.cls = cls;
+      st.hint = routing::leading_hint(p->sql);
       st.server_name = server_statement_name(content);
       st.parse_message.clear();
       {
@@ -541,28 +575,108 @@ void session::answer_local_requests(server_connection& sc, std::string& out) {
   }
 }
 
-awaitable<std::optional<server_error>> session::attach(bool spawn_reader) {
-  auto decision = routing::choose_node(worker_.topology(), routing::route_request{});
-  if (!decision.node)
-    co_return server_error{std::string(pr::sqlstate::connection_failure), "no primary node is available"};
-  auto& p = worker_.pool_for(pool_key{*decision.node, user_, database_}, user_cfg_);
-  auto r = co_await p.acquire(clock::now() + worker_.cfg().wait_timeout);
-  if (!r) {
-    spdlog::warn("[c{}] no server connection to {}: {}", id_, p.node().name, r.error().message);
-    co_return r.error();
-  }
-  auto sc = std::move(*r);
-  if (auto err = co_await sync_params(*sc)) {
-    if (sc->tx == pr::tx_status::idle && sc->socket.is_open()) {
-      p.release(sc);
-    } else {
-      p.discard(sc);
+awaitable<std::optional<server_error>> session::attach(routing::route_request request, bool spawn_reader) {
+  request.split = request.split && split_;
+  for (;;) {
+    auto decision = routing::choose_node(worker_.topology(), worker_.route_context(), request);
+    if (!decision.node)
+      co_return server_error{std::string(pr::sqlstate::connection_failure), "no primary node is available"};
+    auto& p = worker_.pool_for(pool_key{*decision.node, user_, database_}, user_cfg_);
+    auto r = co_await p.acquire(clock::now() + worker_.cfg().wait_timeout);
+    if (!r) {
+      if (decision.replica && r.error().sqlstate == pr::sqlstate::connection_failure) {
+        // Nothing was sent yet: the client need not notice. Skip the replica for a while.
+        spdlog::warn("[c{}] replica {} unavailable, reading from elsewhere: {}", id_, p.node().name, r.error().message);
+        worker_.skip_node(*decision.node);
+        continue;
+      }
+      spdlog::warn("[c{}] no server connection to {}: {}", id_, p.node().name, r.error().message);
+      co_return r.error();
     }
-    co_return err;
+    auto sc = std::move(*r);
+    auto& db = worker_.database(database_);
+    if (!db.functions_loaded && !db.loading) {
+      // First use of this database on this worker: learn which functions are read-only.
+      db.loading = true;
+      query_rows rows;
+      auto loaded = co_await sc->run_internal_query(
+          "SELECT DISTINCT proname, provolatile::text FROM pg_catalog.pg_proc", worker_.cfg().max_message_bytes, &rows);
+      db.loading = false;
+      if (loaded) {
+        worker_.set_functions(database_, rows);
+      } else {
+        spdlog::warn("[c{}] could not read function volatility: {}", id_, loaded.error().message);
+      }
+    }
+    if (auto err = co_await sync_params(*sc)) {
+      if (sc->tx == pr::tx_status::idle && sc->socket.is_open()) {
+        p.release(sc);
+      } else {
+        p.discard(sc);
+      }
+      co_return err;
+    }
+    attached_ = sc;
+    if (spawn_reader) asio::co_spawn(client_.get_executor(), server_reader(shared_from_this(), sc), asio::detached);
+    co_return std::nullopt;
   }
-  attached_ = sc;
-  if (spawn_reader) asio::co_spawn(client_.get_executor(), server_reader(shared_from_this(), sc), asio::detached);
-  co_return std::nullopt;
+}
+
+routing::classification session::classify(std::string_view sql) { return worker_.database(database_).cache.get(sql); }
+
+routing::route_request session::batch_request() {
+  routing::route_request req{routing::target::any, routing::hint::none, split_};
+  std::optional<routing::classification> unnamed;  // the batch's unnamed statement
+  std::string_view data = in_.readable();
+  while (!data.empty()) {
+    auto r = pr::next_frame(data, worker_.cfg().max_message_bytes);
+    if (r.status != pr::frame_status::complete) break;
+    const auto& m = r.msg;
+    data.remove_prefix(m.wire_size);
+    switch (m.type) {
+      case fe_t::query: {
+        auto q = pr::fe::parse_query(m.body);
+        if (q) routing::add_statement(req, classify(q->sql), routing::leading_hint(q->sql));
+        return req;  // a simple Query is a batch of its own
+      }
+      case fe_t::parse: {
+        auto p = pr::fe::parse_parse(m.body);
+        if (!p) return req;
+        auto c = classify(p->sql);
+        routing::add_statement(req, c, routing::leading_hint(p->sql));
+        if (p->statement.empty()) unnamed = c;
+        break;
+      }
+      case fe_t::bind:
+      case fe_t::describe: {
+        std::string_view name;
+        if (m.type == fe_t::bind) {
+          auto b = pr::fe::parse_bind(m.body);
+          if (!b) return req;
+          name = b->statement;
+        } else {
+          auto d = pr::fe::parse_describe(m.body);
+          if (!d || d->kind != pr::fe::target_kind::statement) break;
+          name = d->name;
+        }
+        if (name.empty()) {
+          // An unnamed statement parsed in an earlier batch is unknown here: be safe.
+          if (!unnamed) req.where = routing::target::primary;
+        } else if (auto it = statements_.find(std::string(name)); it != statements_.end()) {
+          routing::add_statement(req, it->second.cls, it->second.hint);
+        }
+        break;
+      }
+      case fe_t::function_call:
+        req.where = routing::target::primary;
+        return req;
+      case fe_t::sync:
+        return req;
+      default:
+        break;
+    }
+  }
+  return req;
 }
 
 awaitable<std::optional<server_error>> session::sync_params(server_connection& sc) {
@@ -584,7 +698,7 @@ awaitable<std::optional<server_error>> session::sync_params(server_connection& s
 // Query phase: server → client
 
 bool session::releasable(const server_connection& sc) const {
-  return mode() == pool_mode::transaction && sc.pipeline.empty() && sc.tx == pr::tx_status::idle && !sc.batch_open &&
+  return mode() == pool_mode::transaction && !pinned_ && sc.pipeline.empty() && sc.tx == pr::tx_status::idle && !sc.batch_open &&
          !server_writing_ && server_out_.empty() && sc.passthrough == 0;
 }
 
@@ -794,8 +908,8 @@ awaitable<void> session::finish_server(server_conn_ptr sc, bool healthy) {
     p->discard(sc);
     co_return;
   }
-  if (mode() == pool_mode::session) {
-    // Session pooling hands a connection to the next client only after a reset.
+  if (mode() == pool_mode::session || pinned_) {
+    // A connection that held a session's state goes to the next client only after a reset.
     auto r = co_await sc->run_internal_query(worker_.cfg().reset_query, worker_.cfg().max_message_bytes);
     if (!r || sc->tx != pr::tx_status::idle) {
       p->discard(sc);

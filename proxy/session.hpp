@@ -16,6 +16,7 @@
 #include "proxy/cancel_registry.hpp"
 #include "proxy/config.hpp"
 #include "proxy/server_connection.hpp"
+#include "routing/router.hpp"
 
 namespace meridian::proxy {
 
@@ -40,6 +41,8 @@ class session : public std::enable_shared_from_this<session> {
   struct prepared_statement {
     std::string server_name;
     std::string parse_message;
+    routing::classification cls;
+    routing::hint hint = routing::hint::none;
   };
   // Where a piece of client-bound output comes from when a server chunk is relayed.
   struct segment {
@@ -62,7 +65,11 @@ class session : public std::enable_shared_from_this<session> {
   awaitable<void> serve();
   // One read from the client into in_; false when the client is gone or the read was cancelled.
   awaitable<bool> read_client();
-  awaitable<std::optional<server_error>> attach(bool spawn_reader);
+  awaitable<std::optional<server_error>> attach(routing::route_request request, bool spawn_reader);
+  // What the next transaction needs, from the complete messages already received: the first
+  // statement batch (up to Sync, or a simple Query) decides where it runs.
+  [[nodiscard]] routing::route_request batch_request();
+  [[nodiscard]] routing::classification classify(std::string_view sql);
   awaitable<std::optional<server_error>> sync_params(server_connection& sc);
   awaitable<void> finish_server(server_conn_ptr sc, bool healthy);
   awaitable<void> on_server_lost(server_conn_ptr sc, const std::string& why);
@@ -110,6 +117,8 @@ class session : public std::enable_shared_from_this<session> {
   server_conn_ptr attached_;
   bool server_writing_ = false;
   bool skipping_until_sync_ = false;
+  bool split_ = true;    // reads may go to replicas (routing mode "split")
+  bool pinned_ = false;  // holds state only its server connection has: keep that connection
   bool ended_ = false;
   bool shutdown_requested_ = false;
 

@@ -11,7 +11,40 @@ namespace meridian::proxy {
 using clock = std::chrono::steady_clock;
 
 worker::worker(shared_state& shared, unsigned index, routing::topology_ptr topology)
-    : shared_(shared), index_(index), topology_(std::move(topology)) {}
+    : shared_(shared), index_(index), topology_(std::move(topology)), skipped_until_(topology_->nodes.size()) {}
+
+namespace {
+std::shared_ptr<routing::function_volatility> allow_listed(const config& c) {
+  auto f = std::make_shared<routing::function_volatility>();
+  for (const auto& name : c.read_only_functions) f->allow(name);
+  return f;
+}
+}  // namespace
+
+database_routing& worker::database(const std::string& name) {
+  auto it = databases_.find(name);
+  if (it != databases_.end()) return *it->second;
+  auto d = std::make_unique<database_routing>(cfg().classification_cache_size, allow_listed(cfg()));
+  return *databases_.emplace(name, std::move(d)).first->second;
+}
+
+void worker::set_functions(const std::string& name, const std::vector<std::vector<std::string>>& rows) {
+  auto f = allow_listed(cfg());
+  for (const auto& row : rows)
+    if (row.size() == 2 && row[1].size() == 1) f->add(row[0], row[1][0]);
+  auto& d = database(name);
+  d.cache.set_functions(std::move(f));
+  d.functions_loaded = true;
+  spdlog::info("worker {}: loaded volatility of {} functions for database {}", index_, rows.size(), name);
+}
+
+routing::route_context worker::route_context() const {
+  return routing::route_context{cfg().region, skipped_until_, clock::now()};
+}
+
+void worker::skip_node(routing::node_id node) {
+  if (node.value < skipped_until_.size()) skipped_until_[node.value] = clock::now() + cfg().replica_retry;
+}
 
 void worker::listen() {
   const auto& c = cfg();

@@ -11,11 +11,23 @@
 #include "proxy/cancel_registry.hpp"
 #include "proxy/config.hpp"
 #include "proxy/pool.hpp"
+#include "routing/classification_cache.hpp"
+#include "routing/router.hpp"
 #include "routing/topology.hpp"
 
 namespace meridian::proxy {
 
 class session;
+
+// What routing needs per database: function volatilities from that database's pg_proc (loaded
+// from the primary on first use) and the classification cache built on them.
+struct database_routing {
+  database_routing(std::size_t cache_size, routing::volatility_ptr functions)
+      : cache(cache_size, std::move(functions)) {}
+  routing::classification_cache cache;
+  bool functions_loaded = false;
+  bool loading = false;
+};
 
 // State every worker shares. Only the cancel registry and counters change after start.
 struct shared_state {
@@ -39,6 +51,12 @@ class worker {
   void begin_shutdown();
 
   [[nodiscard]] pool& pool_for(const pool_key& key, const user_config* user);
+  [[nodiscard]] database_routing& database(const std::string& name);
+  // Function volatilities read from a database's pg_proc (rows of name, volatility).
+  void set_functions(const std::string& database, const std::vector<std::vector<std::string>>& rows);
+  [[nodiscard]] routing::route_context route_context() const;
+  // A replica that refused connections is skipped for routing.replica_retry.
+  void skip_node(routing::node_id node);
   [[nodiscard]] const config& cfg() const { return *shared_.cfg; }
   [[nodiscard]] const routing::topology& topology() const { return *topology_; }
   [[nodiscard]] shared_state& shared() { return shared_; }
@@ -62,6 +80,8 @@ class worker {
   routing::topology_ptr topology_;
   std::unordered_map<pool_key, std::unique_ptr<pool>, pool_key_hash> pools_;
   std::unordered_set<session*> sessions_;
+  std::unordered_map<std::string, std::unique_ptr<database_routing>> databases_;
+  std::vector<std::chrono::steady_clock::time_point> skipped_until_;
   bool draining_ = false;
 };
 

@@ -1,21 +1,41 @@
 #pragma once
-// The single decision point: given the session's state and what it is about to run, which node
-// serves it. Everything else (pool checkout, replay, forwarding) follows from the answer.
+// The single decision point: given what a session is about to start and how this region sees
+// the nodes, which node serves it. Everything else (pool checkout, replay, forwarding) follows
+// from the answer.
+#include <chrono>
 #include <optional>
+#include <span>
+#include <string_view>
 
+#include "routing/classifier.hpp"
 #include "routing/topology.hpp"
 
 namespace meridian::routing {
 
-// What the session knows when it must pick a server. Grows with read/write splitting.
+// What the session is about to run: the combined needs of the statements of its next
+// transaction (or implicit transaction) and how the client asked to be routed.
 struct route_request {
-  bool in_transaction = false;  // a transaction block is open: it stays where it started
+  target where = target::primary;
+  hint forced = hint::none;
+  bool split = true;  // false: the client's routing mode sends everything to the primary
+};
+
+// How this Meridian sees the nodes right now.
+struct route_context {
+  std::string_view region;
+  // Per node (by id): until when it is skipped after refusing connections.
+  std::span<const std::chrono::steady_clock::time_point> skipped_until;
+  std::chrono::steady_clock::time_point now;
 };
 
 struct route_decision {
   std::optional<node_id> node;  // nullopt: no node can serve (no primary known)
+  bool replica = false;         // the node is serving as a replica
 };
 
-[[nodiscard]] route_decision choose_node(const topology& topo, const route_request& request);
+[[nodiscard]] route_decision choose_node(const topology& topo, const route_context& ctx, const route_request& request);
+
+// Merges one statement's needs into the request for the transaction it belongs to.
+void add_statement(route_request& request, const classification& c, hint h);
 
 }  // namespace meridian::routing

@@ -49,6 +49,12 @@ std::string sandbox::admin_dsn(int region) {
   return "host=" + dir() + "/run port=" + std::to_string(pg_port(region)) + " user=postgres dbname=app";
 }
 
+int sandbox::script(const std::string& args) {
+  auto r = run_command("MERIDIAN_SANDBOX_DIR=" + dir() + " MERIDIAN_PG_PORT=" + std::to_string(pg_port(0)) +
+                       " MERIDIAN_PORT=" + std::to_string(meridian_port(0)) + " " + repo() + "/infra/local/sandbox " + args);
+  return r.exit_code;
+}
+
 pg_connection::pg_connection(const std::string& dsn) : conn_(PQconnectdb(dsn.c_str())) {}
 pg_connection::~pg_connection() { PQfinish(conn_); }
 bool pg_connection::ok() const { return PQstatus(conn_) == CONNECTION_OK; }

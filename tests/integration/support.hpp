@@ -21,6 +21,8 @@ struct sandbox {
   static std::string dsn(int region, const std::string& user = "app", const std::string& password = "app-secret");
   // Superuser connection straight to a PostgreSQL node over its Unix socket.
   static std::string admin_dsn(int region);
+  // Runs infra/local/sandbox with this sandbox's settings, e.g. "stop-node eu-west-1".
+  static int script(const std::string& args);
 };
 
 // A libpq connection that fails the test on errors unless asked not to.

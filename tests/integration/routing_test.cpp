@@ -1,0 +1,168 @@
+// Read/write splitting on the sandbox, proven with the servers' own counters and addresses:
+// the eu-west-1 Meridian sends reads to the eu-west-1 replica and everything that may write to
+// the us-east-1 primary.
+#include <catch2/catch.hpp>
+
+#include "support.hpp"
+
+using namespace meridian::testing;
+using namespace std::chrono_literals;
+
+namespace {
+constexpr int us = 0;
+constexpr int eu = 1;
+
+long long committed(int region) {
+  pg_connection admin(sandbox::admin_dsn(region));
+  REQUIRE(admin.ok());
+  return std::stoll(*admin.scalar("SELECT xact_commit FROM pg_stat_database WHERE datname = 'app'"));
+}
+
+// Scans of a table only this test reads: other tests' traffic never moves it.
+long long scans(int region) {
+  pg_connection admin(sandbox::admin_dsn(region));
+  REQUIRE(admin.ok());
+  auto v = admin.scalar(
+      "SELECT coalesce(seq_scan, 0) + coalesce(idx_scan, 0) FROM pg_stat_user_tables WHERE relname = 'itest_split_reads'");
+  return v ? std::stoll(*v) : 0;
+}
+
+std::string port_of(pg_connection& c, const std::string& sql = "SELECT inet_server_port()") { return *c.scalar(sql); }
+
+std::string pg_port_str(int region) { return std::to_string(sandbox::pg_port(region)); }
+
+std::string pgbench(int region, const std::string& args) {
+  return "PGPASSWORD=app-secret /usr/lib/postgresql/15/bin/pgbench -n -h 127.0.0.1 -p " +
+         std::to_string(sandbox::meridian_port(region)) + " -U app " + args + " app";
+}
+}  // namespace
+
+TEST_CASE("select-only pgbench through eu-west-1 runs on the eu replica", "[integration][routing]") {
+  {
+    pg_connection setup(sandbox::dsn(us));
+    REQUIRE(setup.ok());
+    setup.scalar("CREATE TABLE IF NOT EXISTS itest_split_reads (id int PRIMARY KEY, v text)");
+    setup.scalar("INSERT INTO itest_split_reads VALUES (1, 'one') ON CONFLICT DO NOTHING");
+    // The replica must have the table before reads are sent there.
+    pg_connection replica(sandbox::admin_dsn(eu));
+    REQUIRE(eventually([&] {
+      return replica.scalar("SELECT count(*) FROM pg_class WHERE relname = 'itest_split_reads'") == "1";
+    }, 10s));
+  }
+  const std::string script = sandbox::dir() + "/split-reads.sql";
+  REQUIRE(run_command("echo 'SELECT v FROM itest_split_reads WHERE id = 1;' > " + script).exit_code == 0);
+  for (std::string mode : {"simple", "extended", "prepared"}) {
+    INFO("mode " << mode);
+    const auto replica_before = scans(eu);
+    const auto primary_before = scans(us);
+    auto out = run_command(pgbench(eu, "-f " + script + " -c 8 -j 8 -t 250 -M " + mode));
+    INFO(out.output);
+    REQUIRE(out.exit_code == 0);
+    CHECK_THAT(out.output, Catch::Contains("number of failed transactions: 0"));
+    // Idle backends report their counters within about ten seconds.
+    CHECK(eventually([&] { return scans(eu) - replica_before >= 2000; }, 30s));
+    // The set-up statements above may still be reported late; 2000 reads would show.
+    CHECK(scans(us) - primary_before < 100);
+  }
+  // The built-in select-only script too, with many clients.
+  auto out = run_command(pgbench(eu, "-S -c 16 -j 16 -t 100 -M prepared"));
+  INFO(out.output);
+  CHECK_THAT(out.output, Catch::Contains("number of failed transactions: 0"));
+}
+
+TEST_CASE("TPC-B through eu-west-1 runs on the primary", "[integration][routing]") {
+  const auto primary_before = committed(us);
+  auto out = run_command(pgbench(eu, "-c 8 -j 8 -t 100"));
+  INFO(out.output);
+  REQUIRE(out.exit_code == 0);
+  CHECK_THAT(out.output, Catch::Contains("number of failed transactions: 0"));
+  CHECK(eventually([&] { return committed(us) - primary_before >= 800; }, 30s));
+}
+
+TEST_CASE("statements land where their class says", "[integration][routing]") {
+  pg_connection c(sandbox::dsn(eu));
+  REQUIRE(c.ok());
+  const auto replica = pg_port_str(eu);
+  const auto primary = pg_port_str(us);
+  CHECK(port_of(c) == replica);
+  CHECK(port_of(c, "SELECT inet_server_port() FROM (SELECT lower('X')) s") == replica);
+  c.scalar("CREATE SEQUENCE IF NOT EXISTS itest_seq");
+  CHECK(port_of(c, "SELECT inet_server_port() FROM (SELECT nextval('itest_seq')) s") == primary);
+  CHECK(port_of(c, "/* meridian:primary */ SELECT inet_server_port()") == primary);
+  c.scalar("CREATE TABLE IF NOT EXISTS itest_routing (id int)");
+  c.scalar("TRUNCATE itest_routing");
+  c.scalar("INSERT INTO itest_routing VALUES (1)");
+  CHECK(port_of(c, "SELECT inet_server_port() FROM itest_routing FOR SHARE") == primary);
+
+  // An explicit transaction runs on the primary; a read-only one may run on the replica.
+  c.scalar("BEGIN");
+  CHECK(port_of(c) == primary);
+  c.scalar("COMMIT");
+  c.scalar("BEGIN READ ONLY");
+  CHECK(port_of(c) == replica);
+  CHECK(c.scalar("SELECT pg_is_in_recovery()") == "t");
+  c.scalar("COMMIT");
+  c.scalar("START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+  CHECK(port_of(c) == replica);
+  c.scalar("COMMIT");
+}
+
+TEST_CASE("a client can ask for the primary for its whole connection", "[integration][routing]") {
+  pg_connection c(sandbox::dsn(eu) + " options='-c meridian.routing=primary'");
+  REQUIRE(c.ok());
+  for (int i = 0; i < 5; ++i) CHECK(port_of(c) == pg_port_str(us));
+  pg_connection bad(sandbox::dsn(eu) + " options='-c meridian.routing=sideways'");
+  CHECK_FALSE(bad.ok());
+  CHECK_THAT(bad.error(), Catch::Contains("meridian.routing"));
+}
+
+TEST_CASE("BEGIN pipelined with its first statement runs on the primary", "[integration][routing]") {
+  // What JDBC does with autocommit off: BEGIN and the first query in one extended batch.
+  pg_connection c(sandbox::dsn(eu));
+  REQUIRE(c.ok());
+  REQUIRE(PQenterPipelineMode(c.raw()) == 1);
+  REQUIRE(PQsendQueryParams(c.raw(), "BEGIN", 0, nullptr, nullptr, nullptr, nullptr, 0) == 1);
+  REQUIRE(PQsendQueryParams(c.raw(), "SELECT inet_server_port()", 0, nullptr, nullptr, nullptr, nullptr, 0) == 1);
+  REQUIRE(PQpipelineSync(c.raw()) == 1);
+  std::string port;
+  for (int results = 0; results < 2;) {
+    PGresult* r = PQgetResult(c.raw());
+    if (!r) continue;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK) port = PQgetvalue(r, 0, 0);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK) ++results;
+    PQclear(r);
+  }
+  PGresult* sync = nullptr;
+  while ((sync = PQgetResult(c.raw())) == nullptr || PQresultStatus(sync) != PGRES_PIPELINE_SYNC) PQclear(sync);
+  PQclear(sync);
+  REQUIRE(PQexitPipelineMode(c.raw()) == 1);
+  CHECK(port == pg_port_str(us));
+  CHECK(port_of(c) == pg_port_str(us));  // still inside that transaction
+  c.scalar("ROLLBACK");
+}
+
+TEST_CASE("a temporary table pins the session to its primary connection", "[integration][routing]") {
+  pg_connection c(sandbox::dsn(eu));
+  REQUIRE(c.ok());
+  c.scalar("CREATE TEMP TABLE itest_temp (a int)");
+  c.scalar("INSERT INTO itest_temp VALUES (1), (2)");
+  for (int i = 0; i < 10; ++i) CHECK(c.scalar("SELECT count(*) FROM itest_temp") == "2");
+  CHECK(port_of(c) == pg_port_str(us));
+}
+
+TEST_CASE("reads fall back to the primary while the local replica is down, then return", "[integration][routing]") {
+  pg_connection c(sandbox::dsn(eu));
+  REQUIRE(c.ok());
+  CHECK(port_of(c) == pg_port_str(eu));
+  REQUIRE(sandbox::script("stop-node eu-west-1") == 0);
+  struct restart {
+    ~restart() { sandbox::script("start-node eu-west-1"); }
+  } guard;
+  // No error reaches the client: reads go to the primary.
+  for (int i = 0; i < 20; ++i) CHECK(port_of(c) == pg_port_str(us));
+  pg_connection fresh(sandbox::dsn(eu));
+  REQUIRE(fresh.ok());
+  CHECK(port_of(fresh) == pg_port_str(us));
+  REQUIRE(sandbox::script("start-node eu-west-1") == 0);
+  CHECK(eventually([&] { return port_of(c) == pg_port_str(eu); }, 15s));
+}
