@@ -55,6 +55,11 @@ class pipeline {
   // appended to discarded() so the caller can undo what it assumed (e.g. a prepared statement).
   response_verdict received(char backend_message_type);
 
+  // The request the next backend message will answer, if any.
+  [[nodiscard]] std::optional<pending_request> front() const {
+    if (head_ < queue_.size()) return queue_[head_];
+    return std::nullopt;
+  }
   // Pops a local request that has reached the head (its turn to be answered), if any.
   [[nodiscard]] std::optional<pending_request> take_local();
 

@@ -68,7 +68,9 @@ std::string parameter_sync_sql(const param_map& wanted, const param_map& current
   for (const auto& [k, v] : wanted) {
     auto it = current.find(k);
     if (it != current.end() && it->second == v) continue;
-    sql += "SET " + k + " TO " + quote_literal(v) + ";";
+    // set_config takes the value as the configuration file would (a list stays a list), which
+    // is also how SHOW and ParameterStatus print it.
+    sql += "SELECT pg_catalog.set_config(" + quote_literal(k) + ", " + quote_literal(v) + ", false);";
   }
   for (const auto& [k, v] : current) {
     if (wanted.count(k)) continue;

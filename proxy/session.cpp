@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "protocol/backend.hpp"
@@ -227,6 +228,7 @@ awaitable<bool> session::startup() {
     routing_override = it->second == "split" ? routing_mode::split : routing_mode::primary;
     wanted_.erase(it);
   }
+  startup_wanted_ = wanted_;
   if (pr::protocol_minor(msg.protocol_version) > 0 || !negotiate.unrecognized_options.empty()) {
     negotiate.newest_minor = 0;
     pr::be::serialize(negotiate, response);
@@ -429,9 +431,11 @@ bool session::forward_client_message(const pr::frame& m, std::string& violation)
     case fe_t::query: {
       auto q = pr::fe::parse_query(m.body);
       if (!q) return fail(q.error());
-      if (classify(q->sql).pins_session) pinned_ = true;
+      const auto cls = classify(q->sql);
+      if (cls.pins_session) pinned_ = true;
       raw();
       pl.sent(fe_t::query);
+      if (!cls.sets_parameters.empty() || !deferred_shows_.empty()) track_settings(sc, cls);
       break;
     }
     case fe_t::parse: {
@@ -439,7 +443,9 @@ bool session::forward_client_message(const pr::frame& m, std::string& violation)
       if (!p) return fail(p.error());
       sc.batch_open = true;
       const auto cls = classify(p->sql);
-      if (cls.pins_session) pinned_ = true;
+      // A SET through the extended protocol is rare; keeping the connection is simpler than
+      // following it.
+      if (cls.pins_session || !cls.sets_parameters.empty()) pinned_ = true;
       if (p->statement.empty()) {
         raw();
         pl.sent(fe_t::parse);
@@ -556,6 +562,31 @@ bool session::forward_client_message(const pr::frame& m, std::string& violation)
   }
   answer_local_requests(sc, client_out_);
   return true;
+}
+
+void session::track_settings(server_connection& sc, const routing::classification& cls) {
+  for (const auto& name : cls.sets_parameters) {
+    if (name == "*") {
+      // RESET ALL / DISCARD ALL: back to what the client started with.
+      wanted_ = startup_wanted_;
+      ++params_version_;
+      sc.params = sc.baseline;
+      sc.synced_session = 0;
+      deferred_shows_.clear();
+      continue;
+    }
+    if (is_valid_parameter_name(name) && std::find(deferred_shows_.begin(), deferred_shows_.end(), name) == deferred_shows_.end())
+      deferred_shows_.push_back(name);
+  }
+  const bool begins = cls.tx == routing::tx_effect::begin || cls.tx == routing::tx_effect::begin_read_only;
+  const bool in_transaction = begins || (cls.tx == routing::tx_effect::none && sc.tx != pr::tx_status::idle);
+  if (in_transaction) return;
+  for (const auto& name : deferred_shows_) {
+    pr::fe::serialize(pr::fe::query{"SHOW " + name}, server_out_);
+    sc.pipeline.sent(pr::pending_request{pr::request_kind::query, true, false, static_cast<std::uint32_t>(show_names_.size())});
+    show_names_.push_back(name);
+  }
+  deferred_shows_.clear();
 }
 
 void session::ensure_prepared(server_connection& sc, const prepared_statement& st) {
@@ -744,6 +775,7 @@ awaitable<void> session::server_reader(std::shared_ptr<session> self, server_con
     if (sc->in.capacity() > (1u << 20) && sc->in.readable().size() < 16384) sc->in.shrink(16384);
     if (self->attached_ == sc && self->releasable(*sc)) {
       self->attached_.reset();
+      self->show_names_.clear();
       sc->last_used = clock::now();
       sc->owner->release(sc);
       if (self->shutdown_requested_) {
@@ -812,11 +844,15 @@ session::chunk_result session::process_server_chunk(server_connection& sc) {
       break;
     }
     const auto& m = r.msg;
+    const auto answering = sc.pipeline.front();
     auto v = sc.pipeline.received(m.type);
     if (v.unexpected) {
       result.broken = "unexpected message from server";
       return result;
     }
+    if (answering && answering->synthetic && answering->kind == pr::request_kind::query &&
+        answering->tag < show_names_.size())
+      capture_show(sc, m, answering->tag);
     bool forward = v.forward;
     switch (m.type) {
       case be_t::ready_for_query: {
@@ -889,6 +925,26 @@ session::chunk_result session::process_server_chunk(server_connection& sc) {
   close_run();
   result.consumed = pos;
   return result;
+}
+
+void session::capture_show(server_connection& sc, const pr::frame& m, std::uint32_t tag) {
+  if (m.type == be_t::data_row) {
+    auto row = pr::be::parse_data_row(m.body);
+    if (row && !row->columns.empty() && row->columns[0]) show_value_ = std::string(*row->columns[0]);
+  } else if (m.type == be_t::error_response) {
+    show_failed_ = true;
+  } else if (m.type == be_t::ready_for_query) {
+    if (!show_failed_) {
+      const auto& name = show_names_[tag];
+      wanted_[name] = show_value_;
+      sc.params[name] = show_value_;
+      ++params_version_;
+      sc.synced_session = id_;
+      sc.synced_version = params_version_;
+    }
+    show_value_.clear();
+    show_failed_ = false;
+  }
 }
 
 void session::reconcile_discarded(server_connection& sc) {

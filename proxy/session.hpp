@@ -83,9 +83,11 @@ class session : public std::enable_shared_from_this<session> {
   // Appends one client message (renamed where needed) to server_out_; false on a malformed message.
   bool forward_client_message(const protocol::frame& m, std::string& violation);
   void ensure_prepared(server_connection& sc, const prepared_statement& st);
+  void track_settings(server_connection& sc, const routing::classification& cls);
   void answer_local_requests(server_connection& sc, std::string& out);
   chunk_result process_server_chunk(server_connection& sc);
   void reconcile_discarded(server_connection& sc);
+  void capture_show(server_connection& sc, const protocol::frame& m, std::uint32_t tag);
   [[nodiscard]] bool releasable(const server_connection& sc) const;
   void close_client();
   [[nodiscard]] pool_mode mode() const;
@@ -109,6 +111,13 @@ class session : public std::enable_shared_from_this<session> {
   std::string database_;
   const user_config* user_cfg_ = nullptr;
   param_map wanted_;  // the client's view of its session parameters (lower-case names)
+  param_map startup_wanted_;  // what RESET ALL returns to: the start-up parameters
+  // Parameters the client SET: Meridian asks the server for their resulting values (SHOW) once
+  // the transaction they were set in is over, so a rolled-back SET is not replayed.
+  std::vector<std::string> deferred_shows_;
+  std::vector<std::string> show_names_;  // by the tag of the injected SHOW
+  std::string show_value_;
+  bool show_failed_ = false;
   std::uint64_t params_version_ = 1;
   std::optional<cancel_key> cancel_key_;
 

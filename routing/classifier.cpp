@@ -47,7 +47,7 @@ bool is_session_lock_function(std::string_view name) {
 
 struct walker {
   const function_volatility& functions;
-  classification result{target::any, tx_effect::none, false, false};
+  classification result{target::any, tx_effect::none, false, false, {}};
 
   void needs_primary() { result.where = target::primary; }
 
@@ -160,12 +160,25 @@ struct walker {
       // SAVEPOINT, RELEASE, ROLLBACK TO: wherever the transaction runs.
     } else if (type == "VariableSetStmt") {
       const auto name = body.value("name", "");
-      if (name == "session_authorization" || name == "role") result.pins_session = true;
+      const auto kind = body.value("kind", "");
+      if (name == "session_authorization" || name == "role") {
+        result.pins_session = true;
+      } else if (kind == "VAR_RESET_ALL") {
+        result.sets_parameters.emplace_back("*");
+      } else if (kind == "VAR_SET_MULTI") {
+        // SET TRANSACTION lasts one transaction; SET SESSION CHARACTERISTICS changes several
+        // defaults at once and is rare enough to pin for.
+        if (name != "TRANSACTION") result.pins_session = true;
+      } else if (!body.value("is_local", false) && !name.empty()) {
+        result.sets_parameters.push_back(name);
+      }
     } else if (type == "DeclareCursorStmt") {
       constexpr int cursor_opt_hold = 0x0020;
       if (body.value("options", 0) & cursor_opt_hold) result.pins_session = true;
       if (auto q = body.find("query"); q != body.end()) statement(*q);
-    } else if (type == "FetchStmt" || type == "ClosePortalStmt" || type == "DiscardStmt" ||
+    } else if (type == "DiscardStmt") {
+      if (body.value("target", "") == "DISCARD_ALL") result.sets_parameters.emplace_back("*");
+    } else if (type == "FetchStmt" || type == "ClosePortalStmt" ||
                type == "DeallocateStmt") {
       // Act on what this session already has.
     } else if (type == "CopyStmt") {

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 namespace meridian::routing {
 
@@ -30,6 +31,9 @@ struct classification {
   // SET SESSION AUTHORIZATION / ROLE, SQL-level PREPARE.
   bool pins_session = false;
   bool parse_error = false;
+  // Session parameters the statement sets or resets (SET/RESET outside SET LOCAL), lower-case;
+  // "*" for RESET ALL and DISCARD ALL. Names are identifiers, so they survive the cache key.
+  std::vector<std::string> sets_parameters;
   bool operator==(const classification&) const = default;
 };
 

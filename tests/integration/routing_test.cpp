@@ -166,3 +166,54 @@ TEST_CASE("reads fall back to the primary while the local replica is down, then 
   REQUIRE(sandbox::script("start-node eu-west-1") == 0);
   CHECK(eventually([&] { return port_of(c) == pg_port_str(eu); }, 15s));
 }
+
+TEST_CASE("SET follows the client to every server connection, replicas included", "[integration][routing][params]") {
+  {
+    pg_connection setup(sandbox::dsn(us));
+    REQUIRE(setup.ok());
+    setup.scalar("CREATE SCHEMA IF NOT EXISTS itest_s");
+    setup.scalar("CREATE TABLE IF NOT EXISTS itest_s.itest_where (v text)");
+    setup.scalar("TRUNCATE itest_s.itest_where");
+    setup.scalar("INSERT INTO itest_s.itest_where VALUES ('from itest_s')");
+    pg_connection replica(sandbox::admin_dsn(eu));
+    REQUIRE(eventually([&] { return replica.scalar("SELECT count(*) FROM itest_s.itest_where") == "1"; }, 10s));
+  }
+  pg_connection c(sandbox::dsn(eu));
+  pg_connection other(sandbox::dsn(eu));
+  REQUIRE(c.ok());
+  REQUIRE(other.ok());
+  c.scalar("SET search_path TO itest_s, public");
+  c.scalar("SET statement_timeout = '4321ms'");
+  for (int i = 0; i < 10; ++i) {
+    // The other client keeps taking server connections in between.
+    CHECK(other.sqlstate_of("SELECT v FROM itest_where") == "42P01");
+    CHECK(other.scalar("SHOW statement_timeout") == "0");
+    CHECK(c.scalar("SELECT v FROM itest_where") == "from itest_s");
+    CHECK(c.scalar("SHOW statement_timeout") == "4321ms");
+    CHECK(c.scalar("SHOW search_path") == "itest_s, public");
+  }
+  CHECK(port_of(c) == pg_port_str(eu));
+
+  // A SET in a rolled-back transaction does not stick; one in a committed transaction does.
+  c.scalar("BEGIN");
+  c.scalar("SET statement_timeout = '1111ms'");
+  c.scalar("ROLLBACK");
+  for (int i = 0; i < 3; ++i) {
+    CHECK(other.scalar("SELECT 1") == "1");
+    CHECK(c.scalar("SHOW statement_timeout") == "4321ms");
+  }
+  c.scalar("BEGIN");
+  c.scalar("SET statement_timeout = '2222ms'");
+  c.scalar("COMMIT");
+  for (int i = 0; i < 3; ++i) {
+    CHECK(other.scalar("SELECT 1") == "1");
+    CHECK(c.scalar("SHOW statement_timeout") == "2222ms");
+  }
+  // RESET ALL returns to what the client started with.
+  c.scalar("RESET ALL");
+  for (int i = 0; i < 3; ++i) {
+    CHECK(other.scalar("SELECT 1") == "1");
+    CHECK(c.scalar("SHOW statement_timeout") == "0");
+    CHECK(c.sqlstate_of("SELECT v FROM itest_where") == "42P01");
+  }
+}

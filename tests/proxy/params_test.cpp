@@ -14,15 +14,15 @@ TEST_CASE("parameter sync SQL brings a server to the client's parameters", "[pro
   };
   const std::vector<row> rows{
       {{}, baseline, ""},
-      {{{"application_name", "psql"}}, baseline, "SET application_name TO 'psql';"},
+      {{{"application_name", "psql"}}, baseline, "SELECT pg_catalog.set_config('application_name', 'psql', false);"},
       {{{"application_name", "psql"}}, {{"application_name", "psql"}, {"timezone", "UTC"}}, ""},
       // another client's setting is reset
       {{}, {{"application_name", "other"}, {"timezone", "UTC"}}, "RESET application_name;"},
       // a setting the server does not report, set for a previous client
       {{}, {{"application_name", ""}, {"timezone", "UTC"}, {"extra_float_digits", "3"}}, "RESET extra_float_digits;"},
-      {{{"timezone", "Europe/Dublin"}}, baseline, "SET timezone TO 'Europe/Dublin';"},
-      {{{"application_name", "it's"}}, baseline, "SET application_name TO 'it''s';"},
-      {{{"application_name", "a\\b"}}, baseline, "SET application_name TO E'a\\\\b';"},
+      {{{"timezone", "Europe/Dublin"}}, baseline, "SELECT pg_catalog.set_config('timezone', 'Europe/Dublin', false);"},
+      {{{"application_name", "it's"}}, baseline, "SELECT pg_catalog.set_config('application_name', 'it''s', false);"},
+      {{{"application_name", "a\\b"}}, baseline, "SELECT pg_catalog.set_config('application_name', E'a\\\\b', false);"},
   };
   for (const auto& r : rows) CHECK(parameter_sync_sql(r.wanted, r.current, baseline) == r.sql);
 }

@@ -326,6 +326,35 @@ TEST_CASE("statement classification table", "[routing][classifier]") {
   }
 }
 
+TEST_CASE("session parameters a statement changes", "[routing][classifier]") {
+  function_volatility none;
+  struct set_row {
+    const char* sql;
+    std::vector<std::string> names;
+    bool pins;
+  };
+  const std::vector<set_row> rows{
+      {"SET search_path TO app, public", {"search_path"}, false},
+      {"SET statement_timeout = '5s'", {"statement_timeout"}, false},
+      {"SET TIME ZONE 'UTC'", {"timezone"}, false},
+      {"SET search_path TO DEFAULT", {"search_path"}, false},
+      {"RESET search_path", {"search_path"}, false},
+      {"RESET ALL", {"*"}, false},
+      {"DISCARD ALL", {"*"}, false},
+      {"SET LOCAL work_mem = '1MB'", {}, false},
+      {"SET TRANSACTION READ ONLY", {}, false},
+      {"SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", {}, true},
+      {"SET a.b = 1; SET c TO 2", {"a.b", "c"}, false},
+      {"SELECT 1", {}, false},
+  };
+  for (const auto& r : rows) {
+    INFO(r.sql);
+    auto c = classify(r.sql, none);
+    CHECK(c.sets_parameters == r.names);
+    CHECK(c.pins_session == r.pins);
+  }
+}
+
 TEST_CASE("unparseable statements are flagged and go to the primary", "[routing][classifier]") {
   auto functions = pg15_functions();
   auto c = classify("SELEC 1", *functions);
