@@ -164,7 +164,13 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
     throw config_error(std::string("invalid YAML: ") + e.what());
   }
   config c;
-  only_keys(root, "", {"region", "listen", "threads", "nodes", "pool", "routing", "limits", "auth", "users", "log"});
+  only_keys(root, "",
+            {"region", "listen", "threads", "nodes", "pool", "routing", "limits", "auth", "users", "log", "metrics"});
+  if (auto m = root["metrics"]) {
+    only_keys(m, "metrics", {"host", "port"});
+    if (m["host"]) c.metrics_host = scalar(m["host"], "metrics.host");
+    if (m["port"]) c.metrics_port = integer<std::uint16_t>(m["port"], "metrics.port", 1, 65535);
+  }
 
   if (!root["region"]) fail("region", "is required");
   c.region = scalar(root["region"], "region");

@@ -64,6 +64,10 @@ struct config {
 
   std::string log_level = "info";
 
+  // Prometheus endpoint; port 0 means none.
+  std::string metrics_host = "127.0.0.1";
+  std::uint16_t metrics_port = 0;
+
   [[nodiscard]] const user_config* find_user(std::string_view name) const;
 };
 

@@ -62,6 +62,16 @@ int main(int argc, char** argv) {
   proxy::shared_state shared;
   shared.cfg = std::make_shared<const proxy::config>(cfg);
   auto topology = routing::make_configured_topology(cfg.nodes);
+  shared.stats = std::make_unique<proxy::metrics>(*topology);
+  if (cfg.metrics_port != 0) {
+    try {
+      shared.stats->serve(cfg.metrics_host, cfg.metrics_port);
+    } catch (const std::exception& e) {
+      spdlog::critical("cannot serve metrics on {}:{}: {}", cfg.metrics_host, cfg.metrics_port, e.what());
+      return 1;
+    }
+    spdlog::info("metrics on http://{}:{}/metrics", cfg.metrics_host, cfg.metrics_port);
+  }
 
   std::vector<std::unique_ptr<proxy::worker>> workers;
   try {

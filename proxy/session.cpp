@@ -58,7 +58,10 @@ session::session(worker& w, tcp::socket socket)
 
 session::~session() {
   if (cancel_key_) worker_.shared().cancels.remove(*cancel_key_);
-  if (counted_) worker_.shared().clients.fetch_sub(1);
+  if (counted_) {
+    worker_.shared().clients.fetch_sub(1);
+    worker_.shared().stats->client_disconnected();
+  }
   worker_.remove_session(this);
 }
 
@@ -240,6 +243,7 @@ awaitable<bool> session::startup() {
     co_return false;
   }
   counted_ = true;
+  worker_.shared().stats->client_connected();
   if (worker_.shared().clients.fetch_add(1) >= worker_.cfg().max_clients) {
     co_await fatal(pr::sqlstate::too_many_connections, "sorry, too many clients already");
     co_return false;
@@ -433,6 +437,7 @@ bool session::forward_client_message(const pr::frame& m, std::string& violation)
       if (!q) return fail(q.error());
       const auto cls = classify(q->sql);
       if (cls.pins_session) pinned_ = true;
+      worker_.shared().stats->statement(sc.node, cls.where);
       raw();
       pl.sent(fe_t::query);
       if (!cls.sets_parameters.empty() || !deferred_shows_.empty()) track_settings(sc, cls);
@@ -447,6 +452,7 @@ bool session::forward_client_message(const pr::frame& m, std::string& violation)
       // following it.
       if (cls.pins_session || !cls.sets_parameters.empty()) pinned_ = true;
       if (p->statement.empty()) {
+        unnamed_class_ = cls.where;
         raw();
         pl.sent(fe_t::parse);
         break;
@@ -481,6 +487,7 @@ bool session::forward_client_message(const pr::frame& m, std::string& violation)
       if (!b) return fail(b.error());
       sc.batch_open = true;
       auto it = b->statement.empty() ? statements_.end() : statements_.find(std::string(b->statement));
+      worker_.shared().stats->statement(sc.node, it != statements_.end() ? it->second.cls.where : unnamed_class_);
       if (it == statements_.end()) {
         raw();  // unnamed, or unknown: the server reports 26000 itself
       } else {

@@ -122,6 +122,7 @@ class session : public std::enable_shared_from_this<session> {
   std::optional<cancel_key> cancel_key_;
 
   std::unordered_map<std::string, prepared_statement> statements_;
+  routing::target unnamed_class_ = routing::target::primary;  // of the last unnamed Parse
 
   server_conn_ptr attached_;
   bool server_writing_ = false;

@@ -43,6 +43,7 @@ routing::route_context worker::route_context() const {
 }
 
 void worker::skip_node(routing::node_id node) {
+  shared_.stats->replica_skipped(node);
   if (node.value < skipped_until_.size()) skipped_until_[node.value] = clock::now() + cfg().replica_retry;
 }
 

@@ -10,6 +10,7 @@
 #include "proxy/asio.hpp"
 #include "proxy/cancel_registry.hpp"
 #include "proxy/config.hpp"
+#include "proxy/metrics.hpp"
 #include "proxy/pool.hpp"
 #include "routing/classification_cache.hpp"
 #include "routing/router.hpp"
@@ -32,6 +33,7 @@ struct database_routing {
 // State every worker shares. Only the cancel registry and counters change after start.
 struct shared_state {
   config_ptr cfg;
+  std::unique_ptr<metrics> stats;
   cancel_registry cancels;
   std::atomic<std::size_t> clients{0};
   std::atomic<std::uint64_t> next_session_id{1};

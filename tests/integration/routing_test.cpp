@@ -64,10 +64,17 @@ TEST_CASE("select-only pgbench through eu-west-1 runs on the eu replica", "[inte
     // The set-up statements above may still be reported late; 2000 reads would show.
     CHECK(scans(us) - primary_before < 100);
   }
+  // Meridian's own counters agree: reads counted against the eu replica.
+  const auto before = metric(http_get(sandbox::metrics_port(eu), "/metrics"), "meridian_statements_total",
+                             "class=\"read\",node=\"eu-west-1\"");
+  REQUIRE(before >= 0);
   // The built-in select-only script too, with many clients.
   auto out = run_command(pgbench(eu, "-S -c 16 -j 16 -t 100 -M prepared"));
   INFO(out.output);
   CHECK_THAT(out.output, Catch::Contains("number of failed transactions: 0"));
+  const auto after = metric(http_get(sandbox::metrics_port(eu), "/metrics"), "meridian_statements_total",
+                            "class=\"read\",node=\"eu-west-1\"");
+  CHECK(after - before >= 1600);
 }
 
 TEST_CASE("TPC-B through eu-west-1 runs on the primary", "[integration][routing]") {

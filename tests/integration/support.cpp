@@ -33,6 +33,7 @@ int env_int(const char* name, int fallback) {
 
 int sandbox::pg_port(int region) { return env_int("MERIDIAN_PG_PORT", MERIDIAN_TEST_PG_PORT) + region; }
 int sandbox::meridian_port(int region) { return env_int("MERIDIAN_PORT", MERIDIAN_TEST_PORT) + region; }
+int sandbox::metrics_port(int region) { return env_int("MERIDIAN_METRICS_PORT", MERIDIAN_TEST_METRICS_PORT) + region; }
 std::string sandbox::dir() {
   const char* v = std::getenv("MERIDIAN_SANDBOX_DIR");
   return v ? v : MERIDIAN_TEST_SANDBOX_DIR;
@@ -51,7 +52,8 @@ std::string sandbox::admin_dsn(int region) {
 
 int sandbox::script(const std::string& args) {
   auto r = run_command("MERIDIAN_SANDBOX_DIR=" + dir() + " MERIDIAN_PG_PORT=" + std::to_string(pg_port(0)) +
-                       " MERIDIAN_PORT=" + std::to_string(meridian_port(0)) + " " + repo() + "/infra/local/sandbox " + args);
+                       " MERIDIAN_PORT=" + std::to_string(meridian_port(0)) + " MERIDIAN_METRICS_PORT=" +
+                       std::to_string(metrics_port(0)) + " " + repo() + "/infra/local/sandbox " + args);
   return r.exit_code;
 }
 
@@ -206,6 +208,22 @@ std::string raw_client::login(const std::string& user, const std::string& passwo
     }
     if (!out.empty() && !send(out)) return "?";
   }
+}
+
+std::string http_get(int port, const std::string& path) {
+  raw_client c(port);
+  if (!c.connected()) return "";
+  c.send("GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+  std::string response = c.receive(1 << 24, std::chrono::seconds(5));
+  auto body = response.find("\r\n\r\n");
+  return body == std::string::npos ? "" : response.substr(body + 4);
+}
+
+double metric(const std::string& exposition, const std::string& name, const std::string& labels) {
+  const std::string key = name + "{" + labels + "} ";
+  auto at = exposition.find(key);
+  if (at == std::string::npos) return -1;
+  return std::stod(exposition.substr(at + key.size()));
 }
 
 std::string error_code_of(const std::string& body) {

@@ -16,6 +16,7 @@ namespace meridian::testing {
 struct sandbox {
   static int pg_port(int region);        // 0 us-east-1, 1 eu-west-1, 2 ap-southeast-1
   static int meridian_port(int region);  // same numbering
+  static int metrics_port(int region);
   static std::string dir();
   static std::string repo();
   static std::string dsn(int region, const std::string& user = "app", const std::string& password = "app-secret");
@@ -78,6 +79,11 @@ class raw_client {
   int fd_ = -1;
   std::string pending_;
 };
+
+// GET http://127.0.0.1:port/path; the body, or "" on failure.
+std::string http_get(int port, const std::string& path);
+// The value of one Prometheus sample, e.g. meridian_statements_total{class="read",node="eu-west-1"}.
+double metric(const std::string& exposition, const std::string& name, const std::string& labels);
 
 // The SQLSTATE in an ErrorResponse body.
 std::string error_code_of(const std::string& error_body);
