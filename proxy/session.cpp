@@ -440,7 +440,8 @@ bool session::forward_client_message(const pr::frame& m, std::string& violation)
       worker_.shared().stats->statement(sc.node, cls.where);
       raw();
       pl.sent(fe_t::query);
-      if (!cls.sets_parameters.empty() || !deferred_shows_.empty()) track_settings(sc, cls);
+      note_settings(sc, cls);
+      flush_shows(sc, cls.tx);
       break;
     }
     case fe_t::parse: {
@@ -448,9 +449,11 @@ bool session::forward_client_message(const pr::frame& m, std::string& violation)
       if (!p) return fail(p.error());
       sc.batch_open = true;
       const auto cls = classify(p->sql);
-      // A SET through the extended protocol is rare; keeping the connection is simpler than
-      // following it.
-      if (cls.pins_session || !cls.sets_parameters.empty()) pinned_ = true;
+      if (cls.pins_session) pinned_ = true;
+      // A SET through the extended protocol (JDBC sends its own at start-up) is followed up
+      // after the batch's Sync.
+      note_settings(sc, cls);
+      if (cls.tx != routing::tx_effect::none) batch_tx_ = cls.tx;
       if (p->statement.empty()) {
         unnamed_class_ = cls.where;
         raw();
@@ -540,6 +543,8 @@ bool session::forward_client_message(const pr::frame& m, std::string& violation)
       raw();
       pl.sent(fe_t::sync);
       sc.batch_open = false;
+      flush_shows(sc, batch_tx_);
+      batch_tx_ = routing::tx_effect::none;
       break;
     case fe_t::flush:
       if (auto v = pr::fe::parse_empty(m.body, "Flush"); !v) return fail(v.error());
@@ -571,7 +576,7 @@ bool session::forward_client_message(const pr::frame& m, std::string& violation)
   return true;
 }
 
-void session::track_settings(server_connection& sc, const routing::classification& cls) {
+void session::note_settings(server_connection& sc, const routing::classification& cls) {
   for (const auto& name : cls.sets_parameters) {
     if (name == "*") {
       // RESET ALL / DISCARD ALL: back to what the client started with.
@@ -582,15 +587,20 @@ void session::track_settings(server_connection& sc, const routing::classificatio
       deferred_shows_.clear();
       continue;
     }
-    if (is_valid_parameter_name(name) && std::find(deferred_shows_.begin(), deferred_shows_.end(), name) == deferred_shows_.end())
+    if (is_valid_parameter_name(name) &&
+        std::find(deferred_shows_.begin(), deferred_shows_.end(), name) == deferred_shows_.end())
       deferred_shows_.push_back(name);
   }
-  const bool begins = cls.tx == routing::tx_effect::begin || cls.tx == routing::tx_effect::begin_read_only;
-  const bool in_transaction = begins || (cls.tx == routing::tx_effect::none && sc.tx != pr::tx_status::idle);
-  if (in_transaction) return;
+}
+
+void session::flush_shows(server_connection& sc, routing::tx_effect tx) {
+  if (deferred_shows_.empty()) return;
+  const bool begins = tx == routing::tx_effect::begin || tx == routing::tx_effect::begin_read_only;
+  if (begins || (tx == routing::tx_effect::none && sc.tx != pr::tx_status::idle)) return;  // not over yet
   for (const auto& name : deferred_shows_) {
     pr::fe::serialize(pr::fe::query{"SHOW " + name}, server_out_);
-    sc.pipeline.sent(pr::pending_request{pr::request_kind::query, true, false, static_cast<std::uint32_t>(show_names_.size())});
+    sc.pipeline.sent(
+        pr::pending_request{pr::request_kind::query, true, false, static_cast<std::uint32_t>(show_names_.size())});
     show_names_.push_back(name);
   }
   deferred_shows_.clear();

@@ -83,7 +83,10 @@ class session : public std::enable_shared_from_this<session> {
   // Appends one client message (renamed where needed) to server_out_; false on a malformed message.
   bool forward_client_message(const protocol::frame& m, std::string& violation);
   void ensure_prepared(server_connection& sc, const prepared_statement& st);
-  void track_settings(server_connection& sc, const routing::classification& cls);
+  // Records parameters a statement sets; flush_shows asks the server for their values once the
+  // transaction they belong to (as far as this batch tells) is over.
+  void note_settings(server_connection& sc, const routing::classification& cls);
+  void flush_shows(server_connection& sc, routing::tx_effect tx);
   void answer_local_requests(server_connection& sc, std::string& out);
   chunk_result process_server_chunk(server_connection& sc);
   void reconcile_discarded(server_connection& sc);
@@ -118,6 +121,7 @@ class session : public std::enable_shared_from_this<session> {
   std::vector<std::string> show_names_;  // by the tag of the injected SHOW
   std::string show_value_;
   bool show_failed_ = false;
+  routing::tx_effect batch_tx_ = routing::tx_effect::none;  // BEGIN/COMMIT seen in this extended batch
   std::uint64_t params_version_ = 1;
   std::optional<cancel_key> cancel_key_;
 
