@@ -86,6 +86,13 @@ const user_config* config::find_user(std::string_view name) const {
   return nullptr;
 }
 
+routing_mode config::routing_for(const user_config* user, std::string_view database) const {
+  if (user && user->routing) return *user->routing;
+  for (const auto& d : databases)
+    if (d.name == database && d.routing) return *d.routing;
+  return routing;
+}
+
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
   if (text.empty()) return std::nullopt;
   long long v = 0;
@@ -165,7 +172,8 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
   }
   config c;
   only_keys(root, "",
-            {"region", "listen", "threads", "nodes", "pool", "routing", "limits", "auth", "users", "log", "metrics"});
+            {"region", "listen", "threads", "nodes", "pool", "routing", "limits", "auth", "users", "databases", "log",
+             "metrics"});
   if (auto m = root["metrics"]) {
     only_keys(m, "metrics", {"host", "port"});
     if (m["host"]) c.metrics_host = scalar(m["host"], "metrics.host");
@@ -296,6 +304,20 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
   if (c.auth != auth_method::trust)
     for (std::size_t i = 0; i < c.users.size(); ++i)
       if (c.users[i].secret.empty()) fail("users[" + c.users[i].name + "].password", "is required unless auth.method is trust");
+
+  if (auto dbs = root["databases"]) {
+    if (!dbs.IsSequence()) fail("databases", "must be a list");
+    for (std::size_t i = 0; i < dbs.size(); ++i) {
+      const std::string key = "databases[" + std::to_string(i) + "]";
+      auto d = dbs[i];
+      only_keys(d, key, {"name", "routing"});
+      database_config dc;
+      if (!d["name"]) fail(key + ".name", "is required");
+      dc.name = scalar(d["name"], key + ".name");
+      if (d["routing"]) dc.routing = parse_routing(scalar(d["routing"], key + ".routing"), key + ".routing");
+      c.databases.push_back(std::move(dc));
+    }
+  }
 
   if (auto l = root["log"]) {
     only_keys(l, "log", {"level"});

@@ -32,6 +32,11 @@ struct user_config {
   std::optional<routing_mode> routing;  // per-user routing override
 };
 
+struct database_config {
+  std::string name;
+  std::optional<routing_mode> routing;
+};
+
 struct config {
   std::string region;
   std::string listen_host = "127.0.0.1";
@@ -61,6 +66,7 @@ struct config {
 
   auth_method auth = auth_method::scram_sha_256;
   std::vector<user_config> users;
+  std::vector<database_config> databases;  // per-database defaults
 
   std::string log_level = "info";
 
@@ -69,6 +75,8 @@ struct config {
   std::uint16_t metrics_port = 0;
 
   [[nodiscard]] const user_config* find_user(std::string_view name) const;
+  // The routing mode for a user and database: the user's, else the database's, else the default.
+  [[nodiscard]] routing_mode routing_for(const user_config* user, std::string_view database) const;
 };
 
 using config_ptr = std::shared_ptr<const config>;

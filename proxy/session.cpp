@@ -250,8 +250,7 @@ awaitable<bool> session::startup() {
   }
   user_cfg_ = worker_.cfg().find_user(user_);
   {
-    auto mode = worker_.cfg().routing;
-    if (user_cfg_ && user_cfg_->routing) mode = *user_cfg_->routing;
+    auto mode = worker_.cfg().routing_for(user_cfg_, database_);
     if (routing_override) mode = *routing_override;
     split_ = mode == routing_mode::split;
   }

@@ -19,8 +19,8 @@ void function_volatility::add(std::string name, char volatility) {
 
 void function_volatility::allow(std::string name) { allowed_.insert(std::move(name)); }
 
-bool function_volatility::read_only(std::string_view name) const {
-  if (allowed_.count(name)) return true;
+bool function_volatility::read_only(std::string_view name, std::string_view qualified) const {
+  if (allowed_.count(name) || (!qualified.empty() && allowed_.count(qualified))) return true;
   return stable_.count(name) && !volatile_.count(name);
 }
 
@@ -85,8 +85,14 @@ struct walker {
       return;
     }
     const auto name = (*s)["sval"].get<std::string>();
+    std::string qualified;
+    if (names->size() == 2) {
+      const auto& schema = names->front();
+      if (auto ss = schema.find("String"); ss != schema.end() && ss->contains("sval"))
+        qualified = (*ss)["sval"].get<std::string>() + "." + name;
+    }
     if (is_session_lock_function(name)) result.pins_session = true;
-    if (is_primary_only_function(name) || !functions.read_only(name)) needs_primary();
+    if (is_primary_only_function(name) || !functions.read_only(name, qualified)) needs_primary();
   }
 
   static bool read_only_option(const json& options) {

@@ -44,7 +44,8 @@ class function_volatility {
   void add(std::string name, char volatility);
   // Names an operator declared safe to run on replicas whatever pg_proc says.
   void allow(std::string name);
-  [[nodiscard]] bool read_only(std::string_view name) const;
+  // `qualified` is schema.name when the call named a schema: the allow-list may name either.
+  [[nodiscard]] bool read_only(std::string_view name, std::string_view qualified = {}) const;
   [[nodiscard]] std::size_t size() const { return volatile_.size() + stable_.size(); }
 
  private:

@@ -113,6 +113,23 @@ TEST_CASE("invalid configs name the offending key", "[proxy][config]") {
   }
 }
 
+TEST_CASE("routing mode: user, then database, then default", "[proxy][config]") {
+  auto c = load_config_string(minimal + R"(
+routing: { default: split, read_only_functions: [f1, app.f2], replica_retry: 250ms }
+databases:
+  - { name: reporting, routing: split }
+  - { name: ledger, routing: primary }
+)");
+  CHECK(c.read_only_functions == std::vector<std::string>{"f1", "app.f2"});
+  CHECK(c.replica_retry == std::chrono::milliseconds(250));
+  CHECK(c.routing_for(nullptr, "other") == routing_mode::split);
+  CHECK(c.routing_for(nullptr, "ledger") == routing_mode::primary);
+  user_config pinned_user{"u", "x", std::nullopt, std::nullopt, routing_mode::split};
+  CHECK(c.routing_for(&pinned_user, "ledger") == routing_mode::split);
+  CHECK_THAT(error_of(minimal + "databases: [{ name: d, routing: maybe }]\n"), Catch::Contains("databases[0].routing"));
+  CHECK_THAT(error_of(minimal + "routing: { default: replicas }\n"), Catch::Contains("routing.default"));
+}
+
 TEST_CASE("durations and sizes", "[proxy][config]") {
   CHECK(parse_duration("500ms") == std::chrono::milliseconds(500));
   CHECK(parse_duration("5") == std::chrono::seconds(5));

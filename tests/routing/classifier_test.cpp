@@ -369,6 +369,10 @@ TEST_CASE("without volatility data every function call goes to the primary", "[r
   function_volatility allowed;
   allowed.allow("app_read_only_fn");
   CHECK(classify("SELECT app_read_only_fn(1)", allowed).where == target::any);
+  allowed.allow("app.price_of");
+  CHECK(classify("SELECT app.price_of(1)", allowed).where == target::any);
+  CHECK(classify("SELECT other.price_of(1)", allowed).where == target::primary);
+  CHECK(classify("SELECT price_of(1)", allowed).where == target::primary);
   function_volatility mixed;
   mixed.add("f", 's');
   mixed.add("f", 'v');  // one volatile overload makes the name volatile
