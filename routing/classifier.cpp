@@ -142,7 +142,10 @@ struct walker {
       needs_primary();
       return;
     }
-    const auto& [type, body] = *stmt.items().begin();
+    // A statement node is an object with one key, its type.
+    const auto first = stmt.begin();
+    const std::string& type = first.key();
+    const json& body = first.value();
     if (type == "SelectStmt") {
       visit(body);
     } else if (type == "VariableShowStmt") {
