@@ -95,46 +95,44 @@ struct walker {
     if (is_primary_only_function(name) || !functions.read_only(name, qualified)) needs_primary();
   }
 
-  static bool read_only_option(const json& options) {
-    if (!options.is_array()) return false;
+  // The DefElem named `name` in an options list (BEGIN's, EXPLAIN's), or nullptr.
+  static const json* find_option(const json& options, std::string_view name) {
+    if (!options.is_array()) return nullptr;
     for (const auto& o : options) {
       auto d = o.find("DefElem");
-      if (d == o.end() || d->value("defname", "") != "transaction_read_only") continue;
-      auto arg = d->find("arg");
-      if (arg == d->end()) continue;
-      auto c = arg->find("A_Const");
-      if (c == arg->end()) continue;
-      auto ival = c->find("ival");
-      return ival != c->end() && ival->value("ival", 0) == 1;
+      if (d != o.end() && d->value("defname", "") == name) return &*d;
     }
-    return false;
+    return nullptr;
+  }
+
+  static bool truthy(std::string_view v) { return v == "true" || v == "on" || v == "yes" || v == "1"; }
+
+  static bool read_only_option(const json& options) {
+    const json* d = find_option(options, "transaction_read_only");
+    if (!d) return false;
+    auto arg = d->find("arg");
+    if (arg == d->end()) return false;
+    auto c = arg->find("A_Const");
+    if (c == arg->end()) return false;
+    auto ival = c->find("ival");
+    return ival != c->end() && ival->value("ival", 0) == 1;
   }
 
   // EXPLAIN executes its statement only with ANALYZE (true, or given without a value).
   static bool explain_analyzes(const json& options) {
-    if (!options.is_array()) return false;
-    for (const auto& o : options) {
-      auto d = o.find("DefElem");
-      if (d == o.end() || d->value("defname", "") != "analyze") continue;
-      auto arg = d->find("arg");
-      if (arg == d->end()) return true;
-      if (auto s = arg->find("String"); s != arg->end()) {
-        auto v = s->value("sval", "");
-        return v == "true" || v == "on" || v == "yes" || v == "1";
-      }
-      if (auto i = arg->find("Integer"); i != arg->end()) return i->value("ival", 0) != 0;
-      if (auto c = arg->find("A_Const"); c != arg->end()) {
-        if (auto i = c->find("ival"); i != c->end()) return i->value("ival", 0) != 0;
-        if (auto b = c->find("boolval"); b != c->end()) return b->value("boolval", false);
-        if (auto s = c->find("sval"); s != c->end()) {
-          auto v = s->value("sval", "");
-          return v == "true" || v == "on" || v == "yes" || v == "1";
-        }
-        return false;  // an A_Const with no value is false/0
-      }
-      return true;
+    const json* d = find_option(options, "analyze");
+    if (!d) return false;
+    auto arg = d->find("arg");
+    if (arg == d->end()) return true;
+    if (auto s = arg->find("String"); s != arg->end()) return truthy(s->value("sval", ""));
+    if (auto i = arg->find("Integer"); i != arg->end()) return i->value("ival", 0) != 0;
+    if (auto c = arg->find("A_Const"); c != arg->end()) {
+      if (auto i = c->find("ival"); i != c->end()) return i->value("ival", 0) != 0;
+      if (auto b = c->find("boolval"); b != c->end()) return b->value("boolval", false);
+      if (auto s = c->find("sval"); s != c->end()) return truthy(s->value("sval", ""));
+      return false;  // an A_Const with no value is false/0
     }
-    return false;
+    return true;
   }
 
   void statement(const json& stmt) {
