@@ -578,7 +578,10 @@ bool session::forward_client_message(const pr::frame& m, std::string& violation)
 void session::note_settings(server_connection& sc, const routing::classification& cls) {
   for (const auto& name : cls.sets_parameters) {
     if (name == "*") {
-      // RESET ALL / DISCARD ALL: back to what the client started with.
+      // RESET ALL / DISCARD ALL: back to what the client started with. DISCARD ALL also drops
+      // everything that pinned the session (temporary tables, locks, LISTEN, cursors, SQL
+      // prepared statements, the session authorization), so the connection is free again.
+      if (cls.discards_session) pinned_ = false;
       wanted_ = startup_wanted_;
       ++params_version_;
       sc.params = sc.baseline;

@@ -47,7 +47,7 @@ bool is_session_lock_function(std::string_view name) {
 
 struct walker {
   const function_volatility& functions;
-  classification result{target::any, tx_effect::none, false, false, {}};
+  classification result{target::any, tx_effect::none, false, false, {}, false};
 
   void needs_primary() { result.where = target::primary; }
 
@@ -184,7 +184,10 @@ struct walker {
       if (body.value("options", 0) & cursor_opt_hold) result.pins_session = true;
       if (auto q = body.find("query"); q != body.end()) statement(*q);
     } else if (type == "DiscardStmt") {
-      if (body.value("target", "") == "DISCARD_ALL") result.sets_parameters.emplace_back("*");
+      if (body.value("target", "") == "DISCARD_ALL") {
+        result.sets_parameters.emplace_back("*");
+        result.discards_session = true;
+      }
     } else if (type == "FetchStmt" || type == "ClosePortalStmt" ||
                type == "DeallocateStmt") {
       // Act on what this session already has.

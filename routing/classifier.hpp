@@ -34,6 +34,7 @@ struct classification {
   // Session parameters the statement sets or resets (SET/RESET outside SET LOCAL), lower-case;
   // "*" for RESET ALL and DISCARD ALL. Names are identifiers, so they survive the cache key.
   std::vector<std::string> sets_parameters;
+  bool discards_session = false;  // DISCARD ALL: no session state is left
   bool operator==(const classification&) const = default;
 };
 

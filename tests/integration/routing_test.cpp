@@ -155,6 +155,10 @@ TEST_CASE("a temporary table pins the session to its primary connection", "[inte
   c.scalar("INSERT INTO itest_temp VALUES (1), (2)");
   for (int i = 0; i < 10; ++i) CHECK(c.scalar("SELECT count(*) FROM itest_temp") == "2");
   CHECK(port_of(c) == pg_port_str(us));
+  // DISCARD ALL drops the session's state: reads go back to the replica.
+  c.scalar("DISCARD ALL");
+  CHECK(port_of(c) == pg_port_str(eu));
+  CHECK(c.sqlstate_of("SELECT count(*) FROM itest_temp") == "42P01");
 }
 
 TEST_CASE("reads fall back to the primary while the local replica is down, then return", "[integration][routing]") {

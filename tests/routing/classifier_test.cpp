@@ -352,6 +352,7 @@ TEST_CASE("session parameters a statement changes", "[routing][classifier]") {
     auto c = classify(r.sql, none);
     CHECK(c.sets_parameters == r.names);
     CHECK(c.pins_session == r.pins);
+    CHECK(c.discards_session == (std::string(r.sql) == "DISCARD ALL"));
   }
 }
 
