@@ -35,7 +35,7 @@ resource "aws_globalaccelerator_endpoint_group" "region" {
   endpoint_group_region         = each.key
   health_check_protocol         = "HTTP"
   health_check_port             = 9187
-  health_check_path             = "/healthz"
+  health_check_path             = "/metrics"
   health_check_interval_seconds = 10
   threshold_count               = 3
   traffic_dial_percentage       = 100
