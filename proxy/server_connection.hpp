@@ -58,6 +58,11 @@ class server_connection {
   // Cheap liveness check before reuse: an idle server never speaks first, so readable data or
   // EOF means it is going away (terminated, restarted).
   [[nodiscard]] bool looks_alive();
+  // Nothing in flight, no transaction open, no extended batch unfinished, no message half
+  // forwarded: the connection could serve someone else.
+  [[nodiscard]] bool quiescent() const {
+    return pipeline.empty() && tx == protocol::tx_status::idle && !batch_open && passthrough == 0;
+  }
   void close();
 
   tcp::socket socket;

@@ -114,16 +114,17 @@ awaitable<bool> session::read_startup_packet(pr::startup_message& out_msg, std::
       if (!co_await read_client()) co_return false;  // gone (or the start-up timer closed it)
       continue;
     }
-    auto packet = pr::parse_startup_packet(r.msg.body);
+    // Parsed from a copy: a StartupMessage's parameter views must outlive the receive buffer.
+    storage.assign(r.msg.body);
+    in_.consume(r.msg.wire_size);
+    auto packet = pr::parse_startup_packet(storage);
     if (!packet) {
-      in_.consume(r.msg.wire_size);
       co_await fatal(packet.error().sqlstate, packet.error().message);
       co_return false;
     }
     switch (packet->kind) {
       case pr::startup_kind::ssl_request:
       case pr::startup_kind::gssenc_request: {
-        in_.consume(r.msg.wire_size);
         // A client must not send anything before reading the answer (CVE-2021-23222).
         if (!in_.empty()) {
           co_await fatal(pr::sqlstate::protocol_violation, "received unencrypted data after SSL request");
@@ -135,7 +136,6 @@ awaitable<bool> session::read_startup_packet(pr::startup_message& out_msg, std::
       }
       case pr::startup_kind::cancel_request: {
         auto key = cancel_key{packet->cancel.process_id, packet->cancel.secret_key};
-        in_.consume(r.msg.wire_size);
         if (auto target = worker_.shared().cancels.find(key)) {
           asio::post(target->executor, [weak = target->target] {
             if (auto s = weak.lock()) s->cancel_running_query();
@@ -147,13 +147,7 @@ awaitable<bool> session::read_startup_packet(pr::startup_message& out_msg, std::
         co_return false;
       }
       case pr::startup_kind::startup:
-        // Keep the packet's bytes: the parsed views point into them.
-        storage.assign(r.msg.body);
-        in_.consume(r.msg.wire_size);
-        {
-          auto again = pr::parse_startup_packet(storage);
-          out_msg = again->startup;
-        }
+        out_msg = std::move(packet->startup);
         co_return true;
     }
   }
@@ -197,16 +191,6 @@ awaitable<bool> session::startup() {
       co_await fatal(pr::sqlstate::feature_not_supported, "replication connections are not supported by Meridian");
       co_return false;
     }
-    if (k == "meridian.routing") {
-      // Consumed here, never forwarded: how this connection's statements are routed.
-      if (v != "split" && v != "primary") {
-        co_await fatal(pr::sqlstate::invalid_parameter_value,
-                       "invalid value for parameter \"meridian.routing\": expected split or primary");
-        co_return false;
-      }
-      routing_override = v == "split" ? routing_mode::split : routing_mode::primary;
-      continue;
-    }
     if (k == "options") {
       if (!parse_startup_options(v, wanted_)) {
         co_await fatal(pr::sqlstate::feature_not_supported,
@@ -222,7 +206,8 @@ awaitable<bool> session::startup() {
     wanted_[lower(k)] = std::string(v);
   }
   if (auto it = wanted_.find("meridian.routing"); it != wanted_.end()) {
-    // Also accepted as -c meridian.routing=… in options, which is how libpq clients pass it.
+    // Consumed here, never forwarded: how this connection's statements are routed. Given as a
+    // startup parameter or as -c meridian.routing=… in options, which is how libpq passes it.
     if (it->second != "split" && it->second != "primary") {
       co_await fatal(pr::sqlstate::invalid_parameter_value,
                      "invalid value for parameter \"meridian.routing\": expected split or primary");
@@ -472,15 +457,9 @@ bool session::forward_client_message(const pr::frame& m, std::string& violation)
         w.cstring(st.server_name).bytes(content);
       }
       if (sc.statements.touch(st.server_name)) {
-        pl.sent(pr::pending_request{pr::request_kind::parse, false, true});
+        pl.sent(pr::pending_request{pr::request_kind::parse, false, true});  // answered by Meridian
       } else {
-        if (auto evicted = sc.statements.insert(st.server_name)) {
-          pr::fe::serialize(pr::fe::close{pr::fe::target_kind::statement, *evicted}, server_out_);
-          pl.sent(pr::pending_request{pr::request_kind::close, true, false});
-        }
-        server_out_ += st.parse_message;
-        pl.sent(fe_t::parse);
-        sc.parses_in_flight.push_back(st.server_name);
+        prepare_on(sc, st, false);
       }
       break;
     }
@@ -609,13 +588,16 @@ void session::flush_shows(server_connection& sc, routing::tx_effect tx) {
 }
 
 void session::ensure_prepared(server_connection& sc, const prepared_statement& st) {
-  if (sc.statements.touch(st.server_name)) return;
+  if (!sc.statements.touch(st.server_name)) prepare_on(sc, st, true);
+}
+
+void session::prepare_on(server_connection& sc, const prepared_statement& st, bool synthetic) {
   if (auto evicted = sc.statements.insert(st.server_name)) {
     pr::fe::serialize(pr::fe::close{pr::fe::target_kind::statement, *evicted}, server_out_);
     sc.pipeline.sent(pr::pending_request{pr::request_kind::close, true, false});
   }
   server_out_ += st.parse_message;
-  sc.pipeline.sent(pr::pending_request{pr::request_kind::parse, true, false});
+  sc.pipeline.sent(pr::pending_request{pr::request_kind::parse, synthetic, false});
   sc.parses_in_flight.push_back(st.server_name);
 }
 
@@ -748,15 +730,13 @@ awaitable<std::optional<server_error>> session::sync_params(server_connection& s
 // Query phase: server → client
 
 bool session::releasable(const server_connection& sc) const {
-  return mode() == pool_mode::transaction && !pinned_ && sc.pipeline.empty() && sc.tx == pr::tx_status::idle && !sc.batch_open &&
-         !server_writing_ && server_out_.empty() && sc.passthrough == 0;
+  return mode() == pool_mode::transaction && !pinned_ && sc.quiescent() && !server_writing_ && server_out_.empty();
 }
 
 awaitable<void> session::server_reader(std::shared_ptr<session> self, server_conn_ptr sc) {
   for (;;) {
     if (self->ended_ || self->attached_ != sc) {
-      const bool idle = sc->pipeline.empty() && sc->tx == pr::tx_status::idle && !sc->batch_open && sc->passthrough == 0;
-      co_await self->finish_server(sc, idle);
+      co_await self->finish_server(sc, sc->quiescent());
       co_return;
     }
     error_code ec;
@@ -795,7 +775,6 @@ awaitable<void> session::server_reader(std::shared_ptr<session> self, server_con
     if (self->attached_ == sc && self->releasable(*sc)) {
       self->attached_.reset();
       self->show_names_.clear();
-      sc->last_used = clock::now();
       sc->owner->release(sc);
       if (self->shutdown_requested_) {
         // The client is between transactions: wake its reader so it can leave.
@@ -998,7 +977,7 @@ awaitable<void> session::finish_server(server_conn_ptr sc, bool healthy) {
 }
 
 awaitable<void> session::on_server_lost(server_conn_ptr sc, const std::string& why) {
-  const bool busy = !sc->pipeline.empty() || sc->tx != pr::tx_status::idle || sc->batch_open || sc->passthrough > 0;
+  const bool busy = !sc->quiescent();
   if (attached_ == sc) attached_.reset();
   sc->owner->discard(sc);
   const auto& node_name = worker_.topology().at(sc->node).name;

@@ -83,6 +83,9 @@ class session : public std::enable_shared_from_this<session> {
   // Appends one client message (renamed where needed) to server_out_; false on a malformed message.
   bool forward_client_message(const protocol::frame& m, std::string& violation);
   void ensure_prepared(server_connection& sc, const prepared_statement& st);
+  // Sends the statement's Parse (evicting the least recently used one if the connection is
+  // full); `synthetic` when the client did not ask for it and its answer must be swallowed.
+  void prepare_on(server_connection& sc, const prepared_statement& st, bool synthetic);
   // Records parameters a statement sets; flush_shows asks the server for their values once the
   // transaction they belong to (as far as this batch tells) is over.
   void note_settings(server_connection& sc, const routing::classification& cls);
