@@ -283,17 +283,16 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
       uc.name = scalar(u["name"], key + ".name");
       if (u["password"] && u["password_file"]) fail(key, "set password or password_file, not both");
       if (u["password"]) uc.secret = scalar(u["password"], key + ".password");
-      if (u["password_file"]) {
-        uc.secret = read_file(resolve(base_dir, scalar(u["password_file"], key + ".password_file")), key + ".password_file");
-        while (!uc.secret.empty() && (uc.secret.back() == '\n' || uc.secret.back() == '\r')) uc.secret.pop_back();
-      }
+      // A secret file's trailing line break is not part of the secret.
+      auto secret_file = [&](const char* field) {
+        const std::string k = key + "." + field;
+        auto text = read_file(resolve(base_dir, scalar(u[field], k)), k);
+        while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+        return text;
+      };
+      if (u["password_file"]) uc.secret = secret_file("password_file");
       if (u["server_password"]) uc.server_password = scalar(u["server_password"], key + ".server_password");
-      if (u["server_password_file"]) {
-        auto s = read_file(resolve(base_dir, scalar(u["server_password_file"], key + ".server_password_file")),
-                           key + ".server_password_file");
-        while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
-        uc.server_password = s;
-      }
+      if (u["server_password_file"]) uc.server_password = secret_file("server_password_file");
       if (u["pool_mode"]) uc.mode = parse_mode(scalar(u["pool_mode"], key + ".pool_mode"), key + ".pool_mode");
       if (u["routing"]) uc.routing = parse_routing(scalar(u["routing"], key + ".routing"), key + ".routing");
       // A later definition of the same user (config after userlist) wins.

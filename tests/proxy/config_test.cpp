@@ -1,5 +1,11 @@
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
 #include "proxy/config.hpp"
 
 using namespace meridian::proxy;
@@ -151,4 +157,24 @@ TEST_CASE("userlist files in PgBouncer's format", "[proxy][config]") {
   CHECK(users[1].secret == "pw");
   CHECK_THROWS_AS(parse_userlist("app secret\n", "list"), config_error);
   CHECK_THROWS_WITH(parse_userlist("\"a\" \"b\"\n\"unterminated\n", "list"), Catch::Contains("list:2"));
+}
+
+TEST_CASE("secrets from files lose their trailing line break, paths are relative to the config", "[proxy][config]") {
+  auto dir = std::filesystem::temp_directory_path() / ("meridian-config-test-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "client") << "s3cret\r\n";
+  std::ofstream(dir / "server") << "other\n";
+  auto c = load_config_string(R"(
+region: r
+nodes: [{ name: p, host: h, role: primary }]
+users:
+  - { name: app, password_file: client, server_password_file: server }
+)",
+                              dir.string());
+  std::filesystem::remove_all(dir);
+  REQUIRE(c.find_user("app"));
+  CHECK(c.find_user("app")->secret == "s3cret");
+  CHECK(c.find_user("app")->server_password == "other");
+  CHECK_THAT(error_of("region: r\nnodes: [{ name: p, host: h, role: primary }]\nusers: [{ name: a, password_file: /nonexistent/x }]\n"),
+             Catch::Contains("users[0].password_file: cannot read file"));
 }
