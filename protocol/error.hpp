@@ -19,6 +19,7 @@ inline constexpr std::string_view invalid_catalog_name = "3D000";
 inline constexpr std::string_view query_canceled = "57014";
 inline constexpr std::string_view internal_error = "XX000";
 inline constexpr std::string_view invalid_parameter_value = "22023";
+inline constexpr std::string_view undefined_object = "42704";
 }  // namespace sqlstate
 
 enum class severity { error, fatal };

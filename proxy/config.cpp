@@ -53,10 +53,18 @@ void only_keys(const YAML::Node& map, const std::string& where, std::initializer
   }
 }
 
-routing_mode parse_routing(const std::string& text, const std::string& key) {
-  if (text == "split") return routing_mode::split;
-  if (text == "primary") return routing_mode::primary;
-  fail(key, "must be \"split\" or \"primary\"");
+routing::consistency parse_consistency(const YAML::Node& n, const std::string& key) {
+  auto c = routing::parse_consistency(scalar(n, key));
+  if (!c) fail(key, "must be eventual, read-your-writes or primary (split is eventual)");
+  return *c;
+}
+
+// `consistency`, or its older spelling `routing` (split | primary), not both.
+std::optional<routing::consistency> consistency_key(const YAML::Node& map, const std::string& where) {
+  if (map["consistency"] && map["routing"]) fail(where, "set consistency or routing, not both");
+  if (map["consistency"]) return parse_consistency(map["consistency"], where + ".consistency");
+  if (map["routing"]) return parse_consistency(map["routing"], where + ".routing");
+  return std::nullopt;
 }
 
 pool_mode parse_mode(const std::string& text, const std::string& key) {
@@ -78,6 +86,22 @@ std::string resolve(const std::string& base_dir, const std::string& path) {
   return (std::filesystem::path(base_dir) / path).string();
 }
 
+// A secret kept in a file; its trailing line break is not part of the secret.
+std::string secret_file(const YAML::Node& n, const std::string& key, const std::string& base_dir) {
+  auto text = read_file(resolve(base_dir, scalar(n, key)), key);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  return text;
+}
+
+// `password` or `password_file` of a mapping, not both.
+std::optional<std::string> password_key(const YAML::Node& map, const std::string& where, const char* plain,
+                                        const char* file, const std::string& base_dir) {
+  if (map[plain] && map[file]) fail(where, std::string("set ") + plain + " or " + file + ", not both");
+  if (map[plain]) return scalar(map[plain], where + "." + plain);
+  if (map[file]) return secret_file(map[file], where + "." + file, base_dir);
+  return std::nullopt;
+}
+
 }  // namespace
 
 const user_config* config::find_user(std::string_view name) const {
@@ -86,11 +110,11 @@ const user_config* config::find_user(std::string_view name) const {
   return nullptr;
 }
 
-routing_mode config::routing_for(const user_config* user, std::string_view database) const {
-  if (user && user->routing) return *user->routing;
+routing::consistency config::consistency_for(const user_config* user, std::string_view database) const {
+  if (user && user->consistency) return *user->consistency;
   for (const auto& d : databases)
-    if (d.name == database && d.routing) return *d.routing;
-  return routing;
+    if (d.name == database && d.consistency) return *d.consistency;
+  return consistency;
 }
 
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
@@ -172,8 +196,8 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
   }
   config c;
   only_keys(root, "",
-            {"region", "listen", "threads", "nodes", "pool", "routing", "limits", "auth", "users", "databases", "log",
-             "metrics"});
+            {"region", "listen", "threads", "nodes", "pool", "routing", "monitor", "limits", "auth", "users", "databases",
+             "log", "metrics"});
   if (auto m = root["metrics"]) {
     only_keys(m, "metrics", {"host", "port"});
     if (m["host"]) c.metrics_host = scalar(m["host"], "metrics.host");
@@ -190,6 +214,43 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
   }
   if (root["threads"]) c.threads = integer<unsigned>(root["threads"], "threads", 1, 256);
 
+  if (auto r = root["routing"]) {
+    only_keys(r, "routing",
+              {"default", "consistency", "read_only_functions", "classification_cache", "replica_retry", "max_lag",
+               "max_lag_bytes", "lag_readmit", "replica_order", "read_your_writes_wait"});
+    if (r["default"] && r["consistency"]) fail("routing", "set consistency or default, not both");
+    if (r["default"]) c.consistency = parse_consistency(r["default"], "routing.default");
+    if (r["consistency"]) c.consistency = parse_consistency(r["consistency"], "routing.consistency");
+    if (auto f = r["read_only_functions"]) {
+      if (!f.IsSequence()) fail("routing.read_only_functions", "must be a list of function names");
+      for (std::size_t i = 0; i < f.size(); ++i)
+        c.read_only_functions.push_back(scalar(f[i], "routing.read_only_functions[" + std::to_string(i) + "]"));
+    }
+    if (r["classification_cache"])
+      c.classification_cache_size =
+          integer<std::size_t>(r["classification_cache"], "routing.classification_cache", 16, 10'000'000);
+    if (r["replica_retry"]) c.replica_retry = duration(r["replica_retry"], "routing.replica_retry");
+    if (r["max_lag"]) c.max_lag = duration(r["max_lag"], "routing.max_lag");
+    if (r["max_lag_bytes"]) c.max_lag_bytes = size(r["max_lag_bytes"], "routing.max_lag_bytes");
+    if (r["lag_readmit"]) {
+      auto text = scalar(r["lag_readmit"], "routing.lag_readmit");
+      int percent = -1;
+      if (text.size() > 1 && text.back() == '%') {
+        auto [p, ec] = std::from_chars(text.data(), text.data() + text.size() - 1, percent);
+        if (ec != std::errc{} || p != text.data() + text.size() - 1) percent = -1;
+      }
+      if (percent < 1 || percent > 100) fail("routing.lag_readmit", "must be a percentage from 1% to 100%");
+      c.lag_readmit_ratio = percent / 100.0;
+    }
+    if (r["read_your_writes_wait"])
+      c.read_your_writes_wait = duration(r["read_your_writes_wait"], "routing.read_your_writes_wait");
+    if (auto o = r["replica_order"]) {
+      if (!o.IsSequence()) fail("routing.replica_order", "must be a list of node names");
+      for (std::size_t i = 0; i < o.size(); ++i)
+        c.replica_order.push_back(scalar(o[i], "routing.replica_order[" + std::to_string(i) + "]"));
+    }
+  }
+
   auto nodes = root["nodes"];
   if (!nodes || !nodes.IsSequence() || nodes.size() == 0) fail("nodes", "must list at least one node");
   std::set<std::string> names;
@@ -197,7 +258,7 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     const std::string key = "nodes[" + std::to_string(i) + "]";
     auto n = nodes[i];
-    only_keys(n, key, {"name", "region", "host", "port", "role"});
+    only_keys(n, key, {"name", "region", "host", "port", "role", "max_lag", "max_lag_bytes"});
     routing::node node;
     if (!n["name"]) fail(key + ".name", "is required");
     node.name = scalar(n["name"], key + ".name");
@@ -210,10 +271,32 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
     auto role = routing::parse_node_role(scalar(n["role"], key + ".role"));
     if (!role) fail(key + ".role", "must be \"primary\" or \"replica\"");
     node.configured_role = *role;
+    node.max_lag = n["max_lag"] ? duration(n["max_lag"], key + ".max_lag") : c.max_lag;
+    node.max_lag_bytes = n["max_lag_bytes"] ? size(n["max_lag_bytes"], key + ".max_lag_bytes") : c.max_lag_bytes;
     if (*role == routing::node_role::primary) ++primaries;
     c.nodes.push_back(std::move(node));
   }
   if (primaries != 1) fail("nodes", "exactly one node must have role: primary");
+  for (std::size_t i = 0; i < c.replica_order.size(); ++i)
+    if (!names.count(c.replica_order[i]))
+      fail("routing.replica_order[" + std::to_string(i) + "]", "no node is named \"" + c.replica_order[i] + "\"");
+
+  if (auto m = root["monitor"]) {
+    only_keys(m, "monitor", {"user", "password", "password_file", "database", "sslmode", "interval", "timeout"});
+    if (!m["user"]) fail("monitor.user", "is required (a role with pg_monitor; the monitor logs in as it)");
+    c.monitor.user = scalar(m["user"], "monitor.user");
+    if (auto pw = password_key(m, "monitor", "password", "password_file", base_dir)) c.monitor.password = *pw;
+    if (m["database"]) c.monitor.database = scalar(m["database"], "monitor.database");
+    if (m["sslmode"]) {
+      c.monitor.sslmode = scalar(m["sslmode"], "monitor.sslmode");
+      static const std::set<std::string> modes{"disable", "allow", "prefer", "require", "verify-ca", "verify-full"};
+      if (!modes.count(c.monitor.sslmode)) fail("monitor.sslmode", "must be a libpq sslmode such as prefer or require");
+    }
+    if (m["interval"]) c.monitor.interval = duration(m["interval"], "monitor.interval");
+    if (m["timeout"]) c.monitor.timeout = duration(m["timeout"], "monitor.timeout");
+    if (c.monitor.interval.count() < 10) fail("monitor.interval", "must be at least 10ms");
+    if (c.monitor.timeout.count() < 10) fail("monitor.timeout", "must be at least 10ms");
+  }
 
   if (auto p = root["pool"]) {
     only_keys(p, "pool", {"mode", "size", "connect_timeout", "idle_timeout", "wait_timeout", "server_lifetime",
@@ -230,19 +313,6 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
     if (p["reset_query"]) c.reset_query = scalar(p["reset_query"], "pool.reset_query");
   }
 
-  if (auto r = root["routing"]) {
-    only_keys(r, "routing", {"default", "read_only_functions", "classification_cache", "replica_retry"});
-    if (r["default"]) c.routing = parse_routing(scalar(r["default"], "routing.default"), "routing.default");
-    if (auto f = r["read_only_functions"]) {
-      if (!f.IsSequence()) fail("routing.read_only_functions", "must be a list of function names");
-      for (std::size_t i = 0; i < f.size(); ++i)
-        c.read_only_functions.push_back(scalar(f[i], "routing.read_only_functions[" + std::to_string(i) + "]"));
-    }
-    if (r["classification_cache"])
-      c.classification_cache_size =
-          integer<std::size_t>(r["classification_cache"], "routing.classification_cache", 16, 10'000'000);
-    if (r["replica_retry"]) c.replica_retry = duration(r["replica_retry"], "routing.replica_retry");
-  }
 
   if (auto l = root["limits"]) {
     only_keys(l, "limits", {"max_clients", "max_message_size", "startup_timeout", "shutdown_timeout"});
@@ -277,24 +347,14 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
       const std::string key = "users[" + std::to_string(i) + "]";
       auto u = users[i];
       only_keys(u, key, {"name", "password", "password_file", "server_password", "server_password_file", "pool_mode",
-                         "routing"});
+                         "routing", "consistency"});
       user_config uc;
       if (!u["name"]) fail(key + ".name", "is required");
       uc.name = scalar(u["name"], key + ".name");
-      if (u["password"] && u["password_file"]) fail(key, "set password or password_file, not both");
-      if (u["password"]) uc.secret = scalar(u["password"], key + ".password");
-      // A secret file's trailing line break is not part of the secret.
-      auto secret_file = [&](const char* field) {
-        const std::string k = key + "." + field;
-        auto text = read_file(resolve(base_dir, scalar(u[field], k)), k);
-        while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-        return text;
-      };
-      if (u["password_file"]) uc.secret = secret_file("password_file");
-      if (u["server_password"]) uc.server_password = scalar(u["server_password"], key + ".server_password");
-      if (u["server_password_file"]) uc.server_password = secret_file("server_password_file");
+      if (auto pw = password_key(u, key, "password", "password_file", base_dir)) uc.secret = *pw;
+      uc.server_password = password_key(u, key, "server_password", "server_password_file", base_dir);
       if (u["pool_mode"]) uc.mode = parse_mode(scalar(u["pool_mode"], key + ".pool_mode"), key + ".pool_mode");
-      if (u["routing"]) uc.routing = parse_routing(scalar(u["routing"], key + ".routing"), key + ".routing");
+      uc.consistency = consistency_key(u, key);
       // A later definition of the same user (config after userlist) wins.
       std::erase_if(c.users, [&](const user_config& e) { return e.name == uc.name; });
       c.users.push_back(std::move(uc));
@@ -309,11 +369,11 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
     for (std::size_t i = 0; i < dbs.size(); ++i) {
       const std::string key = "databases[" + std::to_string(i) + "]";
       auto d = dbs[i];
-      only_keys(d, key, {"name", "routing"});
+      only_keys(d, key, {"name", "routing", "consistency"});
       database_config dc;
       if (!d["name"]) fail(key + ".name", "is required");
       dc.name = scalar(d["name"], key + ".name");
-      if (d["routing"]) dc.routing = parse_routing(scalar(d["routing"], key + ".routing"), key + ".routing");
+      dc.consistency = consistency_key(d, key);
       c.databases.push_back(std::move(dc));
     }
   }

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "routing/router.hpp"
 #include "routing/topology.hpp"
 
 namespace meridian::proxy {
@@ -18,8 +19,6 @@ struct config_error : std::runtime_error {
 };
 
 enum class pool_mode { transaction, session };
-// split: reads may go to replicas, writes to the primary; primary: everything to the primary.
-enum class routing_mode { split, primary };
 enum class auth_method { trust, md5, scram_sha_256 };
 
 struct user_config {
@@ -29,12 +28,23 @@ struct user_config {
   // Plain-text password Meridian uses to log in to servers (defaults to secret when that is plain).
   std::optional<std::string> server_password;
   std::optional<pool_mode> mode;  // per-user pool mode override
-  std::optional<routing_mode> routing;  // per-user routing override
+  std::optional<routing::consistency> consistency;  // per-user override
 };
 
 struct database_config {
   std::string name;
-  std::optional<routing_mode> routing;
+  std::optional<routing::consistency> consistency;
+};
+
+// The node monitor's connections (off when no user is configured).
+struct monitor_config {
+  std::string user;
+  std::string password;
+  std::string database = "postgres";
+  std::string sslmode = "prefer";
+  std::chrono::milliseconds interval{250};
+  std::chrono::milliseconds timeout{1000};
+  [[nodiscard]] bool enabled() const { return !user.empty(); }
 };
 
 struct config {
@@ -59,10 +69,19 @@ struct config {
   std::chrono::milliseconds startup_timeout{10'000};
   std::chrono::milliseconds shutdown_timeout{30'000};
 
-  routing_mode routing = routing_mode::split;
+  routing::consistency consistency = routing::consistency::eventual;
+  std::chrono::milliseconds max_lag{200};  // default per-node lag limits
+  std::uint64_t max_lag_bytes = 0;
+  double lag_readmit_ratio = 0.5;
+  std::vector<std::string> replica_order;  // tie-break among replicas at about the same latency
+  // read-your-writes: how long a read waits for the preferred replica to replay the client's
+  // last commit before it goes to the primary.
+  std::chrono::milliseconds read_your_writes_wait{100};
   std::vector<std::string> read_only_functions;  // treated as safe on replicas whatever pg_proc says
   std::size_t classification_cache_size = 10'000;  // per worker thread and database
   std::chrono::milliseconds replica_retry{1000};   // a replica that refused connections is skipped this long
+
+  monitor_config monitor;
 
   auth_method auth = auth_method::scram_sha_256;
   std::vector<user_config> users;
@@ -75,8 +94,8 @@ struct config {
   std::uint16_t metrics_port = 0;
 
   [[nodiscard]] const user_config* find_user(std::string_view name) const;
-  // The routing mode for a user and database: the user's, else the database's, else the default.
-  [[nodiscard]] routing_mode routing_for(const user_config* user, std::string_view database) const;
+  // The consistency for a user and database: the user's, else the database's, else the default.
+  [[nodiscard]] routing::consistency consistency_for(const user_config* user, std::string_view database) const;
 };
 
 using config_ptr = std::shared_ptr<const config>;

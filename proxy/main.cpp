@@ -6,11 +6,33 @@
 #include <iostream>
 #include <thread>
 
+#include "failover/node_monitor.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/config.hpp"
 #include "proxy/worker.hpp"
 
 namespace {
+
+meridian::failover::monitor_settings monitor_settings(const meridian::proxy::config& cfg,
+                                                      const meridian::routing::topology& topology) {
+  meridian::failover::monitor_settings m;
+  m.login = {{"user", cfg.monitor.user},
+             {"dbname", cfg.monitor.database},
+             {"sslmode", cfg.monitor.sslmode},
+             {"application_name", "meridian-monitor " + cfg.region}};
+  if (!cfg.monitor.password.empty()) m.login.emplace_back("password", cfg.monitor.password);
+  m.interval = cfg.monitor.interval;
+  m.timeout = cfg.monitor.timeout;
+  // The history must reach back past the largest lag limit, with room to spare.
+  std::chrono::milliseconds largest{0};
+  for (const auto& n : topology.nodes) largest = std::max(largest, n.max_lag);
+  m.history = std::max<std::chrono::milliseconds>(std::chrono::minutes(5), largest * 10);
+  m.policy.region = cfg.region;
+  m.policy.readmit_ratio = cfg.lag_readmit_ratio;
+  for (const auto& name : cfg.replica_order)
+    if (auto id = topology.find(name)) m.policy.preference.push_back(*id);
+  return m;
+}
 
 void usage() {
   std::cerr << "usage: meridian --config FILE [--check-config]\n"
@@ -61,7 +83,7 @@ int main(int argc, char** argv) {
 
   proxy::shared_state shared;
   shared.cfg = std::make_shared<const proxy::config>(cfg);
-  auto topology = routing::make_configured_topology(cfg.nodes);
+  auto topology = routing::make_configured_topology(cfg.nodes, cfg.region);
   shared.stats = std::make_unique<proxy::metrics>(*topology);
   if (cfg.metrics_port != 0) {
     try {
@@ -84,6 +106,21 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  std::unique_ptr<failover::node_monitor> monitor;
+  if (cfg.monitor.enabled()) {
+    auto* stats = shared.stats.get();
+    monitor = std::make_unique<failover::node_monitor>(
+        monitor_settings(cfg, *topology), topology, [&workers, stats](routing::topology_ptr t) {
+          stats->node_health(*t);
+          for (auto& w : workers) proxy::asio::post(w->io(), [w = w.get(), t] { w->set_topology(t); });
+        });
+    monitor->start();
+    spdlog::info("node monitor probing {} node(s) every {} ms as {}", cfg.nodes.size(), cfg.monitor.interval.count(),
+                 cfg.monitor.user);
+  } else {
+    spdlog::warn("no monitor configured: replicas are taken as healthy and caught up (configure monitor.user)");
+  }
+
   proxy::asio::signal_set signals(workers.front()->io(), SIGINT, SIGTERM);
   signals.async_wait([&](const proxy::error_code& ec, int sig) {
     if (ec) return;
@@ -97,6 +134,7 @@ int main(int argc, char** argv) {
   for (std::size_t i = 1; i < workers.size(); ++i) threads.emplace_back([&, i] { workers[i]->run(); });
   workers.front()->run();
   for (auto& t : threads) t.join();
+  if (monitor) monitor->stop();
   spdlog::info("meridian stopped");
   return 0;
 }

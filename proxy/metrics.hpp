@@ -34,13 +34,36 @@ class metrics {
   void replica_skipped(routing::node_id node) {
     if (node.value < replica_skips_.size()) replica_skips_[node.value]->Increment();
   }
+  // A transaction that could read from a replica was sent to `node` (a replica, or the
+  // primary when none could serve it).
+  void read_routed(routing::node_id node) {
+    if (node.value < reads_routed_.size()) reads_routed_[node.value]->Increment();
+  }
+  // Read-your-writes: a read waited for a replica to replay the client's commit, and where the
+  // wait ended (the replica had it, or the read went to the primary).
+  void read_your_writes_wait(bool replica_caught_up) { (replica_caught_up ? ryw_caught_up_ : ryw_gave_up_)->Increment(); }
+  // What the node monitor published: per node role, health, lag and probe latency.
+  void node_health(const routing::topology& topology);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::vector<prometheus::Counter*> statements_;  // [node * 2 + (read ? 0 : 1)]
   std::vector<prometheus::Counter*> replica_skips_;
+  std::vector<prometheus::Counter*> reads_routed_;
+  prometheus::Counter* ryw_caught_up_ = nullptr;
+  prometheus::Counter* ryw_gave_up_ = nullptr;
   prometheus::Gauge* clients_ = nullptr;
+  struct node_gauges {
+    prometheus::Gauge* up;
+    prometheus::Gauge* primary;
+    prometheus::Gauge* readable;
+    prometheus::Gauge* lag_bytes;
+    prometheus::Gauge* lag_seconds;
+    prometheus::Gauge* probe_seconds;
+    prometheus::Gauge* timeline;
+  };
+  std::vector<node_gauges> nodes_;
 };
 
 }  // namespace meridian::proxy

@@ -28,6 +28,8 @@ namespace {
 constexpr std::size_t max_startup_packet = 10'000;  // as PostgreSQL's MAX_STARTUP_PACKET_LENGTH
 constexpr std::size_t max_auth_message = 8192;
 constexpr std::size_t backlog_limit = 1u << 20;  // client output queued behind a write in progress
+// Tags the synthetic query that reads the WAL position after a write (SHOW tags count from 0).
+constexpr std::uint32_t position_tag = 0xffffffffu;
 
 std::string error_message(pr::severity sev, std::string_view code, std::string_view message) {
   std::string out;
@@ -36,6 +38,40 @@ std::string error_message(pr::severity sev, std::string_view code, std::string_v
 }
 
 void append_ready(std::string& out, pr::tx_status status) { pr::be::serialize(pr::be::ready_for_query{status}, out); }
+
+// Meridian's own settings, given at start-up or with SET: the error a bad one gets, if any.
+struct setting_error {
+  std::string_view sqlstate;
+  std::string message;
+};
+std::optional<setting_error> check_meridian_setting(const std::string& name, const std::optional<std::string>& value) {
+  if (name != "meridian.consistency" && name != "meridian.routing")
+    return setting_error{pr::sqlstate::undefined_object, "unrecognized configuration parameter \"" + name + "\""};
+  if (!value || value->empty()) return std::nullopt;  // RESET, SET … TO DEFAULT
+  const bool ok = name == "meridian.routing" ? (*value == "split" || *value == "primary")
+                                             : routing::parse_consistency(*value).has_value();
+  if (ok) return std::nullopt;
+  // Only safe characters of the value are echoed (it ends up in a SQL literal, see below).
+  std::string shown;
+  for (char c : value->substr(0, 64))
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == ' ') shown += c;
+  const char* expected = name == "meridian.routing" ? "split or primary" : "eventual, read-your-writes or primary";
+  return setting_error{pr::sqlstate::invalid_parameter_value, "invalid value for parameter \"" + name + "\": \"" +
+                                                                  shown + "\" (expected " + expected + ")"};
+}
+
+// A statement that makes the server raise `e`: the error then reaches the client in its place
+// among the server's answers, and ends the transaction as PostgreSQL's own would.
+std::string raise_statement(const setting_error& e) {
+  // The message holds only safe characters (see check_meridian_setting); quotes doubled.
+  std::string message;
+  for (char c : e.message) {
+    message += c;
+    if (c == '\'') message += c;
+  }
+  return "DO $meridian$BEGIN RAISE EXCEPTION USING ERRCODE = '" + std::string(e.sqlstate) + "', MESSAGE = '" + message +
+         "'; END$meridian$";
+}
 
 std::string server_statement_name(std::string_view content) {
   char name[24];
@@ -179,7 +215,6 @@ awaitable<bool> session::startup() {
 
   std::string response;
   pr::be::negotiate_protocol_version negotiate;
-  std::optional<routing_mode> routing_override;
   for (const auto& [k, v] : msg.parameters) {
     if (k == "user" || k == "database") continue;
     if (k.substr(0, 5) == "_pq_.") {
@@ -205,18 +240,22 @@ awaitable<bool> session::startup() {
     }
     wanted_[lower(k)] = std::string(v);
   }
-  if (auto it = wanted_.find("meridian.routing"); it != wanted_.end()) {
-    // Consumed here, never forwarded: how this connection's statements are routed. Given as a
-    // startup parameter or as -c meridian.routing=… in options, which is how libpq passes it.
-    if (it->second != "split" && it->second != "primary") {
-      co_await fatal(pr::sqlstate::invalid_parameter_value,
-                     "invalid value for parameter \"meridian.routing\": expected split or primary");
+  // Meridian's own settings (given as startup parameters, or as -c meridian.…=… in options,
+  // which is how libpq passes them) are consumed here and never sent to a server.
+  for (auto it = wanted_.begin(); it != wanted_.end();) {
+    if (it->first.rfind("meridian.", 0) != 0) {
+      ++it;
+      continue;
+    }
+    if (auto bad = check_meridian_setting(it->first, it->second)) {
+      co_await fatal(bad->sqlstate, bad->message);
       co_return false;
     }
-    routing_override = it->second == "split" ? routing_mode::split : routing_mode::primary;
-    wanted_.erase(it);
+    meridian_settings_[it->first] = it->second;
+    it = wanted_.erase(it);
   }
   startup_wanted_ = wanted_;
+  startup_meridian_settings_ = meridian_settings_;
   if (pr::protocol_minor(msg.protocol_version) > 0 || !negotiate.unrecognized_options.empty()) {
     negotiate.newest_minor = 0;
     pr::be::serialize(negotiate, response);
@@ -234,11 +273,7 @@ awaitable<bool> session::startup() {
     co_return false;
   }
   user_cfg_ = worker_.cfg().find_user(user_);
-  {
-    auto mode = worker_.cfg().routing_for(user_cfg_, database_);
-    if (routing_override) mode = *routing_override;
-    split_ = mode == routing_mode::split;
-  }
+  default_consistency_ = worker_.cfg().consistency_for(user_cfg_, database_);
 
   if (!co_await authenticate()) co_return false;
 
@@ -252,7 +287,7 @@ awaitable<bool> session::startup() {
   auto& primary_pool = worker_.pool_for(pool_key{*primary, user_, database_}, user_cfg_);
   if (!primary_pool.server_params() || mode() == pool_mode::session) {
     // Session pooling holds one connection for the whole session: the primary's.
-    auto err = co_await attach(routing::route_request{routing::target::primary, routing::hint::none, false},
+    auto err = co_await attach(routing::route_request{routing::target::primary, routing::hint::none, false, {}},
                                mode() == pool_mode::session);
     if (err) {
       co_await fatal(err->sqlstate, err->message);
@@ -420,12 +455,24 @@ bool session::forward_client_message(const pr::frame& m, std::string& violation)
       auto q = pr::fe::parse_query(m.body);
       if (!q) return fail(q.error());
       const auto cls = classify(q->sql);
+      if (cls.sets_meridian || cls.shows_meridian) {
+        if (auto instead = meridian_statement(q->sql, cls); !instead.empty()) {
+          pr::fe::serialize(pr::fe::query{instead}, server_out_);
+          pl.sent(fe_t::query);
+          break;
+        }
+      }
       if (cls.pins_session) pinned_ = true;
-      worker_.shared().stats->statement(sc.node, cls.where);
+      note_statement(sc, cls.where);
       raw();
       pl.sent(fe_t::query);
       note_settings(sc, cls);
       flush_shows(sc, cls.tx);
+      if (cls.copy_in) {
+        capture_after_copy_ = tx_wrote_;  // the position is asked for once the COPY data is sent
+      } else {
+        capture_commit_position(sc);
+      }
       break;
     }
     case fe_t::parse: {
@@ -433,6 +480,14 @@ bool session::forward_client_message(const pr::frame& m, std::string& violation)
       if (!p) return fail(p.error());
       sc.batch_open = true;
       const auto cls = classify(p->sql);
+      if (cls.sets_meridian || cls.shows_meridian) {
+        if (auto instead = meridian_statement(p->sql, cls); !instead.empty()) {
+          pr::fe::serialize(pr::fe::parse{p->statement, instead, {}}, server_out_);
+          pl.sent(fe_t::parse);
+          break;
+        }
+      }
+      if (cls.copy_in) batch_copy_in_ = true;
       if (cls.pins_session) pinned_ = true;
       // A SET through the extended protocol (JDBC sends its own at start-up) is followed up
       // after the batch's Sync.
@@ -468,7 +523,7 @@ bool session::forward_client_message(const pr::frame& m, std::string& violation)
       if (!b) return fail(b.error());
       sc.batch_open = true;
       auto it = b->statement.empty() ? statements_.end() : statements_.find(std::string(b->statement));
-      worker_.shared().stats->statement(sc.node, it != statements_.end() ? it->second.cls.where : unnamed_class_);
+      note_statement(sc, it != statements_.end() ? it->second.cls.where : unnamed_class_);
       if (it == statements_.end()) {
         raw();  // unnamed, or unknown: the server reports 26000 itself
       } else {
@@ -523,6 +578,9 @@ bool session::forward_client_message(const pr::frame& m, std::string& violation)
       sc.batch_open = false;
       flush_shows(sc, batch_tx_);
       batch_tx_ = routing::tx_effect::none;
+      // A batch that started COPY FROM STDIN ends at the Sync after its data: ask then.
+      if (!batch_copy_in_) capture_commit_position(sc);
+      batch_copy_in_ = false;
       break;
     case fe_t::flush:
       if (auto v = pr::fe::parse_empty(m.body, "Flush"); !v) return fail(v.error());
@@ -544,6 +602,10 @@ bool session::forward_client_message(const pr::frame& m, std::string& violation)
       auto v = pr::fe::validate(m.type, m.body);
       if (!v) return fail(v.error());
       raw();
+      if (capture_after_copy_) {
+        capture_after_copy_ = false;
+        capture_commit_position(sc);
+      }
       break;
     }
     default:
@@ -562,6 +624,7 @@ void session::note_settings(server_connection& sc, const routing::classification
       // prepared statements, the session authorization), so the connection is free again.
       if (cls.discards_session) pinned_ = false;
       wanted_ = startup_wanted_;
+      meridian_settings_ = startup_meridian_settings_;
       ++params_version_;
       sc.params = sc.baseline;
       sc.synced_session = 0;
@@ -587,6 +650,93 @@ void session::flush_shows(server_connection& sc, routing::tx_effect tx) {
   deferred_shows_.clear();
 }
 
+void session::note_statement(server_connection& sc, routing::target where) {
+  worker_.shared().stats->statement(sc.node, where);
+  if (where == routing::target::primary && !on_replica_) tx_wrote_ = true;
+}
+
+void session::capture_commit_position(server_connection& sc) {
+  if (!tx_wrote_ || on_replica_) return;
+  if (consistency() != routing::consistency::read_your_writes || mode() != pool_mode::transaction || pinned_) {
+    // Reads of this session do not depend on where its writes are (or stay on this connection).
+    tx_wrote_ = false;
+    return;
+  }
+  // Inside a transaction this reads a position before the commit, which is harmless: the
+  // position that counts is the one read after the batch that ends the transaction.
+  pr::fe::serialize(pr::fe::query{"SELECT pg_catalog.pg_current_wal_insert_lsn()"}, server_out_);
+  sc.pipeline.sent(pr::pending_request{pr::request_kind::query, true, false, position_tag});
+  captured_.reset();
+}
+
+void session::capture_position(const pr::frame& m) {
+  if (m.type == be_t::data_row) {
+    auto row = pr::be::parse_data_row(m.body);
+    if (row && row->columns.size() == 1 && row->columns[0]) captured_ = routing::lsn::parse(*row->columns[0]);
+  } else if (m.type == be_t::ready_for_query) {
+    auto rfq = pr::be::parse_ready_for_query(m.body);
+    // Only once the transaction is over does the position cover its commit. Without a
+    // position (the query failed), tx_wrote_ stays set and reads go to the primary.
+    if (rfq && rfq->status == pr::tx_status::idle && captured_) {
+      commit_lsn_ = std::max(commit_lsn_, *captured_);
+      tx_wrote_ = false;
+    }
+    captured_.reset();
+  }
+}
+
+routing::consistency session::consistency() const {
+  if (auto it = meridian_settings_.find("meridian.consistency"); it != meridian_settings_.end() && !it->second.empty())
+    if (auto c = routing::parse_consistency(it->second)) return *c;
+  if (auto it = meridian_settings_.find("meridian.routing"); it != meridian_settings_.end() && !it->second.empty())
+    if (auto c = routing::parse_consistency(it->second)) return *c;
+  return default_consistency_;
+}
+
+std::string session::meridian_statement(std::string_view sql, const routing::classification& cls) const {
+  if (cls.shows_meridian) {
+    if (auto name = routing::meridian_show(sql)) {
+      if (auto bad = check_meridian_setting(*name, std::nullopt)) return raise_statement(*bad);
+      // The value in force, whether it came from start-up, SET or the configuration.
+      const auto level = consistency();
+      std::string_view value = routing::to_string(level);
+      if (*name == "meridian.routing") value = level == routing::consistency::primary ? "primary" : "split";
+      return "SELECT '" + std::string(value) + "'::text AS \"" + *name + "\"";
+    }
+  }
+  if (!cls.sets_meridian) return {};
+  for (const auto& a : routing::meridian_settings(sql)) {
+    if (auto bad = check_meridian_setting(a.name, a.value)) return raise_statement(*bad);
+  }
+  return {};
+}
+
+awaitable<bool> session::replica_caught_up(server_connection& sc) {
+  const auto deadline = clock::now() + worker_.cfg().read_your_writes_wait;
+  auto delay = std::chrono::milliseconds(1);
+  asio::steady_timer timer(client_.get_executor());
+  const std::string sql = "SELECT pg_catalog.pg_last_wal_replay_lsn()";
+  for (;;) {
+    query_rows rows;
+    auto r = co_await sc.run_internal_query(sql, worker_.cfg().max_message_bytes, &rows);
+    if (!r) co_return false;
+    if (rows.size() == 1 && rows[0].size() == 1) {
+      auto replayed = routing::lsn::parse(rows[0][0]);
+      if (!replayed) co_return false;  // not in recovery any more: no replica
+      if (*replayed >= commit_lsn_) {
+        confirmed_node_ = sc.node;
+        confirmed_lsn_ = *replayed;
+        co_return true;
+      }
+    }
+    if (clock::now() + delay > deadline) co_return false;
+    timer.expires_after(delay);
+    error_code ec;
+    co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+    delay = std::min(delay * 2, std::chrono::milliseconds(5));
+  }
+}
+
 void session::ensure_prepared(server_connection& sc, const prepared_statement& st) {
   if (!sc.statements.touch(st.server_name)) prepare_on(sc, st, true);
 }
@@ -608,11 +758,19 @@ void session::answer_local_requests(server_connection& sc, std::string& out) {
 }
 
 awaitable<std::optional<server_error>> session::attach(routing::route_request request, bool spawn_reader) {
-  request.split = request.split && split_;
+  const auto level = consistency();
+  request.split = request.split && level != routing::consistency::primary;
+  if (level == routing::consistency::read_your_writes) {
+    // A write whose position is not known yet: only the primary surely has it.
+    if (tx_wrote_) request.split = false;
+    request.min_replay = commit_lsn_;
+  }
+  const bool read = routing::wants_replica(request);
   for (;;) {
     auto decision = routing::choose_node(worker_.topology(), worker_.route_context(), request);
     if (!decision.node)
       co_return server_error{std::string(pr::sqlstate::connection_failure), "no primary node is available"};
+    if (decision.confirm && confirmed_node_ == decision.node && confirmed_lsn_ >= commit_lsn_) decision.confirm = false;
     auto& p = worker_.pool_for(pool_key{*decision.node, user_, database_}, user_cfg_);
     auto r = co_await p.acquire(clock::now() + worker_.cfg().wait_timeout);
     if (!r) {
@@ -640,14 +798,31 @@ awaitable<std::optional<server_error>> session::attach(routing::route_request re
         spdlog::warn("[c{}] could not read function volatility: {}", id_, loaded.error().message);
       }
     }
-    if (auto err = co_await sync_params(*sc)) {
-      if (sc->tx == pr::tx_status::idle && sc->socket.is_open()) {
-        p.release(sc);
+    auto give_back = [&p](server_conn_ptr& c) {
+      if (c->tx == pr::tx_status::idle && c->socket.is_open()) {
+        p.release(c);
       } else {
-        p.discard(sc);
+        p.discard(c);
       }
+    };
+    if (decision.confirm) {
+      // Read-your-writes: the replica must have replayed this client's last commit; wait a
+      // little for it, else read from the primary.
+      const bool caught_up = co_await replica_caught_up(*sc);
+      worker_.shared().stats->read_your_writes_wait(caught_up);
+      if (!caught_up) {
+        give_back(sc);
+        request.split = false;
+        request.forced = routing::hint::none;
+        continue;
+      }
+    }
+    if (auto err = co_await sync_params(*sc)) {
+      give_back(sc);
       co_return err;
     }
+    if (read) worker_.shared().stats->read_routed(*decision.node);
+    on_replica_ = decision.replica;
     attached_ = sc;
     if (spawn_reader) asio::co_spawn(client_.get_executor(), server_reader(shared_from_this(), sc), asio::detached);
     co_return std::nullopt;
@@ -657,7 +832,7 @@ awaitable<std::optional<server_error>> session::attach(routing::route_request re
 routing::classification session::classify(std::string_view sql) { return worker_.database(database_).cache.get(sql); }
 
 routing::route_request session::batch_request() {
-  routing::route_request req{routing::target::any, routing::hint::none, split_};
+  routing::route_request req{routing::target::any, routing::hint::none, true, {}};
   std::optional<routing::classification> unnamed;  // the batch's unnamed statement
   std::string_view data = in_.readable();
   while (!data.empty()) {
@@ -842,15 +1017,20 @@ session::chunk_result session::process_server_chunk(server_connection& sc) {
       break;
     }
     const auto& m = r.msg;
+    const auto generated_before = generated_.size();
     const auto answering = sc.pipeline.front();
     auto v = sc.pipeline.received(m.type);
     if (v.unexpected) {
       result.broken = "unexpected message from server";
       return result;
     }
-    if (answering && answering->synthetic && answering->kind == pr::request_kind::query &&
-        answering->tag < show_names_.size())
-      capture_show(sc, m, answering->tag);
+    if (answering && answering->synthetic && answering->kind == pr::request_kind::query) {
+      if (answering->tag == position_tag) {
+        capture_position(m);
+      } else if (answering->tag < show_names_.size()) {
+        capture_show(sc, m, answering->tag);
+      }
+    }
     bool forward = v.forward;
     switch (m.type) {
       case be_t::ready_for_query: {
@@ -860,6 +1040,18 @@ session::chunk_result session::process_server_chunk(server_connection& sc) {
           return result;
         }
         sc.tx = rfq->status;
+        // The client's ReadyForQuery waits for the queries Meridian sent after its batch (the
+        // SHOW of a parameter it set, the position of its commit): its next statement, which
+        // may follow at once, is then routed knowing their answers.
+        auto next = sc.pipeline.front();
+        const bool followed = next && next->synthetic && next->kind == pr::request_kind::query;
+        if (forward && followed) {
+          held_ready_.assign(m.body.data() - pr::typed_header_size, m.wire_size);
+          forward = false;
+        } else if (!forward && !followed && !held_ready_.empty()) {
+          generated_ += held_ready_;
+          held_ready_.clear();
+        }
         break;
       }
       case be_t::parameter_status: {
@@ -916,9 +1108,8 @@ session::chunk_result session::process_server_chunk(server_connection& sc) {
       pos += m.wire_size;
       run_start = pos;
     }
-    auto before = generated_.size();
     answer_local_requests(sc, generated_);
-    emit_generated(before);
+    emit_generated(generated_before);
   }
   close_run();
   result.consumed = pos;
@@ -932,7 +1123,10 @@ void session::capture_show(server_connection& sc, const pr::frame& m, std::uint3
   } else if (m.type == be_t::error_response) {
     show_failed_ = true;
   } else if (m.type == be_t::ready_for_query) {
-    if (!show_failed_) {
+    if (!show_failed_ && show_names_[tag].rfind("meridian.", 0) == 0) {
+      // Meridian's own: kept apart, never replayed to servers.
+      meridian_settings_[show_names_[tag]] = show_value_;
+    } else if (!show_failed_) {
       const auto& name = show_names_[tag];
       wanted_[name] = show_value_;
       sc.params[name] = show_value_;

@@ -70,6 +70,16 @@ class session : public std::enable_shared_from_this<session> {
   // statement batch (up to Sync, or a simple Query) decides where it runs.
   [[nodiscard]] routing::route_request batch_request();
   [[nodiscard]] routing::classification classify(std::string_view sql);
+  // The consistency this connection asked for (meridian.consistency or meridian.routing), else
+  // its user's or database's default.
+  [[nodiscard]] routing::consistency consistency() const;
+  // Read-your-writes: waits (bounded) until the replica behind `sc` has replayed the client's
+  // last commit; false when it did not in time.
+  awaitable<bool> replica_caught_up(server_connection& sc);
+  // What the server runs instead of a statement about Meridian's own settings: a SET with a
+  // value Meridian does not accept becomes a statement that fails with that error, in its place
+  // in the pipeline; a SHOW becomes a SELECT of the value in force. "" to run it as it is.
+  [[nodiscard]] std::string meridian_statement(std::string_view sql, const routing::classification& cls) const;
   awaitable<std::optional<server_error>> sync_params(server_connection& sc);
   awaitable<void> finish_server(server_conn_ptr sc, bool healthy);
   awaitable<void> on_server_lost(server_conn_ptr sc, const std::string& why);
@@ -90,6 +100,12 @@ class session : public std::enable_shared_from_this<session> {
   // transaction they belong to (as far as this batch tells) is over.
   void note_settings(server_connection& sc, const routing::classification& cls);
   void flush_shows(server_connection& sc, routing::tx_effect tx);
+  // A statement forwarded: counted, and noted when it writes on the primary.
+  void note_statement(server_connection& sc, routing::target where);
+  // Read-your-writes: after a batch of a transaction that wrote, asks the same server
+  // connection for its WAL insert position (pipelined behind the batch, no extra round trip).
+  void capture_commit_position(server_connection& sc);
+  void capture_position(const protocol::frame& m);
   void answer_local_requests(server_connection& sc, std::string& out);
   chunk_result process_server_chunk(server_connection& sc);
   void reconcile_discarded(server_connection& sc);
@@ -118,6 +134,8 @@ class session : public std::enable_shared_from_this<session> {
   const user_config* user_cfg_ = nullptr;
   param_map wanted_;  // the client's view of its session parameters (lower-case names)
   param_map startup_wanted_;  // what RESET ALL returns to: the start-up parameters
+  param_map meridian_settings_;  // meridian.consistency, meridian.routing: Meridian's own, never sent on
+  param_map startup_meridian_settings_;
   // Parameters the client SET: Meridian asks the server for their resulting values (SHOW) once
   // the transaction they were set in is over, so a rolled-back SET is not replayed.
   std::vector<std::string> deferred_shows_;
@@ -134,7 +152,19 @@ class session : public std::enable_shared_from_this<session> {
   server_conn_ptr attached_;
   bool server_writing_ = false;
   bool skipping_until_sync_ = false;
-  bool split_ = true;    // reads may go to replicas (routing mode "split")
+  routing::consistency default_consistency_ = routing::consistency::eventual;  // the user's or database's
+  bool on_replica_ = false;  // the attached connection serves as a replica
+  // Read-your-writes: the WAL position at or after this client's last commit; reads need a
+  // node that has replayed it. The transaction on the attached primary connection wrote.
+  routing::lsn commit_lsn_;
+  bool tx_wrote_ = false;
+  bool batch_copy_in_ = false;      // the extended batch being forwarded holds a COPY FROM STDIN
+  bool capture_after_copy_ = false;  // ask for the position once the client's COPY data is sent
+  std::optional<routing::lsn> captured_;  // answer of the position query in flight
+  std::string held_ready_;  // the client's ReadyForQuery, forwarded once Meridian's follow-up queries are answered
+  // A replica seen at or past commit_lsn_ by this session (the monitor may not know yet).
+  std::optional<routing::node_id> confirmed_node_;
+  routing::lsn confirmed_lsn_;
   bool pinned_ = false;  // holds state only its server connection has: keep that connection
   bool ended_ = false;
   bool shutdown_requested_ = false;

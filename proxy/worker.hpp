@@ -61,6 +61,8 @@ class worker {
   void skip_node(routing::node_id node);
   [[nodiscard]] const config& cfg() const { return *shared_.cfg; }
   [[nodiscard]] const routing::topology& topology() const { return *topology_; }
+  // A new snapshot from the node monitor. Worker's thread only (post it there).
+  void set_topology(routing::topology_ptr t) { topology_ = std::move(t); }
   [[nodiscard]] shared_state& shared() { return shared_; }
   [[nodiscard]] asio::io_context& io() { return io_; }
   [[nodiscard]] bool draining() const { return draining_; }

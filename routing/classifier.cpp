@@ -148,6 +148,7 @@ struct walker {
       visit(body);
     } else if (type == "VariableShowStmt") {
       // SHOW reads a setting.
+      if (body.value("name", "").rfind("meridian.", 0) == 0) result.shows_meridian = true;
     } else if (type == "ExplainStmt") {
       // Without ANALYZE, EXPLAIN only plans: nothing runs, whatever the statement is.
       if (explain_analyzes(body.value("options", json::array()))) {
@@ -168,6 +169,7 @@ struct walker {
     } else if (type == "VariableSetStmt") {
       const auto name = body.value("name", "");
       const auto kind = body.value("kind", "");
+      if (name.rfind("meridian.", 0) == 0) result.sets_meridian = true;
       if (name == "session_authorization" || name == "role") {
         result.pins_session = true;
       } else if (kind == "VAR_RESET_ALL") {
@@ -194,6 +196,7 @@ struct walker {
     } else if (type == "CopyStmt") {
       if (body.value("is_from", false)) {
         needs_primary();
+        if (!body.contains("filename") && !body.value("is_program", false)) result.copy_in = true;
       } else if (auto q = body.find("query"); q != body.end()) {
         statement(*q);
       } else if (body.contains("filename") || body.value("is_program", false)) {
@@ -258,6 +261,61 @@ classification classify(std::string_view sql, const function_volatility& functio
     w.statement(*stmt);
   }
   return w.result;
+}
+
+namespace {
+// The statements of a query as libpg_query's JSON; an empty array when it does not parse.
+json statements_of(std::string_view sql) {
+  std::string text(sql);
+  auto parsed = pg_query_parse(text.c_str());
+  if (parsed.error) {
+    pg_query_free_parse_result(parsed);
+    return json::array();
+  }
+  json tree = json::parse(parsed.parse_tree, nullptr, false);
+  pg_query_free_parse_result(parsed);
+  if (tree.is_discarded() || !tree.contains("stmts") || !tree["stmts"].is_array()) return json::array();
+  return tree["stmts"];
+}
+}  // namespace
+
+std::optional<std::string> meridian_show(std::string_view sql) {
+  auto stmts = statements_of(sql);
+  if (stmts.size() != 1 || !stmts[0].contains("stmt")) return std::nullopt;
+  const auto& stmt = stmts[0]["stmt"];
+  auto show = stmt.find("VariableShowStmt");
+  if (show == stmt.end()) return std::nullopt;
+  auto name = show->value("name", "");
+  if (name.rfind("meridian.", 0) != 0) return std::nullopt;
+  return name;
+}
+
+std::vector<setting_assignment> meridian_settings(std::string_view sql) {
+  std::vector<setting_assignment> out;
+  for (const auto& s : statements_of(sql)) {
+    auto stmt = s.find("stmt");
+    if (stmt == s.end() || !stmt->is_object()) continue;
+    auto set = stmt->find("VariableSetStmt");
+    if (set == stmt->end()) continue;
+    const auto name = set->value("name", "");
+    if (name.rfind("meridian.", 0) != 0) continue;
+    setting_assignment a{name, std::nullopt};
+    if (set->value("kind", "") == "VAR_SET_VALUE") {
+      // One constant: a string or identifier (sval), a number (ival/fval) or a boolean.
+      std::string value;
+      for (const auto& arg : set->value("args", json::array())) {
+        auto c = arg.find("A_Const");
+        if (c == arg.end()) continue;
+        if (auto v = c->find("sval"); v != c->end()) value += v->value("sval", "");
+        else if (auto i = c->find("ival"); i != c->end()) value += std::to_string(i->value("ival", 0));
+        else if (auto f = c->find("fval"); f != c->end()) value += f->value("fval", "");
+        else if (auto b = c->find("boolval"); b != c->end()) value += b->value("boolval", false) ? "true" : "false";
+      }
+      a.value = value;
+    }
+    out.push_back(std::move(a));
+  }
+  return out;
 }
 
 hint leading_hint(std::string_view sql) {

@@ -3,6 +3,7 @@
 // anything that may write, or that cannot be parsed, needs the primary.
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -35,6 +36,9 @@ struct classification {
   // "*" for RESET ALL and DISCARD ALL. Names are identifiers, so they survive the cache key.
   std::vector<std::string> sets_parameters;
   bool discards_session = false;  // DISCARD ALL: no session state is left
+  bool copy_in = false;           // COPY … FROM STDIN: the client sends data until CopyDone
+  bool sets_meridian = false;     // SET/RESET of a meridian.* setting (checked by meridian_settings)
+  bool shows_meridian = false;    // SHOW of a meridian.* setting (see meridian_show)
   bool operator==(const classification&) const = default;
 };
 
@@ -63,6 +67,16 @@ using volatility_ptr = std::shared_ptr<const function_volatility>;
 
 // Classifies one query string (which may hold several statements).
 [[nodiscard]] classification classify(std::string_view sql, const function_volatility& functions);
+
+// The meridian.* settings a query's SET and RESET statements assign (LOCAL ones too): name
+// (lower case) and value, no value for RESET and SET … TO DEFAULT.
+struct setting_assignment {
+  std::string name;
+  std::optional<std::string> value;
+};
+[[nodiscard]] std::vector<setting_assignment> meridian_settings(std::string_view sql);
+// The setting named when the query is a single SHOW of a meridian.* setting.
+[[nodiscard]] std::optional<std::string> meridian_show(std::string_view sql);
 
 // A routing hint in a leading comment: /* meridian:primary */ or /* meridian:replica */.
 enum class hint : std::uint8_t { none, primary, replica };

@@ -52,7 +52,11 @@ std::optional<replica_lag> wal_history::lag(lsn replay, clock::time_point now) c
     since = samples_.front().at;
     out.within_history = false;
   } else {
-    since = std::prev(beyond)->at;
+    const auto& before = *std::prev(beyond);  // at or below replay; `beyond` exists since bytes > 0
+    const auto span = beyond->at - before.at;
+    const auto fraction = static_cast<double>(replay.value - before.position.value) /
+                          static_cast<double>(beyond->position.value - before.position.value);
+    since = before.at + std::chrono::duration_cast<clock::duration>(span * fraction);
   }
   out.time = std::chrono::duration_cast<std::chrono::milliseconds>(now - since);
   if (out.time.count() < 0) out.time = std::chrono::milliseconds(0);

@@ -47,9 +47,10 @@ class wal_history {
   // new timeline) starts the history afresh.
   void record(clock::time_point at, lsn primary);
 
-  // The lag of a replica that had replayed up to `replay` at `now`. The time is an upper
-  // bound exceeding the true value by at most one sampling interval: the primary passed
-  // `replay` somewhere between the last sample at or below it and the next one.
+  // The lag of a replica that had replayed up to `replay` at `now`. The primary passed
+  // `replay` between the last sample at or below it and the next one; the moment is
+  // interpolated from the two samples (WAL taken as written at a steady rate in between), so
+  // the error is at most the time between those two samples, one sampling interval.
   [[nodiscard]] std::optional<replica_lag> lag(lsn replay, clock::time_point now) const;
 
   [[nodiscard]] std::size_t size() const { return samples_.size(); }

@@ -2,23 +2,43 @@
 
 namespace meridian::routing {
 
+std::optional<consistency> parse_consistency(std::string_view text) {
+  if (text == "eventual" || text == "split") return consistency::eventual;
+  if (text == "read-your-writes") return consistency::read_your_writes;
+  if (text == "primary") return consistency::primary;
+  return std::nullopt;
+}
+
+std::string_view to_string(consistency c) {
+  switch (c) {
+    case consistency::eventual: return "eventual";
+    case consistency::read_your_writes: return "read-your-writes";
+    case consistency::primary: break;
+  }
+  return "primary";
+}
+
 namespace {
-bool usable_replica(const topology& topo, const route_context& ctx, const node& n) {
-  if (topo.state(n.id).role != node_role::replica || !topo.state(n.id).reachable) return false;
-  return n.id.value >= ctx.skipped_until.size() || ctx.skipped_until[n.id.value] <= ctx.now;
+bool usable_replica(const topology& topo, const route_context& ctx, node_id id) {
+  const auto& s = topo.state(id);
+  if (s.role != node_role::replica || !s.health.readable) return false;
+  return id.value >= ctx.skipped_until.size() || ctx.skipped_until[id.value] <= ctx.now;
 }
 }  // namespace
 
+bool wants_replica(const route_request& request) {
+  return request.forced == hint::replica ||
+         (request.split && request.forced != hint::primary && request.where == target::any);
+}
+
 route_decision choose_node(const topology& topo, const route_context& ctx, const route_request& request) {
-  const bool wants_replica =
-      request.forced == hint::replica || (request.split && request.forced != hint::primary && request.where == target::any);
-  if (wants_replica) {
-    // The replica in this region first. Choosing among other regions by measured latency and
-    // lag comes with the node monitor; until then reads fall back to the primary.
-    for (const auto& n : topo.nodes)
-      if (n.region == ctx.region && usable_replica(topo, ctx, n)) return route_decision{n.id, true};
+  if (wants_replica(request)) {
+    for (auto id : topo.read_order) {
+      if (!usable_replica(topo, ctx, id)) continue;
+      return route_decision{id, true, topo.state(id).health.replay < request.min_replay};
+    }
   }
-  return route_decision{topo.primary(), false};
+  return route_decision{topo.primary(), false, false};
 }
 
 void add_statement(route_request& request, const classification& c, hint h) {

@@ -12,12 +12,24 @@
 
 namespace meridian::routing {
 
+// How a connection's reads may be served (chosen per connection; defaults per user, database).
+enum class consistency {
+  eventual,          // any replica within its lag limits, else the primary
+  read_your_writes,  // as eventual, but only nodes that replayed this client's last commit
+  primary,           // everything on the primary
+};
+// "eventual", "read-your-writes", "primary"; "split" is the older name of eventual.
+[[nodiscard]] std::optional<consistency> parse_consistency(std::string_view text);
+[[nodiscard]] std::string_view to_string(consistency c);
+
 // What the session is about to run: the combined needs of the statements of its next
 // transaction (or implicit transaction) and how the client asked to be routed.
 struct route_request {
   target where = target::primary;
   hint forced = hint::none;
   bool split = true;  // false: the client's routing mode sends everything to the primary
+  // Read-your-writes: a replica serves only once it has replayed this position (0: no need).
+  lsn min_replay;
 };
 
 // How this Meridian sees the nodes right now.
@@ -31,8 +43,16 @@ struct route_context {
 struct route_decision {
   std::optional<node_id> node;  // nullopt: no node can serve (no primary known)
   bool replica = false;         // the node is serving as a replica
+  // The replica is the best choice but the monitor has not yet seen it replay min_replay: the
+  // session confirms on the connection itself (or waits, or goes to the primary).
+  bool confirm = false;
 };
 
+// Whether the request may be served by a replica at all.
+[[nodiscard]] bool wants_replica(const route_request& request);
+
+// Reads go to the first replica of the topology's read order that may serve reads and was not
+// skipped after refusing connections; with none, to the primary.
 [[nodiscard]] route_decision choose_node(const topology& topo, const route_context& ctx, const route_request& request);
 
 // Merges one statement's needs into the request for the transaction it belongs to.

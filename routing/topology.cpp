@@ -29,12 +29,15 @@ std::optional<node_id> topology::find(std::string_view name) const {
   return std::nullopt;
 }
 
-topology_ptr make_configured_topology(std::vector<node> nodes) {
+topology_ptr make_configured_topology(std::vector<node> nodes, std::string_view region) {
   auto t = std::make_shared<topology>();
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     nodes[i].id = node_id{static_cast<std::uint16_t>(i)};
-    t->states.push_back(node_state{nodes[i].configured_role, true});
+    t->states.push_back(node_state{nodes[i].configured_role, {}});
   }
+  for (bool local : {true, false})
+    for (const auto& n : nodes)
+      if (n.configured_role == node_role::replica && (n.region == region) == local) t->read_order.push_back(n.id);
   t->nodes = std::move(nodes);
   return t;
 }

@@ -1,6 +1,8 @@
 #pragma once
-// A node is an identity (name, region, address); its role and health come from a topology
-// snapshot that is replaced as a whole. Sessions read the snapshot a transaction started with.
+// A node is an identity (name, region, address) with its routing limits; its role and health
+// come from a topology snapshot that is replaced as a whole. Sessions read the snapshot a
+// transaction started with.
+#include <chrono>
 #include <compare>
 #include <cstdint>
 #include <memory>
@@ -8,6 +10,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "routing/lag.hpp"
 
 namespace meridian::routing {
 
@@ -28,17 +32,42 @@ struct node {
   std::string host;
   std::uint16_t port = 5432;
   node_role configured_role = node_role::unknown;
+  // A replica lagging more than this serves no reads (0 bytes: no byte limit).
+  std::chrono::milliseconds max_lag{200};
+  std::uint64_t max_lag_bytes = 0;
+};
+
+// What the node monitor last saw of a node, and whether it may serve reads because of it.
+struct node_health {
+  bool probed = false;     // false until the first probe finished: the node is taken as configured
+  bool reachable = true;
+  bool in_recovery = false;
+  std::uint32_t timeline = 0;
+  std::uint64_t system_id = 0;
+  lsn wal;      // the primary's current WAL position
+  lsn receive;  // a replica's received and replayed positions
+  lsn replay;
+  std::optional<double> last_replay_epoch;  // pg_last_xact_replay_timestamp(), seconds since 1970
+  std::chrono::microseconds probe_latency{0};  // smoothed round trip of the probe query
+  std::optional<replica_lag> lag;              // replicas, once the primary's position is known
+  // May serve reads: reachable, in recovery, same system and timeline as the primary, within
+  // its lag limits (with hysteresis). `problem` says why not.
+  bool readable = true;
+  std::string problem;
 };
 
 struct node_state {
-  node_role role = node_role::unknown;
-  bool reachable = true;
+  node_role role = node_role::unknown;  // the role the topology assigns
+  node_health health;
 };
 
 struct topology {
   std::uint64_t epoch = 0;
   std::vector<node> nodes;         // indexed by node_id.value
   std::vector<node_state> states;  // same index
+  // Replicas in this Meridian's order of preference for reads: its own region's first, then
+  // the nearest by measured latency, the configured order breaking ties.
+  std::vector<node_id> read_order;
 
   [[nodiscard]] const node& at(node_id id) const { return nodes[id.value]; }
   [[nodiscard]] const node_state& state(node_id id) const { return states[id.value]; }
@@ -48,7 +77,8 @@ struct topology {
 
 using topology_ptr = std::shared_ptr<const topology>;
 
-// The initial snapshot: every node in the role it was configured with.
-[[nodiscard]] topology_ptr make_configured_topology(std::vector<node> nodes);
+// The initial snapshot: every node in the role it was configured with, taken as healthy, read
+// in this region's replicas first and then in the configured order.
+[[nodiscard]] topology_ptr make_configured_topology(std::vector<node> nodes, std::string_view region);
 
 }  // namespace meridian::routing

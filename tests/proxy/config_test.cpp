@@ -119,21 +119,68 @@ TEST_CASE("invalid configs name the offending key", "[proxy][config]") {
   }
 }
 
-TEST_CASE("routing mode: user, then database, then default", "[proxy][config]") {
+TEST_CASE("consistency: user, then database, then default", "[proxy][config]") {
+  using meridian::routing::consistency;
   auto c = load_config_string(minimal + R"(
 routing: { default: split, read_only_functions: [f1, app.f2], replica_retry: 250ms }
 databases:
   - { name: reporting, routing: split }
   - { name: ledger, routing: primary }
+  - { name: shop, consistency: read-your-writes }
 )");
   CHECK(c.read_only_functions == std::vector<std::string>{"f1", "app.f2"});
   CHECK(c.replica_retry == std::chrono::milliseconds(250));
-  CHECK(c.routing_for(nullptr, "other") == routing_mode::split);
-  CHECK(c.routing_for(nullptr, "ledger") == routing_mode::primary);
-  user_config pinned_user{"u", "x", std::nullopt, std::nullopt, routing_mode::split};
-  CHECK(c.routing_for(&pinned_user, "ledger") == routing_mode::split);
+  CHECK(c.consistency_for(nullptr, "other") == consistency::eventual);
+  CHECK(c.consistency_for(nullptr, "ledger") == consistency::primary);
+  CHECK(c.consistency_for(nullptr, "shop") == consistency::read_your_writes);
+  user_config pinned_user{"u", "x", std::nullopt, std::nullopt, consistency::eventual};
+  CHECK(c.consistency_for(&pinned_user, "ledger") == consistency::eventual);
+  CHECK(load_config_string(minimal + "routing: { consistency: read-your-writes }\n").consistency ==
+        consistency::read_your_writes);
   CHECK_THAT(error_of(minimal + "databases: [{ name: d, routing: maybe }]\n"), Catch::Contains("databases[0].routing"));
+  CHECK_THAT(error_of(minimal + "databases: [{ name: d, routing: split, consistency: primary }]\n"),
+             Catch::Contains("not both"));
   CHECK_THAT(error_of(minimal + "routing: { default: replicas }\n"), Catch::Contains("routing.default"));
+  auto no_users = minimal.substr(0, minimal.find("users:"));
+  CHECK_THAT(error_of(no_users + "users: [{ name: u, password: x, consistency: strong }]\n"),
+             Catch::Contains("users[0].consistency"));
+}
+
+TEST_CASE("lag limits per node, with defaults from the routing section", "[proxy][config]") {
+  auto c = load_config_string(R"(
+region: eu-west-1
+routing: { max_lag: 150ms, max_lag_bytes: 16MiB, lag_readmit: 40%, replica_order: [ap, eu], read_your_writes_wait: 20ms }
+nodes:
+  - { name: us, host: 127.0.0.1, role: primary }
+  - { name: eu, host: 127.0.0.2, role: replica, max_lag: 100ms }
+  - { name: ap, host: 127.0.0.3, role: replica, max_lag_bytes: 1MiB }
+)");
+  CHECK(c.nodes[1].max_lag == std::chrono::milliseconds(100));
+  CHECK(c.nodes[1].max_lag_bytes == 16u << 20);
+  CHECK(c.nodes[2].max_lag == std::chrono::milliseconds(150));
+  CHECK(c.nodes[2].max_lag_bytes == 1u << 20);
+  CHECK(c.lag_readmit_ratio == Approx(0.4));
+  CHECK(c.replica_order == std::vector<std::string>{"ap", "eu"});
+  CHECK(c.read_your_writes_wait == std::chrono::milliseconds(20));
+  CHECK_THAT(error_of(minimal + "routing: { replica_order: [nowhere] }\n"), Catch::Contains("routing.replica_order[0]"));
+  CHECK_THAT(error_of(minimal + "routing: { lag_readmit: 0.5 }\n"), Catch::Contains("routing.lag_readmit"));
+  CHECK_THAT(error_of(minimal + "routing: { lag_readmit: 120% }\n"), Catch::Contains("routing.lag_readmit"));
+}
+
+TEST_CASE("the node monitor is configured by its own section", "[proxy][config]") {
+  CHECK_FALSE(load_config_string(minimal).monitor.enabled());
+  auto c = load_config_string(minimal + "monitor: { user: mon, password: pw, interval: 100ms, timeout: 2s, sslmode: disable }\n");
+  CHECK(c.monitor.enabled());
+  CHECK(c.monitor.user == "mon");
+  CHECK(c.monitor.password == "pw");
+  CHECK(c.monitor.database == "postgres");
+  CHECK(c.monitor.interval == std::chrono::milliseconds(100));
+  CHECK(c.monitor.timeout == std::chrono::seconds(2));
+  CHECK(c.monitor.sslmode == "disable");
+  CHECK_THAT(error_of(minimal + "monitor: { password: pw }\n"), Catch::Contains("monitor.user"));
+  CHECK_THAT(error_of(minimal + "monitor: { user: m, interval: 1ms }\n"), Catch::Contains("monitor.interval"));
+  CHECK_THAT(error_of(minimal + "monitor: { user: m, sslmode: maybe }\n"), Catch::Contains("monitor.sslmode"));
+  CHECK_THAT(error_of(minimal + "monitor: { user: m, password: a, password_file: b }\n"), Catch::Contains("not both"));
 }
 
 TEST_CASE("durations and sizes", "[proxy][config]") {

@@ -356,6 +356,44 @@ TEST_CASE("session parameters a statement changes", "[routing][classifier]") {
   }
 }
 
+TEST_CASE("COPY from the client is flagged: its data follows the query", "[routing][classifier]") {
+  function_volatility none;
+  CHECK(classify("COPY t FROM STDIN", none).copy_in);
+  CHECK(classify("COPY t (a, b) FROM STDIN WITH (FORMAT csv)", none).copy_in);
+  CHECK(classify("SET x = 1; COPY t FROM STDIN", none).copy_in);
+  CHECK_FALSE(classify("COPY t FROM '/tmp/f'", none).copy_in);
+  CHECK_FALSE(classify("COPY t FROM PROGRAM 'cat f'", none).copy_in);
+  CHECK_FALSE(classify("COPY t TO STDOUT", none).copy_in);
+  CHECK_FALSE(classify("INSERT INTO t VALUES (1)", none).copy_in);
+}
+
+TEST_CASE("meridian.* settings are flagged and their values read from the statement", "[routing][classifier]") {
+  function_volatility none;
+  CHECK(classify("SET meridian.consistency = 'read-your-writes'", none).sets_meridian);
+  CHECK(classify("SET LOCAL meridian.consistency TO 'primary'", none).sets_meridian);
+  CHECK(classify("RESET meridian.routing", none).sets_meridian);
+  CHECK_FALSE(classify("SET search_path = app", none).sets_meridian);
+  CHECK_FALSE(classify("SELECT 'meridian.consistency'", none).sets_meridian);
+
+  auto s = meridian_settings("SET meridian.consistency = 'read-your-writes'; SET work_mem = '1MB'; RESET meridian.routing");
+  REQUIRE(s.size() == 2);
+  CHECK(s[0].name == "meridian.consistency");
+  CHECK(s[0].value == "read-your-writes");
+  CHECK(s[1].name == "meridian.routing");
+  CHECK_FALSE(s[1].value);
+  CHECK(meridian_settings("SET meridian.consistency TO eventual")[0].value == "eventual");
+  CHECK(meridian_settings("SET meridian.consistency = 42")[0].value == "42");
+  CHECK_FALSE(meridian_settings("SET meridian.consistency TO DEFAULT")[0].value);
+  CHECK(meridian_settings("SELEC garbage").empty());
+
+  CHECK(classify("SHOW meridian.consistency", none).shows_meridian);
+  CHECK_FALSE(classify("SHOW work_mem", none).shows_meridian);
+  CHECK(meridian_show("SHOW meridian.consistency") == "meridian.consistency");
+  CHECK(meridian_show("show MERIDIAN.routing;") == "meridian.routing");
+  CHECK_FALSE(meridian_show("SHOW meridian.consistency; SELECT 1"));
+  CHECK_FALSE(meridian_show("SHOW work_mem"));
+}
+
 TEST_CASE("unparseable statements are flagged and go to the primary", "[routing][classifier]") {
   auto functions = pg15_functions();
   auto c = classify("SELEC 1", *functions);

@@ -47,20 +47,37 @@ TEST_CASE("a replica whose replay is stuck lags more as the primary writes", "[r
   CHECK(at_10s->within_history);
 }
 
-TEST_CASE("lag time is bounded by one sampling interval", "[routing][lag]") {
+TEST_CASE("lag time is interpolated between the samples around the replay position", "[routing][lag]") {
   wal_history h;
   const auto t0 = clock_type::now();
   h.record(t0, lsn{1000});
   h.record(t0 + 500ms, lsn{2000});
   h.record(t0 + 1000ms, lsn{3000});
-  // Replayed up to 2500: the primary passed 2500 between 500 ms and 1000 ms.
+  // Replayed up to 2500: the primary passed 2500 between 500 ms and 1000 ms, at 750 ms if it
+  // wrote steadily. The true lag lies in [200 ms, 700 ms): the error is under one interval.
   auto l = h.lag(lsn{2500}, t0 + 1200ms);
   REQUIRE(l);
   CHECK(l->bytes == 500);
-  CHECK(l->time == 700ms);  // upper bound; the true value lies in (200 ms, 700 ms]
+  CHECK(l->time == 450ms);
+  CHECK(h.lag(lsn{2900}, t0 + 1200ms)->time == 250ms);
   // Exactly at a sample's position: caught up to that moment.
   CHECK(h.lag(lsn{2000}, t0 + 1200ms)->time == 700ms);
   CHECK(h.lag(lsn{3000}, t0 + 1200ms)->time == 0ms);
+  // A replica observed before the primary's sample that passed it lags 0, not less.
+  CHECK(h.lag(lsn{2500}, t0 + 600ms)->time == 0ms);
+}
+
+TEST_CASE("a replica a few milliseconds behind a busy primary lags a few milliseconds", "[routing][lag]") {
+  // The primary writes 1 MB/s and is sampled every 250 ms; the replica replays 5 ms behind.
+  wal_history h;
+  const auto t0 = clock_type::now();
+  for (int i = 0; i <= 8; ++i) h.record(t0 + i * 250ms, lsn{1'000'000 + 250'000 * static_cast<std::uint64_t>(i)});
+  const auto now = t0 + 1900ms;
+  const auto replay = lsn{1'000'000 + 1'895'000};  // where the primary was at 1895 ms
+  auto l = h.lag(replay, now);
+  REQUIRE(l);
+  CHECK(l->time >= 4ms);
+  CHECK(l->time <= 6ms);
 }
 
 TEST_CASE("a replica behind the whole history reports a lower bound", "[routing][lag]") {

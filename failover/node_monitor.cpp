@@ -1,0 +1,194 @@
+#include "failover/node_monitor.hpp"
+
+#include <charconv>
+
+#include <spdlog/spdlog.h>
+
+namespace meridian::failover {
+
+using clock = std::chrono::steady_clock;
+using proxy::error_code;
+using proxy::use_awaitable;
+
+const char* const probe_sql =
+    "SELECT pg_catalog.pg_is_in_recovery(),"
+    " CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL ELSE pg_catalog.pg_current_wal_lsn() END,"
+    " pg_catalog.pg_last_wal_receive_lsn(),"
+    " pg_catalog.pg_last_wal_replay_lsn(),"
+    " extract(epoch FROM pg_catalog.pg_last_xact_replay_timestamp()),"
+    " (SELECT system_identifier FROM pg_catalog.pg_control_system()),"
+    " CASE WHEN pg_catalog.pg_is_in_recovery()"
+    "  THEN coalesce((SELECT received_tli FROM pg_catalog.pg_stat_wal_receiver),"
+    "                (SELECT timeline_id FROM pg_catalog.pg_control_checkpoint()))"
+    "  ELSE ('x' || substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8))::bit(32)::int END";
+
+struct node_monitor::node_probe {
+  explicit node_probe(asio::any_io_executor ex) : client(ex), timer(ex) {}
+  pg_client client;
+  asio::steady_timer timer;
+};
+
+struct node_monitor::probe_result {
+  bool ok = false;
+  std::string error;
+  clock::time_point at;  // when the server ran the probe: midway through the round trip
+  std::chrono::microseconds latency{0};
+  bool in_recovery = false;
+  std::optional<routing::lsn> wal, receive, replay;
+  std::optional<double> last_replay_epoch;
+  std::uint64_t system_id = 0;
+  std::uint32_t timeline = 0;
+};
+
+namespace {
+
+template <class Int>
+std::optional<Int> number(const std::optional<std::string>& text) {
+  if (!text) return std::nullopt;
+  Int v{};
+  auto [p, ec] = std::from_chars(text->data(), text->data() + text->size(), v);
+  if (ec != std::errc{} || p != text->data() + text->size()) return std::nullopt;
+  return v;
+}
+
+std::optional<routing::lsn> position(const std::optional<std::string>& text) {
+  if (!text) return std::nullopt;
+  return routing::lsn::parse(*text);
+}
+
+}  // namespace
+
+node_monitor::node_monitor(monitor_settings settings, routing::topology_ptr initial, publisher publish)
+    : settings_(std::move(settings)),
+      base_(std::move(initial)),
+      current_(*base_),
+      publish_(std::move(publish)),
+      policy_(settings_.policy),
+      history_(settings_.history) {
+  // Until its first probe, no replica serves reads: what it holds is not known yet.
+  for (auto& s : current_.states) s.health.readable = false;
+  for (std::size_t i = 0; i < current_.nodes.size(); ++i)
+    probes_.push_back(std::make_unique<node_probe>(io_.get_executor()));
+}
+
+node_monitor::~node_monitor() { stop(); }
+
+void node_monitor::start() {
+  publish();
+  for (std::size_t i = 0; i < probes_.size(); ++i) asio::co_spawn(io_, probe_loop(i), asio::detached);
+  thread_ = std::thread([this] { io_.run(); });
+}
+
+void node_monitor::stop() {
+  if (!thread_.joinable()) return;
+  asio::post(io_, [this] {
+    stopping_ = true;
+    io_.stop();
+  });
+  thread_.join();
+}
+
+awaitable<void> node_monitor::probe_loop(std::size_t index) {
+  auto& p = *probes_[index];
+  for (;;) {
+    const auto started = clock::now();
+    auto r = co_await probe(index);
+    if (stopping_) co_return;
+    apply(index, r);
+    publish();
+    p.timer.expires_at(started + settings_.interval);
+    error_code ec;
+    co_await p.timer.async_wait(asio::redirect_error(use_awaitable, ec));
+    if (stopping_) co_return;
+  }
+}
+
+awaitable<node_monitor::probe_result> node_monitor::probe(std::size_t index) {
+  probe_result r;
+  auto& p = *probes_[index];
+  const auto& node = base_->nodes[index];
+  const auto deadline = clock::now() + settings_.timeout;
+  if (!p.client.connected()) {
+    auto login = settings_.login;
+    login.emplace_back("host", node.host);
+    login.emplace_back("port", std::to_string(node.port));
+    auto c = co_await p.client.connect(std::move(login), deadline);
+    if (!c) {
+      r.error = c.error();
+      co_return r;
+    }
+  }
+  const auto sent = clock::now();
+  auto rows = co_await p.client.query(probe_sql, deadline);
+  const auto received = clock::now();
+  if (!rows) {
+    r.error = rows.error();
+    co_return r;
+  }
+  if (rows->size() != 1 || (*rows)[0].size() != 7) {
+    r.error = "unexpected answer to the probe query";
+    co_return r;
+  }
+  const auto& row = (*rows)[0];
+  r.at = sent + (received - sent) / 2;
+  r.latency = std::chrono::duration_cast<std::chrono::microseconds>(received - sent);
+  r.in_recovery = row[0] == "t";
+  r.wal = position(row[1]);
+  r.receive = position(row[2]);
+  r.replay = position(row[3]);
+  if (row[4]) {
+    try {
+      r.last_replay_epoch = std::stod(*row[4]);
+    } catch (const std::exception&) {
+    }
+  }
+  r.system_id = number<std::uint64_t>(row[5]).value_or(0);
+  r.timeline = number<std::uint32_t>(row[6]).value_or(0);
+  r.ok = true;
+  co_return r;
+}
+
+void node_monitor::apply(std::size_t index, const probe_result& r) {
+  const auto& n = base_->nodes[index];
+  auto& state = current_.states[index];
+  auto& h = state.health;
+  const bool first = !h.probed;
+  h.probed = true;
+  if (!r.ok) {
+    if (h.reachable || first) spdlog::warn("node {} unreachable: {}", n.name, r.error);
+    h.reachable = false;
+    h.problem = "unreachable: " + r.error;
+    return;
+  }
+  if (!h.reachable || first)
+    spdlog::info("node {} reachable: {}, timeline {}, probe {} us", n.name, r.in_recovery ? "in recovery" : "primary",
+                 r.timeline, r.latency.count());
+  h.reachable = true;
+  h.problem.clear();
+  if (h.in_recovery != r.in_recovery && !first)
+    spdlog::warn("node {} is {} in recovery", n.name, r.in_recovery ? "now" : "no longer");
+  h.in_recovery = r.in_recovery;
+  h.timeline = r.timeline;
+  h.system_id = r.system_id;
+  h.last_replay_epoch = r.last_replay_epoch;
+  // Smoothed, so one slow probe does not reorder the replicas.
+  h.probe_latency = first ? r.latency : (h.probe_latency * 4 + r.latency) / 5;
+  if (state.role == routing::node_role::primary && !r.in_recovery && r.wal) {
+    h.wal = *r.wal;
+    history_.record(r.at, *r.wal);
+  }
+  if (r.in_recovery) {
+    h.receive = r.receive.value_or(routing::lsn{});
+    h.replay = r.replay.value_or(routing::lsn{});
+    h.lag = history_.lag(h.replay, r.at);
+  } else {
+    h.lag.reset();
+  }
+}
+
+void node_monitor::publish() {
+  policy_.apply(current_);
+  publish_(std::make_shared<const routing::topology>(current_));
+}
+
+}  // namespace meridian::failover

@@ -1,0 +1,67 @@
+#pragma once
+// The node monitor: off the query path, on a thread of its own, one libpq connection per node.
+// Every interval it probes each node for reachability and probe latency, role, timeline and
+// system identifier, the primary's WAL position and the replicas' receive and replay positions;
+// it keeps a history of the primary's position to turn a replica's replay position into a lag
+// in time, decides which replicas may serve reads (read_policy), and publishes a new topology
+// snapshot after every probe.
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "failover/pg_client.hpp"
+#include "failover/read_policy.hpp"
+#include "routing/lag.hpp"
+#include "routing/topology.hpp"
+
+namespace meridian::failover {
+
+struct monitor_settings {
+  pg_client::keywords login;  // user, password, dbname, sslmode… (host and port come per node)
+  std::chrono::milliseconds interval{250};
+  std::chrono::milliseconds timeout{1000};  // connect plus probe; a node that misses it is unreachable
+  std::chrono::milliseconds history{std::chrono::minutes(5)};
+  read_policy_settings policy;
+};
+
+// The probe, one round trip on either role. Columns: in recovery, WAL position (primary),
+// receive and replay positions and last replay time (replica), system identifier, timeline.
+extern const char* const probe_sql;
+
+class node_monitor {
+ public:
+  using publisher = std::function<void(routing::topology_ptr)>;
+
+  node_monitor(monitor_settings settings, routing::topology_ptr initial, publisher publish);
+  ~node_monitor();
+  node_monitor(const node_monitor&) = delete;
+  node_monitor& operator=(const node_monitor&) = delete;
+
+  void start();
+  void stop();
+
+ private:
+  struct node_probe;
+  struct probe_result;
+
+  awaitable<void> probe_loop(std::size_t index);
+  awaitable<probe_result> probe(std::size_t index);
+  void apply(std::size_t index, const probe_result& r);
+  void publish();
+
+  monitor_settings settings_;
+  routing::topology_ptr base_;
+  routing::topology current_;
+  publisher publish_;
+  read_policy policy_;
+  routing::wal_history history_;
+  asio::io_context io_{1};
+  std::vector<std::unique_ptr<node_probe>> probes_;
+  std::thread thread_;
+  bool stopping_ = false;
+};
+
+}  // namespace meridian::failover
