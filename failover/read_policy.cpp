@@ -90,14 +90,21 @@ void read_policy::apply(routing::topology& topo) {
     }
   }
 
+  // Local replicas, the local primary, remote replicas by latency: see topology::read_order.
   topo.read_order.clear();
-  for (const auto& n : topo.nodes)
-    if (topo.state(n.id).role == node_role::replica) topo.read_order.push_back(n.id);
+  for (const auto& n : topo.nodes) {
+    const auto role = topo.state(n.id).role;
+    if (role == node_role::replica || (role == node_role::primary && n.region == settings_.region))
+      topo.read_order.push_back(n.id);
+  }
+  auto rank = [&](routing::node_id id) {
+    const bool local = topo.at(id).region == settings_.region;
+    const bool replica = topo.state(id).role == node_role::replica;
+    return local ? (replica ? 0 : 1) : 2;
+  };
   std::stable_sort(topo.read_order.begin(), topo.read_order.end(), [&](routing::node_id a, routing::node_id b) {
-    const bool la = topo.at(a).region == settings_.region;
-    const bool lb = topo.at(b).region == settings_.region;
-    if (la != lb) return la;
-    if (!la) {
+    if (rank(a) != rank(b)) return rank(a) < rank(b);
+    if (rank(a) == 2) {
       const int ba = latency_bucket(topo.state(a).health.probe_latency);
       const int bb = latency_bucket(topo.state(b).health.probe_latency);
       if (ba != bb) return ba < bb;

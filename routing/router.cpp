@@ -34,6 +34,7 @@ bool wants_replica(const route_request& request) {
 route_decision choose_node(const topology& topo, const route_context& ctx, const route_request& request) {
   if (wants_replica(request)) {
     for (auto id : topo.read_order) {
+      if (topo.state(id).role == node_role::primary) break;  // the local primary: reads stay in the region
       if (!usable_replica(topo, ctx, id)) continue;
       return route_decision{id, true, topo.state(id).health.replay < request.min_replay};
     }

@@ -35,9 +35,12 @@ topology_ptr make_configured_topology(std::vector<node> nodes, std::string_view 
     nodes[i].id = node_id{static_cast<std::uint16_t>(i)};
     t->states.push_back(node_state{nodes[i].configured_role, {}});
   }
-  for (bool local : {true, false})
-    for (const auto& n : nodes)
-      if (n.configured_role == node_role::replica && (n.region == region) == local) t->read_order.push_back(n.id);
+  for (const auto& n : nodes)
+    if (n.configured_role == node_role::replica && n.region == region) t->read_order.push_back(n.id);
+  for (const auto& n : nodes)
+    if (n.configured_role == node_role::primary && n.region == region) t->read_order.push_back(n.id);
+  for (const auto& n : nodes)
+    if (n.configured_role == node_role::replica && n.region != region) t->read_order.push_back(n.id);
   t->nodes = std::move(nodes);
   return t;
 }

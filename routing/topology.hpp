@@ -65,8 +65,10 @@ struct topology {
   std::uint64_t epoch = 0;
   std::vector<node> nodes;         // indexed by node_id.value
   std::vector<node_state> states;  // same index
-  // Replicas in this Meridian's order of preference for reads: its own region's first, then
-  // the nearest by measured latency, the configured order breaking ties.
+  // Where this Meridian reads, in order of preference: its own region's replicas, then the
+  // primary if it is in this region too (local beats remote), then the other replicas, nearest
+  // by measured latency first, the configured order breaking ties. The primary is the last
+  // resort in any case.
   std::vector<node_id> read_order;
 
   [[nodiscard]] const node& at(node_id id) const { return nodes[id.value]; }
@@ -78,7 +80,7 @@ struct topology {
 using topology_ptr = std::shared_ptr<const topology>;
 
 // The initial snapshot: every node in the role it was configured with, taken as healthy, read
-// in this region's replicas first and then in the configured order.
+// in the order above with the configured order for the other regions.
 [[nodiscard]] topology_ptr make_configured_topology(std::vector<node> nodes, std::string_view region);
 
 }  // namespace meridian::routing

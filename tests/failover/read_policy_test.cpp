@@ -131,23 +131,29 @@ TEST_CASE("read order: own region first, then nearest, configured order breaking
     CHECK(t.read_order == std::vector<node_id>{eu, eu2, ap});
   }
   SECTION("elsewhere by measured latency") {
-    auto t = healthy("us-east-1");
+    auto t = healthy("sa-east-1");
     t.states[eu.value].health.probe_latency = 80ms;
     t.states[eu2.value].health.probe_latency = 82ms;  // same bucket as eu
     t.states[ap.value].health.probe_latency = 40ms;
-    auto p = policy("us-east-1");
+    auto p = policy("sa-east-1");
     p.apply(t);
     CHECK(t.read_order == std::vector<node_id>{ap, eu, eu2});
   }
   SECTION("a configured preference breaks ties") {
-    auto t = healthy("us-east-1");
+    auto t = healthy("sa-east-1");
     for (auto n : {eu, ap, eu2}) t.states[n.value].health.probe_latency = 300us;
     read_policy_settings s;
-    s.region = "us-east-1";
+    s.region = "sa-east-1";
     s.preference = {ap, eu2};
     read_policy p(s);
     p.apply(t);
     CHECK(t.read_order == std::vector<node_id>{ap, eu2, eu});
+  }
+  SECTION("the primary's region reads from the primary before going abroad") {
+    auto t = healthy("us-east-1");
+    auto p = policy("us-east-1");
+    p.apply(t);
+    CHECK(t.read_order == std::vector<node_id>{us, eu, ap, eu2});
   }
   CHECK(latency_bucket(300us) == 0);
   CHECK(latency_bucket(999us) == 0);

@@ -76,7 +76,7 @@ bool replica_readable(int seen_from, int node) { return node_gauge(seen_from, "m
 
 }  // namespace
 
-TEST_CASE("with an idle primary every replica lags 0, and stays at 0", "[integration][lag]") {
+TEST_CASE("with an idle primary every replica lags 0 and stays at 0", "[integration][lag]") {
   for (int node : {eu, ap}) {
     INFO(region_name[node]);
     REQUIRE(eventually([&] { return node_gauge(eu, "meridian_node_lag_seconds", node) == 0 &&
@@ -99,7 +99,7 @@ TEST_CASE("with an idle primary every replica lags 0, and stays at 0", "[integra
   CHECK(node_gauge(eu, "meridian_node_probe_latency_seconds", eu) > 0);
 }
 
-TEST_CASE("a replica whose replay is paused lags more and more; reads move away and come back",
+TEST_CASE("a replica whose replay is paused lags more and more and reads move away until it resumes",
           "[integration][lag]") {
   pg_connection reader(sandbox::dsn(eu));
   REQUIRE(reader.ok());
@@ -178,7 +178,7 @@ read_back_result write_then_read(const std::string& consistency, int iterations)
 
 }  // namespace
 
-TEST_CASE("read-your-writes: every write is read back at once, none stale, while replication stutters",
+TEST_CASE("read-your-writes reads back every write at once and none stale while replication stutters",
           "[integration][lag][consistency]") {
   const auto waited = counter(eu, "meridian_read_your_writes_waits_total", "outcome=\"replica\"");
   auto ryw = write_then_read("read-your-writes", 5000);

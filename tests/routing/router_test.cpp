@@ -80,6 +80,20 @@ TEST_CASE("a replica that may not serve reads is passed over for the next, then 
   CHECK_FALSE(choose_node(*t, ctx, read()).replica);
 }
 
+TEST_CASE("in the primary's region, reads stay on the primary rather than cross regions", "[routing][router]") {
+  std::vector<node> nodes{
+      {{}, "us", "us-east-1", "127.0.0.1", 5432, node_role::primary},
+      {{}, "eu", "eu-west-1", "127.0.0.2", 5432, node_role::replica},
+  };
+  auto t = make_configured_topology(nodes, "us-east-1");
+  CHECK(t->read_order == std::vector<node_id>{us, eu});
+  std::vector<std::chrono::steady_clock::time_point> skipped(2);
+  route_context ctx{"us-east-1", skipped, std::chrono::steady_clock::now()};
+  auto d = choose_node(*t, ctx, read());
+  CHECK(d.node == us);
+  CHECK_FALSE(d.replica);
+}
+
 TEST_CASE("read-your-writes: a replica not yet seen at the commit's position must be confirmed", "[routing][router]") {
   auto base = three_regions();
   auto t = std::make_shared<topology>(*base);
