@@ -1,5 +1,6 @@
 #include "failover/node_monitor.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 #include <spdlog/spdlog.h>
@@ -156,6 +157,7 @@ void node_monitor::apply(std::size_t index, const probe_result& r) {
   h.probed = true;
   if (!r.ok) {
     if (h.reachable || first) spdlog::warn("node {} unreachable: {}", n.name, r.error);
+    if (first) h.last_seen = clock::now();  // unreachable since start: count from there
     h.reachable = false;
     h.problem = "unreachable: " + r.error;
     return;
@@ -164,6 +166,7 @@ void node_monitor::apply(std::size_t index, const probe_result& r) {
     spdlog::info("node {} reachable: {}, timeline {}, probe {} us", n.name, r.in_recovery ? "in recovery" : "primary",
                  r.timeline, r.latency.count());
   h.reachable = true;
+  h.last_seen = clock::now();
   h.problem.clear();
   if (h.in_recovery != r.in_recovery && !first)
     spdlog::warn("node {} is {} in recovery", n.name, r.in_recovery ? "now" : "no longer");
@@ -184,6 +187,23 @@ void node_monitor::apply(std::size_t index, const probe_result& r) {
   } else {
     h.lag.reset();
   }
+}
+
+void node_monitor::assign(std::uint64_t epoch, const std::string& primary, const std::vector<std::string>& fenced) {
+  const auto old_primary = current_.primary();
+  for (const auto& n : current_.nodes) {
+    auto& role = current_.states[n.id.value].role;
+    if (n.name == primary) {
+      role = routing::node_role::primary;
+    } else if (std::find(fenced.begin(), fenced.end(), n.name) != fenced.end()) {
+      role = routing::node_role::fenced;
+    } else {
+      role = routing::node_role::replica;
+    }
+  }
+  if (current_.primary() != old_primary) history_ = routing::wal_history(settings_.history);  // another server's WAL
+  current_.epoch = epoch;
+  publish();
 }
 
 void node_monitor::publish() {

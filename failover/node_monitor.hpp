@@ -43,6 +43,13 @@ class node_monitor {
   void start();
   void stop();
 
+  // The monitor's thread and what it last saw; for the coordinator, which runs there too.
+  [[nodiscard]] asio::io_context& io() { return io_; }
+  [[nodiscard]] const routing::topology& current() const { return current_; }
+  // Roles as the topology authority (etcd, or this instance alone) assigns them: `primary`,
+  // the `fenced` former primaries, every other node a replica. Monitor's thread only.
+  void assign(std::uint64_t epoch, const std::string& primary, const std::vector<std::string>& fenced);
+
  private:
   struct node_probe;
   struct probe_result;

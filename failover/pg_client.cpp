@@ -100,8 +100,9 @@ awaitable<tl::expected<void, std::string>> pg_client::connect(keywords params, c
   co_return tl::expected<void, std::string>{};
 }
 
-awaitable<tl::expected<pg_rows, std::string>> pg_client::query(const std::string& sql, clock::time_point deadline) {
+awaitable<tl::expected<pg_rows, std::string>> pg_client::query(std::string_view sql_view, clock::time_point deadline) {
   if (!conn_) co_return tl::unexpected(std::string("not connected"));
+  const std::string sql(sql_view);  // libpq wants it NUL-terminated
   auto fail = [this](std::string why) -> tl::expected<pg_rows, std::string> {
     close();
     return tl::unexpected(std::move(why));

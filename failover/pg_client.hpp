@@ -36,8 +36,10 @@ class pg_client {
   // Connects with libpq keywords (host, port, user, …). The host name is resolved
   // asynchronously first and passed as hostaddr, since libpq would resolve it blocking.
   awaitable<tl::expected<void, std::string>> connect(keywords params, clock::time_point deadline);
-  // Runs one statement (several, separated by ';', return the last one's rows).
-  awaitable<tl::expected<pg_rows, std::string>> query(const std::string& sql, clock::time_point deadline);
+  // Runs one statement (several, separated by ';', return the last one's rows). A view, not a
+  // string: callers may pass literals straight into co_await (GCC 12 mishandles temporaries
+  // with destructors there).
+  awaitable<tl::expected<pg_rows, std::string>> query(std::string_view sql, clock::time_point deadline);
 
   [[nodiscard]] bool connected() const { return conn_ != nullptr; }
   void close();

@@ -196,8 +196,8 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
   }
   config c;
   only_keys(root, "",
-            {"region", "listen", "threads", "nodes", "pool", "routing", "monitor", "limits", "auth", "users", "databases",
-             "log", "metrics"});
+            {"region", "listen", "threads", "nodes", "pool", "routing", "monitor", "coordination", "failover", "limits",
+             "auth", "users", "databases", "log", "metrics"});
   if (auto m = root["metrics"]) {
     only_keys(m, "metrics", {"host", "port"});
     if (m["host"]) c.metrics_host = scalar(m["host"], "metrics.host");
@@ -297,6 +297,58 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
     if (c.monitor.interval.count() < 10) fail("monitor.interval", "must be at least 10ms");
     if (c.monitor.timeout.count() < 10) fail("monitor.timeout", "must be at least 10ms");
   }
+  if ((c.failover.enabled() || !c.coordination.etcd.empty()) && !c.monitor.enabled())
+    fail("monitor", "is required for coordination and failover (they act on what the monitor sees)");
+
+  if (auto co = root["coordination"]) {
+    only_keys(co, "coordination", {"etcd", "cluster", "lease_ttl", "regions"});
+    if (auto e = co["etcd"]) {
+      if (!e.IsSequence() || e.size() == 0) fail("coordination.etcd", "must list etcd endpoints as host:port");
+      for (std::size_t i = 0; i < e.size(); ++i) {
+        auto ep = scalar(e[i], "coordination.etcd[" + std::to_string(i) + "]");
+        if (ep.find(':') == std::string::npos) fail("coordination.etcd[" + std::to_string(i) + "]", "must be host:port");
+        c.coordination.etcd.push_back(ep);
+      }
+    }
+    if (co["cluster"]) c.coordination.cluster = scalar(co["cluster"], "coordination.cluster");
+    if (co["lease_ttl"]) {
+      auto ttl = duration(co["lease_ttl"], "coordination.lease_ttl");
+      if (ttl.count() < 2000 || ttl.count() % 1000 != 0) fail("coordination.lease_ttl", "must be whole seconds, at least 2s");
+      c.coordination.lease_ttl = std::chrono::duration_cast<std::chrono::seconds>(ttl);
+    }
+    if (co["regions"]) c.coordination.regions = integer<std::size_t>(co["regions"], "coordination.regions", 1, 64);
+  }
+  if (auto f = root["failover"]) {
+    only_keys(f, "failover", {"automatic", "user", "password", "password_file", "database", "sslmode", "detection",
+                              "candidate_order", "prefer_ahead", "max_data_loss", "promote_timeout", "repoint_timeout",
+                              "primary_conninfo"});
+    auto& fo = c.failover;
+    if (!f["user"]) fail("failover.user", "is required (a superuser: pg_promote, ALTER SYSTEM, pg_terminate_backend)");
+    fo.user = scalar(f["user"], "failover.user");
+    if (auto pw = password_key(f, "failover", "password", "password_file", base_dir)) fo.password = *pw;
+    if (f["automatic"]) {
+      auto a = scalar(f["automatic"], "failover.automatic");
+      if (a != "true" && a != "false") fail("failover.automatic", "must be true or false");
+      fo.automatic = a == "true";
+    }
+    if (f["database"]) fo.database = scalar(f["database"], "failover.database");
+    if (f["sslmode"]) fo.sslmode = scalar(f["sslmode"], "failover.sslmode");
+    if (f["detection"]) fo.detection = duration(f["detection"], "failover.detection");
+    if (auto o = f["candidate_order"]) {
+      if (!o.IsSequence()) fail("failover.candidate_order", "must be a list of node names");
+      for (std::size_t i = 0; i < o.size(); ++i)
+        fo.candidate_order.push_back(scalar(o[i], "failover.candidate_order[" + std::to_string(i) + "]"));
+    }
+    if (f["prefer_ahead"]) fo.prefer_ahead_bytes = size(f["prefer_ahead"], "failover.prefer_ahead");
+    if (f["max_data_loss"]) fo.max_data_loss_bytes = size(f["max_data_loss"], "failover.max_data_loss");
+    if (f["promote_timeout"]) fo.promote_timeout = duration(f["promote_timeout"], "failover.promote_timeout");
+    if (f["repoint_timeout"]) fo.repoint_timeout = duration(f["repoint_timeout"], "failover.repoint_timeout");
+    if (f["primary_conninfo"]) fo.primary_conninfo = scalar(f["primary_conninfo"], "failover.primary_conninfo");
+  }
+  for (std::size_t i = 0; i < c.failover.candidate_order.size(); ++i)
+    if (!names.count(c.failover.candidate_order[i]))
+      fail("failover.candidate_order[" + std::to_string(i) + "]",
+           "no node is named \"" + c.failover.candidate_order[i] + "\"");
 
   if (auto p = root["pool"]) {
     only_keys(p, "pool", {"mode", "size", "connect_timeout", "idle_timeout", "wait_timeout", "server_lifetime",

@@ -47,6 +47,31 @@ struct monitor_config {
   [[nodiscard]] bool enabled() const { return !user.empty(); }
 };
 
+// Coordination of the regional Meridians through etcd (none: this instance decides alone).
+struct coordination_config {
+  std::vector<std::string> etcd;  // host:port of etcd's members, this region's first
+  std::string cluster = "meridian";  // keys live under /meridian/<cluster>/
+  std::chrono::seconds lease_ttl{3};
+  std::size_t regions = 0;  // Meridians' regions taking part; 0: the regions of the nodes
+};
+
+// Failover: detection, promotion, repointing, fencing (off without a user).
+struct failover_config {
+  bool automatic = true;
+  std::string user;
+  std::string password;
+  std::string database = "postgres";
+  std::string sslmode = "prefer";
+  std::chrono::milliseconds detection{2000};
+  std::vector<std::string> candidate_order;
+  std::uint64_t prefer_ahead_bytes = 1u << 20;
+  std::uint64_t max_data_loss_bytes = 0;
+  std::chrono::milliseconds promote_timeout{30'000};
+  std::chrono::milliseconds repoint_timeout{30'000};
+  std::string primary_conninfo = "host={host} port={port} user=replicator application_name={name}";
+  [[nodiscard]] bool enabled() const { return !user.empty(); }
+};
+
 struct config {
   std::string region;
   std::string listen_host = "127.0.0.1";
@@ -82,6 +107,8 @@ struct config {
   std::chrono::milliseconds replica_retry{1000};   // a replica that refused connections is skipped this long
 
   monitor_config monitor;
+  coordination_config coordination;
+  failover_config failover;
 
   auth_method auth = auth_method::scram_sha_256;
   std::vector<user_config> users;

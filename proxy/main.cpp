@@ -4,8 +4,10 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <set>
 #include <thread>
 
+#include "failover/coordinator.hpp"
 #include "failover/node_monitor.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/config.hpp"
@@ -32,6 +34,32 @@ meridian::failover::monitor_settings monitor_settings(const meridian::proxy::con
   for (const auto& name : cfg.replica_order)
     if (auto id = topology.find(name)) m.policy.preference.push_back(*id);
   return m;
+}
+
+meridian::failover::coordinator_settings coordinator_settings(const meridian::proxy::config& cfg) {
+  meridian::failover::coordinator_settings c;
+  c.region = cfg.region;
+  c.etcd = cfg.coordination.etcd;
+  c.prefix = "/meridian/" + cfg.coordination.cluster + "/";
+  c.lease_ttl = cfg.coordination.lease_ttl;
+  std::set<std::string> regions;
+  for (const auto& n : cfg.nodes) regions.insert(n.region);
+  c.regions = cfg.coordination.regions != 0 ? cfg.coordination.regions : regions.size();
+  c.interval = cfg.monitor.interval;
+  c.detection = cfg.failover.detection;
+  c.automatic = cfg.failover.enabled() && cfg.failover.automatic;
+  c.candidates.order = cfg.failover.candidate_order;
+  c.candidates.prefer_ahead_bytes = cfg.failover.prefer_ahead_bytes;
+  c.candidates.max_loss_bytes = cfg.failover.max_data_loss_bytes;
+  c.admin.login = {{"user", cfg.failover.user},
+                   {"dbname", cfg.failover.database},
+                   {"sslmode", cfg.failover.sslmode},
+                   {"application_name", "meridian-failover " + cfg.region}};
+  if (!cfg.failover.password.empty()) c.admin.login.emplace_back("password", cfg.failover.password);
+  c.admin.promote_timeout = cfg.failover.promote_timeout;
+  c.admin.repoint_timeout = cfg.failover.repoint_timeout;
+  c.admin.primary_conninfo = cfg.failover.primary_conninfo;
+  return c;
 }
 
 void usage() {
@@ -107,6 +135,7 @@ int main(int argc, char** argv) {
   }
 
   std::unique_ptr<failover::node_monitor> monitor;
+  std::unique_ptr<failover::coordinator> coordinator;
   if (cfg.monitor.enabled()) {
     auto* stats = shared.stats.get();
     monitor = std::make_unique<failover::node_monitor>(
@@ -117,6 +146,13 @@ int main(int argc, char** argv) {
     monitor->start();
     spdlog::info("node monitor probing {} node(s) every {} ms as {}", cfg.nodes.size(), cfg.monitor.interval.count(),
                  cfg.monitor.user);
+    if (cfg.failover.enabled() || !cfg.coordination.etcd.empty()) {
+      std::string primary;
+      for (const auto& n : cfg.nodes)
+        if (n.configured_role == routing::node_role::primary) primary = n.name;
+      coordinator = std::make_unique<failover::coordinator>(coordinator_settings(cfg), *monitor, primary);
+      coordinator->start();
+    }
   } else {
     spdlog::warn("no monitor configured: replicas are taken as healthy and caught up (configure monitor.user)");
   }
@@ -134,7 +170,8 @@ int main(int argc, char** argv) {
   for (std::size_t i = 1; i < workers.size(); ++i) threads.emplace_back([&, i] { workers[i]->run(); });
   workers.front()->run();
   for (auto& t : threads) t.join();
-  if (monitor) monitor->stop();
+  if (monitor) monitor->stop();  // the coordinator runs on the monitor's thread: stopped with it
+  coordinator.reset();
   spdlog::info("meridian stopped");
   return 0;
 }

@@ -67,7 +67,7 @@ awaitable<tl::expected<server_conn_ptr, server_error>> pool::acquire(clock::time
 void pool::release(server_conn_ptr conn) {
   spdlog::trace("pool {}: release (total {}, idle {}, waiting {})", node_.name, total_, idle_.size(), waiters_.size());
   conn->last_used = clock::now();
-  if (conn->tainted || conn->last_used - conn->created > settings_.server_lifetime) {
+  if (conn->tainted || conn->last_used - conn->created > settings_.server_lifetime || conn->created < drained_at_) {
     discard(conn);
     return;
   }
@@ -114,6 +114,11 @@ void pool::close_idle() {
     --total_;
   }
   idle_.clear();
+}
+
+void pool::drain() {
+  drained_at_ = clock::now();
+  close_idle();
 }
 
 pool_stats pool::stats() const {

@@ -66,6 +66,8 @@ class pool {
   void sweep(std::chrono::steady_clock::time_point now);
   // Closes everything idle (node lost its role, shutdown).
   void close_idle();
+  // The node changed role: idle connections close now, busy ones when they are given back.
+  void drain();
 
   [[nodiscard]] pool_stats stats() const;
   [[nodiscard]] const pool_key& key() const { return key_; }
@@ -74,6 +76,7 @@ class pool {
   [[nodiscard]] const std::optional<param_map>& server_params() const { return server_params_; }
 
  private:
+  std::chrono::steady_clock::time_point drained_at_{};  // connections made before this are not reused
   struct waiter {
     asio::steady_timer timer;
     server_conn_ptr conn;

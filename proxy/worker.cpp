@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "protocol/md5.hpp"
 #include "protocol/scram.hpp"
 #include "proxy/session.hpp"
@@ -36,6 +38,20 @@ void worker::set_functions(const std::string& name, const std::vector<std::vecto
   d.cache.set_functions(std::move(f));
   d.functions_loaded = true;
   spdlog::info("worker {}: loaded volatility of {} functions for database {}", index_, rows.size(), name);
+}
+
+void worker::set_topology(routing::topology_ptr t) {
+  // A node whose role changed (the primary demoted or fenced, a replica promoted) gets fresh
+  // server connections: the old ones served a role the node no longer has.
+  std::vector<routing::node_id> changed;
+  for (std::size_t i = 0; i < t->states.size() && i < topology_->states.size(); ++i)
+    if (t->states[i].role != topology_->states[i].role) changed.push_back(routing::node_id{static_cast<std::uint16_t>(i)});
+  if (t->epoch != topology_->epoch)
+    spdlog::info("worker {}: topology epoch {}, primary {}", index_, t->epoch,
+                 t->primary() ? t->at(*t->primary()).name : std::string("(none)"));
+  topology_ = std::move(t);
+  for (auto& [key, p] : pools_)
+    if (std::find(changed.begin(), changed.end(), key.node) != changed.end()) p->drain();
 }
 
 routing::route_context worker::route_context() const {

@@ -62,7 +62,7 @@ class worker {
   [[nodiscard]] const config& cfg() const { return *shared_.cfg; }
   [[nodiscard]] const routing::topology& topology() const { return *topology_; }
   // A new snapshot from the node monitor. Worker's thread only (post it there).
-  void set_topology(routing::topology_ptr t) { topology_ = std::move(t); }
+  void set_topology(routing::topology_ptr t);
   [[nodiscard]] shared_state& shared() { return shared_; }
   [[nodiscard]] asio::io_context& io() { return io_; }
   [[nodiscard]] bool draining() const { return draining_; }

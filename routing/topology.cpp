@@ -6,6 +6,7 @@ std::string_view to_string(node_role role) {
   switch (role) {
     case node_role::primary: return "primary";
     case node_role::replica: return "replica";
+    case node_role::fenced: return "fenced";
     case node_role::unknown: break;
   }
   return "unknown";

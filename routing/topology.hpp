@@ -20,7 +20,8 @@ struct node_id {
   auto operator<=>(const node_id&) const = default;
 };
 
-enum class node_role { primary, replica, unknown };
+// fenced: a former primary; nothing is routed to it until it rejoins as a replica.
+enum class node_role { primary, replica, fenced, unknown };
 
 [[nodiscard]] std::string_view to_string(node_role role);
 [[nodiscard]] std::optional<node_role> parse_node_role(std::string_view text);
@@ -41,6 +42,7 @@ struct node {
 struct node_health {
   bool probed = false;     // false until the first probe finished: the node is taken as configured
   bool reachable = true;
+  std::chrono::steady_clock::time_point last_seen{};  // the last probe that succeeded
   bool in_recovery = false;
   std::uint32_t timeline = 0;
   std::uint64_t system_id = 0;

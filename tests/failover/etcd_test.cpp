@@ -197,7 +197,7 @@ TEST_CASE("etcd: a watch sees puts and deletes in order", "[failover][etcd]") {
   CHECK(why.empty());  // ended because the handler said so
 }
 
-TEST_CASE("leader election: one leader; another takes over when it resigns or dies", "[failover][election]") {
+TEST_CASE("leader election hands over when the leader resigns or dies", "[failover][election]") {
   etcd_server server(22383, 22384);
   asio::io_context io;
   etcd_client a_etcd(io.get_executor(), {server.endpoint()}, 2s);

@@ -34,6 +34,7 @@ int env_int(const char* name, int fallback) {
 int sandbox::pg_port(int region) { return env_int("MERIDIAN_PG_PORT", MERIDIAN_TEST_PG_PORT) + region; }
 int sandbox::meridian_port(int region) { return env_int("MERIDIAN_PORT", MERIDIAN_TEST_PORT) + region; }
 int sandbox::metrics_port(int region) { return env_int("MERIDIAN_METRICS_PORT", MERIDIAN_TEST_METRICS_PORT) + region; }
+int sandbox::etcd_port(int region) { return env_int("MERIDIAN_ETCD_PORT", MERIDIAN_TEST_ETCD_PORT) + region; }
 std::string sandbox::dir() {
   const char* v = std::getenv("MERIDIAN_SANDBOX_DIR");
   return v ? v : MERIDIAN_TEST_SANDBOX_DIR;
@@ -53,7 +54,8 @@ std::string sandbox::admin_dsn(int region) {
 int sandbox::script(const std::string& args) {
   auto r = run_command("MERIDIAN_SANDBOX_DIR=" + dir() + " MERIDIAN_PG_PORT=" + std::to_string(pg_port(0)) +
                        " MERIDIAN_PORT=" + std::to_string(meridian_port(0)) + " MERIDIAN_METRICS_PORT=" +
-                       std::to_string(metrics_port(0)) + " " + repo() + "/infra/local/sandbox " + args);
+                       std::to_string(metrics_port(0)) + " MERIDIAN_ETCD_PORT=" + std::to_string(etcd_port(0)) + " " +
+                       repo() + "/infra/local/sandbox " + args);
   return r.exit_code;
 }
 

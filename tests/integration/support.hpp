@@ -17,6 +17,7 @@ struct sandbox {
   static int pg_port(int region);        // 0 us-east-1, 1 eu-west-1, 2 ap-southeast-1
   static int meridian_port(int region);  // same numbering
   static int metrics_port(int region);
+  static int etcd_port(int region);
   static std::string dir();
   static std::string repo();
   static std::string dsn(int region, const std::string& user = "app", const std::string& password = "app-secret");

@@ -1,0 +1,167 @@
+#include "failover/cluster_state.hpp"
+
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+namespace meridian::failover {
+
+using json = nlohmann::json;
+
+std::string topology_record::to_json() const {
+  return json{{"epoch", epoch}, {"primary", primary}, {"fenced", fenced}, {"reason", reason}}.dump();
+}
+
+std::optional<topology_record> topology_record::from_json(const std::string& text) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("epoch") || !j["epoch"].is_number_unsigned() ||
+      !j.contains("primary") || !j["primary"].is_string())
+    return std::nullopt;
+  topology_record r;
+  r.epoch = j["epoch"].get<std::uint64_t>();
+  r.primary = j["primary"].get<std::string>();
+  r.reason = j.value("reason", std::string());
+  if (auto f = j.find("fenced"); f != j.end() && f->is_array())
+    for (const auto& n : *f)
+      if (n.is_string()) r.fenced.push_back(n.get<std::string>());
+  return r;
+}
+
+std::string region_view::to_json() const {
+  json nodes_json = json::object();
+  for (const auto& [name, v] : nodes) {
+    nodes_json[name] = json{{"probed", v.probed},
+                            {"reachable", v.reachable},
+                            {"unreachable_ms", v.unreachable_ms},
+                            {"in_recovery", v.in_recovery},
+                            {"timeline", v.timeline},
+                            {"wal", v.wal.to_string()},
+                            {"receive", v.receive.to_string()},
+                            {"replay", v.replay.to_string()}};
+  }
+  return json{{"region", region}, {"epoch", epoch}, {"nodes", nodes_json}}.dump();
+}
+
+std::optional<region_view> region_view::from_json(const std::string& text) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("region") || !j["region"].is_string()) return std::nullopt;
+  region_view v;
+  v.region = j["region"].get<std::string>();
+  v.epoch = j.value("epoch", std::uint64_t{0});
+  const json nodes = j.value("nodes", json::object());
+  for (const auto& [name, n] : nodes.items()) {
+    if (!n.is_object()) continue;
+    node_view nv;
+    nv.probed = n.value("probed", false);
+    nv.reachable = n.value("reachable", false);
+    nv.unreachable_ms = n.value("unreachable_ms", std::int64_t{0});
+    nv.in_recovery = n.value("in_recovery", false);
+    nv.timeline = n.value("timeline", std::uint32_t{0});
+    nv.wal = routing::lsn::parse(n.value("wal", std::string())).value_or(routing::lsn{});
+    nv.receive = routing::lsn::parse(n.value("receive", std::string())).value_or(routing::lsn{});
+    nv.replay = routing::lsn::parse(n.value("replay", std::string())).value_or(routing::lsn{});
+    v.nodes[name] = nv;
+  }
+  return v;
+}
+
+region_view view_of(const routing::topology& topo, const std::string& region, std::chrono::steady_clock::time_point now) {
+  region_view v;
+  v.region = region;
+  v.epoch = topo.epoch;
+  for (const auto& n : topo.nodes) {
+    const auto& h = topo.state(n.id).health;
+    node_view nv;
+    nv.probed = h.probed;
+    nv.reachable = h.probed && h.reachable;
+    if (h.probed && !h.reachable)
+      nv.unreachable_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - h.last_seen).count();
+    nv.in_recovery = h.in_recovery;
+    nv.timeline = h.timeline;
+    nv.wal = h.wal;
+    nv.receive = h.receive;
+    nv.replay = h.replay;
+    v.nodes[n.name] = nv;
+  }
+  return v;
+}
+
+bool primary_lost(const std::vector<region_view>& views, const std::string& primary, std::size_t regions,
+                  std::chrono::milliseconds detection, std::string& why) {
+  std::size_t lost = 0;
+  std::vector<std::string> saw_lost;
+  std::vector<std::string> saw_up;
+  for (const auto& v : views) {
+    auto it = v.nodes.find(primary);
+    if (it == v.nodes.end() || !it->second.probed) continue;
+    if (!it->second.reachable && it->second.unreachable_ms >= detection.count()) {
+      ++lost;
+      saw_lost.push_back(v.region + " (" + std::to_string(it->second.unreachable_ms) + " ms)");
+    } else {
+      saw_up.push_back(v.region);
+    }
+  }
+  auto join = [](const std::vector<std::string>& xs) {
+    std::string out;
+    for (const auto& x : xs) out += (out.empty() ? "" : ", ") + x;
+    return out.empty() ? std::string("none") : out;
+  };
+  why = "primary " + primary + " unreachable from " + join(saw_lost) + "; reachable (or not for long) from " +
+        join(saw_up) + "; " + std::to_string(regions) + " regions";
+  return lost * 2 > regions;
+}
+
+candidate_choice choose_candidate(const std::vector<region_view>& views, const std::vector<std::string>& replicas,
+                                  const std::string& failed_primary, const candidate_settings& settings) {
+  candidate_choice out;
+  // What each replica has, as the best-informed view saw it; and the primary's last position.
+  std::map<std::string, routing::lsn> position;
+  routing::lsn primary_wal;
+  for (const auto& v : views) {
+    for (const auto& [name, n] : v.nodes) {
+      if (name == failed_primary) {
+        primary_wal = std::max(primary_wal, n.wal);
+        continue;
+      }
+      if (std::find(replicas.begin(), replicas.end(), name) == replicas.end()) continue;
+      if (!n.reachable || !n.in_recovery) continue;
+      auto& p = position[name];
+      p = std::max({p, n.receive, n.replay});
+    }
+  }
+  if (position.empty()) {
+    out.reason = "no replica is reachable and in recovery";
+    return out;
+  }
+  std::vector<std::string> ranked = settings.order;
+  for (const auto& r : replicas)
+    if (std::find(ranked.begin(), ranked.end(), r) == ranked.end()) ranked.push_back(r);
+  std::string first;
+  for (const auto& r : ranked)
+    if (position.count(r)) {
+      first = r;
+      break;
+    }
+  std::string best = first;
+  for (const auto& [name, p] : position)
+    if (p > position[best]) best = name;
+  std::string chosen = first;
+  if (best != first && routing::bytes_behind(position[best], position[first]) > settings.prefer_ahead_bytes) {
+    chosen = best;
+    out.reason = chosen + " is " + std::to_string(routing::bytes_behind(position[best], position[first])) +
+                 " bytes ahead of " + first;
+  } else {
+    out.reason = chosen + " is the nearest caught-up replica";
+  }
+  out.node = chosen;
+  out.position = position[chosen];
+  out.loss_bytes = routing::bytes_behind(primary_wal, out.position);
+  if (settings.max_loss_bytes > 0 && out.loss_bytes > settings.max_loss_bytes) {
+    out.blocked = true;
+    out.reason = "promoting " + chosen + " would lose " + std::to_string(out.loss_bytes) + " bytes of WAL, over the " +
+                 std::to_string(settings.max_loss_bytes) + "-byte guard: waiting for an operator's promote";
+  }
+  return out;
+}
+
+}  // namespace meridian::failover

@@ -1,0 +1,79 @@
+#pragma once
+// What the regional Meridians share through etcd, and the decisions made from it. Pure: the
+// topology record (epoch, primary, fenced nodes), each region's view of every node, the
+// detection rule (a majority of regions) and the choice of the replica to promote.
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "routing/lag.hpp"
+#include "routing/topology.hpp"
+
+namespace meridian::failover {
+
+// The authority on roles, stored in etcd and replaced with a higher epoch at every change.
+struct topology_record {
+  std::uint64_t epoch = 1;
+  std::string primary;
+  std::vector<std::string> fenced;  // old primaries: nothing is routed to them until they rejoin
+  std::string reason;               // why the last change happened
+
+  [[nodiscard]] std::string to_json() const;
+  [[nodiscard]] static std::optional<topology_record> from_json(const std::string& text);
+  bool operator==(const topology_record&) const = default;
+};
+
+// One Meridian's view of one node.
+struct node_view {
+  bool probed = false;
+  bool reachable = false;
+  std::int64_t unreachable_ms = 0;  // for how long it has been unreachable (0 when reachable)
+  bool in_recovery = false;
+  std::uint32_t timeline = 0;
+  routing::lsn wal, receive, replay;
+};
+
+struct region_view {
+  std::string region;
+  std::uint64_t epoch = 0;  // of the topology the view was taken under
+  std::map<std::string, node_view> nodes;
+
+  [[nodiscard]] std::string to_json() const;
+  [[nodiscard]] static std::optional<region_view> from_json(const std::string& text);
+};
+
+// This Meridian's view, from the monitor's latest snapshot.
+[[nodiscard]] region_view view_of(const routing::topology& topo, const std::string& region,
+                                  std::chrono::steady_clock::time_point now);
+
+// The primary is lost when more than half of all `regions` have a current view in which it
+// has been unreachable for at least `detection` (a region whose Meridian is gone has no view
+// and does not count for it). `why` says what was seen either way.
+[[nodiscard]] bool primary_lost(const std::vector<region_view>& views, const std::string& primary, std::size_t regions,
+                                std::chrono::milliseconds detection, std::string& why);
+
+struct candidate_settings {
+  std::vector<std::string> order;     // preferred replicas, nearest to the primary's region first
+  std::uint64_t prefer_ahead_bytes = 0;  // another replica ahead of the first choice by more wins
+  std::uint64_t max_loss_bytes = 0;      // RPO guard; 0: none
+};
+
+struct candidate_choice {
+  std::optional<std::string> node;  // nullopt: none can be promoted
+  bool blocked = false;             // one could, but the RPO guard holds: an operator decides
+  std::uint64_t loss_bytes = 0;     // WAL the primary was seen to have beyond the candidate
+  routing::lsn position;            // what the candidate has received
+  std::string reason;
+};
+
+// Among the replicas of `topo` that some view saw reachable and in recovery, the first of
+// `order` unless another is ahead of it by more than prefer_ahead_bytes (then the most caught
+// up); blocked when it would lose more than max_loss_bytes of what the primary was seen to write.
+[[nodiscard]] candidate_choice choose_candidate(const std::vector<region_view>& views,
+                                                const std::vector<std::string>& replicas,
+                                                const std::string& failed_primary, const candidate_settings& settings);
+
+}  // namespace meridian::failover

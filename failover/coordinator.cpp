@@ -1,0 +1,345 @@
+#include "failover/coordinator.hpp"
+
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+namespace meridian::failover {
+
+using json = nlohmann::json;
+using proxy::error_code;
+using proxy::use_awaitable;
+
+namespace {
+std::int64_t ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count();
+}
+}  // namespace
+
+coordinator::coordinator(coordinator_settings settings, node_monitor& monitor, std::string configured_primary)
+    : settings_(std::move(settings)),
+      topology_key_(key("topology")),
+      views_key_(key("views/")),
+      own_view_key_(key("views/" + settings_.region)),
+      intent_key_(key("intent")),
+      status_key_(key("failover")),
+      monitor_(monitor),
+      configured_primary_(std::move(configured_primary)),
+      admin_(monitor.io().get_executor(), settings_.admin) {
+  record_.primary = configured_primary_;
+  if (!settings_.etcd.empty()) {
+    auto ex = monitor_.io().get_executor();
+    etcd_ = std::make_unique<etcd_client>(ex, settings_.etcd);
+    watch_etcd_ = std::make_unique<etcd_client>(ex, settings_.etcd);
+    election_etcd_ = std::make_unique<etcd_client>(ex, settings_.etcd);
+    election_ = std::make_unique<leader_election>(
+        *election_etcd_, election_settings{key("leader"), settings_.region, settings_.lease_ttl},
+        [region = settings_.region](bool leading, const std::string& leader) {
+          if (leading) {
+            spdlog::info("coordination: this Meridian ({}) leads", region);
+          } else {
+            spdlog::info("coordination: leader is {}", leader.empty() ? std::string("(none)") : leader);
+          }
+        });
+  }
+}
+
+void coordinator::start() { asio::co_spawn(monitor_.io(), run(), asio::detached); }
+
+bool coordinator::leading() const { return !election_ || election_->leading(); }
+
+const routing::node* coordinator::node(const std::string& name) const {
+  for (const auto& n : monitor_.current().nodes)
+    if (n.name == name) return &n;
+  return nullptr;
+}
+
+awaitable<void> coordinator::pause(std::chrono::milliseconds d) {
+  asio::steady_timer t(monitor_.io(), d);
+  error_code ec;
+  co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
+}
+
+void coordinator::apply(const topology_record& r, std::int64_t revision) {
+  if (have_record_ && r.epoch < record_.epoch) return;  // an older epoch never wins
+  if (!node(r.primary)) {
+    spdlog::error("coordination: topology epoch {} names an unknown primary \"{}\"; ignored", r.epoch, r.primary);
+    return;
+  }
+  const bool changed = !have_record_ || !(r == record_);
+  record_ = r;
+  record_revision_ = revision;
+  have_record_ = true;
+  if (changed) {
+    spdlog::info("coordination: topology epoch {}: primary {}{}{}", r.epoch, r.primary,
+                 r.fenced.empty() ? "" : ", fenced: ", [&] {
+                   std::string f;
+                   for (const auto& n : r.fenced) f += (f.empty() ? "" : ", ") + n;
+                   return f;
+                 }());
+    monitor_.assign(r.epoch, r.primary, r.fenced);
+  }
+}
+
+awaitable<void> coordinator::run() {
+  if (!etcd_) {
+    spdlog::warn("coordination: no etcd configured, this Meridian decides alone (for a single instance only)");
+    apply(record_, 0);
+    asio::co_spawn(monitor_.io(), lead(), asio::detached);
+    co_return;
+  }
+  // The record in etcd, or the configured topology as epoch 1 if there is none yet.
+  for (;;) {
+    topology_record initial;
+    initial.primary = configured_primary_;
+    initial.reason = "initial topology from " + settings_.region + "'s configuration";
+    std::vector<etcd_compare> absent{{topology_key_, etcd_compare::target::create_revision, 0, {}}};
+    std::vector<etcd_op> create{{etcd_op::kind::put, topology_key_, initial.to_json(), 0, false}};
+    std::vector<etcd_op> read{{etcd_op::kind::get, topology_key_, {}, 0, false}};
+    auto r = co_await etcd_->txn(std::move(absent), std::move(create), std::move(read));
+    if (r) {
+      if (r->succeeded) {
+        apply(initial, r->revision);
+        break;
+      }
+      if (!r->ranges.empty() && !r->ranges[0].empty()) {
+        if (auto rec = topology_record::from_json(r->ranges[0][0].value)) {
+          apply(*rec, r->ranges[0][0].mod_revision);
+          break;
+        }
+        spdlog::error("coordination: {} holds no valid topology record", topology_key_);
+      }
+    } else {
+      spdlog::warn("coordination: cannot read the topology from etcd: {}", r.error());
+    }
+    co_await pause(std::chrono::milliseconds(500));
+  }
+  asio::co_spawn(monitor_.io(), follow_topology(), asio::detached);
+  asio::co_spawn(monitor_.io(), publish_views(), asio::detached);
+  asio::co_spawn(monitor_.io(), election_->run(), asio::detached);
+  asio::co_spawn(monitor_.io(), lead(), asio::detached);
+}
+
+awaitable<void> coordinator::follow_topology() {
+  for (;;) {
+    // Read, then watch from just after what was read: no change is missed in between.
+    auto current = co_await etcd_->get(topology_key_);
+    if (!current) {
+      spdlog::warn("coordination: reading the topology: {}", current.error());
+      co_await pause(std::chrono::milliseconds(500));
+      continue;
+    }
+    std::int64_t from = 0;
+    if (!current->empty()) {
+      if (auto rec = topology_record::from_json(current->front().value)) apply(*rec, current->front().mod_revision);
+      from = current->front().mod_revision + 1;
+    }
+    std::function<bool(const std::vector<etcd_event>&, std::int64_t)> on_change =
+        [this](const std::vector<etcd_event>& events, std::int64_t) {
+          for (const auto& e : events)
+            if (!e.deleted)
+              if (auto rec = topology_record::from_json(e.kv.value)) apply(*rec, e.kv.mod_revision);
+          return true;
+        };
+    auto why = co_await watch_etcd_->watch(topology_key_, false, from, std::move(on_change));
+    spdlog::warn("coordination: topology watch ended: {}", why);
+    co_await pause(std::chrono::milliseconds(200));
+  }
+}
+
+awaitable<void> coordinator::publish_views() {
+  std::int64_t lease = 0;
+  auto renewed = clock::time_point{};
+  for (;;) {
+    const auto now = clock::now();
+    if (lease == 0) {
+      auto l = co_await etcd_->grant(settings_.lease_ttl);
+      if (l) {
+        lease = *l;
+        renewed = now;
+      } else {
+        spdlog::warn("coordination: no lease for this region's view: {}", l.error());
+      }
+    } else if (now - renewed > settings_.lease_ttl / 3) {
+      auto ttl = co_await etcd_->keep_alive(lease);
+      if (ttl && *ttl > 0) {
+        renewed = now;
+      } else if (ttl || now - renewed > settings_.lease_ttl) {
+        lease = 0;  // gone: a new one next time
+      }
+    }
+    if (lease != 0) {
+      const std::string view = view_of(monitor_.current(), settings_.region, now).to_json();
+      if (auto p = co_await etcd_->put(own_view_key_, view, lease); !p)
+        spdlog::debug("coordination: publishing this region's view: {}", p.error());
+    }
+    co_await pause(settings_.interval);
+  }
+}
+
+awaitable<std::vector<region_view>> coordinator::collect_views() {
+  std::vector<region_view> out;
+  if (!etcd_) {
+    out.push_back(view_of(monitor_.current(), settings_.region, clock::now()));
+    co_return out;
+  }
+  auto kvs = co_await etcd_->get(views_key_, true);
+  if (!kvs) co_return out;
+  for (const auto& kv : *kvs)
+    if (auto v = region_view::from_json(kv.value)) out.push_back(std::move(*v));
+  co_return out;
+}
+
+awaitable<void> coordinator::lead() {
+  for (;;) {
+    co_await pause(settings_.interval);
+    if (!have_record_ || !leading()) continue;
+    auto views = co_await collect_views();
+    std::string why;
+    const std::size_t regions = etcd_ ? settings_.regions : 1;
+    if (primary_lost(views, record_.primary, regions, settings_.detection, why)) {
+      if (settings_.automatic) {
+        co_await fail_over(views, why);
+      } else if (why != last_reported_) {
+        spdlog::error("coordination: {}; automatic failover is off: promote with meridianctl", why);
+      }
+      last_reported_ = why;
+    }
+    co_await fence_old_primaries();
+  }
+}
+
+awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, const std::string& why) {
+  const auto detected = clock::now();
+  const auto from = record_.primary;
+  spdlog::warn("failover: {}", why);
+  // A failover a previous leader started (its intent names the next epoch) is finished with
+  // the same candidate, which it may already have promoted.
+  std::optional<std::string> chosen;
+  std::string reason;
+  if (etcd_) {
+    auto intent = co_await etcd_->get(intent_key_);
+    if (intent && !intent->empty()) {
+      json j = json::parse(intent->front().value, nullptr, false);
+      if (!j.is_discarded() && j.value("epoch", std::uint64_t{0}) == record_.epoch + 1) {
+        chosen = j.value("candidate", std::string());
+        reason = "finishing the failover begun by " + j.value("leader", std::string("another Meridian"));
+      }
+    }
+  }
+  if (!chosen) {
+    std::vector<std::string> replicas;
+    for (const auto& n : monitor_.current().nodes)
+      if (n.name != record_.primary &&
+          std::find(record_.fenced.begin(), record_.fenced.end(), n.name) == record_.fenced.end())
+        replicas.push_back(n.name);
+    auto choice = choose_candidate(views, replicas, record_.primary, settings_.candidates);
+    if (!choice.node || choice.blocked) {
+      if (choice.reason != last_reported_) spdlog::error("failover: not promoting: {}", choice.reason);
+      last_reported_ = choice.reason;
+      const std::string status = json{{"state", choice.blocked ? "blocked" : "no candidate"},
+                                      {"reason", choice.reason},
+                                      {"epoch", record_.epoch}}.dump();
+      co_await record_status(status);
+      co_return;
+    }
+    chosen = *choice.node;
+    reason = choice.reason;
+    if (etcd_) {
+      const std::string intent = json{{"epoch", record_.epoch + 1}, {"candidate", *chosen}, {"leader", settings_.region}}.dump();
+      if (auto p = co_await etcd_->put(intent_key_, intent); !p) {
+        spdlog::error("failover: cannot record the intent: {}", p.error());
+        co_return;
+      }
+    }
+  }
+  const auto* candidate = node(*chosen);
+  if (!candidate) co_return;
+  spdlog::warn("failover: promoting {} ({})", *chosen, reason);
+  auto timeline = co_await admin_.promote(*candidate);
+  if (!timeline) {
+    spdlog::error("failover: promotion failed: {}", timeline.error());
+    co_return;
+  }
+  const auto promoted = clock::now();
+  topology_record next = record_;
+  next.epoch = record_.epoch + 1;
+  next.primary = *chosen;
+  std::erase(next.fenced, *chosen);
+  if (std::find(next.fenced.begin(), next.fenced.end(), from) == next.fenced.end()) next.fenced.push_back(from);
+  next.reason = why;
+  if (!co_await publish(next)) co_return;
+  const auto published = clock::now();
+  spdlog::warn("failover: epoch {}: {} is the primary (timeline {}), {} fenced", next.epoch, next.primary, *timeline, from);
+  // The other replicas follow the new primary.
+  std::vector<std::string> repoint_errors;
+  for (const auto& n : monitor_.current().nodes) {
+    if (n.name == next.primary || std::find(next.fenced.begin(), next.fenced.end(), n.name) != next.fenced.end()) continue;
+    if (auto r = co_await admin_.repoint(n, *candidate); !r) {
+      spdlog::error("failover: repointing {}: {}", n.name, r.error());
+      repoint_errors.push_back(r.error());
+    } else {
+      spdlog::info("failover: {} streams from {}", n.name, next.primary);
+    }
+  }
+  const auto repointed = clock::now();
+  co_await fence_old_primaries();
+  if (etcd_) (void)co_await etcd_->erase(intent_key_);
+  const json status{{"state", "done"},
+                    {"epoch", next.epoch},
+                    {"from", from},
+                    {"to", next.primary},
+                    {"timeline", *timeline},
+                    {"reason", why},
+                    {"leader", settings_.region},
+                    {"detection_ms", settings_.detection.count()},
+                    {"promote_ms", ms_between(detected, promoted)},
+                    {"publish_ms", ms_between(detected, published)},
+                    {"repoint_ms", ms_between(detected, repointed)},
+                    {"repoint_errors", repoint_errors}};
+  const std::string done = status.dump();
+  spdlog::warn("failover: done: {}", done);
+  co_await record_status(done);
+}
+
+awaitable<bool> coordinator::publish(const topology_record& next) {
+  if (!etcd_) {
+    apply(next, 0);
+    co_return true;
+  }
+  // Only over the record this leader based its decision on: a concurrent change wins.
+  std::vector<etcd_compare> unchanged{{topology_key_, etcd_compare::target::mod_revision, record_revision_, {}}};
+  std::vector<etcd_op> write{{etcd_op::kind::put, topology_key_, next.to_json(), 0, false}};
+  auto r = co_await etcd_->txn(std::move(unchanged), std::move(write), {});
+  if (!r || !r->succeeded) {
+    spdlog::error("failover: publishing epoch {} failed: {}", next.epoch, r ? "the topology changed meanwhile" : r.error());
+    co_return false;
+  }
+  apply(next, r->revision);
+  co_return true;
+}
+
+awaitable<void> coordinator::fence_old_primaries() {
+  if (record_.fenced.empty() || clock::now() - last_fence_attempt_ < std::chrono::seconds(1)) co_return;
+  last_fence_attempt_ = clock::now();
+  const auto& topo = monitor_.current();
+  for (const auto& name : record_.fenced) {
+    const auto* n = node(name);
+    if (!n) continue;
+    const auto& h = topo.state(n->id).health;
+    if (!h.probed || !h.reachable || h.in_recovery) continue;  // down, or already a replica
+    auto f = co_await admin_.fence(*n);
+    if (!f) {
+      spdlog::error("failover: fencing {}: {}", name, f.error());
+    } else if (*f) {
+      spdlog::warn("failover: {} came back as a primary; fenced (read-only, sessions terminated)", name);
+    }
+  }
+}
+
+awaitable<void> coordinator::record_status(const std::string& status) {
+  if (etcd_) (void)co_await etcd_->put(status_key_, status);
+}
+
+}  // namespace meridian::failover

@@ -1,0 +1,84 @@
+#pragma once
+// Coordination of the regional Meridians, and failover. Runs on the node monitor's thread.
+//
+// With etcd: the topology record (epoch, primary, fenced nodes) lives at <prefix>topology and
+// every Meridian applies each new epoch to its monitor, hence its routing; each Meridian
+// publishes its view of every node at <prefix>views/<region>, bound to a lease so a dead
+// Meridian's view expires; the Meridians elect a leader with a lease, and only the leader
+// judges the primary lost (a majority of regions' views), promotes, publishes the next epoch,
+// repoints the other replicas and fences the old primary. An intent record written before
+// promoting lets a new leader finish a failover its predecessor started.
+//
+// Without etcd, one Meridian decides alone from its own view: for a single instance only.
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "failover/cluster_state.hpp"
+#include "failover/election.hpp"
+#include "failover/etcd_client.hpp"
+#include "failover/node_admin.hpp"
+#include "failover/node_monitor.hpp"
+
+namespace meridian::failover {
+
+struct coordinator_settings {
+  std::string region;
+  std::size_t regions = 1;              // regions whose Meridians take part: the majority is of these
+  std::vector<std::string> etcd;        // host:port of etcd's members; empty: decide alone
+  std::string prefix = "/meridian/default/";
+  std::chrono::seconds lease_ttl{3};
+  std::chrono::milliseconds interval{250};
+  std::chrono::milliseconds detection{2000};
+  bool automatic = false;               // fail over without an operator (needs admin's login)
+  candidate_settings candidates;
+  admin_settings admin;
+};
+
+class coordinator {
+ public:
+  coordinator(coordinator_settings settings, node_monitor& monitor, std::string configured_primary);
+  coordinator(const coordinator&) = delete;
+  coordinator& operator=(const coordinator&) = delete;
+
+  // Starts on the monitor's thread (call after the monitor started).
+  void start();
+
+ private:
+  using clock = std::chrono::steady_clock;
+
+  awaitable<void> run();
+  awaitable<void> follow_topology();
+  awaitable<void> publish_views();
+  awaitable<void> lead();
+  awaitable<std::vector<region_view>> collect_views();
+  awaitable<void> fail_over(const std::vector<region_view>& views, const std::string& why);
+  awaitable<bool> publish(const topology_record& next);
+  awaitable<void> fence_old_primaries();
+  awaitable<void> record_status(const std::string& json);
+  awaitable<void> pause(std::chrono::milliseconds d);
+  [[nodiscard]] bool leading() const;
+  [[nodiscard]] const routing::node* node(const std::string& name) const;
+  void apply(const topology_record& r, std::int64_t revision);
+  [[nodiscard]] std::string key(const std::string& name) const { return settings_.prefix + name; }
+
+  coordinator_settings settings_;
+  // The keys, spelled once (and held, not built inside co_await expressions).
+  std::string topology_key_, views_key_, own_view_key_, intent_key_, status_key_;
+  node_monitor& monitor_;
+  std::string configured_primary_;
+  std::unique_ptr<etcd_client> etcd_;
+  std::unique_ptr<etcd_client> watch_etcd_;
+  std::unique_ptr<etcd_client> election_etcd_;
+  std::unique_ptr<leader_election> election_;
+  node_admin admin_;
+  topology_record record_;
+  std::int64_t record_revision_ = 0;  // etcd's mod revision of the record applied
+  bool have_record_ = false;
+  std::string last_reported_;         // the last detection message logged, to log changes only
+  clock::time_point last_fence_attempt_{};
+};
+
+}  // namespace meridian::failover

@@ -1,0 +1,129 @@
+#include "failover/node_admin.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace meridian::failover {
+
+using clock = std::chrono::steady_clock;
+using proxy::error_code;
+using proxy::use_awaitable;
+
+namespace {
+const char* const timeline_sql =
+    "SELECT pg_catalog.pg_is_in_recovery(), CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL ELSE"
+    " ('x' || substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8))::bit(32)::int END";
+
+std::string replace_all(std::string s, std::string_view from, const std::string& to) {
+  for (auto at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) s.replace(at, from.size(), to);
+  return s;
+}
+}  // namespace
+
+std::string sql_literal(std::string_view text) {
+  std::string out = "'";
+  for (char c : text) {
+    out += c;
+    if (c == '\'') out += c;
+  }
+  return out + "'";
+}
+
+node_admin::node_admin(asio::any_io_executor executor, admin_settings settings)
+    : executor_(executor), settings_(std::move(settings)) {}
+
+std::string node_admin::conninfo_for(const routing::node& replica, const routing::node& primary) const {
+  auto s = replace_all(settings_.primary_conninfo, "{host}", primary.host);
+  s = replace_all(std::move(s), "{port}", std::to_string(primary.port));
+  return replace_all(std::move(s), "{name}", replica.name);
+}
+
+awaitable<void> node_admin::pause(std::chrono::milliseconds d) {
+  asio::steady_timer t(executor_, d);
+  error_code ec;
+  co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
+}
+
+awaitable<tl::expected<void, std::string>> node_admin::open(pg_client& c, const routing::node& n) {
+  auto login = settings_.login;
+  login.emplace_back("host", n.host);
+  login.emplace_back("port", std::to_string(n.port));
+  auto r = co_await c.connect(std::move(login), clock::now() + settings_.connect_timeout);
+  if (!r) co_return tl::unexpected(n.name + ": " + r.error());
+  co_return tl::expected<void, std::string>{};
+}
+
+awaitable<tl::expected<std::uint32_t, std::string>> node_admin::promote(const routing::node& n) {
+  pg_client c(executor_);
+  if (auto o = co_await open(c, n); !o) co_return tl::unexpected(o.error());
+  const auto deadline = clock::now() + settings_.promote_timeout;
+  const auto wait_seconds = std::max<long long>(1, std::chrono::duration_cast<std::chrono::seconds>(settings_.promote_timeout).count());
+  const std::string sql = "SELECT pg_catalog.pg_promote(true, " + std::to_string(wait_seconds) + ")";
+  auto before = co_await c.query(timeline_sql, deadline);
+  if (!before) co_return tl::unexpected(n.name + ": " + before.error());
+  if (before->size() == 1 && (*before)[0][0] == "t") {
+    auto promoted = co_await c.query(sql, deadline);
+    if (!promoted) co_return tl::unexpected(n.name + ": pg_promote failed: " + promoted.error());
+    if (promoted->size() != 1 || (*promoted)[0][0] != "t")
+      co_return tl::unexpected(n.name + ": pg_promote did not finish in time");
+  }
+  // Verified, not assumed: out of recovery, and on which timeline.
+  auto after = co_await c.query(timeline_sql, deadline);
+  if (!after) co_return tl::unexpected(n.name + ": " + after.error());
+  if (after->size() != 1 || (*after)[0][0] != "f" || !(*after)[0][1])
+    co_return tl::unexpected(n.name + ": still in recovery after pg_promote");
+  co_return static_cast<std::uint32_t>(std::stoul(*(*after)[0][1]));
+}
+
+awaitable<tl::expected<void, std::string>> node_admin::repoint(const routing::node& replica, const routing::node& primary) {
+  pg_client r(executor_);
+  if (auto o = co_await open(r, replica); !o) co_return tl::unexpected(o.error());
+  const auto deadline = clock::now() + settings_.repoint_timeout;
+  // Replication slots are not copied to a promoted replica: create the one this replica uses.
+  auto slot = co_await r.query("SHOW primary_slot_name", deadline);
+  if (!slot) co_return tl::unexpected(replica.name + ": " + slot.error());
+  if (slot->size() == 1 && (*slot)[0][0] && !(*slot)[0][0]->empty()) {
+    pg_client p(executor_);
+    if (auto o = co_await open(p, primary); !o) co_return tl::unexpected(o.error());
+    const auto name = sql_literal(*(*slot)[0][0]);
+    const std::string create = "SELECT pg_catalog.pg_create_physical_replication_slot(" + name +
+                               ") WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_replication_slots WHERE slot_name = " + name + ")";
+    if (auto made = co_await p.query(create, deadline); !made)
+      co_return tl::unexpected(primary.name + ": cannot create slot " + name + ": " + made.error());
+  }
+  const std::string set = "ALTER SYSTEM SET primary_conninfo = " + sql_literal(conninfo_for(replica, primary));
+  if (auto s = co_await r.query(set, deadline); !s) co_return tl::unexpected(replica.name + ": " + s.error());
+  if (auto s = co_await r.query("SELECT pg_catalog.pg_reload_conf()", deadline); !s)
+    co_return tl::unexpected(replica.name + ": " + s.error());
+  // Streaming from the new primary, which is what counts.
+  const std::string check = "SELECT status, sender_port FROM pg_catalog.pg_stat_wal_receiver";
+  std::string seen = "no WAL receiver";
+  while (clock::now() < deadline) {
+    auto w = co_await r.query(check, deadline);
+    if (!w) co_return tl::unexpected(replica.name + ": " + w.error());
+    if (w->size() == 1 && (*w)[0][0] && (*w)[0][1]) {
+      seen = *(*w)[0][0] + " from port " + *(*w)[0][1];
+      if (*(*w)[0][0] == "streaming" && *(*w)[0][1] == std::to_string(primary.port)) co_return tl::expected<void, std::string>{};
+    }
+    co_await pause(std::chrono::milliseconds(50));
+  }
+  co_return tl::unexpected(replica.name + ": not streaming from " + primary.name + " in time (" + seen + ")");
+}
+
+awaitable<tl::expected<bool, std::string>> node_admin::fence(const routing::node& old_primary) {
+  pg_client c(executor_);
+  if (auto o = co_await open(c, old_primary); !o) co_return false;  // unreachable: nothing to fence now
+  const auto deadline = clock::now() + settings_.repoint_timeout;
+  auto state = co_await c.query(
+      "SELECT pg_catalog.pg_is_in_recovery(), pg_catalog.current_setting('default_transaction_read_only')", deadline);
+  if (!state) co_return tl::unexpected(old_primary.name + ": " + state.error());
+  // Already a replica, or already fenced: nothing to do.
+  if (state->size() == 1 && ((*state)[0][0] == "t" || (*state)[0][1] == "on")) co_return false;
+  for (const char* sql : {"ALTER SYSTEM SET default_transaction_read_only = on", "SELECT pg_catalog.pg_reload_conf()",
+                          "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity"
+                          " WHERE backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()"}) {
+    if (auto r = co_await c.query(sql, deadline); !r) co_return tl::unexpected(old_primary.name + ": " + r.error());
+  }
+  co_return true;
+}
+
+}  // namespace meridian::failover

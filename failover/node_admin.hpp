@@ -1,0 +1,51 @@
+#pragma once
+// What failover does to PostgreSQL nodes, each step verified: promote a replica (pg_promote,
+// then check it left recovery on a new timeline), repoint a replica to a new primary
+// (primary_conninfo with ALTER SYSTEM and a reload, then check it streams from there), and
+// fence an old primary that is still up (read-only by default, its sessions terminated).
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include <tl/expected.hpp>
+
+#include "failover/pg_client.hpp"
+#include "routing/topology.hpp"
+
+namespace meridian::failover {
+
+struct admin_settings {
+  pg_client::keywords login;  // a superuser (pg_promote, ALTER SYSTEM, pg_terminate_backend)
+  std::chrono::milliseconds connect_timeout{2000};
+  std::chrono::milliseconds promote_timeout{30'000};
+  std::chrono::milliseconds repoint_timeout{30'000};
+  // primary_conninfo for a repointed replica; {host}, {port} and {name} (the replica's node
+  // name) are filled in.
+  std::string primary_conninfo = "host={host} port={port} user=replicator application_name={name}";
+};
+
+class node_admin {
+ public:
+  node_admin(asio::any_io_executor executor, admin_settings settings);
+
+  // The new primary's timeline once it reports it is out of recovery.
+  awaitable<tl::expected<std::uint32_t, std::string>> promote(const routing::node& n);
+  awaitable<tl::expected<void, std::string>> repoint(const routing::node& replica, const routing::node& primary);
+  // true: the node was a primary and is now read-only; false: it is not reachable, already in
+  // recovery or already read-only (nothing to do).
+  awaitable<tl::expected<bool, std::string>> fence(const routing::node& old_primary);
+
+  [[nodiscard]] std::string conninfo_for(const routing::node& replica, const routing::node& primary) const;
+
+ private:
+  awaitable<tl::expected<void, std::string>> open(pg_client& c, const routing::node& n);
+  awaitable<void> pause(std::chrono::milliseconds d);
+
+  asio::any_io_executor executor_;
+  admin_settings settings_;
+};
+
+// A SQL string literal.
+[[nodiscard]] std::string sql_literal(std::string_view text);
+
+}  // namespace meridian::failover

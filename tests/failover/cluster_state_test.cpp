@@ -1,0 +1,95 @@
+#include <catch2/catch.hpp>
+
+#include "failover/cluster_state.hpp"
+
+using namespace meridian::failover;
+using meridian::routing::lsn;
+using namespace std::chrono_literals;
+
+namespace {
+
+region_view view(const std::string& region, bool primary_reachable, std::int64_t unreachable_ms = 0) {
+  region_view v;
+  v.region = region;
+  v.epoch = 1;
+  node_view p;
+  p.probed = true;
+  p.reachable = primary_reachable;
+  p.unreachable_ms = primary_reachable ? 0 : unreachable_ms;
+  p.wal = lsn{10'000};
+  v.nodes["us"] = p;
+  for (const char* r : {"eu", "ap"}) {
+    node_view n;
+    n.probed = n.reachable = n.in_recovery = true;
+    n.receive = n.replay = lsn{10'000};
+    v.nodes[r] = n;
+  }
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("records survive their JSON form", "[failover][state]") {
+  topology_record t{7, "eu", {"us"}, "us-east-1 lost"};
+  CHECK(topology_record::from_json(t.to_json()) == t);
+  CHECK_FALSE(topology_record::from_json("{}"));
+  CHECK_FALSE(topology_record::from_json("not json"));
+  CHECK_FALSE(topology_record::from_json(R"({"epoch": -1, "primary": "x"})"));
+  auto v = view("eu-west-1", false, 2500);
+  auto back = region_view::from_json(v.to_json());
+  REQUIRE(back);
+  CHECK(back->region == "eu-west-1");
+  CHECK(back->nodes.at("us").unreachable_ms == 2500);
+  CHECK(back->nodes.at("eu").replay == lsn{10'000});
+}
+
+TEST_CASE("the primary is lost only when a majority of regions lost it long enough", "[failover][state]") {
+  std::string why;
+  // One region cut off from the primary: no failover.
+  CHECK_FALSE(primary_lost({view("us-east-1", true), view("eu-west-1", false, 5000), view("ap-southeast-1", true)}, "us",
+                           3, 2s, why));
+  // Two of three, but one only for a moment.
+  CHECK_FALSE(primary_lost({view("us-east-1", true), view("eu-west-1", false, 5000), view("ap-southeast-1", false, 300)},
+                           "us", 3, 2s, why));
+  // Two of three for long enough.
+  CHECK(primary_lost({view("us-east-1", true), view("eu-west-1", false, 5000), view("ap-southeast-1", false, 2100)}, "us",
+                     3, 2s, why));
+  CHECK_THAT(why, Catch::Contains("eu-west-1") && Catch::Contains("ap-southeast-1"));
+  // Only one region's Meridian is alive: it alone is no majority of three.
+  CHECK_FALSE(primary_lost({view("eu-west-1", false, 9000)}, "us", 3, 2s, why));
+  // A single instance (one region) decides alone.
+  CHECK(primary_lost({view("eu-west-1", false, 9000)}, "us", 1, 2s, why));
+}
+
+TEST_CASE("candidate: nearest when caught up, most caught up when it is far ahead, guarded by RPO", "[failover][state]") {
+  candidate_settings s{{"eu", "ap"}, 1000, 0};
+  const std::vector<std::string> replicas{"eu", "ap"};
+  auto views = std::vector<region_view>{view("eu-west-1", false, 5000), view("ap-southeast-1", false, 5000)};
+  auto c = choose_candidate(views, replicas, "us", s);
+  REQUIRE(c.node);
+  CHECK(*c.node == "eu");
+  CHECK(c.loss_bytes == 0);
+
+  // ap is 500 bytes ahead: not enough to pass over eu.
+  views[1].nodes["ap"].receive = lsn{10'500};
+  views[0].nodes["eu"].receive = views[0].nodes["eu"].replay = lsn{10'000};
+  CHECK(*choose_candidate(views, replicas, "us", s).node == "eu");
+  // eu lags 5000 bytes behind ap: ap is promoted.
+  views[0].nodes["eu"].receive = views[0].nodes["eu"].replay = lsn{5'500};
+  views[1].nodes["eu"].receive = views[1].nodes["eu"].replay = lsn{5'500};
+  c = choose_candidate(views, replicas, "us", s);
+  CHECK(*c.node == "ap");
+  CHECK_THAT(c.reason, Catch::Contains("ahead"));
+
+  // The primary was seen at 20'000: promoting loses 9'500 bytes, over a 4 KiB guard.
+  views[0].nodes["us"].wal = lsn{20'000};
+  s.max_loss_bytes = 4096;
+  c = choose_candidate(views, replicas, "us", s);
+  CHECK(c.blocked);
+  CHECK(c.loss_bytes == 9'500);
+
+  // Nobody to promote.
+  for (auto& v : views)
+    for (auto& [name, n] : v.nodes) n.reachable = false;
+  CHECK_FALSE(choose_candidate(views, replicas, "us", s).node);
+}

@@ -1,0 +1,111 @@
+// Failover on a sandbox of its own: the primary is killed with SIGKILL while pgbench writes
+// through all three regions' Meridians; the Meridians, coordinated through the sandbox's
+// three-member etcd, detect it, promote the eu-west-1 replica, repoint ap-southeast-1 and fence
+// the old primary when it comes back. Nothing here waits on a fixed delay: every step polls
+// for the condition it needs, within a bound.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <thread>
+
+#include "support.hpp"
+
+using namespace meridian::testing;
+using namespace std::chrono_literals;
+
+namespace {
+constexpr int us = 0;
+constexpr int eu = 1;
+constexpr int ap = 2;
+const char* const region_name[] = {"us-east-1", "eu-west-1", "ap-southeast-1"};
+
+std::string pg_port_str(int region) { return std::to_string(sandbox::pg_port(region)); }
+
+double gauge(int seen_from, const std::string& name, int node) {
+  const std::string labels = std::string("node=\"") + region_name[node] + "\",region=\"" + region_name[node] + "\"";
+  return metric(http_get(sandbox::metrics_port(seen_from), "/metrics"), name, labels);
+}
+
+// One write through a region's Meridian on a fresh connection: the server port it ran on,
+// or "" when it failed.
+std::string write_through(int region, int value) {
+  pg_connection c(sandbox::dsn(region));
+  if (!c.ok()) return "";
+  PGresult* r = PQexec(c.raw(), ("INSERT INTO itest_failover VALUES (" + std::to_string(value) + ", '" +
+                                 region_name[region] + "') RETURNING inet_server_port()").c_str());
+  std::string port = PQresultStatus(r) == PGRES_TUPLES_OK ? PQgetvalue(r, 0, 0) : "";
+  PQclear(r);
+  return port;
+}
+
+std::string pgbench(int region, const std::string& args) {
+  return "PGPASSWORD=app-secret /usr/lib/postgresql/15/bin/pgbench -n -h 127.0.0.1 -p " +
+         std::to_string(sandbox::meridian_port(region)) + " -U app " + args + " app 2>&1";
+}
+}  // namespace
+
+TEST_CASE("the primary killed under load: every region writes to the promoted replica, the old one is fenced",
+          "[failover]") {
+  {
+    pg_connection setup(sandbox::dsn(us));
+    REQUIRE(setup.ok());
+    setup.scalar("CREATE TABLE IF NOT EXISTS itest_failover (v int, region text)");
+    REQUIRE(run_command(pgbench(us, "-i -q -s 1")).exit_code == 0);
+  }
+  for (int r : {us, eu, ap}) REQUIRE(write_through(r, 0) == pg_port_str(us));
+  // The replicas have everything written so far (no acknowledged write may be lost).
+  pg_connection eu_admin(sandbox::admin_dsn(eu));
+  REQUIRE(eu_admin.ok());
+  REQUIRE(eventually([&] { return eu_admin.scalar("SELECT count(*) FROM itest_failover") == "3"; }, 10s));
+
+  // Load through every region while the primary dies.
+  std::vector<std::thread> load;
+  for (int r : {us, eu, ap})
+    load.emplace_back([r] { run_command(pgbench(r, "-c 4 -j 4 -T 6")); });
+  std::this_thread::sleep_for(1s);  // the load is running: that is the point of the wait
+  REQUIRE(sandbox::script("kill-node us-east-1") == 0);
+  const auto killed = std::chrono::steady_clock::now();
+
+  // Writes succeed again through every region's Meridian, on the promoted eu replica.
+  int value = 1;
+  for (int r : {eu, ap, us}) {
+    std::string port;
+    REQUIRE(eventually([&] { return !(port = write_through(r, value)).empty(); }, 60s));
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - killed);
+    WARN("kill -> first successful write through " << region_name[r] << ": " << ms.count() << " ms");
+    CHECK(port == pg_port_str(eu));
+    ++value;
+  }
+  for (auto& t : load) t.join();
+  CHECK(eu_admin.scalar("SELECT pg_is_in_recovery()") == "f");
+  // Every Meridian routes by the new topology.
+  for (int r : {us, eu, ap}) {
+    INFO(region_name[r]);
+    CHECK(eventually([&] { return gauge(r, "meridian_node_primary", eu) == 1; }, 10s));
+  }
+  // ap-southeast-1 streams from the new primary and has the writes made after the failover.
+  pg_connection ap_admin(sandbox::admin_dsn(ap));
+  REQUIRE(ap_admin.ok());
+  CHECK(eventually([&] { return ap_admin.scalar("SELECT count(*) FROM itest_failover WHERE v > 0") == "3"; }, 30s));
+  CHECK(*ap_admin.scalar("SELECT sender_port FROM pg_stat_wal_receiver") == pg_port_str(eu));
+  // Reads through ap go to its replica again.
+  pg_connection ap_client(sandbox::dsn(ap));
+  CHECK(eventually([&] { return ap_client.scalar("SELECT inet_server_port()") == pg_port_str(ap); }, 30s));
+
+  // The old primary comes back as a primary: it is fenced, and nothing reaches it.
+  REQUIRE(sandbox::script("start-node us-east-1") == 0);
+  REQUIRE(eventually([&] {
+    pg_connection o(sandbox::admin_dsn(us));
+    return o.ok() && o.scalar("SHOW default_transaction_read_only") == "on";
+  }, 30s));
+  for (int r : {us, eu, ap}) CHECK(write_through(r, 100 + r) == pg_port_str(eu));
+  pg_connection us_admin(sandbox::admin_dsn(us));
+  REQUIRE(us_admin.ok());
+  CHECK(us_admin.scalar("SELECT count(*) FROM itest_failover WHERE v >= 100") == "0");
+  // The record of it in etcd.
+  auto status = run_command("MERIDIAN_SANDBOX_DIR=" + sandbox::dir() + " MERIDIAN_ETCD_PORT=" +
+                            std::to_string(sandbox::etcd_port(0)) + " " + sandbox::repo() +
+                            "/infra/local/sandbox etcd-get failover");
+  INFO(status.output);
+  CHECK_THAT(status.output, Catch::Contains("\"state\":\"done\"") && Catch::Contains("\"to\":\"eu-west-1\""));
+}
