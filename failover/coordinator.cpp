@@ -34,10 +34,11 @@ coordinator::coordinator(coordinator_settings settings, node_monitor& monitor, s
     watch_etcd_ = std::make_unique<etcd_client>(ex, settings_.etcd);
     election_etcd_ = std::make_unique<etcd_client>(ex, settings_.etcd);
     election_ = std::make_unique<leader_election>(
-        *election_etcd_, election_settings{key("leader"), settings_.region, settings_.lease_ttl},
+        *election_etcd_,
+        election_settings{key("leader"), settings_.id.empty() ? settings_.region : settings_.id, settings_.lease_ttl},
         [region = settings_.region](bool leading, const std::string& leader) {
           if (leading) {
-            spdlog::info("coordination: this Meridian ({}) leads", region);
+            spdlog::info("coordination: this Meridian (in {}) leads", region);
           } else {
             spdlog::info("coordination: leader is {}", leader.empty() ? std::string("(none)") : leader);
           }
@@ -247,7 +248,7 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
     chosen = *choice.node;
     reason = choice.reason;
     if (etcd_) {
-      const std::string intent = json{{"epoch", record_.epoch + 1}, {"candidate", *chosen}, {"leader", settings_.region}}.dump();
+      const std::string intent = json{{"epoch", record_.epoch + 1}, {"candidate", *chosen}, {"leader", settings_.id}}.dump();
       if (auto p = co_await etcd_->put(intent_key_, intent); !p) {
         spdlog::error("failover: cannot record the intent: {}", p.error());
         co_return;
@@ -271,33 +272,55 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
   next.reason = why;
   if (!co_await publish(next)) co_return;
   const auto published = clock::now();
+  if (etcd_) (void)co_await etcd_->erase(intent_key_);  // the new epoch carries it now
   spdlog::warn("failover: epoch {}: {} is the primary (timeline {}), {} fenced", next.epoch, next.primary, *timeline, from);
-  // The other replicas follow the new primary.
-  std::vector<std::string> repoint_errors;
+  // The other replicas follow the new primary, concurrently and off the leader's loop: with
+  // command hooks (RDS recreates cross-region replicas) this can take many minutes, and the
+  // leader must meanwhile keep watching the new primary.
+  failover_timeline t{detected, promoted, published, from, next.primary, *timeline, why};
+  asio::co_spawn(monitor_.io(), finish_failover(std::move(t), next), asio::detached);
+}
+
+awaitable<void> coordinator::finish_failover(failover_timeline t, topology_record next) {
+  const auto* primary = node(next.primary);
+  auto pending = std::make_shared<std::size_t>(0);
+  auto errors = std::make_shared<std::vector<std::string>>();
+  asio::steady_timer all_done(monitor_.io(), clock::time_point::max());
   for (const auto& n : monitor_.current().nodes) {
     if (n.name == next.primary || std::find(next.fenced.begin(), next.fenced.end(), n.name) != next.fenced.end()) continue;
-    if (auto r = co_await admin_.repoint(n, *candidate); !r) {
-      spdlog::error("failover: repointing {}: {}", n.name, r.error());
-      repoint_errors.push_back(r.error());
-    } else {
-      spdlog::info("failover: {} streams from {}", n.name, next.primary);
-    }
+    ++*pending;
+    asio::co_spawn(monitor_.io(), admin_.repoint(n, *primary),
+                   [&all_done, pending, errors, name = n.name, to = next.primary](std::exception_ptr e,
+                                                                                  tl::expected<void, std::string> r) {
+                     if (e) {
+                       errors->push_back(name + ": failed");
+                     } else if (!r) {
+                       spdlog::error("failover: repointing {}: {}", name, r.error());
+                       errors->push_back(r.error());
+                     } else {
+                       spdlog::info("failover: {} streams from {}", name, to);
+                     }
+                     if (--*pending == 0) all_done.cancel();
+                   });
+  }
+  if (*pending > 0) {
+    error_code ec;
+    co_await all_done.async_wait(asio::redirect_error(use_awaitable, ec));
   }
   const auto repointed = clock::now();
   co_await fence_old_primaries();
-  if (etcd_) (void)co_await etcd_->erase(intent_key_);
   const json status{{"state", "done"},
                     {"epoch", next.epoch},
-                    {"from", from},
-                    {"to", next.primary},
-                    {"timeline", *timeline},
-                    {"reason", why},
-                    {"leader", settings_.region},
+                    {"from", t.from},
+                    {"to", t.to},
+                    {"timeline", t.timeline},
+                    {"reason", t.reason},
+                    {"leader", settings_.id},
                     {"detection_ms", settings_.detection.count()},
-                    {"promote_ms", ms_between(detected, promoted)},
-                    {"publish_ms", ms_between(detected, published)},
-                    {"repoint_ms", ms_between(detected, repointed)},
-                    {"repoint_errors", repoint_errors}};
+                    {"promote_ms", ms_between(t.detected, t.promoted)},
+                    {"publish_ms", ms_between(t.detected, t.published)},
+                    {"repoint_ms", ms_between(t.detected, repointed)},
+                    {"repoint_errors", *errors}};
   const std::string done = status.dump();
   spdlog::warn("failover: done: {}", done);
   co_await record_status(done);
@@ -329,7 +352,10 @@ awaitable<void> coordinator::fence_old_primaries() {
     if (!n) continue;
     const auto& h = topo.state(n->id).health;
     if (!h.probed || !h.reachable || h.in_recovery) continue;  // down, or already a replica
+    const auto done = std::to_string(record_.epoch) + "/" + name;
+    if (fenced_.count(done)) continue;  // fenced in this epoch already (a command runs once)
     auto f = co_await admin_.fence(*n);
+    if (f && *f) fenced_.insert(done);
     if (!f) {
       spdlog::error("failover: fencing {}: {}", name, f.error());
     } else if (*f) {

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,7 @@ namespace meridian::failover {
 
 struct coordinator_settings {
   std::string region;
+  std::string id;  // this instance among several of a region (the election's candidate name)
   std::size_t regions = 1;              // regions whose Meridians take part: the majority is of these
   std::vector<std::string> etcd;        // host:port of etcd's members; empty: decide alone
   std::string prefix = "/meridian/default/";
@@ -55,6 +57,14 @@ class coordinator {
   awaitable<void> lead();
   awaitable<std::vector<region_view>> collect_views();
   awaitable<void> fail_over(const std::vector<region_view>& views, const std::string& why);
+  struct failover_timeline {
+    clock::time_point detected, promoted, published;
+    std::string from, to;
+    std::uint32_t timeline = 0;
+    std::string reason;
+  };
+  // Repoints the other replicas, fences the old primary, records the outcome.
+  awaitable<void> finish_failover(failover_timeline t, topology_record next);
   awaitable<bool> publish(const topology_record& next);
   awaitable<void> fence_old_primaries();
   awaitable<void> record_status(const std::string& json);
@@ -79,6 +89,7 @@ class coordinator {
   bool have_record_ = false;
   std::string last_reported_;         // the last detection message logged, to log changes only
   clock::time_point last_fence_attempt_{};
+  std::set<std::string> fenced_;  // "<epoch>/<node>" fenced successfully
 };
 
 }  // namespace meridian::failover

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "failover/command.hpp"
+
 namespace meridian::failover {
 
 using clock = std::chrono::steady_clock;
@@ -52,10 +54,42 @@ awaitable<tl::expected<void, std::string>> node_admin::open(pg_client& c, const 
   co_return tl::expected<void, std::string>{};
 }
 
+awaitable<tl::expected<void, std::string>> node_admin::hook(const std::string& command, const routing::node& n,
+                                                            const routing::node* primary, std::chrono::milliseconds timeout) {
+  std::map<std::string, std::string> values{
+      {"node", n.name}, {"host", n.host}, {"port", std::to_string(n.port)}, {"region", n.region}};
+  if (primary) {
+    values["primary"] = primary->name;
+    values["primary_host"] = primary->host;
+    values["primary_port"] = std::to_string(primary->port);
+    values["primary_region"] = primary->region;
+  }
+  const std::string line = fill_placeholders(command, values);
+  spdlog::info("failover: running: {}", line);
+  auto r = co_await run_command(executor_, line, timeout);
+  if (!r) co_return tl::unexpected(n.name + ": `" + line + "` " + r.error());
+  co_return tl::expected<void, std::string>{};
+}
+
 awaitable<tl::expected<std::uint32_t, std::string>> node_admin::promote(const routing::node& n) {
+  const auto deadline = clock::now() + settings_.promote_timeout;
+  if (!settings_.promote_command.empty()) {
+    if (auto h = co_await hook(settings_.promote_command, n, &n, settings_.promote_timeout); !h)
+      co_return tl::unexpected(h.error());
+    // Verified as below, once the node answers again out of recovery.
+    for (;;) {
+      pg_client c(executor_);
+      if (co_await open(c, n)) {
+        auto state = co_await c.query(timeline_sql, deadline);
+        if (state && state->size() == 1 && (*state)[0][0] == "f" && (*state)[0][1])
+          co_return static_cast<std::uint32_t>(std::stoul(*(*state)[0][1]));
+      }
+      if (clock::now() >= deadline) co_return tl::unexpected(n.name + ": still in recovery after the promote command");
+      co_await pause(std::chrono::milliseconds(500));
+    }
+  }
   pg_client c(executor_);
   if (auto o = co_await open(c, n); !o) co_return tl::unexpected(o.error());
-  const auto deadline = clock::now() + settings_.promote_timeout;
   const auto wait_seconds = std::max<long long>(1, std::chrono::duration_cast<std::chrono::seconds>(settings_.promote_timeout).count());
   const std::string sql = "SELECT pg_catalog.pg_promote(true, " + std::to_string(wait_seconds) + ")";
   auto before = co_await c.query(timeline_sql, deadline);
@@ -75,6 +109,8 @@ awaitable<tl::expected<std::uint32_t, std::string>> node_admin::promote(const ro
 }
 
 awaitable<tl::expected<void, std::string>> node_admin::repoint(const routing::node& replica, const routing::node& primary) {
+  if (!settings_.repoint_command.empty())
+    co_return co_await hook(settings_.repoint_command, replica, &primary, settings_.repoint_timeout);
   pg_client r(executor_);
   if (auto o = co_await open(r, replica); !o) co_return tl::unexpected(o.error());
   const auto deadline = clock::now() + settings_.repoint_timeout;
@@ -110,6 +146,11 @@ awaitable<tl::expected<void, std::string>> node_admin::repoint(const routing::no
 }
 
 awaitable<tl::expected<bool, std::string>> node_admin::fence(const routing::node& old_primary) {
+  if (!settings_.fence_command.empty()) {
+    auto h = co_await hook(settings_.fence_command, old_primary, nullptr, settings_.repoint_timeout);
+    if (!h) co_return tl::unexpected(h.error());
+    co_return true;
+  }
   pg_client c(executor_);
   if (auto o = co_await open(c, old_primary); !o) co_return false;  // unreachable: nothing to fence now
   const auto deadline = clock::now() + settings_.repoint_timeout;

@@ -22,6 +22,14 @@ struct admin_settings {
   // primary_conninfo for a repointed replica; {host}, {port} and {name} (the replica's node
   // name) are filled in.
   std::string primary_conninfo = "host={host} port={port} user=replicator application_name={name}";
+  // Commands that replace the SQL steps where the servers are managed elsewhere (RDS:
+  // `aws rds promote-read-replica --db-instance-identifier … --region {region}`). Placeholders:
+  // {node} {host} {port} {region} of the node acted on, {primary} {primary_host}
+  // {primary_port} {primary_region} of the (new) primary. A promotion is still verified with
+  // SQL (out of recovery, new timeline); a repoint or fence command's exit status is its result.
+  std::string promote_command;
+  std::string repoint_command;
+  std::string fence_command;
 };
 
 class node_admin {
@@ -40,6 +48,8 @@ class node_admin {
  private:
   awaitable<tl::expected<void, std::string>> open(pg_client& c, const routing::node& n);
   awaitable<void> pause(std::chrono::milliseconds d);
+  awaitable<tl::expected<void, std::string>> hook(const std::string& command, const routing::node& n,
+                                                  const routing::node* primary, std::chrono::milliseconds timeout);
 
   asio::any_io_executor executor_;
   admin_settings settings_;

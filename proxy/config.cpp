@@ -297,8 +297,6 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
     if (c.monitor.interval.count() < 10) fail("monitor.interval", "must be at least 10ms");
     if (c.monitor.timeout.count() < 10) fail("monitor.timeout", "must be at least 10ms");
   }
-  if ((c.failover.enabled() || !c.coordination.etcd.empty()) && !c.monitor.enabled())
-    fail("monitor", "is required for coordination and failover (they act on what the monitor sees)");
 
   if (auto co = root["coordination"]) {
     only_keys(co, "coordination", {"etcd", "cluster", "lease_ttl", "regions"});
@@ -321,7 +319,7 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
   if (auto f = root["failover"]) {
     only_keys(f, "failover", {"automatic", "user", "password", "password_file", "database", "sslmode", "detection",
                               "candidate_order", "prefer_ahead", "max_data_loss", "promote_timeout", "repoint_timeout",
-                              "primary_conninfo"});
+                              "primary_conninfo", "promote_command", "repoint_command", "fence_command"});
     auto& fo = c.failover;
     if (!f["user"]) fail("failover.user", "is required (a superuser: pg_promote, ALTER SYSTEM, pg_terminate_backend)");
     fo.user = scalar(f["user"], "failover.user");
@@ -344,6 +342,9 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
     if (f["promote_timeout"]) fo.promote_timeout = duration(f["promote_timeout"], "failover.promote_timeout");
     if (f["repoint_timeout"]) fo.repoint_timeout = duration(f["repoint_timeout"], "failover.repoint_timeout");
     if (f["primary_conninfo"]) fo.primary_conninfo = scalar(f["primary_conninfo"], "failover.primary_conninfo");
+    if (f["promote_command"]) fo.promote_command = scalar(f["promote_command"], "failover.promote_command");
+    if (f["repoint_command"]) fo.repoint_command = scalar(f["repoint_command"], "failover.repoint_command");
+    if (f["fence_command"]) fo.fence_command = scalar(f["fence_command"], "failover.fence_command");
   }
   for (std::size_t i = 0; i < c.failover.candidate_order.size(); ++i)
     if (!names.count(c.failover.candidate_order[i]))
@@ -438,6 +439,8 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
       if (!levels.count(c.log_level)) fail("log.level", "must be one of trace, debug, info, warn, error, critical, off");
     }
   }
+  if ((c.failover.enabled() || !c.coordination.etcd.empty()) && !c.monitor.enabled())
+    fail("monitor", "is required for coordination and failover (they act on what the monitor sees)");
   return c;
 }
 

@@ -69,6 +69,9 @@ struct failover_config {
   std::chrono::milliseconds promote_timeout{30'000};
   std::chrono::milliseconds repoint_timeout{30'000};
   std::string primary_conninfo = "host={host} port={port} user=replicator application_name={name}";
+  std::string promote_command;  // instead of pg_promote() (RDS: aws rds promote-read-replica …)
+  std::string repoint_command;  // instead of ALTER SYSTEM SET primary_conninfo
+  std::string fence_command;    // instead of read-only + terminating sessions
   [[nodiscard]] bool enabled() const { return !user.empty(); }
 };
 

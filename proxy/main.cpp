@@ -1,6 +1,8 @@
 // meridian: the region-aware PostgreSQL proxy.
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -39,6 +41,9 @@ meridian::failover::monitor_settings monitor_settings(const meridian::proxy::con
 meridian::failover::coordinator_settings coordinator_settings(const meridian::proxy::config& cfg) {
   meridian::failover::coordinator_settings c;
   c.region = cfg.region;
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  c.id = cfg.region + "/" + host + "/" + std::to_string(getpid());
   c.etcd = cfg.coordination.etcd;
   c.prefix = "/meridian/" + cfg.coordination.cluster + "/";
   c.lease_ttl = cfg.coordination.lease_ttl;
@@ -59,6 +64,9 @@ meridian::failover::coordinator_settings coordinator_settings(const meridian::pr
   c.admin.promote_timeout = cfg.failover.promote_timeout;
   c.admin.repoint_timeout = cfg.failover.repoint_timeout;
   c.admin.primary_conninfo = cfg.failover.primary_conninfo;
+  c.admin.promote_command = cfg.failover.promote_command;
+  c.admin.repoint_command = cfg.failover.repoint_command;
+  c.admin.fence_command = cfg.failover.fence_command;
   return c;
 }
 

@@ -15,10 +15,12 @@
 
 #include "failover/election.hpp"
 #include "failover/etcd_client.hpp"
+#include "await.hpp"
 
 using namespace meridian::failover;
+using namespace meridian::testing;
 using namespace std::chrono_literals;
-namespace asio = meridian::proxy::asio;
+
 
 namespace {
 
@@ -59,52 +61,6 @@ class etcd_server {
   pid_t pid_ = -1;
   std::filesystem::path dir_;
 };
-
-// Runs one operation to its end on `io` (other coroutines spawned there progress meanwhile).
-// The tests are plain functions: GCC 12 mishandles temporaries inside co_await expressions.
-template <class T>
-T await(asio::io_context& io, asio::awaitable<T> op) {
-  std::optional<T> result;
-  std::exception_ptr failure;
-  bool done = false;
-  asio::co_spawn(io, std::move(op), [&](std::exception_ptr e, T v) {
-    failure = e;
-    if (!e) result.emplace(std::move(v));
-    done = true;
-  });
-  io.restart();
-  while (!done) io.run_one();
-  if (failure) std::rethrow_exception(failure);
-  return std::move(*result);
-}
-
-void await(asio::io_context& io, asio::awaitable<void> op) {
-  std::exception_ptr failure;
-  bool done = false;
-  asio::co_spawn(io, std::move(op), [&](std::exception_ptr e) {
-    failure = e;
-    done = true;
-  });
-  io.restart();
-  while (!done) io.run_one();
-  if (failure) std::rethrow_exception(failure);
-}
-
-// Lets `io` run for a while: the passing of time is what some steps test (leases expiring).
-void pump(asio::io_context& io, std::chrono::milliseconds d) {
-  io.restart();
-  io.run_for(d);
-}
-
-// Polls `condition`, running `io` in between, until it holds or `timeout` passes.
-bool eventually(asio::io_context& io, const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    pump(io, 20ms);
-  }
-  return condition();
-}
 
 bool ready(asio::io_context& io, etcd_client& etcd) {
   return eventually(io, [&] { return await(io, etcd.get("/probe")).has_value(); }, 10s);

@@ -225,3 +225,39 @@ users:
   CHECK_THAT(error_of("region: r\nnodes: [{ name: p, host: h, role: primary }]\nusers: [{ name: a, password_file: /nonexistent/x }]\n"),
              Catch::Contains("users[0].password_file: cannot read file"));
 }
+
+TEST_CASE("coordination and failover sections", "[proxy][config]") {
+  const std::string with_monitor = minimal + "monitor: { user: mon }\n";
+  auto c = load_config_string(with_monitor + R"(
+coordination: { etcd: [127.0.0.1:2379, 10.0.0.2:2379], cluster: prod, lease_ttl: 4s, regions: 3 }
+failover:
+  user: admin
+  password: pw
+  detection: 1500ms
+  candidate_order: [eu-west-1]
+  prefer_ahead: 2MiB
+  max_data_loss: 16MiB
+  promote_command: aws rds promote-read-replica --db-instance-identifier meridian-{node} --region {region}
+)");
+  CHECK(c.coordination.etcd == std::vector<std::string>{"127.0.0.1:2379", "10.0.0.2:2379"});
+  CHECK(c.coordination.cluster == "prod");
+  CHECK(c.coordination.lease_ttl == std::chrono::seconds(4));
+  CHECK(c.coordination.regions == 3);
+  CHECK(c.failover.enabled());
+  CHECK(c.failover.automatic);
+  CHECK(c.failover.detection == std::chrono::milliseconds(1500));
+  CHECK(c.failover.candidate_order == std::vector<std::string>{"eu-west-1"});
+  CHECK(c.failover.prefer_ahead_bytes == 2u << 20);
+  CHECK(c.failover.max_data_loss_bytes == 16u << 20);
+  CHECK_THAT(c.failover.promote_command, Catch::Contains("--region {region}"));
+  CHECK_FALSE(load_config_string(minimal).failover.enabled());
+
+  CHECK_THAT(error_of(minimal + "failover: { user: admin }\n"), Catch::Contains("monitor"));
+  CHECK_THAT(error_of(with_monitor + "failover: { password: x }\n"), Catch::Contains("failover.user"));
+  CHECK_THAT(error_of(with_monitor + "failover: { user: a, candidate_order: [mars] }\n"),
+             Catch::Contains("failover.candidate_order[0]"));
+  CHECK_THAT(error_of(with_monitor + "failover: { user: a, automatic: maybe }\n"), Catch::Contains("failover.automatic"));
+  CHECK_THAT(error_of(with_monitor + "coordination: { etcd: [nohostport] }\n"), Catch::Contains("coordination.etcd[0]"));
+  CHECK_THAT(error_of(with_monitor + "coordination: { etcd: [a:1], lease_ttl: 1500ms }\n"),
+             Catch::Contains("coordination.lease_ttl"));
+}
