@@ -28,6 +28,8 @@ coordinator::coordinator(coordinator_settings settings, node_monitor& monitor, s
       configured_primary_(std::move(configured_primary)),
       admin_(monitor.io().get_executor(), settings_.admin) {
   record_.primary = configured_primary_;
+  requests_key_ = key("requests/");
+  pause_key_ = key("paused");
   if (!settings_.etcd.empty()) {
     auto ex = monitor_.io().get_executor();
     etcd_ = std::make_unique<etcd_client>(ex, settings_.etcd);
@@ -120,6 +122,7 @@ awaitable<void> coordinator::run() {
   asio::co_spawn(monitor_.io(), publish_views(), asio::detached);
   asio::co_spawn(monitor_.io(), election_->run(), asio::detached);
   asio::co_spawn(monitor_.io(), lead(), asio::detached);
+  asio::co_spawn(monitor_.io(), follow_pause(), asio::detached);
 }
 
 awaitable<void> coordinator::follow_topology() {
@@ -207,19 +210,128 @@ awaitable<void> coordinator::lead() {
       }
       last_reported_ = why;
     }
+    co_await serve_requests();
     co_await fence_old_primaries();
   }
 }
 
-awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, const std::string& why) {
+void coordinator::set_paused(bool paused) {
+  if (paused == paused_) return;
+  paused_ = paused;
+  spdlog::warn("coordination: new transactions {}", paused ? "paused" : "resumed");
+  if (on_pause_) on_pause_(paused);
+}
+
+awaitable<void> coordinator::follow_pause() {
+  for (;;) {
+    auto current = co_await etcd_->get(pause_key_);
+    if (!current) {
+      co_await pause(std::chrono::milliseconds(500));
+      continue;
+    }
+    set_paused(!current->empty() && current->front().value == "true");
+    const std::int64_t from = current->empty() ? 0 : current->front().mod_revision + 1;
+    std::function<bool(const std::vector<etcd_event>&, std::int64_t)> on_change =
+        [this](const std::vector<etcd_event>& events, std::int64_t) {
+          for (const auto& e : events) set_paused(!e.deleted && e.kv.value == "true");
+          return true;
+        };
+    auto why = co_await watch_etcd_->watch(pause_key_, false, from, std::move(on_change));
+    spdlog::warn("coordination: pause watch ended: {}", why);
+    co_await pause(std::chrono::milliseconds(200));
+  }
+}
+
+awaitable<tl::expected<void, std::string>> coordinator::request_pause(bool paused) {
+  if (!etcd_) {
+    set_paused(paused);
+    co_return tl::expected<void, std::string>{};
+  }
+  const std::string value = paused ? "true" : "false";
+  auto r = co_await etcd_->put(pause_key_, value);
+  if (!r) co_return tl::unexpected(r.error());
+  co_return tl::expected<void, std::string>{};
+}
+
+awaitable<void> coordinator::serve_requests() {
+  if (!etcd_) co_return;
+  auto requests = co_await etcd_->get(requests_key_, true);
+  if (!requests) co_return;
+  for (const auto& r : *requests) {
+    // One request at a time, each done once: delete it first (only if still the same one).
+    std::vector<etcd_compare> same{{r.key, etcd_compare::target::mod_revision, r.mod_revision, {}}};
+    std::vector<etcd_op> take{{etcd_op::kind::erase, r.key, {}, 0, false}};
+    auto taken = co_await etcd_->txn(std::move(same), std::move(take), {});
+    if (!taken || !taken->succeeded) continue;
+    json j = json::parse(r.value, nullptr, false);
+    if (j.is_discarded() || j.value("action", std::string()) != "promote") continue;
+    const std::string target = j.value("node", std::string());
+    spdlog::warn("failover: operator asks to promote {}", target);
+    auto views = co_await collect_views();
+    co_await fail_over(views, "operator promote of " + target, target);
+  }
+}
+
+awaitable<tl::expected<std::string, std::string>> coordinator::request_promote(const std::string& target) {
+  const auto* n = node(target);
+  if (!n) co_return tl::unexpected("no node is named \"" + target + "\"");
+  if (target == record_.primary) co_return tl::unexpected(target + " is the primary already");
+  auto views = co_await collect_views();
+  std::string why;
+  const std::size_t regions = etcd_ ? settings_.regions : 1;
+  // The primary counts as lost here as soon as a majority cannot reach it at all.
+  if (!primary_lost(views, record_.primary, regions, std::chrono::milliseconds(0), why))
+    co_return tl::unexpected("the primary " + record_.primary + " is reachable (" + why +
+                             "): a promotion now would split the brain; use switchover");
+  const auto epoch = record_.epoch;
+  if (!etcd_) {
+    co_await fail_over(views, "operator promote of " + target, target);
+  } else {
+    const std::string request = json{{"action", "promote"}, {"node", target}, {"by", settings_.id}}.dump();
+    const std::string request_key = requests_key_ + "promote";
+    if (auto p = co_await etcd_->put(request_key, request); !p) co_return tl::unexpected(p.error());
+    // The leader takes it on its next round; wait for the new epoch to reach this Meridian.
+    const auto deadline = clock::now() + settings_.admin.promote_timeout + std::chrono::seconds(10);
+    while (record_.epoch == epoch && clock::now() < deadline) co_await pause(std::chrono::milliseconds(50));
+  }
+  if (record_.epoch == epoch) co_return tl::unexpected(std::string("no new epoch in time: see the logs and `meridianctl status`"));
+  if (record_.primary != target)
+    co_return tl::unexpected("epoch " + std::to_string(record_.epoch) + " made " + record_.primary + " the primary");
+  co_return "epoch " + std::to_string(record_.epoch) + ": " + target + " is the primary";
+}
+
+awaitable<std::string> coordinator::status_json() {
+  json out{{"region", settings_.region},
+           {"id", settings_.id},
+           {"coordination", etcd_ ? "etcd" : "alone"},
+           {"leading", leading()},
+           {"leader", election_ ? election_->leader() : settings_.id},
+           {"paused", paused_},
+           {"automatic_failover", settings_.automatic},
+           {"topology", json::parse(record_.to_json())}};
+  json views = json::array();
+  for (const auto& v : co_await collect_views()) views.push_back(json::parse(v.to_json()));
+  out["views"] = views;
+  if (etcd_) {
+    auto last = co_await etcd_->get(status_key_);
+    if (last && !last->empty()) {
+      json f = json::parse(last->front().value, nullptr, false);
+      if (!f.is_discarded()) out["last_failover"] = f;
+    }
+  }
+  co_return out.dump();
+}
+
+awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, const std::string& why,
+                                       std::optional<std::string> operator_choice) {
   const auto detected = clock::now();
   const auto from = record_.primary;
   spdlog::warn("failover: {}", why);
   // A failover a previous leader started (its intent names the next epoch) is finished with
   // the same candidate, which it may already have promoted.
-  std::optional<std::string> chosen;
-  std::string reason;
-  if (etcd_) {
+  std::optional<std::string> chosen = operator_choice;
+  std::string reason = operator_choice ? "chosen by an operator" : "";
+  if (etcd_ && !chosen) {
     auto intent = co_await etcd_->get(intent_key_);
     if (intent && !intent->empty()) {
       json j = json::parse(intent->front().value, nullptr, false);
@@ -247,12 +359,12 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
     }
     chosen = *choice.node;
     reason = choice.reason;
-    if (etcd_) {
-      const std::string intent = json{{"epoch", record_.epoch + 1}, {"candidate", *chosen}, {"leader", settings_.id}}.dump();
-      if (auto p = co_await etcd_->put(intent_key_, intent); !p) {
-        spdlog::error("failover: cannot record the intent: {}", p.error());
-        co_return;
-      }
+  }
+  if (etcd_ && !reason.starts_with("finishing")) {
+    const std::string intent = json{{"epoch", record_.epoch + 1}, {"candidate", *chosen}, {"leader", settings_.id}}.dump();
+    if (auto p = co_await etcd_->put(intent_key_, intent); !p) {
+      spdlog::error("failover: cannot record the intent: {}", p.error());
+      co_return;
     }
   }
   const auto* candidate = node(*chosen);

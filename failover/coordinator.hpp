@@ -11,6 +11,7 @@
 //
 // Without etcd, one Meridian decides alone from its own view: for a single instance only.
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
@@ -48,6 +49,19 @@ class coordinator {
   // Starts on the monitor's thread (call after the monitor started).
   void start();
 
+  // What an operator (meridianctl, through the admin API) sees and asks. Monitor's thread.
+  // Status: this instance, the topology record, the leader, every region's view, the last
+  // failover's record.
+  awaitable<std::string> status_json();
+  // Promotes `node` now (an operator's decision: the RPO guard does not apply). Refused while
+  // the primary is reachable from a majority (a switchover is the way then). Carried out by
+  // the leader: another Meridian hands it over through etcd and waits for the outcome.
+  awaitable<tl::expected<std::string, std::string>> request_promote(const std::string& node);
+  // Pauses or resumes new transactions in every region (through etcd; this one alone without).
+  awaitable<tl::expected<void, std::string>> request_pause(bool paused);
+  // Called on the monitor's thread when the cluster-wide pause changes.
+  void on_pause(std::function<void(bool)> handler) { on_pause_ = std::move(handler); }
+
  private:
   using clock = std::chrono::steady_clock;
 
@@ -56,7 +70,11 @@ class coordinator {
   awaitable<void> publish_views();
   awaitable<void> lead();
   awaitable<std::vector<region_view>> collect_views();
-  awaitable<void> fail_over(const std::vector<region_view>& views, const std::string& why);
+  awaitable<void> fail_over(const std::vector<region_view>& views, const std::string& why,
+                            std::optional<std::string> operator_choice = std::nullopt);
+  awaitable<void> serve_requests();
+  awaitable<void> follow_pause();
+  void set_paused(bool paused);
   struct failover_timeline {
     clock::time_point detected, promoted, published;
     std::string from, to;
@@ -90,6 +108,9 @@ class coordinator {
   std::string last_reported_;         // the last detection message logged, to log changes only
   clock::time_point last_fence_attempt_{};
   std::set<std::string> fenced_;  // "<epoch>/<node>" fenced successfully
+  std::string requests_key_, pause_key_;
+  std::function<void(bool)> on_pause_;
+  bool paused_ = false;
 };
 
 }  // namespace meridian::failover

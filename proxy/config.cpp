@@ -197,7 +197,15 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
   config c;
   only_keys(root, "",
             {"region", "listen", "threads", "nodes", "pool", "routing", "monitor", "coordination", "failover", "limits",
-             "auth", "users", "databases", "log", "metrics"});
+             "auth", "users", "databases", "log", "metrics", "admin"});
+  if (auto a = root["admin"]) {
+    only_keys(a, "admin", {"host", "port", "token", "token_file"});
+    if (a["host"]) c.admin_host = scalar(a["host"], "admin.host");
+    if (a["port"]) c.admin_port = integer<std::uint16_t>(a["port"], "admin.port", 1, 65535);
+    if (auto t = password_key(a, "admin", "token", "token_file", base_dir)) c.admin_token = *t;
+    if (c.admin_port != 0 && c.admin_token.size() < 16)
+      fail("admin.token", "is required with admin.port, at least 16 characters (or admin.token_file)");
+  }
   if (auto m = root["metrics"]) {
     only_keys(m, "metrics", {"host", "port"});
     if (m["host"]) c.metrics_host = scalar(m["host"], "metrics.host");

@@ -119,6 +119,11 @@ struct config {
 
   std::string log_level = "info";
 
+  // The admin API (meridianctl); port 0 means none. Its bearer token is required.
+  std::string admin_host = "127.0.0.1";
+  std::uint16_t admin_port = 0;
+  std::string admin_token;
+
   // Prometheus endpoint; port 0 means none.
   std::string metrics_host = "127.0.0.1";
   std::uint16_t metrics_port = 0;

@@ -1,4 +1,5 @@
 // meridian: the region-aware PostgreSQL proxy.
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <unistd.h>
@@ -11,6 +12,7 @@
 
 #include "failover/coordinator.hpp"
 #include "failover/node_monitor.hpp"
+#include "proxy/admin_server.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/config.hpp"
 #include "proxy/worker.hpp"
@@ -68,6 +70,51 @@ meridian::failover::coordinator_settings coordinator_settings(const meridian::pr
   c.admin.repoint_command = cfg.failover.repoint_command;
   c.admin.fence_command = cfg.failover.fence_command;
   return c;
+}
+
+// The admin API's answers: status, promote, pause, resume.
+meridian::proxy::admin_handler admin_routes(const meridian::proxy::config& cfg,
+                                            std::vector<std::unique_ptr<meridian::proxy::worker>>& workers,
+                                            meridian::failover::coordinator* coordinator) {
+  using meridian::proxy::admin_request;
+  using meridian::proxy::admin_response;
+  auto error = [](int status, const std::string& message) {
+    return admin_response{status, nlohmann::json{{"error", message}}.dump()};
+  };
+  auto set_pause = [&workers](bool paused) {
+    for (auto& w : workers)
+      meridian::proxy::asio::post(w->io(), [w = w.get(), paused] { paused ? w->pause() : w->resume(); });
+  };
+  return [&cfg, coordinator, error, set_pause](const admin_request& r) -> meridian::proxy::awaitable<admin_response> {
+    if (r.method == "GET" && r.path == "/v1/status") {
+      if (!coordinator) co_return admin_response{200, nlohmann::json{{"region", cfg.region}, {"coordination", "none"}}.dump()};
+      std::string body = co_await coordinator->status_json();
+      co_return admin_response{200, std::move(body)};
+    }
+    if (r.method != "POST") co_return error(405, "use GET /v1/status or POST an action");
+    auto body = nlohmann::json::parse(r.body.empty() ? std::string("{}") : r.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object()) co_return error(400, "the body must be a JSON object");
+    if (r.path == "/v1/pause" || r.path == "/v1/resume") {
+      const bool paused = r.path == "/v1/pause";
+      if (!coordinator) {
+        set_pause(paused);
+        co_return admin_response{200, nlohmann::json{{"paused", paused}}.dump()};
+      }
+      auto done = co_await coordinator->request_pause(paused);
+      if (!done) co_return error(503, done.error());
+      co_return admin_response{200, nlohmann::json{{"paused", paused}}.dump()};
+    }
+    if (r.path == "/v1/promote") {
+      if (!coordinator) co_return error(409, "failover is not configured on this Meridian");
+      const std::string node = body.value("node", std::string());
+      auto done = co_await coordinator->request_promote(node);
+      if (!done) co_return error(409, done.error());
+      co_return admin_response{200, nlohmann::json{{"result", *done}}.dump()};
+    }
+    if (r.path == "/v1/switchover" || r.path == "/v1/rejoin")
+      co_return error(501, r.path.substr(4) + " is not available yet");
+    co_return error(404, "unknown path " + r.path);
+  };
 }
 
 void usage() {
@@ -165,6 +212,25 @@ int main(int argc, char** argv) {
     spdlog::warn("no monitor configured: replicas are taken as healthy and caught up (configure monitor.user)");
   }
 
+  if (coordinator) {
+    coordinator->on_pause([&workers](bool paused) {
+      for (auto& w : workers) proxy::asio::post(w->io(), [w = w.get(), paused] { paused ? w->pause() : w->resume(); });
+    });
+  }
+  std::unique_ptr<proxy::admin_server> admin;
+  if (cfg.admin_port != 0) {
+    // On the coordinator's thread when there is one: its handlers use the coordinator.
+    auto& admin_io = monitor ? monitor->io() : workers.front()->io();
+    admin = std::make_unique<proxy::admin_server>(admin_io, cfg.admin_token, admin_routes(cfg, workers, coordinator.get()));
+    try {
+      admin->listen(cfg.admin_host, cfg.admin_port);
+    } catch (const std::exception& e) {
+      spdlog::critical("cannot serve the admin API on {}:{}: {}", cfg.admin_host, cfg.admin_port, e.what());
+      return 1;
+    }
+    spdlog::info("admin API on http://{}:{}", cfg.admin_host, cfg.admin_port);
+  }
+
   proxy::asio::signal_set signals(workers.front()->io(), SIGINT, SIGTERM);
   signals.async_wait([&](const proxy::error_code& ec, int sig) {
     if (ec) return;
@@ -178,6 +244,7 @@ int main(int argc, char** argv) {
   for (std::size_t i = 1; i < workers.size(); ++i) threads.emplace_back([&, i] { workers[i]->run(); });
   workers.front()->run();
   for (auto& t : threads) t.join();
+  if (admin) admin->close();
   if (monitor) monitor->stop();  // the coordinator runs on the monitor's thread: stopped with it
   coordinator.reset();
   spdlog::info("meridian stopped");

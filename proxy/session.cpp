@@ -768,6 +768,13 @@ awaitable<std::optional<server_error>> session::attach(routing::route_request re
     request.min_replay = commit_lsn_;
   }
   const bool read = routing::wants_replica(request);
+  if (worker_.paused()) {
+    // PAUSE (an operator's, or a switchover's): the transaction starts once resumed.
+    const auto deadline = clock::now() + worker_.cfg().wait_timeout;
+    if (!co_await worker_.wait_resumed(deadline))
+      co_return server_error{std::string(pr::sqlstate::too_many_connections),
+                             "Meridian is paused: no transaction could start within pool.wait_timeout"};
+  }
   for (;;) {
     auto decision = routing::choose_node(worker_.topology(), worker_.route_context(), request);
     if (!decision.node)

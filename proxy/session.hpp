@@ -35,6 +35,8 @@ class session : public std::enable_shared_from_this<session> {
   void cancel_running_query();
   // Leave as soon as no transaction is open. Session's thread only.
   void request_shutdown();
+  // A server connection is attached: a transaction (or a session-pooled session) is running.
+  [[nodiscard]] bool attached() const { return attached_ != nullptr; }
 
  private:
   // A named prepared statement of this client, and the Parse that recreates it on any server.

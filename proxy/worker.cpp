@@ -54,6 +54,28 @@ void worker::set_topology(routing::topology_ptr t) {
     if (std::find(changed.begin(), changed.end(), key.node) != changed.end()) p->drain();
 }
 
+void worker::resume() {
+  paused_ = false;
+  for (auto* t : pause_waiters_) t->cancel();
+}
+
+awaitable<bool> worker::wait_resumed(std::chrono::steady_clock::time_point deadline) {
+  if (!paused_) co_return true;
+  asio::steady_timer t(io_, deadline);
+  pause_waiters_.push_back(&t);
+  error_code ec;
+  co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
+  std::erase(pause_waiters_, &t);
+  co_return !paused_;
+}
+
+std::size_t worker::active_transactions() const {
+  std::size_t n = 0;
+  for (const auto* s : sessions_)
+    if (s->attached()) ++n;
+  return n;
+}
+
 routing::route_context worker::route_context() const {
   return routing::route_context{cfg().region, skipped_until_, clock::now()};
 }

@@ -68,6 +68,16 @@ class worker {
   [[nodiscard]] bool draining() const { return draining_; }
   [[nodiscard]] unsigned index() const { return index_; }
 
+  // PAUSE: transactions that have not started wait (up to their deadline) until resume();
+  // those running go on. Worker's thread only (post there).
+  void pause() { paused_ = true; }
+  void resume();
+  [[nodiscard]] bool paused() const { return paused_; }
+  // Waits while paused; false when the deadline passed first.
+  awaitable<bool> wait_resumed(std::chrono::steady_clock::time_point deadline);
+  // Sessions with a server connection attached right now (transactions in flight).
+  [[nodiscard]] std::size_t active_transactions() const;
+
   void add_session(session* s) { sessions_.insert(s); }
   void remove_session(session* s);
 
@@ -87,6 +97,8 @@ class worker {
   std::unordered_map<std::string, std::unique_ptr<database_routing>> databases_;
   std::vector<std::chrono::steady_clock::time_point> skipped_until_;
   bool draining_ = false;
+  bool paused_ = false;
+  std::vector<asio::steady_timer*> pause_waiters_;
 };
 
 }  // namespace meridian::proxy

@@ -102,6 +102,14 @@ TEST_CASE("the primary killed under load: every region writes to the promoted re
   pg_connection us_admin(sandbox::admin_dsn(us));
   REQUIRE(us_admin.ok());
   CHECK(us_admin.scalar("SELECT count(*) FROM itest_failover WHERE v >= 100") == "0");
+  // meridianctl shows the new topology from every region.
+  for (const char* r : {"us-east-1", "eu-west-1", "ap-southeast-1"}) {
+    auto status = sandbox::script_output(std::string("ctl ") + r + " status");
+    INFO(status.output);
+    CHECK(status.exit_code == 0);
+    CHECK_THAT(status.output, Catch::Contains("epoch 2: primary eu-west-1, fenced: us-east-1"));
+    CHECK_THAT(status.output, Catch::Contains("last failover"));
+  }
   // The record of it in etcd.
   auto status = run_command("MERIDIAN_SANDBOX_DIR=" + sandbox::dir() + " MERIDIAN_ETCD_PORT=" +
                             std::to_string(sandbox::etcd_port(0)) + " " + sandbox::repo() +

@@ -51,12 +51,13 @@ std::string sandbox::admin_dsn(int region) {
   return "host=" + dir() + "/run port=" + std::to_string(pg_port(region)) + " user=postgres dbname=app";
 }
 
-int sandbox::script(const std::string& args) {
-  auto r = run_command("MERIDIAN_SANDBOX_DIR=" + dir() + " MERIDIAN_PG_PORT=" + std::to_string(pg_port(0)) +
+int sandbox::script(const std::string& args) { return script_output(args).exit_code; }
+
+command_result sandbox::script_output(const std::string& args) {
+  return run_command("MERIDIAN_SANDBOX_DIR=" + dir() + " MERIDIAN_PG_PORT=" + std::to_string(pg_port(0)) +
                        " MERIDIAN_PORT=" + std::to_string(meridian_port(0)) + " MERIDIAN_METRICS_PORT=" +
                        std::to_string(metrics_port(0)) + " MERIDIAN_ETCD_PORT=" + std::to_string(etcd_port(0)) + " " +
                        repo() + "/infra/local/sandbox " + args);
-  return r.exit_code;
 }
 
 pg_connection::pg_connection(const std::string& dsn) : conn_(PQconnectdb(dsn.c_str())) {}

@@ -12,6 +12,11 @@
 
 namespace meridian::testing {
 
+struct command_result {
+  int exit_code = -1;
+  std::string output;
+};
+
 // Ports and addresses of the sandbox the fixture started.
 struct sandbox {
   static int pg_port(int region);        // 0 us-east-1, 1 eu-west-1, 2 ap-southeast-1
@@ -25,6 +30,8 @@ struct sandbox {
   static std::string admin_dsn(int region);
   // Runs infra/local/sandbox with this sandbox's settings, e.g. "stop-node eu-west-1".
   static int script(const std::string& args);
+  static command_result script_output(const std::string& args);
+  static int admin_port(int region) { return meridian_port(0) + 48 + region; }
 };
 
 // A libpq connection that fails the test on errors unless asked not to.
@@ -47,10 +54,6 @@ class pg_connection {
   PGconn* conn_;
 };
 
-struct command_result {
-  int exit_code = -1;
-  std::string output;
-};
 command_result run_command(const std::string& command);
 
 // Polls `condition` until it holds or `timeout` passes; returns whether it held.

@@ -1,0 +1,154 @@
+// meridianctl: the operator's command line, talking to any Meridian's admin API.
+//
+//   meridianctl [--url http://HOST:PORT] [--token-file FILE] COMMAND
+//     status [--json]     topology, epoch, leader, and every region's view of every node
+//     promote NODE        promote a replica now (the primary must be lost to a majority)
+//     switchover NODE     planned switchover (not available yet)
+//     rejoin NODE         bring a fenced node back as a replica (not available yet)
+//     pause | resume      hold or release new transactions in every region
+// The URL and token may also come from MERIDIAN_ADMIN_URL and MERIDIAN_ADMIN_TOKEN.
+#include <cstdlib>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+#include <string>
+
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
+
+#include "proxy/asio.hpp"
+
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace asio = meridian::proxy::asio;
+using json = nlohmann::json;
+
+struct reply {
+  int status = 0;
+  std::string body;
+};
+
+reply call(const std::string& url, const std::string& token, http::verb verb, const std::string& path,
+           const std::string& body) {
+  // http://host:port
+  const std::string prefix = "http://";
+  if (url.rfind(prefix, 0) != 0) throw std::runtime_error("the URL must start with http://");
+  auto hostport = url.substr(prefix.size());
+  while (!hostport.empty() && hostport.back() == '/') hostport.pop_back();
+  auto colon = hostport.rfind(':');
+  if (colon == std::string::npos) throw std::runtime_error("the URL needs a port");
+  asio::io_context io;
+  asio::ip::tcp::resolver resolver(io);
+  beast::tcp_stream stream(io);
+  stream.expires_after(std::chrono::minutes(20));  // a promotion by command can take long
+  stream.connect(resolver.resolve(hostport.substr(0, colon), hostport.substr(colon + 1)));
+  http::request<http::string_body> req{verb, path, 11};
+  req.set(http::field::host, hostport);
+  req.set(http::field::authorization, "Bearer " + token);
+  req.set(http::field::content_type, "application/json");
+  req.body() = body;
+  req.prepare_payload();
+  http::write(stream, req);
+  beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  http::read(stream, buffer, res);
+  return reply{static_cast<int>(res.result_int()), res.body()};
+}
+
+std::string read_token(const std::string& file) {
+  std::ifstream in(file);
+  if (!in) throw std::runtime_error("cannot read " + file);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto t = ss.str();
+  while (!t.empty() && (t.back() == '\n' || t.back() == '\r')) t.pop_back();
+  return t;
+}
+
+void print_status(const json& s) {
+  const auto& t = s.value("topology", json::object());
+  std::cout << "region " << s.value("region", "?") << " (" << s.value("coordination", "?") << "), leader "
+            << s.value("leader", std::string("(none)")) << (s.value("leading", false) ? " (this one)" : "") << "\n";
+  std::cout << "epoch " << t.value("epoch", 0) << ": primary " << t.value("primary", "?");
+  if (t.contains("fenced") && !t["fenced"].empty()) {
+    std::cout << ", fenced:";
+    for (const auto& f : t["fenced"]) std::cout << " " << f.get<std::string>();
+  }
+  std::cout << (s.value("paused", false) ? ", new transactions PAUSED" : "") << "\n";
+  if (!t.value("reason", std::string()).empty()) std::cout << "  (" << t.value("reason", std::string()) << ")\n";
+  std::cout << "\n" << std::left << std::setw(16) << "seen from" << std::setw(16) << "node" << std::setw(12) << "state"
+            << std::setw(10) << "timeline" << std::setw(14) << "replay" << "\n";
+  for (const auto& v : s.value("views", json::array())) {
+    const json nodes = v.value("nodes", json::object());
+    for (const auto& [name, n] : nodes.items()) {
+      std::string state = !n.value("probed", false) ? "unprobed"
+                          : !n.value("reachable", false)
+                              ? "down " + std::to_string(n.value("unreachable_ms", 0)) + "ms"
+                              : (n.value("in_recovery", false) ? "replica" : "primary");
+      std::cout << std::setw(16) << v.value("region", "?") << std::setw(16) << name << std::setw(12) << state
+                << std::setw(10) << n.value("timeline", 0) << std::setw(14)
+                << (n.value("in_recovery", false) ? n.value("replay", "") : n.value("wal", "")) << "\n";
+    }
+  }
+  if (s.contains("last_failover")) std::cout << "\nlast failover: " << s["last_failover"].dump() << "\n";
+}
+
+int usage() {
+  std::cerr << "usage: meridianctl [--url http://HOST:PORT] [--token-file FILE] "
+               "status [--json] | promote NODE | switchover NODE | rejoin NODE | pause | resume\n";
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string url = std::getenv("MERIDIAN_ADMIN_URL") ? std::getenv("MERIDIAN_ADMIN_URL") : "http://127.0.0.1:6480";
+  std::string token = std::getenv("MERIDIAN_ADMIN_TOKEN") ? std::getenv("MERIDIAN_ADMIN_TOKEN") : "";
+  std::vector<std::string> args;
+  try {
+    for (int i = 1; i < argc; ++i) {
+      std::string a = argv[i];
+      if (a == "--url" && i + 1 < argc) {
+        url = argv[++i];
+      } else if (a == "--token-file" && i + 1 < argc) {
+        token = read_token(argv[++i]);
+      } else if (a == "--help" || a == "-h") {
+        usage();
+        return 0;
+      } else {
+        args.push_back(a);
+      }
+    }
+    if (args.empty()) return usage();
+    const auto& command = args[0];
+    reply r;
+    if (command == "status") {
+      r = call(url, token, http::verb::get, "/v1/status", "");
+      if (r.status == 200 && !(args.size() > 1 && args[1] == "--json")) {
+        print_status(json::parse(r.body));
+        return 0;
+      }
+    } else if ((command == "promote" || command == "switchover" || command == "rejoin") && args.size() == 2) {
+      r = call(url, token, http::verb::post, "/v1/" + command, json{{"node", args[1]}}.dump());
+    } else if ((command == "pause" || command == "resume") && args.size() == 1) {
+      r = call(url, token, http::verb::post, "/v1/" + command, "{}");
+    } else {
+      return usage();
+    }
+    auto j = json::parse(r.body, nullptr, false);
+    if (r.status != 200) {
+      std::cerr << "meridianctl: " << (j.is_object() ? j.value("error", r.body) : r.body) << " (HTTP " << r.status
+                << ")\n";
+      return 1;
+    }
+    std::cout << (j.is_object() && j.contains("result") ? j["result"].get<std::string>() : r.body) << "\n";
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "meridianctl: " << e.what() << "\n";
+    return 1;
+  }
+}
