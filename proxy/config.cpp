@@ -86,6 +86,14 @@ std::string resolve(const std::string& base_dir, const std::string& path) {
   return (std::filesystem::path(base_dir) / path).string();
 }
 
+// A list of strings, e.g. node or function names.
+std::vector<std::string> string_list(const YAML::Node& n, const std::string& key, const char* what) {
+  if (!n.IsSequence()) fail(key, std::string("must be a list of ") + what);
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < n.size(); ++i) out.push_back(scalar(n[i], key + "[" + std::to_string(i) + "]"));
+  return out;
+}
+
 // A secret kept in a file; its trailing line break is not part of the secret.
 std::string secret_file(const YAML::Node& n, const std::string& key, const std::string& base_dir) {
   auto text = read_file(resolve(base_dir, scalar(n, key)), key);
@@ -229,11 +237,8 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
     if (r["default"] && r["consistency"]) fail("routing", "set consistency or default, not both");
     if (r["default"]) c.consistency = parse_consistency(r["default"], "routing.default");
     if (r["consistency"]) c.consistency = parse_consistency(r["consistency"], "routing.consistency");
-    if (auto f = r["read_only_functions"]) {
-      if (!f.IsSequence()) fail("routing.read_only_functions", "must be a list of function names");
-      for (std::size_t i = 0; i < f.size(); ++i)
-        c.read_only_functions.push_back(scalar(f[i], "routing.read_only_functions[" + std::to_string(i) + "]"));
-    }
+    if (auto f = r["read_only_functions"])
+      c.read_only_functions = string_list(f, "routing.read_only_functions", "function names");
     if (r["classification_cache"])
       c.classification_cache_size =
           integer<std::size_t>(r["classification_cache"], "routing.classification_cache", 16, 10'000'000);
@@ -252,11 +257,7 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
     }
     if (r["read_your_writes_wait"])
       c.read_your_writes_wait = duration(r["read_your_writes_wait"], "routing.read_your_writes_wait");
-    if (auto o = r["replica_order"]) {
-      if (!o.IsSequence()) fail("routing.replica_order", "must be a list of node names");
-      for (std::size_t i = 0; i < o.size(); ++i)
-        c.replica_order.push_back(scalar(o[i], "routing.replica_order[" + std::to_string(i) + "]"));
-    }
+    if (auto o = r["replica_order"]) c.replica_order = string_list(o, "routing.replica_order", "node names");
   }
 
   auto nodes = root["nodes"];
@@ -340,11 +341,7 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
     if (f["database"]) fo.database = scalar(f["database"], "failover.database");
     if (f["sslmode"]) fo.sslmode = scalar(f["sslmode"], "failover.sslmode");
     if (f["detection"]) fo.detection = duration(f["detection"], "failover.detection");
-    if (auto o = f["candidate_order"]) {
-      if (!o.IsSequence()) fail("failover.candidate_order", "must be a list of node names");
-      for (std::size_t i = 0; i < o.size(); ++i)
-        fo.candidate_order.push_back(scalar(o[i], "failover.candidate_order[" + std::to_string(i) + "]"));
-    }
+    if (auto o = f["candidate_order"]) fo.candidate_order = string_list(o, "failover.candidate_order", "node names");
     if (f["prefer_ahead"]) fo.prefer_ahead_bytes = size(f["prefer_ahead"], "failover.prefer_ahead");
     if (f["max_data_loss"]) fo.max_data_loss_bytes = size(f["max_data_loss"], "failover.max_data_loss");
     if (f["promote_timeout"]) fo.promote_timeout = duration(f["promote_timeout"], "failover.promote_timeout");

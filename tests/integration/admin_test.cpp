@@ -11,8 +11,6 @@ using namespace meridian::testing;
 using namespace std::chrono_literals;
 
 namespace {
-constexpr int us = 0;
-constexpr int eu = 1;
 }  // namespace
 
 TEST_CASE("meridianctl status shows the topology and every region's view", "[integration][admin]") {

@@ -14,17 +14,8 @@ using namespace meridian::testing;
 using namespace std::chrono_literals;
 
 namespace {
-constexpr int us = 0;
-constexpr int eu = 1;
-constexpr int ap = 2;
-const char* const region_name[] = {"us-east-1", "eu-west-1", "ap-southeast-1"};
 
-std::string pg_port_str(int region) { return std::to_string(sandbox::pg_port(region)); }
 
-double gauge(int seen_from, const std::string& name, int node) {
-  const std::string labels = std::string("node=\"") + region_name[node] + "\",region=\"" + region_name[node] + "\"";
-  return metric(http_get(sandbox::metrics_port(seen_from), "/metrics"), name, labels);
-}
 
 // One write through a region's Meridian on a fresh connection: the server port it ran on,
 // or "" when it failed.
@@ -32,7 +23,7 @@ std::string write_through(int region, int value) {
   pg_connection c(sandbox::dsn(region));
   if (!c.ok()) return "";
   PGresult* r = PQexec(c.raw(), ("INSERT INTO itest_failover VALUES (" + std::to_string(value) + ", '" +
-                                 region_name[region] + "') RETURNING inet_server_port()").c_str());
+                                 region_name(region) + "') RETURNING inet_server_port()").c_str());
   std::string port = PQresultStatus(r) == PGRES_TUPLES_OK ? PQgetvalue(r, 0, 0) : "";
   PQclear(r);
   return port;
@@ -72,7 +63,7 @@ TEST_CASE("the primary killed under load: every region writes to the promoted re
     std::string port;
     REQUIRE(eventually([&] { return !(port = write_through(r, value)).empty(); }, 60s));
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - killed);
-    WARN("kill -> first successful write through " << region_name[r] << ": " << ms.count() << " ms");
+    WARN("kill -> first successful write through " << region_name(r) << ": " << ms.count() << " ms");
     CHECK(port == pg_port_str(eu));
     ++value;
   }
@@ -80,8 +71,8 @@ TEST_CASE("the primary killed under load: every region writes to the promoted re
   CHECK(eu_admin.scalar("SELECT pg_is_in_recovery()") == "f");
   // Every Meridian routes by the new topology.
   for (int r : {us, eu, ap}) {
-    INFO(region_name[r]);
-    CHECK(eventually([&] { return gauge(r, "meridian_node_primary", eu) == 1; }, 10s));
+    INFO(region_name(r));
+    CHECK(eventually([&] { return node_gauge(r, "meridian_node_primary", eu) == 1; }, 10s));
   }
   // ap-southeast-1 streams from the new primary and has the writes made after the failover.
   pg_connection ap_admin(sandbox::admin_dsn(ap));

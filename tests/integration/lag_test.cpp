@@ -12,22 +12,12 @@ using namespace meridian::testing;
 using namespace std::chrono_literals;
 
 namespace {
-constexpr int us = 0;
-constexpr int eu = 1;
-constexpr int ap = 2;
-const char* const region_name[] = {"us-east-1", "eu-west-1", "ap-southeast-1"};
 
-// A per-node gauge as the Meridian of `seen_from` publishes it.
-double node_gauge(int seen_from, const std::string& name, int node) {
-  const std::string labels = std::string("node=\"") + region_name[node] + "\",region=\"" + region_name[node] + "\"";
-  return metric(http_get(sandbox::metrics_port(seen_from), "/metrics"), name, labels);
-}
 
 double counter(int seen_from, const std::string& name, const std::string& labels) {
   return metric(http_get(sandbox::metrics_port(seen_from), "/metrics"), name, labels);
 }
 
-std::string pg_port_str(int region) { return std::to_string(sandbox::pg_port(region)); }
 
 // Replay paused on a replica for the guard's lifetime (resumed however the test ends).
 class replay_paused {
@@ -78,7 +68,7 @@ bool replica_readable(int seen_from, int node) { return node_gauge(seen_from, "m
 
 TEST_CASE("with an idle primary every replica lags 0 and stays at 0", "[integration][lag]") {
   for (int node : {eu, ap}) {
-    INFO(region_name[node]);
+    INFO(region_name(node));
     REQUIRE(eventually([&] { return node_gauge(eu, "meridian_node_lag_seconds", node) == 0 &&
                                     node_gauge(eu, "meridian_node_lag_bytes", node) == 0; }, 30s));
   }
@@ -88,7 +78,7 @@ TEST_CASE("with an idle primary every replica lags 0 and stays at 0", "[integrat
   REQUIRE(replica.ok());
   std::this_thread::sleep_for(2s);  // the idle time itself is what is tested
   for (int node : {eu, ap}) {
-    INFO(region_name[node]);
+    INFO(region_name(node));
     CHECK(node_gauge(eu, "meridian_node_lag_seconds", node) == 0);
     CHECK(node_gauge(eu, "meridian_node_readable", node) == 1);
   }

@@ -12,7 +12,6 @@ using namespace meridian::testing;
 using namespace std::chrono_literals;
 
 namespace {
-const char* region_name[] = {"us-east-1", "eu-west-1", "ap-southeast-1"};
 
 std::string pgbench(int region, const std::string& args) {
   return "PGPASSWORD=app-secret /usr/lib/postgresql/15/bin/pgbench -n -h 127.0.0.1 -p " +
@@ -32,7 +31,7 @@ int backends_on_primary(const std::string& application_name) {
 
 TEST_CASE("psql works through every region's Meridian", "[integration]") {
   for (int r = 0; r < 3; ++r) {
-    INFO(region_name[r]);
+    INFO(region_name(r));
     auto out = run_command("/usr/lib/postgresql/15/bin/psql -X '" + sandbox::dsn(r) + "' -tAc 'SELECT 40 + 2'");
     CHECK(out.exit_code == 0);
     CHECK(out.output == "42\n");

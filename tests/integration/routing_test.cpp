@@ -9,8 +9,6 @@ using namespace meridian::testing;
 using namespace std::chrono_literals;
 
 namespace {
-constexpr int us = 0;
-constexpr int eu = 1;
 
 long long committed(int region) {
   pg_connection admin(sandbox::admin_dsn(region));
@@ -29,7 +27,6 @@ long long scans(int region) {
 
 std::string port_of(pg_connection& c, const std::string& sql = "SELECT inet_server_port()") { return *c.scalar(sql); }
 
-std::string pg_port_str(int region) { return std::to_string(sandbox::pg_port(region)); }
 
 std::string pgbench(int region, const std::string& args) {
   return "PGPASSWORD=app-secret /usr/lib/postgresql/15/bin/pgbench -n -h 127.0.0.1 -p " +

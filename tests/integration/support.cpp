@@ -229,6 +229,11 @@ double metric(const std::string& exposition, const std::string& name, const std:
   return std::stod(exposition.substr(at + key.size()));
 }
 
+double node_gauge(int seen_from, const std::string& name, int node) {
+  const std::string labels = std::string("node=\"") + region_name(node) + "\",region=\"" + region_name(node) + "\"";
+  return metric(http_get(sandbox::metrics_port(seen_from), "/metrics"), name, labels);
+}
+
 std::string error_code_of(const std::string& body) {
   auto fields = pr::be::parse_error_fields(body);
   return fields ? std::string(fields->get('C')) : std::string();

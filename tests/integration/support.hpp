@@ -84,6 +84,18 @@ class raw_client {
   std::string pending_;
 };
 
+// The sandbox's regions by number, as the port helpers count them.
+constexpr int us = 0;
+constexpr int eu = 1;
+constexpr int ap = 2;
+inline const char* region_name(int region) {
+  constexpr const char* names[] = {"us-east-1", "eu-west-1", "ap-southeast-1"};
+  return names[region];
+}
+inline std::string pg_port_str(int region) { return std::to_string(sandbox::pg_port(region)); }
+// A per-node gauge (node and region labels) as the Meridian of `seen_from` publishes it.
+double node_gauge(int seen_from, const std::string& name, int node);
+
 // GET http://127.0.0.1:port/path; the body, or "" on failure.
 std::string http_get(int port, const std::string& path);
 // The value of one Prometheus sample, e.g. meridian_statements_total{class="read",node="eu-west-1"}.
