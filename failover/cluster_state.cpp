@@ -39,7 +39,7 @@ std::string region_view::to_json() const {
                             {"receive", v.receive.to_string()},
                             {"replay", v.replay.to_string()}};
   }
-  return json{{"region", region}, {"epoch", epoch}, {"nodes", nodes_json}}.dump();
+  return json{{"region", region}, {"epoch", epoch}, {"paused", paused}, {"nodes", nodes_json}}.dump();
 }
 
 std::optional<region_view> region_view::from_json(const std::string& text) {
@@ -48,6 +48,7 @@ std::optional<region_view> region_view::from_json(const std::string& text) {
   region_view v;
   v.region = j["region"].get<std::string>();
   v.epoch = j.value("epoch", std::uint64_t{0});
+  v.paused = j.value("paused", false);
   const json nodes = j.value("nodes", json::object());
   for (const auto& [name, n] : nodes.items()) {
     if (!n.is_object()) continue;

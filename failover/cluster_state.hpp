@@ -39,6 +39,7 @@ struct node_view {
 struct region_view {
   std::string region;
   std::uint64_t epoch = 0;  // of the topology the view was taken under
+  bool paused = false;      // new transactions held there (a pause or a switchover)
   std::map<std::string, node_view> nodes;
 
   [[nodiscard]] std::string to_json() const;

@@ -174,7 +174,9 @@ awaitable<void> coordinator::publish_views() {
       }
     }
     if (lease != 0) {
-      const std::string view = view_of(monitor_.current(), settings_.region, now).to_json();
+      auto v = view_of(monitor_.current(), settings_.region, now);
+      v.paused = paused_;
+      const std::string view = v.to_json();
       if (auto p = co_await etcd_->put(own_view_key_, view, lease); !p)
         spdlog::debug("coordination: publishing this region's view: {}", p.error());
     }
@@ -264,12 +266,106 @@ awaitable<void> coordinator::serve_requests() {
     auto taken = co_await etcd_->txn(std::move(same), std::move(take), {});
     if (!taken || !taken->succeeded) continue;
     json j = json::parse(r.value, nullptr, false);
-    if (j.is_discarded() || j.value("action", std::string()) != "promote") continue;
+    if (j.is_discarded()) continue;
+    const std::string action = j.value("action", std::string());
     const std::string target = j.value("node", std::string());
-    spdlog::warn("failover: operator asks to promote {}", target);
-    auto views = co_await collect_views();
-    co_await fail_over(views, "operator promote of " + target, target);
+    if (action == "promote") {
+      spdlog::warn("failover: operator asks to promote {}", target);
+      auto views = co_await collect_views();
+      co_await fail_over(views, "operator promote of " + target, target);
+    } else if (action == "switchover") {
+      spdlog::warn("switchover: operator asks for {}", target);
+      if (auto done = co_await switch_over(target); !done) {
+        const std::string status = json{{"state", "switchover failed"}, {"reason", done.error()}, {"epoch", record_.epoch}}.dump();
+        co_await record_status(status);
+      }
+    }
   }
+}
+
+std::optional<std::string> coordinator::promotable(const std::string& target) const {
+  const auto* n = node(target);
+  if (!n) return "no node is named \"" + target + "\"";
+  if (target == record_.primary) return target + " is the primary already";
+  if (std::find(record_.fenced.begin(), record_.fenced.end(), target) != record_.fenced.end())
+    return target + " is fenced: rejoin it as a replica first";
+  const auto& h = monitor_.current().state(n->id).health;
+  if (!h.probed || !h.reachable || !h.in_recovery) return target + " is not a reachable replica";
+  return std::nullopt;
+}
+
+awaitable<tl::expected<std::string, std::string>> coordinator::await_epoch_after(std::uint64_t epoch,
+                                                                                const std::string& target) {
+  const auto deadline = clock::now() + settings_.admin.promote_timeout + std::chrono::seconds(30);
+  while (record_.epoch == epoch && clock::now() < deadline) co_await pause(std::chrono::milliseconds(50));
+  if (record_.epoch == epoch) co_return tl::unexpected(std::string("no new epoch in time: see the logs and `meridianctl status`"));
+  if (record_.primary != target)
+    co_return tl::unexpected("epoch " + std::to_string(record_.epoch) + " made " + record_.primary + " the primary");
+  co_return "epoch " + std::to_string(record_.epoch) + ": " + target + " is the primary";
+}
+
+awaitable<tl::expected<std::string, std::string>> coordinator::request_switchover(const std::string& target) {
+  if (auto why = promotable(target)) co_return tl::unexpected(*why);
+  const auto epoch = record_.epoch;
+  if (!etcd_) co_return co_await switch_over(target);
+  const std::string request = json{{"action", "switchover"}, {"node", target}, {"by", settings_.id}}.dump();
+  const std::string request_key = requests_key_ + "switchover";
+  if (auto p = co_await etcd_->put(request_key, request); !p) co_return tl::unexpected(p.error());
+  co_return co_await await_epoch_after(epoch, target);
+}
+
+awaitable<tl::expected<std::string, std::string>> coordinator::switch_over(const std::string& target) {
+  if (auto why = promotable(target)) co_return tl::unexpected(*why);
+  const auto* candidate = node(target);
+  const auto* old = node(record_.primary);
+  const auto started = clock::now();
+  const auto bound = std::chrono::seconds(10);
+  // 1. Every region holds new transactions (and says so in its view).
+  if (auto p = co_await request_pause(true); !p) co_return tl::unexpected("cannot pause: " + p.error());
+  for (auto deadline = clock::now() + std::chrono::seconds(3);;) {
+    auto views = co_await collect_views();
+    const bool all = std::all_of(views.begin(), views.end(), [](const region_view& v) { return v.paused; });
+    if (all) break;
+    if (clock::now() >= deadline) {
+      spdlog::warn("switchover: not every region reported the pause in time; going on");
+      break;
+    }
+    co_await pause(std::chrono::milliseconds(20));
+  }
+  auto undo = [&](const std::string& why) -> awaitable<tl::expected<std::string, std::string>> {
+    spdlog::error("switchover to {} abandoned: {}", target, why);
+    (void)co_await admin_.set_read_only(*old, false);
+    (void)co_await request_pause(false);
+    co_return tl::unexpected(why);
+  };
+  // 2. The primary takes no new writes and finishes the open ones; its final position.
+  if (auto ro = co_await admin_.set_read_only(*old, true); !ro) co_return co_await undo(ro.error());
+  auto final_position = co_await admin_.drain_writes(*old, bound);
+  if (!final_position) co_return co_await undo(final_position.error());
+  // 3. The candidate has all of it.
+  if (auto caught_up = co_await admin_.wait_replayed(*candidate, *final_position, bound); !caught_up)
+    co_return co_await undo(caught_up.error());
+  // 4. Promote, publish, resume.
+  auto timeline = co_await admin_.promote(*candidate);
+  if (!timeline) co_return co_await undo(timeline.error());
+  const auto promoted = clock::now();
+  topology_record next = record_;
+  next.epoch = record_.epoch + 1;
+  next.primary = target;
+  std::erase(next.fenced, target);
+  if (std::find(next.fenced.begin(), next.fenced.end(), old->name) == next.fenced.end()) next.fenced.push_back(old->name);
+  next.reason = "switchover from " + old->name + " to " + target + " at " + final_position->to_string();
+  if (!co_await publish(next)) {
+    (void)co_await request_pause(false);
+    co_return tl::unexpected(std::string("the topology changed during the switchover"));
+  }
+  const auto published = clock::now();
+  (void)co_await request_pause(false);
+  spdlog::warn("switchover: epoch {}: {} is the primary (timeline {}); held {} ms", next.epoch, target, *timeline,
+               ms_between(started, clock::now()));
+  failover_timeline t{started, promoted, published, old->name, target, *timeline, next.reason, "switchover"};
+  asio::co_spawn(monitor_.io(), finish_failover(std::move(t), next), asio::detached);
+  co_return "epoch " + std::to_string(next.epoch) + ": " + target + " is the primary";
 }
 
 awaitable<tl::expected<std::string, std::string>> coordinator::request_promote(const std::string& target) {
@@ -290,14 +386,9 @@ awaitable<tl::expected<std::string, std::string>> coordinator::request_promote(c
     const std::string request = json{{"action", "promote"}, {"node", target}, {"by", settings_.id}}.dump();
     const std::string request_key = requests_key_ + "promote";
     if (auto p = co_await etcd_->put(request_key, request); !p) co_return tl::unexpected(p.error());
-    // The leader takes it on its next round; wait for the new epoch to reach this Meridian.
-    const auto deadline = clock::now() + settings_.admin.promote_timeout + std::chrono::seconds(10);
-    while (record_.epoch == epoch && clock::now() < deadline) co_await pause(std::chrono::milliseconds(50));
   }
-  if (record_.epoch == epoch) co_return tl::unexpected(std::string("no new epoch in time: see the logs and `meridianctl status`"));
-  if (record_.primary != target)
-    co_return tl::unexpected("epoch " + std::to_string(record_.epoch) + " made " + record_.primary + " the primary");
-  co_return "epoch " + std::to_string(record_.epoch) + ": " + target + " is the primary";
+  // The leader takes it on its next round; wait for the new epoch to reach this Meridian.
+  co_return co_await await_epoch_after(epoch, target);
 }
 
 awaitable<std::string> coordinator::status_json() {
@@ -389,7 +480,8 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
   // The other replicas follow the new primary, concurrently and off the leader's loop: with
   // command hooks (RDS recreates cross-region replicas) this can take many minutes, and the
   // leader must meanwhile keep watching the new primary.
-  failover_timeline t{detected, promoted, published, from, next.primary, *timeline, why};
+  failover_timeline t{detected, promoted, published, from, next.primary, *timeline, why,
+                      operator_choice ? "operator promote" : "failover"};
   asio::co_spawn(monitor_.io(), finish_failover(std::move(t), next), asio::detached);
 }
 
@@ -422,13 +514,14 @@ awaitable<void> coordinator::finish_failover(failover_timeline t, topology_recor
   const auto repointed = clock::now();
   co_await fence_old_primaries();
   const json status{{"state", "done"},
+                    {"kind", t.kind},
                     {"epoch", next.epoch},
                     {"from", t.from},
                     {"to", t.to},
                     {"timeline", t.timeline},
                     {"reason", t.reason},
                     {"leader", settings_.id},
-                    {"detection_ms", settings_.detection.count()},
+                    {"detection_ms", t.kind == "failover" ? settings_.detection.count() : 0},
                     {"promote_ms", ms_between(t.detected, t.promoted)},
                     {"publish_ms", ms_between(t.detected, t.published)},
                     {"repoint_ms", ms_between(t.detected, repointed)},

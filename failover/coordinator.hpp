@@ -57,6 +57,11 @@ class coordinator {
   // the primary is reachable from a majority (a switchover is the way then). Carried out by
   // the leader: another Meridian hands it over through etcd and waits for the outcome.
   awaitable<tl::expected<std::string, std::string>> request_promote(const std::string& node);
+  // Planned switchover to `node`: every region holds new transactions, the primary takes no new
+  // writes and finishes the open ones, `node` replays the primary's final position and is
+  // promoted, the new epoch is published, transactions resume. Clients see latency, not
+  // errors; no committed write is lost. The old primary stays fenced (read-only) until rejoin.
+  awaitable<tl::expected<std::string, std::string>> request_switchover(const std::string& node);
   // Pauses or resumes new transactions in every region (through etcd; this one alone without).
   awaitable<tl::expected<void, std::string>> request_pause(bool paused);
   // Called on the monitor's thread when the cluster-wide pause changes.
@@ -73,6 +78,9 @@ class coordinator {
   awaitable<void> fail_over(const std::vector<region_view>& views, const std::string& why,
                             std::optional<std::string> operator_choice = std::nullopt);
   awaitable<void> serve_requests();
+  awaitable<tl::expected<std::string, std::string>> switch_over(const std::string& target);
+  awaitable<tl::expected<std::string, std::string>> await_epoch_after(std::uint64_t epoch, const std::string& target);
+  [[nodiscard]] std::optional<std::string> promotable(const std::string& target) const;
   awaitable<void> follow_pause();
   void set_paused(bool paused);
   struct failover_timeline {
@@ -80,6 +88,7 @@ class coordinator {
     std::string from, to;
     std::uint32_t timeline = 0;
     std::string reason;
+    std::string kind = "failover";  // or "switchover", "operator promote"
   };
   // Repoints the other replicas, fences the old primary, records the outcome.
   awaitable<void> finish_failover(failover_timeline t, topology_record next);

@@ -145,6 +145,62 @@ awaitable<tl::expected<void, std::string>> node_admin::repoint(const routing::no
   co_return tl::unexpected(replica.name + ": not streaming from " + primary.name + " in time (" + seen + ")");
 }
 
+awaitable<tl::expected<void, std::string>> node_admin::set_read_only(const routing::node& n, bool read_only) {
+  pg_client c(executor_);
+  if (auto o = co_await open(c, n); !o) co_return tl::unexpected(o.error());
+  const auto deadline = clock::now() + settings_.connect_timeout;
+  const std::string set = read_only ? "ALTER SYSTEM SET default_transaction_read_only = on"
+                                    : "ALTER SYSTEM RESET default_transaction_read_only";
+  for (std::string_view sql : {std::string_view(set), std::string_view("SELECT pg_catalog.pg_reload_conf()")})
+    if (auto r = co_await c.query(sql, deadline); !r) co_return tl::unexpected(n.name + ": " + r.error());
+  co_return tl::expected<void, std::string>{};
+}
+
+awaitable<tl::expected<routing::lsn, std::string>> node_admin::drain_writes(const routing::node& n,
+                                                                             std::chrono::milliseconds timeout) {
+  pg_client c(executor_);
+  if (auto o = co_await open(c, n); !o) co_return tl::unexpected(o.error());
+  const auto deadline = clock::now() + timeout;
+  // Transactions that hold a transaction id have written (or locked rows for writing).
+  const char* const open_writes =
+      "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE backend_type = 'client backend'"
+      " AND backend_xid IS NOT NULL AND pid <> pg_catalog.pg_backend_pid()";
+  for (;;) {
+    auto r = co_await c.query(open_writes, deadline);
+    if (!r) co_return tl::unexpected(n.name + ": " + r.error());
+    if (r->size() == 1 && (*r)[0][0] == "0") break;
+    if (clock::now() >= deadline)
+      co_return tl::unexpected(n.name + ": transactions that wrote are still open after " +
+                               std::to_string(timeout.count()) + " ms");
+    co_await pause(std::chrono::milliseconds(20));
+  }
+  // Everything committed with synchronous_commit on is flushed, hence streamed (a commit made
+  // with it off in the last wal_writer_delay may not be: the same bargain as on a crash).
+  auto pos = co_await c.query("SELECT pg_catalog.pg_current_wal_flush_lsn()", deadline);
+  if (!pos || pos->size() != 1 || !(*pos)[0][0]) co_return tl::unexpected(n.name + ": cannot read its WAL position");
+  auto l = routing::lsn::parse(*(*pos)[0][0]);
+  if (!l) co_return tl::unexpected(n.name + ": unreadable WAL position");
+  co_return *l;
+}
+
+awaitable<tl::expected<void, std::string>> node_admin::wait_replayed(const routing::node& n, routing::lsn position,
+                                                                     std::chrono::milliseconds timeout) {
+  pg_client c(executor_);
+  if (auto o = co_await open(c, n); !o) co_return tl::unexpected(o.error());
+  const auto deadline = clock::now() + timeout;
+  for (;;) {
+    auto r = co_await c.query("SELECT pg_catalog.pg_last_wal_replay_lsn()", deadline);
+    if (!r) co_return tl::unexpected(n.name + ": " + r.error());
+    if (r->size() == 1 && (*r)[0][0]) {
+      auto l = routing::lsn::parse(*(*r)[0][0]);
+      if (l && *l >= position) co_return tl::expected<void, std::string>{};
+    }
+    if (clock::now() >= deadline)
+      co_return tl::unexpected(n.name + ": has not replayed " + position.to_string() + " in time");
+    co_await pause(std::chrono::milliseconds(10));
+  }
+}
+
 awaitable<tl::expected<bool, std::string>> node_admin::fence(const routing::node& old_primary) {
   if (!settings_.fence_command.empty()) {
     auto h = co_await hook(settings_.fence_command, old_primary, nullptr, settings_.repoint_timeout);

@@ -10,6 +10,7 @@
 #include <tl/expected.hpp>
 
 #include "failover/pg_client.hpp"
+#include "routing/lag.hpp"
 #include "routing/topology.hpp"
 
 namespace meridian::failover {
@@ -42,6 +43,14 @@ class node_admin {
   // true: the node was a primary and is now read-only; false: it is not reachable, already in
   // recovery or already read-only (nothing to do).
   awaitable<tl::expected<bool, std::string>> fence(const routing::node& old_primary);
+
+  // Planned switchover, on the old primary: new transactions read-only (or writable again),
+  // then wait until no transaction that wrote is still open; its final WAL position.
+  awaitable<tl::expected<void, std::string>> set_read_only(const routing::node& n, bool read_only);
+  awaitable<tl::expected<routing::lsn, std::string>> drain_writes(const routing::node& n, std::chrono::milliseconds timeout);
+  // Waits until a replica has replayed `position`.
+  awaitable<tl::expected<void, std::string>> wait_replayed(const routing::node& n, routing::lsn position,
+                                                           std::chrono::milliseconds timeout);
 
   [[nodiscard]] std::string conninfo_for(const routing::node& replica, const routing::node& primary) const;
 

@@ -111,8 +111,14 @@ meridian::proxy::admin_handler admin_routes(const meridian::proxy::config& cfg,
       if (!done) co_return error(409, done.error());
       co_return admin_response{200, nlohmann::json{{"result", *done}}.dump()};
     }
-    if (r.path == "/v1/switchover" || r.path == "/v1/rejoin")
-      co_return error(501, r.path.substr(4) + " is not available yet");
+    if (r.path == "/v1/switchover") {
+      if (!coordinator) co_return error(409, "failover is not configured on this Meridian");
+      const std::string node = body.value("node", std::string());
+      auto done = co_await coordinator->request_switchover(node);
+      if (!done) co_return error(409, done.error());
+      co_return admin_response{200, nlohmann::json{{"result", *done}}.dump()};
+    }
+    if (r.path == "/v1/rejoin") co_return error(501, "rejoin is not available yet");
     co_return error(404, "unknown path " + r.path);
   };
 }

@@ -5,6 +5,7 @@
 // for the condition it needs, within a bound.
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <thread>
 
@@ -107,4 +108,67 @@ TEST_CASE("the primary killed under load: every region writes to the promoted re
                             "/infra/local/sandbox etcd-get failover");
   INFO(status.output);
   CHECK_THAT(status.output, Catch::Contains("\"state\":\"done\"") && Catch::Contains("\"to\":\"eu-west-1\""));
+}
+
+TEST_CASE("a switchover under load: no client error, no acknowledged write lost", "[failover][switchover]") {
+  // Follows the failover above: eu-west-1 is the primary, ap-southeast-1 a replica of it.
+  auto before = sandbox::script_output("ctl status");
+  INFO(before.output);
+  REQUIRE_THAT(before.output, Catch::Contains("primary eu-west-1"));
+  pg_connection ap_admin(sandbox::admin_dsn(ap));
+  REQUIRE(ap_admin.ok());
+  REQUIRE(eventually([&] { return ap_admin.scalar("SELECT status FROM pg_stat_wal_receiver") == "streaming"; }, 30s));
+
+  // Acknowledged writes, one connection per region, counted as they are acknowledged.
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> writers;
+  std::vector<int> acknowledged(3, 0);
+  std::vector<int> errors(3, 0);
+  for (int r : {us, eu, ap}) {
+    writers.emplace_back([&, r] {
+      pg_connection c(sandbox::dsn(r));
+      for (int i = 1; !stop && c.ok(); ++i) {
+        const auto v = std::to_string(1000 * (r + 1) + i);
+        if (c.sqlstate_of("INSERT INTO itest_failover VALUES (" + v + ", 'switchover-" + region_name(r) + "')").empty()) {
+          acknowledged[static_cast<std::size_t>(r)] = i;
+        } else {
+          ++errors[static_cast<std::size_t>(r)];
+        }
+      }
+    });
+  }
+  std::vector<command_result> loads(3);
+  std::vector<std::thread> load;
+  for (int r : {us, eu, ap}) load.emplace_back([&, r] { loads[static_cast<std::size_t>(r)] = run_command(pgbench(r, "-c 4 -j 4 -T 5")); });
+  std::this_thread::sleep_for(1s);  // under load: that is the point of the wait
+  auto switched = sandbox::script_output("ctl switchover ap-southeast-1");
+  INFO(switched.output);
+  CHECK(switched.exit_code == 0);
+  for (auto& t : load) t.join();
+  std::this_thread::sleep_for(500ms);  // a little more writing on the new primary
+  stop = true;
+  for (auto& t : writers) t.join();
+
+  for (int r : {us, eu, ap}) {
+    INFO(region_name(r) << ": " << loads[static_cast<std::size_t>(r)].output);
+    CHECK(loads[static_cast<std::size_t>(r)].exit_code == 0);
+    CHECK_THAT(loads[static_cast<std::size_t>(r)].output, Catch::Contains("number of failed transactions: 0"));
+    CHECK(errors[static_cast<std::size_t>(r)] == 0);
+    CHECK(acknowledged[static_cast<std::size_t>(r)] > 0);
+  }
+  // Every acknowledged write is on the new primary.
+  REQUIRE(ap_admin.scalar("SELECT pg_is_in_recovery()") == "f");
+  for (int r : {us, eu, ap}) {
+    const auto expected = acknowledged[static_cast<std::size_t>(r)];
+    auto n = ap_admin.scalar("SELECT count(*) FROM itest_failover WHERE region = 'switchover-" + std::string(region_name(r)) +
+                             "' AND v <= " + std::to_string(1000 * (r + 1) + expected));
+    CHECK(n == std::to_string(expected));
+  }
+  for (const char* r : {"us-east-1", "eu-west-1", "ap-southeast-1"}) {
+    auto status = sandbox::script_output(std::string("ctl ") + r + " status");
+    INFO(status.output);
+    CHECK_THAT(status.output, Catch::Contains("epoch 3: primary ap-southeast-1"));
+  }
+  // New writes land on ap's server.
+  CHECK(write_through(eu, 5000) == pg_port_str(ap));
 }

@@ -168,10 +168,10 @@ TEST_CASE("reads go to the next replica while the local one is down, then return
   } guard;
   // No error reaches the client: reads go to the ap-southeast-1 replica, before the monitor
   // noticed (the refused connection) and after.
-  for (int i = 0; i < 20; ++i) CHECK(port_of(c) == pg_port_str(2));
+  for (int i = 0; i < 20; ++i) CHECK(port_of(c) == pg_port_str(ap));
   pg_connection fresh(sandbox::dsn(eu));
   REQUIRE(fresh.ok());
-  CHECK(port_of(fresh) == pg_port_str(2));
+  CHECK(port_of(fresh) == pg_port_str(ap));
   REQUIRE(sandbox::script("start-node eu-west-1") == 0);
   CHECK(eventually([&] { return port_of(c) == pg_port_str(eu); }, 15s));
 }
