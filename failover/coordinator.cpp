@@ -273,6 +273,12 @@ awaitable<void> coordinator::serve_requests() {
       spdlog::warn("failover: operator asks to promote {}", target);
       auto views = co_await collect_views();
       co_await fail_over(views, "operator promote of " + target, target);
+    } else if (action == "rejoin") {
+      spdlog::warn("rejoin: operator asks for {}", target);
+      if (auto done = co_await rejoin(target); !done) {
+        const std::string status = json{{"state", "rejoin failed"}, {"reason", done.error()}, {"epoch", record_.epoch}}.dump();
+        co_await record_status(status);
+      }
     } else if (action == "switchover") {
       spdlog::warn("switchover: operator asks for {}", target);
       if (auto done = co_await switch_over(target); !done) {
@@ -302,6 +308,38 @@ awaitable<tl::expected<std::string, std::string>> coordinator::await_epoch_after
   if (record_.primary != target)
     co_return tl::unexpected("epoch " + std::to_string(record_.epoch) + " made " + record_.primary + " the primary");
   co_return "epoch " + std::to_string(record_.epoch) + ": " + target + " is the primary";
+}
+
+awaitable<tl::expected<std::string, std::string>> coordinator::request_rejoin(const std::string& target) {
+  if (!node(target)) co_return tl::unexpected("no node is named \"" + target + "\"");
+  if (std::find(record_.fenced.begin(), record_.fenced.end(), target) == record_.fenced.end())
+    co_return tl::unexpected(target + " is not fenced");
+  const auto epoch = record_.epoch;
+  if (!etcd_) co_return co_await rejoin(target);
+  const std::string request = json{{"action", "rejoin"}, {"node", target}, {"by", settings_.id}}.dump();
+  const std::string request_key = requests_key_ + "rejoin";
+  if (auto p = co_await etcd_->put(request_key, request); !p) co_return tl::unexpected(p.error());
+  const auto deadline = clock::now() + settings_.admin.repoint_timeout + std::chrono::seconds(30);
+  while (record_.epoch == epoch && clock::now() < deadline) co_await pause(std::chrono::milliseconds(50));
+  if (std::find(record_.fenced.begin(), record_.fenced.end(), target) != record_.fenced.end())
+    co_return tl::unexpected(target + " is still fenced: see the logs and `meridianctl status`");
+  co_return "epoch " + std::to_string(record_.epoch) + ": " + target + " is a replica of " + record_.primary;
+}
+
+awaitable<tl::expected<std::string, std::string>> coordinator::rejoin(const std::string& target) {
+  const auto* n = node(target);
+  const auto* primary = node(record_.primary);
+  if (!n || !primary) co_return tl::unexpected("no node is named \"" + target + "\"");
+  if (std::find(record_.fenced.begin(), record_.fenced.end(), target) == record_.fenced.end())
+    co_return tl::unexpected(target + " is not fenced");
+  if (auto r = co_await admin_.rejoin(*n, *primary); !r) co_return tl::unexpected(r.error());
+  topology_record next = record_;
+  next.epoch = record_.epoch + 1;
+  std::erase(next.fenced, target);
+  next.reason = target + " rejoined as a replica of " + record_.primary;
+  if (!co_await publish(next)) co_return tl::unexpected(std::string("the topology changed during the rejoin"));
+  spdlog::warn("rejoin: epoch {}: {} is a replica of {}", next.epoch, target, next.primary);
+  co_return "epoch " + std::to_string(next.epoch) + ": " + target + " is a replica of " + next.primary;
 }
 
 awaitable<tl::expected<std::string, std::string>> coordinator::request_switchover(const std::string& target) {

@@ -62,6 +62,9 @@ class coordinator {
   // promoted, the new epoch is published, transactions resume. Clients see latency, not
   // errors; no committed write is lost. The old primary stays fenced (read-only) until rejoin.
   awaitable<tl::expected<std::string, std::string>> request_switchover(const std::string& node);
+  // Brings a fenced node back as a replica of the primary (failover.rejoin_command, then
+  // verified streaming) and publishes it as a replica in a new epoch.
+  awaitable<tl::expected<std::string, std::string>> request_rejoin(const std::string& node);
   // Pauses or resumes new transactions in every region (through etcd; this one alone without).
   awaitable<tl::expected<void, std::string>> request_pause(bool paused);
   // Called on the monitor's thread when the cluster-wide pause changes.
@@ -79,6 +82,7 @@ class coordinator {
                             std::optional<std::string> operator_choice = std::nullopt);
   awaitable<void> serve_requests();
   awaitable<tl::expected<std::string, std::string>> switch_over(const std::string& target);
+  awaitable<tl::expected<std::string, std::string>> rejoin(const std::string& target);
   awaitable<tl::expected<std::string, std::string>> await_epoch_after(std::uint64_t epoch, const std::string& target);
   [[nodiscard]] std::optional<std::string> promotable(const std::string& target) const;
   awaitable<void> follow_pause();

@@ -3,8 +3,8 @@
 //   meridianctl [--url http://HOST:PORT] [--token-file FILE] COMMAND
 //     status [--json]     topology, epoch, leader, and every region's view of every node
 //     promote NODE        promote a replica now (the primary must be lost to a majority)
-//     switchover NODE     planned switchover (not available yet)
-//     rejoin NODE         bring a fenced node back as a replica (not available yet)
+//     switchover NODE     planned switchover to a caught-up replica
+//     rejoin NODE         bring a fenced old primary back as a replica (failover.rejoin_command)
 //     pause | resume      hold or release new transactions in every region
 // The URL and token may also come from MERIDIAN_ADMIN_URL and MERIDIAN_ADMIN_TOKEN.
 #include <cstdlib>

@@ -131,18 +131,37 @@ awaitable<tl::expected<void, std::string>> node_admin::repoint(const routing::no
   if (auto s = co_await r.query("SELECT pg_catalog.pg_reload_conf()", deadline); !s)
     co_return tl::unexpected(replica.name + ": " + s.error());
   // Streaming from the new primary, which is what counts.
+  co_return co_await verify_streaming(replica, primary, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()));
+}
+
+awaitable<tl::expected<void, std::string>> node_admin::verify_streaming(const routing::node& replica,
+                                                                        const routing::node& primary,
+                                                                        std::chrono::milliseconds timeout) {
+  const auto deadline = clock::now() + timeout;
   const std::string check = "SELECT status, sender_port FROM pg_catalog.pg_stat_wal_receiver";
   std::string seen = "no WAL receiver";
   while (clock::now() < deadline) {
-    auto w = co_await r.query(check, deadline);
-    if (!w) co_return tl::unexpected(replica.name + ": " + w.error());
-    if (w->size() == 1 && (*w)[0][0] && (*w)[0][1]) {
+    pg_client r(executor_);
+    if (auto o = co_await open(r, replica); !o) {
+      seen = o.error();  // restarting, perhaps
+    } else if (auto w = co_await r.query(check, deadline); !w) {
+      seen = w.error();
+    } else if (w->size() == 1 && (*w)[0][0] && (*w)[0][1]) {
       seen = *(*w)[0][0] + " from port " + *(*w)[0][1];
       if (*(*w)[0][0] == "streaming" && *(*w)[0][1] == std::to_string(primary.port)) co_return tl::expected<void, std::string>{};
     }
-    co_await pause(std::chrono::milliseconds(50));
+    co_await pause(std::chrono::milliseconds(100));
   }
   co_return tl::unexpected(replica.name + ": not streaming from " + primary.name + " in time (" + seen + ")");
+}
+
+awaitable<tl::expected<void, std::string>> node_admin::rejoin(const routing::node& old_primary, const routing::node& primary) {
+  if (settings_.rejoin_command.empty())
+    co_return tl::unexpected(old_primary.name + ": rejoining needs failover.rejoin_command (pg_rewind works on the "
+                             "node's data directory, which Meridian cannot reach)");
+  if (auto h = co_await hook(settings_.rejoin_command, old_primary, &primary, settings_.repoint_timeout); !h)
+    co_return tl::unexpected(h.error());
+  co_return co_await verify_streaming(old_primary, primary, settings_.repoint_timeout);
 }
 
 awaitable<tl::expected<void, std::string>> node_admin::set_read_only(const routing::node& n, bool read_only) {

@@ -31,6 +31,9 @@ struct admin_settings {
   std::string promote_command;
   std::string repoint_command;
   std::string fence_command;
+  // Brings a fenced old primary back as a replica of the primary (no SQL way exists: pg_rewind
+  // needs its data directory). Verified afterwards: in recovery, streaming from the primary.
+  std::string rejoin_command;
 };
 
 class node_admin {
@@ -43,6 +46,11 @@ class node_admin {
   // true: the node was a primary and is now read-only; false: it is not reachable, already in
   // recovery or already read-only (nothing to do).
   awaitable<tl::expected<bool, std::string>> fence(const routing::node& old_primary);
+
+  awaitable<tl::expected<void, std::string>> rejoin(const routing::node& old_primary, const routing::node& primary);
+  // Waits until `replica` streams from `primary`.
+  awaitable<tl::expected<void, std::string>> verify_streaming(const routing::node& replica, const routing::node& primary,
+                                                              std::chrono::milliseconds timeout);
 
   // Planned switchover, on the old primary: new transactions read-only (or writable again),
   // then wait until no transaction that wrote is still open; its final WAL position.

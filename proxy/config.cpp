@@ -328,7 +328,8 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
   if (auto f = root["failover"]) {
     only_keys(f, "failover", {"automatic", "user", "password", "password_file", "database", "sslmode", "detection",
                               "candidate_order", "prefer_ahead", "max_data_loss", "promote_timeout", "repoint_timeout",
-                              "primary_conninfo", "promote_command", "repoint_command", "fence_command"});
+                              "primary_conninfo", "promote_command", "repoint_command", "fence_command",
+                              "rejoin_command"});
     auto& fo = c.failover;
     if (!f["user"]) fail("failover.user", "is required (a superuser: pg_promote, ALTER SYSTEM, pg_terminate_backend)");
     fo.user = scalar(f["user"], "failover.user");
@@ -350,6 +351,7 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
     if (f["promote_command"]) fo.promote_command = scalar(f["promote_command"], "failover.promote_command");
     if (f["repoint_command"]) fo.repoint_command = scalar(f["repoint_command"], "failover.repoint_command");
     if (f["fence_command"]) fo.fence_command = scalar(f["fence_command"], "failover.fence_command");
+    if (f["rejoin_command"]) fo.rejoin_command = scalar(f["rejoin_command"], "failover.rejoin_command");
   }
   for (std::size_t i = 0; i < c.failover.candidate_order.size(); ++i)
     if (!names.count(c.failover.candidate_order[i]))

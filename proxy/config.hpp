@@ -72,6 +72,7 @@ struct failover_config {
   std::string promote_command;  // instead of pg_promote() (RDS: aws rds promote-read-replica …)
   std::string repoint_command;  // instead of ALTER SYSTEM SET primary_conninfo
   std::string fence_command;    // instead of read-only + terminating sessions
+  std::string rejoin_command;   // makes a fenced old primary a replica again (pg_rewind, RDS recreate)
   [[nodiscard]] bool enabled() const { return !user.empty(); }
 };
 

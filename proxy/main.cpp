@@ -69,6 +69,7 @@ meridian::failover::coordinator_settings coordinator_settings(const meridian::pr
   c.admin.promote_command = cfg.failover.promote_command;
   c.admin.repoint_command = cfg.failover.repoint_command;
   c.admin.fence_command = cfg.failover.fence_command;
+  c.admin.rejoin_command = cfg.failover.rejoin_command;
   return c;
 }
 
@@ -118,7 +119,13 @@ meridian::proxy::admin_handler admin_routes(const meridian::proxy::config& cfg,
       if (!done) co_return error(409, done.error());
       co_return admin_response{200, nlohmann::json{{"result", *done}}.dump()};
     }
-    if (r.path == "/v1/rejoin") co_return error(501, "rejoin is not available yet");
+    if (r.path == "/v1/rejoin") {
+      if (!coordinator) co_return error(409, "failover is not configured on this Meridian");
+      const std::string node = body.value("node", std::string());
+      auto done = co_await coordinator->request_rejoin(node);
+      if (!done) co_return error(409, done.error());
+      co_return admin_response{200, nlohmann::json{{"result", *done}}.dump()};
+    }
     co_return error(404, "unknown path " + r.path);
   };
 }

@@ -172,3 +172,32 @@ TEST_CASE("a switchover under load: no client error, no acknowledged write lost"
   // New writes land on ap's server.
   CHECK(write_through(eu, 5000) == pg_port_str(ap));
 }
+
+TEST_CASE("fenced old primaries rejoin as replicas of the new primary", "[failover][rejoin]") {
+  // Follows the switchover above: ap-southeast-1 is the primary; us-east-1 and eu-west-1 are fenced.
+  auto before = sandbox::script_output("ctl status");
+  INFO(before.output);
+  REQUIRE_THAT(before.output, Catch::Contains("primary ap-southeast-1, fenced: us-east-1 eu-west-1"));
+  for (const char* node : {"us-east-1", "eu-west-1"}) {
+    auto r = sandbox::script_output(std::string("ctl rejoin ") + node);
+    INFO(node << ": " << r.output);
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.output, Catch::Contains(std::string(node) + " is a replica of ap-southeast-1"));
+  }
+  auto after = sandbox::script_output("ctl status");
+  INFO(after.output);
+  CHECK_THAT(after.output, Catch::Contains("epoch 5: primary ap-southeast-1\n"));
+  // Both stream from the primary and have every write; eu reads are served by eu again.
+  for (int r : {us, eu}) {
+    pg_connection admin(sandbox::admin_dsn(r));
+    REQUIRE(admin.ok());
+    CHECK(admin.scalar("SELECT pg_is_in_recovery()") == "t");
+    CHECK(admin.scalar("SELECT sender_port FROM pg_stat_wal_receiver") == pg_port_str(ap));
+    CHECK(admin.scalar("SHOW default_transaction_read_only") == "off");
+  }
+  CHECK(write_through(ap, 6000) == pg_port_str(ap));
+  pg_connection eu_admin(sandbox::admin_dsn(eu));
+  CHECK(eventually([&] { return eu_admin.scalar("SELECT count(*) FROM itest_failover WHERE v = 6000 AND region = 'ap-southeast-1'") == "1"; }, 10s));
+  pg_connection eu_client(sandbox::dsn(eu));
+  CHECK(eventually([&] { return eu_client.scalar("SELECT inet_server_port()") == pg_port_str(eu); }, 30s));
+}
