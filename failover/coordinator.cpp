@@ -252,7 +252,19 @@ awaitable<tl::expected<void, std::string>> coordinator::request_pause(bool pause
   const std::string value = paused ? "true" : "false";
   auto r = co_await etcd_->put(pause_key_, value);
   if (!r) co_return tl::unexpected(r.error());
-  co_return tl::expected<void, std::string>{};
+  // Done when every region's Meridian says so in its view (they apply it from their watch).
+  for (const auto deadline = clock::now() + std::chrono::seconds(3);;) {
+    auto views = co_await collect_views();
+    if (std::all_of(views.begin(), views.end(), [&](const region_view& v) { return v.paused == paused; }))
+      co_return tl::expected<void, std::string>{};
+    if (clock::now() >= deadline) {
+      std::string missing;
+      for (const auto& v : views)
+        if (v.paused != paused) missing += (missing.empty() ? "" : ", ") + v.region;
+      co_return tl::unexpected("not confirmed in time by " + missing);
+    }
+    co_await pause(std::chrono::milliseconds(20));
+  }
 }
 
 awaitable<void> coordinator::serve_requests() {
@@ -359,16 +371,9 @@ awaitable<tl::expected<std::string, std::string>> coordinator::switch_over(const
   const auto started = clock::now();
   const auto bound = std::chrono::seconds(10);
   // 1. Every region holds new transactions (and says so in its view).
-  if (auto p = co_await request_pause(true); !p) co_return tl::unexpected("cannot pause: " + p.error());
-  for (auto deadline = clock::now() + std::chrono::seconds(3);;) {
-    auto views = co_await collect_views();
-    const bool all = std::all_of(views.begin(), views.end(), [](const region_view& v) { return v.paused; });
-    if (all) break;
-    if (clock::now() >= deadline) {
-      spdlog::warn("switchover: not every region reported the pause in time; going on");
-      break;
-    }
-    co_await pause(std::chrono::milliseconds(20));
+  if (auto p = co_await request_pause(true); !p) {
+    (void)co_await request_pause(false);
+    co_return tl::unexpected("cannot pause every region: " + p.error());
   }
   auto undo = [&](const std::string& why) -> awaitable<tl::expected<std::string, std::string>> {
     spdlog::error("switchover to {} abandoned: {}", target, why);

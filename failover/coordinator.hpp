@@ -65,7 +65,8 @@ class coordinator {
   // Brings a fenced node back as a replica of the primary (failover.rejoin_command, then
   // verified streaming) and publishes it as a replica in a new epoch.
   awaitable<tl::expected<std::string, std::string>> request_rejoin(const std::string& node);
-  // Pauses or resumes new transactions in every region (through etcd; this one alone without).
+  // Pauses or resumes new transactions in every region (through etcd; this one alone without);
+  // returns once every region's view confirms it.
   awaitable<tl::expected<void, std::string>> request_pause(bool paused);
   // Called on the monitor's thread when the cluster-wide pause changes.
   void on_pause(std::function<void(bool)> handler) { on_pause_ = std::move(handler); }

@@ -54,6 +54,7 @@ module "eks_us_east_1" {
   vpc_id             = module.network_us_east_1.vpc_id
   vpc_cidr_block     = module.network_us_east_1.vpc_cidr_block
   private_subnet_ids = module.network_us_east_1.private_subnet_ids
+  peer_cidr_blocks   = ["10.20.0.0/16", "10.30.0.0/16"]
   tags               = local.tags
 }
 
@@ -86,6 +87,7 @@ module "eks_eu_west_1" {
   vpc_id             = module.network_eu_west_1.vpc_id
   vpc_cidr_block     = module.network_eu_west_1.vpc_cidr_block
   private_subnet_ids = module.network_eu_west_1.private_subnet_ids
+  peer_cidr_blocks   = ["10.10.0.0/16", "10.30.0.0/16"]
   tags               = local.tags
 }
 
@@ -119,6 +121,7 @@ module "eks_ap_southeast_1" {
   vpc_id             = module.network_ap_southeast_1.vpc_id
   vpc_cidr_block     = module.network_ap_southeast_1.vpc_cidr_block
   private_subnet_ids = module.network_ap_southeast_1.private_subnet_ids
+  peer_cidr_blocks   = ["10.10.0.0/16", "10.20.0.0/16"]
   tags               = local.tags
 }
 
@@ -147,4 +150,91 @@ module "accelerator" {
     "ap-southeast-1" = { load_balancer_arn = var.load_balancer_arns["ap-southeast-1"] }
   }
   tags = local.tags
+}
+
+# --- the regions' private network for coordination ------------------------------------------------
+# etcd has one member per region (infra/k8s/base/etcd.yaml) behind an internal NLB; the members
+# and the Meridians reach each other over peered VPCs, under etcd.<region>.meridian.internal.
+
+locals {
+  networks = {
+    "us-east-1"      = module.network_us_east_1
+    "eu-west-1"      = module.network_eu_west_1
+    "ap-southeast-1" = module.network_ap_southeast_1
+  }
+  peer = {
+    for region, n in local.networks : region => {
+      region          = region
+      vpc_id          = n.vpc_id
+      cidr_block      = n.vpc_cidr_block
+      route_table_ids = n.private_route_table_ids
+    }
+  }
+}
+
+module "peering_us_eu" {
+  source    = "../../modules/peering"
+  providers = { aws.requester = aws.us_east_1, aws.accepter = aws.eu_west_1 }
+  name      = "meridian-us-east-1-eu-west-1"
+  requester = { for k, v in local.peer["us-east-1"] : k => v if k != "region" }
+  accepter  = local.peer["eu-west-1"]
+  tags      = local.tags
+}
+
+module "peering_us_ap" {
+  source    = "../../modules/peering"
+  providers = { aws.requester = aws.us_east_1, aws.accepter = aws.ap_southeast_1 }
+  name      = "meridian-us-east-1-ap-southeast-1"
+  requester = { for k, v in local.peer["us-east-1"] : k => v if k != "region" }
+  accepter  = local.peer["ap-southeast-1"]
+  tags      = local.tags
+}
+
+module "peering_eu_ap" {
+  source    = "../../modules/peering"
+  providers = { aws.requester = aws.eu_west_1, aws.accepter = aws.ap_southeast_1 }
+  name      = "meridian-eu-west-1-ap-southeast-1"
+  requester = { for k, v in local.peer["eu-west-1"] : k => v if k != "region" }
+  accepter  = local.peer["ap-southeast-1"]
+  tags      = local.tags
+}
+
+resource "aws_route53_zone" "internal" {
+  provider = aws.us_east_1
+  name     = "meridian.internal"
+  comment  = "etcd members of the regions' Meridians"
+  vpc {
+    vpc_id     = module.network_us_east_1.vpc_id
+    vpc_region = "us-east-1"
+  }
+  # The other regions' VPCs are associated below; Terraform must not remove them again.
+  lifecycle {
+    ignore_changes = [vpc]
+  }
+  tags = local.tags
+}
+
+resource "aws_route53_zone_association" "eu_west_1" {
+  provider   = aws.us_east_1
+  zone_id    = aws_route53_zone.internal.zone_id
+  vpc_id     = module.network_eu_west_1.vpc_id
+  vpc_region = "eu-west-1"
+}
+
+resource "aws_route53_zone_association" "ap_southeast_1" {
+  provider   = aws.us_east_1
+  zone_id    = aws_route53_zone.internal.zone_id
+  vpc_id     = module.network_ap_southeast_1.vpc_id
+  vpc_region = "ap-southeast-1"
+}
+
+# etcd.<region>.meridian.internal, once each region's etcd Service has its NLB (second apply).
+resource "aws_route53_record" "etcd" {
+  provider = aws.us_east_1
+  for_each = { for region, name in var.etcd_load_balancer_dns : region => name if name != "" }
+  zone_id  = aws_route53_zone.internal.zone_id
+  name     = "etcd.${each.key}.meridian.internal"
+  type     = "CNAME"
+  ttl      = 30
+  records  = [each.value]
 }

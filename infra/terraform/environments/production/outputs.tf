@@ -8,6 +8,8 @@ output "regions" {
       rds_identifier    = module.rds_us_east_1.identifier
       eks_cluster       = module.eks_us_east_1.cluster_name
       meridian_sg       = module.eks_us_east_1.meridian_security_group_id
+      etcd_sg           = module.eks_us_east_1.etcd_security_group_id
+      etcd_name         = "etcd.us-east-1.meridian.internal"
       credential_secret = module.rds_us_east_1.master_user_secret_arn
     }
     "eu-west-1" = {
@@ -17,6 +19,8 @@ output "regions" {
       rds_identifier    = module.rds_eu_west_1.identifier
       eks_cluster       = module.eks_eu_west_1.cluster_name
       meridian_sg       = module.eks_eu_west_1.meridian_security_group_id
+      etcd_sg           = module.eks_eu_west_1.etcd_security_group_id
+      etcd_name         = "etcd.eu-west-1.meridian.internal"
       credential_secret = module.rds_us_east_1.master_user_secret_arn
     }
     "ap-southeast-1" = {
@@ -26,6 +30,8 @@ output "regions" {
       rds_identifier    = module.rds_ap_southeast_1.identifier
       eks_cluster       = module.eks_ap_southeast_1.cluster_name
       meridian_sg       = module.eks_ap_southeast_1.meridian_security_group_id
+      etcd_sg           = module.eks_ap_southeast_1.etcd_security_group_id
+      etcd_name         = "etcd.ap-southeast-1.meridian.internal"
       credential_secret = module.rds_us_east_1.master_user_secret_arn
     }
   }

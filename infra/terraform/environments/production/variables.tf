@@ -22,3 +22,13 @@ variable "load_balancer_arns" {
     "ap-southeast-1" = null
   }
 }
+
+variable "etcd_load_balancer_dns" {
+  description = "DNS name of each region's internal etcd NLB (from `kubectl get service etcd`), for etcd.<region>.meridian.internal; empty until the overlays are applied"
+  type        = map(string)
+  default = {
+    "us-east-1"      = ""
+    "eu-west-1"      = ""
+    "ap-southeast-1" = ""
+  }
+}

@@ -121,7 +121,42 @@ resource "aws_vpc_security_group_ingress_rule" "admin" {
   ip_protocol       = "tcp"
   from_port         = 9187
   to_port           = 9187
-  description       = "Health checks and metrics"
+  description       = "Metrics"
+}
+
+resource "aws_vpc_security_group_ingress_rule" "admin_api" {
+  security_group_id = aws_security_group.meridian.id
+  cidr_ipv4         = var.vpc_cidr_block
+  ip_protocol       = "tcp"
+  from_port         = 6480
+  to_port           = 6480
+  description       = "Admin API: health checks and meridianctl"
+}
+
+# The region's etcd member: its clients (the Meridians) and its peers (the other regions'
+# members), from this VPC and the peered ones.
+resource "aws_security_group" "etcd" {
+  name        = "${var.name}-etcd"
+  description = "etcd member of this region"
+  vpc_id      = var.vpc_id
+  tags        = var.tags
+}
+
+resource "aws_vpc_security_group_ingress_rule" "etcd" {
+  for_each          = toset(concat([var.vpc_cidr_block], var.peer_cidr_blocks))
+  security_group_id = aws_security_group.etcd.id
+  cidr_ipv4         = each.value
+  ip_protocol       = "tcp"
+  from_port         = 2379
+  to_port           = 2380
+  description       = "etcd clients and peers"
+}
+
+resource "aws_vpc_security_group_egress_rule" "etcd" {
+  security_group_id = aws_security_group.etcd.id
+  cidr_ipv4         = "0.0.0.0/0"
+  ip_protocol       = "-1"
+  description       = "etcd peers in the other regions"
 }
 
 resource "aws_vpc_security_group_egress_rule" "all" {

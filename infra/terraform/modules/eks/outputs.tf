@@ -9,3 +9,7 @@ output "cluster_endpoint" {
 output "meridian_security_group_id" {
   value = aws_security_group.meridian.id
 }
+
+output "etcd_security_group_id" {
+  value = aws_security_group.etcd.id
+}

@@ -34,3 +34,9 @@ variable "tags" {
   type    = map(string)
   default = {}
 }
+
+variable "peer_cidr_blocks" {
+  description = "CIDRs of the other regions' VPCs (peered): their Meridians and etcd members reach this region's etcd"
+  type        = list(string)
+  default     = []
+}

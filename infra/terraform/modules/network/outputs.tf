@@ -17,3 +17,7 @@ output "private_subnet_ids" {
 output "availability_zones" {
   value = distinct(aws_subnet.private[*].availability_zone)
 }
+
+output "private_route_table_ids" {
+  value = aws_route_table.private[*].id
+}

@@ -131,3 +131,36 @@ run "three_zones_and_a_global_entry_point" {
     error_message = "Global Accelerator has an endpoint group in each region"
   }
 }
+
+run "the_regions_etcd_members_reach_each_other" {
+  command = apply
+
+  variables {
+    etcd_load_balancer_dns = {
+      "us-east-1"      = "etcd-us.elb.us-east-1.amazonaws.com"
+      "eu-west-1"      = "etcd-eu.elb.eu-west-1.amazonaws.com"
+      "ap-southeast-1" = ""
+    }
+  }
+
+  assert {
+    condition     = alltrue([for m in [module.peering_us_eu, module.peering_us_ap, module.peering_eu_ap] : m.id != ""])
+    error_message = "every pair of regions is peered"
+  }
+  assert {
+    condition     = length(module.network_us_east_1.private_route_table_ids) == 3
+    error_message = "every private subnet routes to the peers"
+  }
+  assert {
+    condition     = toset(keys(aws_route53_record.etcd)) == toset(["us-east-1", "eu-west-1"])
+    error_message = "etcd.<region>.meridian.internal exists for each region whose etcd NLB is known"
+  }
+  assert {
+    condition     = aws_route53_record.etcd["eu-west-1"].name == "etcd.eu-west-1.meridian.internal"
+    error_message = "the records carry the names the overlays use"
+  }
+  assert {
+    condition     = output.regions["ap-southeast-1"].etcd_name == "etcd.ap-southeast-1.meridian.internal"
+    error_message = "the outputs name each region's etcd member"
+  }
+}
