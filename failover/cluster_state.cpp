@@ -37,7 +37,10 @@ std::string region_view::to_json() const {
                             {"timeline", v.timeline},
                             {"wal", v.wal.to_string()},
                             {"receive", v.receive.to_string()},
-                            {"replay", v.replay.to_string()}};
+                            {"replay", v.replay.to_string()},
+                            {"lag_bytes", v.lag_bytes},
+                            {"readable", v.readable}};
+    if (v.lag_ms) nodes_json[name]["lag_ms"] = *v.lag_ms;
   }
   return json{{"region", region}, {"epoch", epoch}, {"paused", paused}, {"nodes", nodes_json}}.dump();
 }
@@ -61,6 +64,9 @@ std::optional<region_view> region_view::from_json(const std::string& text) {
     nv.wal = routing::lsn::parse(n.value("wal", std::string())).value_or(routing::lsn{});
     nv.receive = routing::lsn::parse(n.value("receive", std::string())).value_or(routing::lsn{});
     nv.replay = routing::lsn::parse(n.value("replay", std::string())).value_or(routing::lsn{});
+    if (n.contains("lag_ms") && n["lag_ms"].is_number_integer()) nv.lag_ms = n["lag_ms"].get<std::int64_t>();
+    nv.lag_bytes = n.value("lag_bytes", std::uint64_t{0});
+    nv.readable = n.value("readable", false);
     v.nodes[name] = nv;
   }
   return v;
@@ -82,6 +88,11 @@ region_view view_of(const routing::topology& topo, const std::string& region, st
     nv.wal = h.wal;
     nv.receive = h.receive;
     nv.replay = h.replay;
+    if (h.lag) {
+      nv.lag_ms = h.lag->time.count();
+      nv.lag_bytes = h.lag->bytes;
+    }
+    nv.readable = h.readable && topo.state(n.id).role == routing::node_role::replica;
     v.nodes[n.name] = nv;
   }
   return v;

@@ -34,6 +34,9 @@ struct node_view {
   bool in_recovery = false;
   std::uint32_t timeline = 0;
   routing::lsn wal, receive, replay;
+  std::optional<std::int64_t> lag_ms;  // replicas, as this region measures it
+  std::uint64_t lag_bytes = 0;
+  bool readable = false;               // serves reads here
 };
 
 struct region_view {

@@ -80,18 +80,23 @@ void print_status(const json& s) {
   }
   std::cout << (s.value("paused", false) ? ", new transactions PAUSED" : "") << "\n";
   if (!t.value("reason", std::string()).empty()) std::cout << "  (" << t.value("reason", std::string()) << ")\n";
-  std::cout << "\n" << std::left << std::setw(16) << "seen from" << std::setw(16) << "node" << std::setw(12) << "state"
-            << std::setw(10) << "timeline" << std::setw(14) << "replay" << "\n";
+  std::cout << "\n" << std::left << std::setw(16) << "seen from" << std::setw(16) << "node" << std::setw(16) << "state"
+            << std::setw(10) << "timeline" << std::setw(14) << "position" << std::setw(10) << "lag ms" << "lag bytes\n";
   for (const auto& v : s.value("views", json::array())) {
     const json nodes = v.value("nodes", json::object());
     for (const auto& [name, n] : nodes.items()) {
       std::string state = !n.value("probed", false) ? "unprobed"
                           : !n.value("reachable", false)
-                              ? "down " + std::to_string(n.value("unreachable_ms", 0)) + "ms"
+                              ? "down " + std::to_string(n.value("unreachable_ms", 0)) + " ms"
                               : (n.value("in_recovery", false) ? "replica" : "primary");
-      std::cout << std::setw(16) << v.value("region", "?") << std::setw(16) << name << std::setw(12) << state
+      if (n.value("in_recovery", false) && n.value("reachable", false))
+        state += n.value("readable", false) ? " reads" : " no reads";
+      const bool replica = n.value("in_recovery", false);
+      std::cout << std::setw(16) << v.value("region", "?") << std::setw(16) << name << std::setw(16) << state
                 << std::setw(10) << n.value("timeline", 0) << std::setw(14)
-                << (n.value("in_recovery", false) ? n.value("replay", "") : n.value("wal", "")) << "\n";
+                << (replica ? n.value("replay", "") : n.value("wal", "")) << std::setw(10)
+                << (replica && n.contains("lag_ms") ? std::to_string(n.value("lag_ms", 0)) : std::string("-"))
+                << (replica ? std::to_string(n.value("lag_bytes", 0)) : std::string("-")) << "\n";
     }
   }
   if (s.contains("last_failover")) std::cout << "\nlast failover: " << s["last_failover"].dump() << "\n";
