@@ -105,24 +105,19 @@ meridian::proxy::admin_handler admin_routes(const meridian::proxy::config& cfg,
       if (!done) co_return error(503, done.error());
       co_return admin_response{200, nlohmann::json{{"paused", paused}}.dump()};
     }
-    if (r.path == "/v1/promote") {
+    // Operations on one node, carried out by the coordinator (the leader, through etcd).
+    using node_action = meridian::proxy::awaitable<tl::expected<std::string, std::string>> (
+        meridian::failover::coordinator::*)(const std::string&);
+    static const std::pair<std::string_view, node_action> node_actions[] = {
+        {"/v1/promote", &meridian::failover::coordinator::request_promote},
+        {"/v1/switchover", &meridian::failover::coordinator::request_switchover},
+        {"/v1/rejoin", &meridian::failover::coordinator::request_rejoin},
+    };
+    for (const auto& [path, action] : node_actions) {
+      if (r.path != path) continue;
       if (!coordinator) co_return error(409, "failover is not configured on this Meridian");
       const std::string node = body.value("node", std::string());
-      auto done = co_await coordinator->request_promote(node);
-      if (!done) co_return error(409, done.error());
-      co_return admin_response{200, nlohmann::json{{"result", *done}}.dump()};
-    }
-    if (r.path == "/v1/switchover") {
-      if (!coordinator) co_return error(409, "failover is not configured on this Meridian");
-      const std::string node = body.value("node", std::string());
-      auto done = co_await coordinator->request_switchover(node);
-      if (!done) co_return error(409, done.error());
-      co_return admin_response{200, nlohmann::json{{"result", *done}}.dump()};
-    }
-    if (r.path == "/v1/rejoin") {
-      if (!coordinator) co_return error(409, "failover is not configured on this Meridian");
-      const std::string node = body.value("node", std::string());
-      auto done = co_await coordinator->request_rejoin(node);
+      auto done = co_await (coordinator->*action)(node);
       if (!done) co_return error(409, done.error());
       co_return admin_response{200, nlohmann::json{{"result", *done}}.dump()};
     }
