@@ -118,36 +118,35 @@ awaitable<void> coordinator::run() {
     }
     co_await pause(std::chrono::milliseconds(500));
   }
-  asio::co_spawn(monitor_.io(), follow_topology(), asio::detached);
+  asio::co_spawn(monitor_.io(), follow(topology_key_, [this](const etcd_kv* kv) {
+    if (!kv) return;
+    if (auto rec = topology_record::from_json(kv->value)) apply(*rec, kv->mod_revision);
+  }), asio::detached);
   asio::co_spawn(monitor_.io(), publish_views(), asio::detached);
   asio::co_spawn(monitor_.io(), election_->run(), asio::detached);
   asio::co_spawn(monitor_.io(), lead(), asio::detached);
-  asio::co_spawn(monitor_.io(), follow_pause(), asio::detached);
+  asio::co_spawn(monitor_.io(), follow(pause_key_, [this](const etcd_kv* kv) { set_paused(kv && kv->value == "true"); }),
+                 asio::detached);
 }
 
-awaitable<void> coordinator::follow_topology() {
+awaitable<void> coordinator::follow(const std::string& key, std::function<void(const etcd_kv*)> on_value) {
   for (;;) {
     // Read, then watch from just after what was read: no change is missed in between.
-    auto current = co_await etcd_->get(topology_key_);
+    auto current = co_await etcd_->get(key);
     if (!current) {
-      spdlog::warn("coordination: reading the topology: {}", current.error());
+      spdlog::warn("coordination: reading {}: {}", key, current.error());
       co_await pause(std::chrono::milliseconds(500));
       continue;
     }
-    std::int64_t from = 0;
-    if (!current->empty()) {
-      if (auto rec = topology_record::from_json(current->front().value)) apply(*rec, current->front().mod_revision);
-      from = current->front().mod_revision + 1;
-    }
+    on_value(current->empty() ? nullptr : &current->front());
+    const std::int64_t from = current->empty() ? 0 : current->front().mod_revision + 1;
     std::function<bool(const std::vector<etcd_event>&, std::int64_t)> on_change =
-        [this](const std::vector<etcd_event>& events, std::int64_t) {
-          for (const auto& e : events)
-            if (!e.deleted)
-              if (auto rec = topology_record::from_json(e.kv.value)) apply(*rec, e.kv.mod_revision);
+        [&on_value](const std::vector<etcd_event>& events, std::int64_t) {
+          for (const auto& e : events) on_value(e.deleted ? nullptr : &e.kv);
           return true;
         };
-    auto why = co_await watch_etcd_->watch(topology_key_, false, from, std::move(on_change));
-    spdlog::warn("coordination: topology watch ended: {}", why);
+    auto why = co_await watch_etcd_->watch(key, false, from, std::move(on_change));
+    spdlog::warn("coordination: watch of {} ended: {}", key, why);
     co_await pause(std::chrono::milliseconds(200));
   }
 }
@@ -224,26 +223,6 @@ void coordinator::set_paused(bool paused) {
   if (on_pause_) on_pause_(paused);
 }
 
-awaitable<void> coordinator::follow_pause() {
-  for (;;) {
-    auto current = co_await etcd_->get(pause_key_);
-    if (!current) {
-      co_await pause(std::chrono::milliseconds(500));
-      continue;
-    }
-    set_paused(!current->empty() && current->front().value == "true");
-    const std::int64_t from = current->empty() ? 0 : current->front().mod_revision + 1;
-    std::function<bool(const std::vector<etcd_event>&, std::int64_t)> on_change =
-        [this](const std::vector<etcd_event>& events, std::int64_t) {
-          for (const auto& e : events) set_paused(!e.deleted && e.kv.value == "true");
-          return true;
-        };
-    auto why = co_await watch_etcd_->watch(pause_key_, false, from, std::move(on_change));
-    spdlog::warn("coordination: pause watch ended: {}", why);
-    co_await pause(std::chrono::milliseconds(200));
-  }
-}
-
 awaitable<tl::expected<void, std::string>> coordinator::request_pause(bool paused) {
   if (!etcd_) {
     set_paused(paused);
@@ -312,11 +291,25 @@ std::optional<std::string> coordinator::promotable(const std::string& target) co
   return std::nullopt;
 }
 
+awaitable<tl::expected<void, std::string>> coordinator::ask_leader(const std::string& action, const std::string& target) {
+  const std::string request = json{{"action", action}, {"node", target}, {"by", settings_.id}}.dump();
+  const std::string request_key = requests_key_ + action;
+  if (auto p = co_await etcd_->put(request_key, request); !p) co_return tl::unexpected(p.error());
+  co_return tl::expected<void, std::string>{};
+}
+
+awaitable<bool> coordinator::epoch_moved_on(std::uint64_t epoch, std::chrono::milliseconds patience) {
+  const auto deadline = clock::now() + patience;
+  while (record_.epoch == epoch && clock::now() < deadline) co_await pause(std::chrono::milliseconds(50));
+  co_return record_.epoch != epoch;
+}
+
 awaitable<tl::expected<std::string, std::string>> coordinator::await_epoch_after(std::uint64_t epoch,
                                                                                 const std::string& target) {
-  const auto deadline = clock::now() + settings_.admin.promote_timeout + std::chrono::seconds(30);
-  while (record_.epoch == epoch && clock::now() < deadline) co_await pause(std::chrono::milliseconds(50));
-  if (record_.epoch == epoch) co_return tl::unexpected(std::string("no new epoch in time: see the logs and `meridianctl status`"));
+  // Locals, not expressions inside co_await: GCC 12 miscompiles those (it trapped here).
+  const std::chrono::milliseconds patience = settings_.admin.promote_timeout + std::chrono::seconds(30);
+  const bool moved = co_await epoch_moved_on(epoch, patience);
+  if (!moved) co_return tl::unexpected(std::string("no new epoch in time: see the logs and `meridianctl status`"));
   if (record_.primary != target)
     co_return tl::unexpected("epoch " + std::to_string(record_.epoch) + " made " + record_.primary + " the primary");
   co_return "epoch " + std::to_string(record_.epoch) + ": " + target + " is the primary";
@@ -328,11 +321,11 @@ awaitable<tl::expected<std::string, std::string>> coordinator::request_rejoin(co
     co_return tl::unexpected(target + " is not fenced");
   const auto epoch = record_.epoch;
   if (!etcd_) co_return co_await rejoin(target);
-  const std::string request = json{{"action", "rejoin"}, {"node", target}, {"by", settings_.id}}.dump();
-  const std::string request_key = requests_key_ + "rejoin";
-  if (auto p = co_await etcd_->put(request_key, request); !p) co_return tl::unexpected(p.error());
-  const auto deadline = clock::now() + settings_.admin.repoint_timeout + std::chrono::seconds(30);
-  while (record_.epoch == epoch && clock::now() < deadline) co_await pause(std::chrono::milliseconds(50));
+  const std::string action = "rejoin";
+  if (auto asked = co_await ask_leader(action, target); !asked) co_return tl::unexpected(asked.error());
+  const std::chrono::milliseconds patience = settings_.admin.repoint_timeout + std::chrono::seconds(30);
+  const bool moved = co_await epoch_moved_on(epoch, patience);
+  (void)moved;  // the fenced list below says whether it worked
   if (std::find(record_.fenced.begin(), record_.fenced.end(), target) != record_.fenced.end())
     co_return tl::unexpected(target + " is still fenced: see the logs and `meridianctl status`");
   co_return "epoch " + std::to_string(record_.epoch) + ": " + target + " is a replica of " + record_.primary;
@@ -358,9 +351,8 @@ awaitable<tl::expected<std::string, std::string>> coordinator::request_switchove
   if (auto why = promotable(target)) co_return tl::unexpected(*why);
   const auto epoch = record_.epoch;
   if (!etcd_) co_return co_await switch_over(target);
-  const std::string request = json{{"action", "switchover"}, {"node", target}, {"by", settings_.id}}.dump();
-  const std::string request_key = requests_key_ + "switchover";
-  if (auto p = co_await etcd_->put(request_key, request); !p) co_return tl::unexpected(p.error());
+  const std::string action = "switchover";
+  if (auto asked = co_await ask_leader(action, target); !asked) co_return tl::unexpected(asked.error());
   co_return co_await await_epoch_after(epoch, target);
 }
 
@@ -426,9 +418,8 @@ awaitable<tl::expected<std::string, std::string>> coordinator::request_promote(c
   if (!etcd_) {
     co_await fail_over(views, "operator promote of " + target, target);
   } else {
-    const std::string request = json{{"action", "promote"}, {"node", target}, {"by", settings_.id}}.dump();
-    const std::string request_key = requests_key_ + "promote";
-    if (auto p = co_await etcd_->put(request_key, request); !p) co_return tl::unexpected(p.error());
+    const std::string action = "promote";
+    if (auto asked = co_await ask_leader(action, target); !asked) co_return tl::unexpected(asked.error());
   }
   // The leader takes it on its next round; wait for the new epoch to reach this Meridian.
   co_return co_await await_epoch_after(epoch, target);

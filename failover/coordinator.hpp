@@ -75,7 +75,8 @@ class coordinator {
   using clock = std::chrono::steady_clock;
 
   awaitable<void> run();
-  awaitable<void> follow_topology();
+  // Keeps `on_value` told of `key`'s value (nullptr: absent or deleted) as etcd changes it.
+  awaitable<void> follow(const std::string& key, std::function<void(const etcd_kv*)> on_value);
   awaitable<void> publish_views();
   awaitable<void> lead();
   awaitable<std::vector<region_view>> collect_views();
@@ -84,9 +85,11 @@ class coordinator {
   awaitable<void> serve_requests();
   awaitable<tl::expected<std::string, std::string>> switch_over(const std::string& target);
   awaitable<tl::expected<std::string, std::string>> rejoin(const std::string& target);
+  // Hands an operator's request to the leader (through etcd), and waits for the epoch it makes.
+  awaitable<tl::expected<void, std::string>> ask_leader(const std::string& action, const std::string& target);
+  awaitable<bool> epoch_moved_on(std::uint64_t epoch, std::chrono::milliseconds patience);
   awaitable<tl::expected<std::string, std::string>> await_epoch_after(std::uint64_t epoch, const std::string& target);
   [[nodiscard]] std::optional<std::string> promotable(const std::string& target) const;
-  awaitable<void> follow_pause();
   void set_paused(bool paused);
   struct failover_timeline {
     clock::time_point detected, promoted, published;

@@ -73,6 +73,12 @@ meridian::failover::coordinator_settings coordinator_settings(const meridian::pr
   return c;
 }
 
+// Holds or releases new transactions on every worker (each on its own thread).
+void pause_workers(std::vector<std::unique_ptr<meridian::proxy::worker>>& workers, bool paused) {
+  for (auto& w : workers)
+    meridian::proxy::asio::post(w->io(), [w = w.get(), paused] { paused ? w->pause() : w->resume(); });
+}
+
 // The admin API's answers: status, promote, pause, resume.
 meridian::proxy::admin_handler admin_routes(const meridian::proxy::config& cfg,
                                             std::vector<std::unique_ptr<meridian::proxy::worker>>& workers,
@@ -82,10 +88,7 @@ meridian::proxy::admin_handler admin_routes(const meridian::proxy::config& cfg,
   auto error = [](int status, const std::string& message) {
     return admin_response{status, nlohmann::json{{"error", message}}.dump()};
   };
-  auto set_pause = [&workers](bool paused) {
-    for (auto& w : workers)
-      meridian::proxy::asio::post(w->io(), [w = w.get(), paused] { paused ? w->pause() : w->resume(); });
-  };
+  auto set_pause = [&workers](bool paused) { pause_workers(workers, paused); };
   return [&cfg, coordinator, error, set_pause](const admin_request& r) -> meridian::proxy::awaitable<admin_response> {
     if (r.method == "GET" && r.path == "/v1/status") {
       if (!coordinator) co_return admin_response{200, nlohmann::json{{"region", cfg.region}, {"coordination", "none"}}.dump()};
@@ -221,9 +224,7 @@ int main(int argc, char** argv) {
   }
 
   if (coordinator) {
-    coordinator->on_pause([&workers](bool paused) {
-      for (auto& w : workers) proxy::asio::post(w->io(), [w = w.get(), paused] { paused ? w->pause() : w->resume(); });
-    });
+    coordinator->on_pause([&workers](bool paused) { pause_workers(workers, paused); });
   }
   std::unique_ptr<proxy::admin_server> admin;
   if (cfg.admin_port != 0) {
