@@ -373,7 +373,10 @@ awaitable<tl::expected<std::string, std::string>> coordinator::switch_over(const
     (void)co_await request_pause(false);
     co_return tl::unexpected(why);
   };
-  // 2. The primary takes no new writes and finishes the open ones; its final position.
+  // 2. Transactions Meridian admitted before the hold finish (one whose BEGIN reached the
+  // primary after it turned read-only could not write); then the primary takes no new
+  // writes from anyone, finishes the open ones, and gives its final position.
+  if (auto done = co_await admin_.drain_transactions(*old, bound); !done) co_return co_await undo(done.error());
   if (auto ro = co_await admin_.set_read_only(*old, true); !ro) co_return co_await undo(ro.error());
   auto final_position = co_await admin_.drain_writes(*old, bound);
   if (!final_position) co_return co_await undo(final_position.error());

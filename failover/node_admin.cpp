@@ -175,6 +175,28 @@ awaitable<tl::expected<void, std::string>> node_admin::set_read_only(const routi
   co_return tl::expected<void, std::string>{};
 }
 
+awaitable<tl::expected<void, std::string>> node_admin::wait_none(pg_client& c, const routing::node& n,
+                                                                 std::string_view count_sql, std::string_view what,
+                                                                 std::chrono::steady_clock::time_point deadline) {
+  for (;;) {
+    auto r = co_await c.query(count_sql, deadline);
+    if (!r) co_return tl::unexpected(n.name + ": " + r.error());
+    if (r->size() == 1 && (*r)[0][0] == "0") co_return tl::expected<void, std::string>{};
+    if (clock::now() >= deadline) co_return tl::unexpected(n.name + ": " + std::string(what) + " still open");
+    co_await pause(std::chrono::milliseconds(20));
+  }
+}
+
+awaitable<tl::expected<void, std::string>> node_admin::drain_transactions(const routing::node& n,
+                                                                          std::chrono::milliseconds timeout) {
+  pg_client c(executor_);
+  if (auto o = co_await open(c, n); !o) co_return tl::unexpected(o.error());
+  const char* const open_transactions =
+      "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE backend_type = 'client backend'"
+      " AND xact_start IS NOT NULL AND pid <> pg_catalog.pg_backend_pid()";
+  co_return co_await wait_none(c, n, open_transactions, "transactions", clock::now() + timeout);
+}
+
 awaitable<tl::expected<routing::lsn, std::string>> node_admin::drain_writes(const routing::node& n,
                                                                              std::chrono::milliseconds timeout) {
   pg_client c(executor_);
@@ -184,15 +206,8 @@ awaitable<tl::expected<routing::lsn, std::string>> node_admin::drain_writes(cons
   const char* const open_writes =
       "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE backend_type = 'client backend'"
       " AND backend_xid IS NOT NULL AND pid <> pg_catalog.pg_backend_pid()";
-  for (;;) {
-    auto r = co_await c.query(open_writes, deadline);
-    if (!r) co_return tl::unexpected(n.name + ": " + r.error());
-    if (r->size() == 1 && (*r)[0][0] == "0") break;
-    if (clock::now() >= deadline)
-      co_return tl::unexpected(n.name + ": transactions that wrote are still open after " +
-                               std::to_string(timeout.count()) + " ms");
-    co_await pause(std::chrono::milliseconds(20));
-  }
+  if (auto w = co_await wait_none(c, n, open_writes, "transactions that wrote", deadline); !w)
+    co_return tl::unexpected(w.error());
   // Everything committed with synchronous_commit on is flushed, hence streamed (a commit made
   // with it off in the last wal_writer_delay may not be: the same bargain as on a crash).
   auto pos = co_await c.query("SELECT pg_catalog.pg_current_wal_flush_lsn()", deadline);

@@ -55,6 +55,8 @@ class node_admin {
   // Planned switchover, on the old primary: new transactions read-only (or writable again),
   // then wait until no transaction that wrote is still open; its final WAL position.
   awaitable<tl::expected<void, std::string>> set_read_only(const routing::node& n, bool read_only);
+  // Waits until no client transaction is open (those admitted before a pause finish).
+  awaitable<tl::expected<void, std::string>> drain_transactions(const routing::node& n, std::chrono::milliseconds timeout);
   awaitable<tl::expected<routing::lsn, std::string>> drain_writes(const routing::node& n, std::chrono::milliseconds timeout);
   // Waits until a replica has replayed `position`.
   awaitable<tl::expected<void, std::string>> wait_replayed(const routing::node& n, routing::lsn position,
@@ -65,6 +67,9 @@ class node_admin {
  private:
   awaitable<tl::expected<void, std::string>> open(pg_client& c, const routing::node& n);
   awaitable<void> pause(std::chrono::milliseconds d);
+  // Polls `count_sql` (one count) on `c` until it is 0 or the deadline passes.
+  awaitable<tl::expected<void, std::string>> wait_none(pg_client& c, const routing::node& n, std::string_view count_sql,
+                                                       std::string_view what, std::chrono::steady_clock::time_point deadline);
   awaitable<tl::expected<void, std::string>> hook(const std::string& command, const routing::node& n,
                                                   const routing::node* primary, std::chrono::milliseconds timeout);
 
