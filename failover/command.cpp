@@ -40,6 +40,9 @@ awaitable<tl::expected<command_result, std::string>> run_command(asio::any_io_ex
     dup2(fds[1], STDERR_FILENO);
     int devnull = open("/dev/null", O_RDONLY);
     if (devnull >= 0) dup2(devnull, STDIN_FILENO);
+    // Nothing else of Meridian's: a hook may start a long-lived daemon (the sandbox's rejoin
+    // starts PostgreSQL), which must not hold Meridian's listening sockets or connections.
+    close_range(3, ~0U, 0);
     execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }

@@ -45,3 +45,14 @@ TEST_CASE("commands run with placeholders filled, their failures and timeouts re
   CHECK(slow);
   CHECK(ticks >= 5);
 }
+
+TEST_CASE("a command inherits none of Meridian's descriptors", "[failover][command]") {
+  asio::io_context io;
+  // A listening socket as Meridian has them (Asio does not mark them close-on-exec).
+  meridian::proxy::tcp::acceptor listener(io, meridian::proxy::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  const int fd = listener.native_handle();
+  const auto check = "if [ -e /proc/$$/fd/" + std::to_string(fd) + " ]; then echo inherited; else echo closed; fi";
+  auto r = await(io, run_command(io.get_executor(), check, 5s));
+  REQUIRE(r);
+  CHECK(r->output == "closed");
+}
