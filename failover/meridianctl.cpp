@@ -22,6 +22,9 @@
 
 namespace {
 
+// A promotion or rejoin by command hook (RDS) can take many minutes.
+constexpr std::chrono::seconds operation_timeout{20 * 60};
+
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace asio = meridian::proxy::asio;
@@ -32,8 +35,19 @@ struct reply {
   std::string body;
 };
 
+meridian::proxy::awaitable<reply> exchange(beast::tcp_stream& stream, asio::ip::tcp::resolver::results_type endpoints,
+                                           http::request<http::string_body> req) {
+  co_await stream.async_connect(endpoints, meridian::proxy::use_awaitable);
+  co_await http::async_write(stream, req, meridian::proxy::use_awaitable);
+  beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  co_await http::async_read(stream, buffer, res, meridian::proxy::use_awaitable);
+  co_return reply{static_cast<int>(res.result_int()), res.body()};
+}
+
+// One request, bounded by `timeout` from connecting to the last byte of the answer.
 reply call(const std::string& url, const std::string& token, http::verb verb, const std::string& path,
-           const std::string& body) {
+           const std::string& body, std::chrono::seconds timeout) {
   // http://host:port
   const std::string prefix = "http://";
   if (url.rfind(prefix, 0) != 0) throw std::runtime_error("the URL must start with http://");
@@ -43,20 +57,32 @@ reply call(const std::string& url, const std::string& token, http::verb verb, co
   if (colon == std::string::npos) throw std::runtime_error("the URL needs a port");
   asio::io_context io;
   asio::ip::tcp::resolver resolver(io);
+  auto endpoints = resolver.resolve(hostport.substr(0, colon), hostport.substr(colon + 1));
   beast::tcp_stream stream(io);
-  stream.expires_after(std::chrono::minutes(20));  // a promotion by command can take long
-  stream.connect(resolver.resolve(hostport.substr(0, colon), hostport.substr(colon + 1)));
+  stream.expires_after(timeout);
   http::request<http::string_body> req{verb, path, 11};
   req.set(http::field::host, hostport);
   req.set(http::field::authorization, "Bearer " + token);
   req.set(http::field::content_type, "application/json");
   req.body() = body;
   req.prepare_payload();
-  http::write(stream, req);
-  beast::flat_buffer buffer;
-  http::response<http::string_body> res;
-  http::read(stream, buffer, res);
-  return reply{static_cast<int>(res.result_int()), res.body()};
+  std::exception_ptr failure;
+  reply out;
+  asio::co_spawn(io, exchange(stream, std::move(endpoints), std::move(req)), [&](std::exception_ptr e, reply r) {
+    failure = e;
+    out = std::move(r);
+  });
+  io.run();
+  if (failure) {
+    try {
+      std::rethrow_exception(failure);
+    } catch (const boost::system::system_error& e) {
+      if (e.code() == beast::error::timeout)
+        throw std::runtime_error(url + " gave no answer within " + std::to_string(timeout.count()) + " s");
+      throw;
+    }
+  }
+  return out;
 }
 
 std::string read_token(const std::string& file) {
@@ -67,6 +93,30 @@ std::string read_token(const std::string& file) {
   auto t = ss.str();
   while (!t.empty() && (t.back() == '\n' || t.back() == '\r')) t.pop_back();
   return t;
+}
+
+// The last failover, switchover or operator action as the leader recorded it.
+void print_last_failover(const json& f) {
+  auto text = [&](const char* key) { return f.contains(key) && f[key].is_string() ? f[key].get<std::string>() : std::string(); };
+  auto ms = [&](const char* key) { return f.contains(key) && f[key].is_number() ? std::to_string(f[key].get<long long>()) + " ms" : std::string("-"); };
+  std::cout << "\nlast failover: " << text("state");
+  if (f.contains("epoch")) std::cout << ", epoch " << f["epoch"].dump();
+  if (!text("from").empty()) std::cout << ", " << text("kind") << " " << text("from") << " -> " << text("to");
+  if (f.contains("timeline")) std::cout << " (timeline " << f["timeline"].dump() << ")";
+  if (!text("leader").empty()) std::cout << ", by " << text("leader");
+  if (!text("begun_by").empty()) std::cout << " (begun by " << text("begun_by") << ")";
+  std::cout << "\n";
+  if (!text("reason").empty()) std::cout << "  why: " << text("reason") << "\n";
+  if (!text("choice").empty()) std::cout << "  choice: " << text("choice") << "\n";
+  if (f.contains("promote_ms")) {
+    std::cout << "  timeline: detection " << ms("detection_ms") << ", promoted +" << ms("promote_ms") << ", published +"
+              << ms("publish_ms");
+    if (f.contains("repoint_ms")) std::cout << ", other replicas streaming +" << ms("repoint_ms");
+    if (f.contains("repoint_after_takeover_ms")) std::cout << ", other replicas streaming " << ms("repoint_after_takeover_ms") << " after the takeover";
+    std::cout << "\n";
+  }
+  if (f.contains("repoint_errors") && f["repoint_errors"].is_array() && !f["repoint_errors"].empty())
+    for (const auto& e : f["repoint_errors"]) std::cout << "  repoint error: " << (e.is_string() ? e.get<std::string>() : e.dump()) << "\n";
 }
 
 void print_status(const json& s) {
@@ -99,7 +149,7 @@ void print_status(const json& s) {
                 << (replica ? std::to_string(n.value("lag_bytes", 0)) : std::string("-")) << "\n";
     }
   }
-  if (s.contains("last_failover")) std::cout << "\nlast failover: " << s["last_failover"].dump() << "\n";
+  if (s.contains("last_failover")) print_last_failover(s["last_failover"]);
 }
 
 int usage() {
@@ -132,15 +182,15 @@ int main(int argc, char** argv) {
     const auto& command = args[0];
     reply r;
     if (command == "status") {
-      r = call(url, token, http::verb::get, "/v1/status", "");
+      r = call(url, token, http::verb::get, "/v1/status", "", std::chrono::seconds(30));
       if (r.status == 200 && !(args.size() > 1 && args[1] == "--json")) {
         print_status(json::parse(r.body));
         return 0;
       }
     } else if ((command == "promote" || command == "switchover" || command == "rejoin") && args.size() == 2) {
-      r = call(url, token, http::verb::post, "/v1/" + command, json{{"node", args[1]}}.dump());
+      r = call(url, token, http::verb::post, "/v1/" + command, json{{"node", args[1]}}.dump(), operation_timeout);
     } else if ((command == "pause" || command == "resume") && args.size() == 1) {
-      r = call(url, token, http::verb::post, "/v1/" + command, "{}");
+      r = call(url, token, http::verb::post, "/v1/" + command, "{}", std::chrono::seconds(60));
     } else {
       return usage();
     }
