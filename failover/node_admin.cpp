@@ -1,5 +1,6 @@
 #include "failover/node_admin.hpp"
 
+#include <libpq-fe.h>
 #include <spdlog/spdlog.h>
 
 #include "failover/command.hpp"
@@ -37,6 +38,23 @@ std::string node_admin::conninfo_for(const routing::node& replica, const routing
   auto s = replace_all(settings_.primary_conninfo, "{host}", primary.host);
   s = replace_all(std::move(s), "{port}", std::to_string(primary.port));
   return replace_all(std::move(s), "{name}", replica.name);
+}
+
+std::pair<std::string, std::string> node_admin::conninfo_target(const std::string& conninfo, const routing::node& primary) {
+  std::pair<std::string, std::string> target{primary.host, std::to_string(primary.port)};
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &error);
+  if (!options) {
+    PQfreemem(error);
+    return target;
+  }
+  for (auto* o = options; o->keyword; ++o) {
+    if (!o->val) continue;
+    if (std::string_view(o->keyword) == "host") target.first = o->val;
+    if (std::string_view(o->keyword) == "port") target.second = o->val;
+  }
+  PQconninfoFree(options);
+  return target;
 }
 
 awaitable<void> node_admin::pause(std::chrono::milliseconds d) {
@@ -111,9 +129,21 @@ awaitable<tl::expected<std::uint32_t, std::string>> node_admin::promote(const ro
 awaitable<tl::expected<void, std::string>> node_admin::repoint(const routing::node& replica, const routing::node& primary) {
   if (!settings_.repoint_command.empty())
     co_return co_await hook(settings_.repoint_command, replica, &primary, settings_.repoint_timeout);
+  // Every step is idempotent: a replica that cannot be reached now (restarting, or behind a
+  // network partition) is tried again until the timeout.
+  const auto deadline = clock::now() + settings_.repoint_timeout;
+  for (;;) {
+    auto done = co_await repoint_once(replica, primary, deadline);
+    if (done || clock::now() + std::chrono::milliseconds(500) >= deadline) co_return done;
+    spdlog::info("failover: repointing {} again: {}", replica.name, done.error());
+    co_await pause(std::chrono::milliseconds(500));
+  }
+}
+
+awaitable<tl::expected<void, std::string>> node_admin::repoint_once(const routing::node& replica, const routing::node& primary,
+                                                                    clock::time_point deadline) {
   pg_client r(executor_);
   if (auto o = co_await open(r, replica); !o) co_return tl::unexpected(o.error());
-  const auto deadline = clock::now() + settings_.repoint_timeout;
   // Replication slots are not copied to a promoted replica: create the one this replica uses.
   auto slot = co_await r.query("SHOW primary_slot_name", deadline);
   if (!slot) co_return tl::unexpected(replica.name + ": " + slot.error());
@@ -138,7 +168,10 @@ awaitable<tl::expected<void, std::string>> node_admin::verify_streaming(const ro
                                                                         const routing::node& primary,
                                                                         std::chrono::milliseconds timeout) {
   const auto deadline = clock::now() + timeout;
-  const std::string check = "SELECT status, sender_port FROM pg_catalog.pg_stat_wal_receiver";
+  // Where the replica should be streaming from: the host and port its primary_conninfo names
+  // (the configured template may name the primary otherwise than Meridian's node list does).
+  const auto expected = conninfo_target(conninfo_for(replica, primary), primary);
+  const std::string check = "SELECT status, sender_host, sender_port FROM pg_catalog.pg_stat_wal_receiver";
   std::string seen = "no WAL receiver";
   while (clock::now() < deadline) {
     pg_client r(executor_);
@@ -146,9 +179,10 @@ awaitable<tl::expected<void, std::string>> node_admin::verify_streaming(const ro
       seen = o.error();  // restarting, perhaps
     } else if (auto w = co_await r.query(check, deadline); !w) {
       seen = w.error();
-    } else if (w->size() == 1 && (*w)[0][0] && (*w)[0][1]) {
-      seen = *(*w)[0][0] + " from port " + *(*w)[0][1];
-      if (*(*w)[0][0] == "streaming" && *(*w)[0][1] == std::to_string(primary.port)) co_return tl::expected<void, std::string>{};
+    } else if (w->size() == 1 && (*w)[0][0] && (*w)[0][1] && (*w)[0][2]) {
+      seen = *(*w)[0][0] + " from " + *(*w)[0][1] + ":" + *(*w)[0][2];
+      if (*(*w)[0][0] == "streaming" && *(*w)[0][1] == expected.first && *(*w)[0][2] == expected.second)
+        co_return tl::expected<void, std::string>{};
     }
     co_await pause(std::chrono::milliseconds(100));
   }

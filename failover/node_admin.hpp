@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include <tl/expected.hpp>
 
@@ -63,8 +64,12 @@ class node_admin {
                                                            std::chrono::milliseconds timeout);
 
   [[nodiscard]] std::string conninfo_for(const routing::node& replica, const routing::node& primary) const;
+  // The host and port a primary_conninfo connects to (the primary's own where it names none).
+  static std::pair<std::string, std::string> conninfo_target(const std::string& conninfo, const routing::node& primary);
 
  private:
+  awaitable<tl::expected<void, std::string>> repoint_once(const routing::node& replica, const routing::node& primary,
+                                                          std::chrono::steady_clock::time_point deadline);
   awaitable<tl::expected<void, std::string>> open(pg_client& c, const routing::node& n);
   awaitable<void> pause(std::chrono::milliseconds d);
   // Polls `count_sql` (one count) on `c` until it is 0 or the deadline passes.
