@@ -199,7 +199,12 @@ awaitable<std::vector<region_view>> coordinator::collect_views() {
 awaitable<void> coordinator::lead() {
   for (;;) {
     co_await pause(settings_.interval);
+    if (!leading()) checked_unfinished_ = false;
     if (!have_record_ || !leading()) continue;
+    if (!checked_unfinished_) {
+      checked_unfinished_ = true;
+      co_await resume_unfinished();
+    }
     auto views = co_await collect_views();
     std::string why;
     const std::size_t regions = etcd_ ? settings_.regions : 1;
@@ -401,7 +406,7 @@ awaitable<tl::expected<std::string, std::string>> coordinator::switch_over(const
   (void)co_await request_pause(false);
   spdlog::warn("switchover: epoch {}: {} is the primary (timeline {}); held {} ms", next.epoch, target, *timeline,
                ms_between(started, clock::now()));
-  failover_timeline t{started, promoted, published, old->name, target, *timeline, next.reason, "switchover"};
+  failover_timeline t{started, promoted, published, old->name, target, *timeline, next.reason, "switchover", "chosen by an operator", {}, -1, -1};
   asio::co_spawn(monitor_.io(), finish_failover(std::move(t), next), asio::detached);
   co_return "epoch " + std::to_string(next.epoch) + ": " + target + " is the primary";
 }
@@ -518,7 +523,7 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
   // command hooks (RDS recreates cross-region replicas) this can take many minutes, and the
   // leader must meanwhile keep watching the new primary.
   failover_timeline t{detected, promoted, published, from, next.primary, *timeline, why,
-                      operator_choice ? "operator promote" : "failover"};
+                      operator_choice ? "operator promote" : "failover", reason, {}, -1, -1};
   asio::co_spawn(monitor_.io(), finish_failover(std::move(t), next), asio::detached);
 }
 
@@ -526,6 +531,22 @@ awaitable<void> coordinator::finish_failover(failover_timeline t, topology_recor
   const auto* primary = node(next.primary);
   auto pending = std::make_shared<std::size_t>(0);
   auto errors = std::make_shared<std::vector<std::string>>();
+  const bool resumed = !t.begun_by.empty();
+  json status{{"kind", t.kind},
+              {"epoch", next.epoch},
+              {"from", t.from},
+              {"to", t.to},
+              {"timeline", t.timeline},
+              {"reason", t.reason},
+              {"choice", t.choice},
+              {"leader", settings_.id},
+              {"detection_ms", t.kind == "failover" ? settings_.detection.count() : 0},
+              {"promote_ms", resumed ? t.carried_promote_ms : ms_between(t.detected, t.promoted)},
+              {"publish_ms", resumed ? t.carried_publish_ms : ms_between(t.detected, t.published)}};
+  if (resumed) status["begun_by"] = t.begun_by;
+  status["state"] = "repointing";
+  const std::string repointing = status.dump();
+  co_await record_status(repointing);
   asio::steady_timer all_done(monitor_.io(), clock::time_point::max());
   for (const auto& n : monitor_.current().nodes) {
     if (n.name == next.primary || std::find(next.fenced.begin(), next.fenced.end(), n.name) != next.fenced.end()) continue;
@@ -550,22 +571,38 @@ awaitable<void> coordinator::finish_failover(failover_timeline t, topology_recor
   }
   const auto repointed = clock::now();
   co_await fence_old_primaries();
-  const json status{{"state", "done"},
-                    {"kind", t.kind},
-                    {"epoch", next.epoch},
-                    {"from", t.from},
-                    {"to", t.to},
-                    {"timeline", t.timeline},
-                    {"reason", t.reason},
-                    {"leader", settings_.id},
-                    {"detection_ms", t.kind == "failover" ? settings_.detection.count() : 0},
-                    {"promote_ms", ms_between(t.detected, t.promoted)},
-                    {"publish_ms", ms_between(t.detected, t.published)},
-                    {"repoint_ms", ms_between(t.detected, repointed)},
-                    {"repoint_errors", *errors}};
+  status["state"] = "done";
+  // Measured from detection, or, by a leader that took over, from the takeover.
+  status[resumed ? "repoint_after_takeover_ms" : "repoint_ms"] = ms_between(t.detected, repointed);
+  status["repoint_errors"] = *errors;
   const std::string done = status.dump();
   spdlog::warn("failover: done: {}", done);
   co_await record_status(done);
+}
+
+awaitable<void> coordinator::resume_unfinished() {
+  if (!etcd_) co_return;
+  auto last = co_await etcd_->get(status_key_);
+  if (!last || last->empty()) co_return;
+  json j = json::parse(last->front().value, nullptr, false);
+  if (j.is_discarded() || j.value("state", std::string()) != "repointing") co_return;
+  const auto begun_by = j.value("leader", std::string());
+  if (j.value("epoch", std::uint64_t{0}) != record_.epoch || j.value("to", std::string()) != record_.primary ||
+      begun_by == settings_.id)
+    co_return;
+  failover_timeline t;
+  t.detected = t.promoted = t.published = clock::now();
+  t.from = j.value("from", std::string());
+  t.to = record_.primary;
+  t.timeline = j.value("timeline", std::uint32_t{0});
+  t.reason = j.value("reason", std::string());
+  t.kind = j.value("kind", std::string("failover"));
+  t.choice = j.value("choice", std::string());
+  t.begun_by = begun_by;
+  t.carried_promote_ms = j.value("promote_ms", -1LL);
+  t.carried_publish_ms = j.value("publish_ms", -1LL);
+  spdlog::warn("failover: epoch {} was left repointing by {}: finishing it", record_.epoch, begun_by);
+  asio::co_spawn(monitor_.io(), finish_failover(std::move(t), record_), asio::detached);
 }
 
 awaitable<bool> coordinator::publish(const topology_record& next) {

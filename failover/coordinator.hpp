@@ -97,9 +97,16 @@ class coordinator {
     std::uint32_t timeline = 0;
     std::string reason;
     std::string kind = "failover";  // or "switchover", "operator promote"
+    std::string choice;             // why this candidate
+    // When a new leader finishes what a lost one began: who began it, and its figures.
+    std::string begun_by;
+    long long carried_promote_ms = -1, carried_publish_ms = -1;
   };
-  // Repoints the other replicas, fences the old primary, records the outcome.
+  // Repoints the other replicas, fences the old primary, records the outcome. The record says
+  // "repointing" until then, so that a leader taking over finishes the job.
   awaitable<void> finish_failover(failover_timeline t, topology_record next);
+  // A new leader: finishes the repointing of a failover whose leader was lost.
+  awaitable<void> resume_unfinished();
   awaitable<bool> publish(const topology_record& next);
   awaitable<void> fence_old_primaries();
   awaitable<void> record_status(const std::string& json);
@@ -128,6 +135,7 @@ class coordinator {
   std::string requests_key_, pause_key_;
   std::function<void(bool)> on_pause_;
   bool paused_ = false;
+  bool checked_unfinished_ = false;  // since this Meridian last became the leader
 };
 
 }  // namespace meridian::failover
