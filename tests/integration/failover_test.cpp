@@ -201,3 +201,58 @@ TEST_CASE("fenced old primaries rejoin as replicas of the new primary", "[failov
   pg_connection eu_client(sandbox::dsn(eu));
   CHECK(eventually([&] { return eu_client.scalar("SELECT inet_server_port()") == pg_port_str(eu); }, 30s));
 }
+
+TEST_CASE("the primary cut off from one region only: no failover", "[failover][partition]") {
+  // Follows the rejoin above: ap-southeast-1 is the primary of epoch 5.
+  REQUIRE_THAT(sandbox::script_output("ctl status").output, Catch::Contains("epoch 5: primary ap-southeast-1\n"));
+  REQUIRE(sandbox::script("net cut eu-west-1 ap-southeast-1/postgres") == 0);
+  // eu-west-1's Meridian loses the primary; us-east-1's and ap-southeast-1's still reach it.
+  REQUIRE(eventually([] { return node_gauge(eu, "meridian_node_up", ap) == 0; }, 10s));
+  // One region of three is no majority. Nothing may change over three detection periods (2 s
+  // each): a window, since what is checked is that nothing happens.
+  const auto seen = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - seen < 6s) {
+    CHECK(node_gauge(us, "meridian_node_up", ap) == 1);
+    CHECK(write_through(us, 8000) == pg_port_str(ap));
+    std::this_thread::sleep_for(250ms);
+  }
+  auto status = sandbox::script_output("ctl status");
+  INFO(status.output);
+  CHECK_THAT(status.output, Catch::Contains("epoch 5: primary ap-southeast-1\n"));
+  pg_connection ap_admin(sandbox::admin_dsn(ap));
+  REQUIRE(ap_admin.ok());
+  CHECK(ap_admin.scalar("SELECT pg_is_in_recovery()") == "f");
+  REQUIRE(sandbox::script("net heal") == 0);
+  CHECK(eventually([] { return node_gauge(eu, "meridian_node_up", ap) == 1; }, 10s));
+  CHECK(eventually([] { return write_through(eu, 8001) == pg_port_str(ap); }, 10s));
+}
+
+TEST_CASE("the primary cut off from every region: failover, and the old primary, still up, gets nothing",
+          "[failover][partition]") {
+  REQUIRE_THAT(sandbox::script_output("ctl status").output, Catch::Contains("epoch 5: primary ap-southeast-1\n"));
+  // Fencing ends the old primary's sessions: ask it on a new connection each time.
+  auto on_ap = [](const std::string& sql) {
+    pg_connection c(sandbox::admin_dsn(ap));
+    return c.ok() ? c.scalar(sql) : std::nullopt;
+  };
+  // Only ap-southeast-1's PostgreSQL is cut off: its region's Meridian and etcd member stay
+  // connected, and that Meridian can still reach the old primary inside its region.
+  REQUIRE(sandbox::script("net isolate ap-southeast-1/postgres") == 0);
+  REQUIRE(eventually([] { return sandbox::script_output("ctl status").output.find("epoch 6: primary eu-west-1") != std::string::npos; },
+                     30s));
+  CHECK(on_ap("SELECT pg_is_in_recovery()") == "f");  // still a primary, behind the partition
+  // Every region writes to the new primary, ap-southeast-1's too, though its old primary is next door.
+  for (int r : {us, eu, ap}) {
+    INFO(region_name(r));
+    CHECK(eventually([r] { return write_through(r, 9000 + r) == pg_port_str(eu); }, 10s));
+  }
+  pg_connection ap_client(sandbox::dsn(ap));
+  REQUIRE(ap_client.ok());
+  CHECK(ap_client.scalar("SELECT inet_server_port()") != pg_port_str(ap));
+  CHECK(on_ap("SELECT count(*) FROM itest_failover WHERE v >= 9000") == "0");
+  // The partition heals: the old primary is fenced, and still gets none of the writes.
+  REQUIRE(sandbox::script("net heal") == 0);
+  CHECK(eventually([&] { return on_ap("SHOW default_transaction_read_only") == "on"; }, 30s));
+  for (int r : {us, eu, ap}) CHECK(write_through(r, 9100 + r) == pg_port_str(eu));
+  CHECK(on_ap("SELECT count(*) FROM itest_failover WHERE v >= 9000") == "0");
+}
