@@ -56,7 +56,8 @@ class pg_connection {
 
 command_result run_command(const std::string& command);
 
-// Polls `condition` until it holds or `timeout` passes; returns whether it held.
+// Polls `condition` until it holds or `timeout` passes; returns whether it held. Exceptions
+// count as "not yet", except from the last attempt.
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 
 // A blocking client socket speaking raw bytes, for inputs no driver would send.
