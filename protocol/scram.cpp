@@ -147,19 +147,34 @@ std::string scram_verifier::to_string() const {
          base64_encode(as_view(stored_key)) + ":" + base64_encode(as_view(server_key));
 }
 
-scram_server::scram_server(scram_verifier verifier, std::string server_nonce)
-    : verifier_(std::move(verifier)), server_nonce_(server_nonce.empty() ? random_nonce() : std::move(server_nonce)) {}
+scram_server::scram_server(scram_verifier verifier, std::string server_nonce, std::optional<std::string> channel_binding)
+    : verifier_(std::move(verifier)),
+      server_nonce_(server_nonce.empty() ? random_nonce() : std::move(server_nonce)),
+      channel_binding_(std::move(channel_binding)) {}
 
-tl::expected<std::string, scram_failure> scram_server::client_first(std::string_view message) {
+tl::expected<std::string, scram_failure> scram_server::client_first(std::string_view message, bool plus) {
   auto bad = tl::unexpected(scram_failure::malformed);
-  // gs2-header: cbind-flag "," [authzid] ","
-  if (message.size() < 3) return bad;
-  const char flag = message[0];
-  if (flag != 'n' && flag != 'y') return bad;  // 'p' (channel binding) is not offered without TLS
-  if (message[1] != ',') return bad;
-  auto second_comma = message.find(',', 2);
-  if (second_comma == std::string_view::npos) return bad;
-  if (second_comma != 2) return bad;  // authzid is not supported, as in PostgreSQL
+  auto unbound = tl::unexpected(scram_failure::channel_binding);
+  // gs2-header: cbind-flag "," [authzid] ","; cbind-flag is "n", "y" or "p=<type>".
+  if (message.empty()) return bad;
+  const auto flag_end = message.find(',');
+  if (flag_end == std::string_view::npos) return bad;
+  const auto flag = message.substr(0, flag_end);
+  if (flag == "p=tls-server-end-point") {
+    if (!plus || !channel_binding_) return unbound;
+    bound_ = true;
+  } else if (flag.starts_with("p=")) {
+    return unbound;  // a binding type we do not support
+  } else if (flag == "n" || flag == "y") {
+    if (plus) return bad;  // SCRAM-SHA-256-PLUS without binding
+    // "y": the client could bind but believes the server cannot. Over TLS we offered it, so
+    // something in between removed the offer.
+    if (flag == "y" && channel_binding_) return unbound;
+  } else {
+    return bad;
+  }
+  const auto second_comma = message.find(',', flag_end + 1);
+  if (second_comma != flag_end + 1) return bad;  // authzid is not supported, as in PostgreSQL
   gs2_header_ = std::string(message.substr(0, second_comma + 1));
   auto bare = message.substr(second_comma + 1);
   auto attrs = split_attributes(bare);
@@ -182,7 +197,10 @@ tl::expected<std::string, scram_failure> scram_server::client_final(std::string_
   auto attrs = split_attributes(without_proof);
   if (!attrs || attrs->size() < 2 || (*attrs)[0].name != 'c' || (*attrs)[1].name != 'r') return bad;
   auto binding = base64_decode((*attrs)[0].value);
-  if (!binding || *binding != gs2_header_) return bad;
+  if (!binding) return bad;
+  const std::string expected = bound_ ? gs2_header_ + *channel_binding_ : gs2_header_;
+  if (binding->size() != expected.size() || CRYPTO_memcmp(binding->data(), expected.data(), expected.size()) != 0)
+    return bound_ ? tl::unexpected(scram_failure::channel_binding) : bad;
   if ((*attrs)[1].value != combined_nonce_) return bad;
   sha256_digest proof{};
   if (!decode_digest(message.substr(proof_pos + 3), proof)) return bad;
@@ -198,14 +216,17 @@ tl::expected<std::string, scram_failure> scram_server::client_final(std::string_
   return "v=" + base64_encode(as_view(server_signature));
 }
 
-scram_client::scram_client(std::string password, std::string user, std::string client_nonce)
+scram_client::scram_client(std::string password, std::string user, std::string client_nonce,
+                           std::optional<std::string> channel_binding)
     : password_(std::move(password)),
       user_(std::move(user)),
-      client_nonce_(client_nonce.empty() ? random_nonce() : std::move(client_nonce)) {}
+      client_nonce_(client_nonce.empty() ? random_nonce() : std::move(client_nonce)),
+      channel_binding_(std::move(channel_binding)) {}
 
 std::string scram_client::client_first() {
+  gs2_header_ = channel_binding_ ? "p=tls-server-end-point,," : "n,,";
   client_first_bare_ = "n=" + user_ + ",r=" + client_nonce_;
-  return "n,," + client_first_bare_;
+  return gs2_header_ + client_first_bare_;
 }
 
 result<std::string> scram_client::server_first(std::string_view message) {
@@ -228,7 +249,8 @@ result<std::string> scram_client::server_first(std::string_view message) {
   auto client_key = hmac(sp, "Client Key");
   auto stored_key = sha256(client_key);
   auto server_key = hmac(sp, "Server Key");
-  const std::string without_proof = "c=biws,r=" + std::string(nonce);  // biws = base64("n,,")
+  const std::string without_proof =
+      "c=" + base64_encode(gs2_header_ + channel_binding_.value_or(std::string())) + ",r=" + std::string(nonce);
   const std::string auth_message = client_first_bare_ + "," + std::string(message) + "," + without_proof;
   auto client_signature = hmac(stored_key, auth_message);
   sha256_digest proof{};

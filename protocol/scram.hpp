@@ -1,8 +1,8 @@
 #pragma once
 // SCRAM-SHA-256 (RFC 5802, RFC 7677) as PostgreSQL uses it: both the server side (authenticating
 // clients against a stored verifier) and the client side (authenticating to a server).
-// Pure computation; the caller moves the messages. Channel binding is not offered yet, so the
-// server accepts the "n" and "y" GS2 flags and refuses "p".
+// Pure computation; the caller moves the messages. Over TLS the server also offers
+// SCRAM-SHA-256-PLUS with tls-server-end-point channel binding (RFC 5929).
 #include <array>
 #include <cstdint>
 #include <optional>
@@ -31,21 +31,27 @@ struct scram_verifier {
 };
 
 // Outcome of a failed server-side step: a malformed message (08P01) or a wrong proof (28P01).
-enum class scram_failure { malformed, wrong_proof };
+// channel_binding: the client's binding data did not match, it asked for a binding type we do
+// not have, or it claimed the server offered none (a downgrade).
+enum class scram_failure { malformed, wrong_proof, channel_binding };
 
 class scram_server {
  public:
   // server_nonce: left empty to generate 18 random bytes; set by tests for RFC vectors.
-  explicit scram_server(scram_verifier verifier, std::string server_nonce = {});
+  // channel_binding: the tls-server-end-point data when the client connected over TLS.
+  explicit scram_server(scram_verifier verifier, std::string server_nonce = {},
+                        std::optional<std::string> channel_binding = std::nullopt);
 
-  // client-first-message → server-first-message
-  [[nodiscard]] tl::expected<std::string, scram_failure> client_first(std::string_view message);
+  // client-first-message → server-first-message; plus: the client chose SCRAM-SHA-256-PLUS.
+  [[nodiscard]] tl::expected<std::string, scram_failure> client_first(std::string_view message, bool plus = false);
   // client-final-message → server-final-message
   [[nodiscard]] tl::expected<std::string, scram_failure> client_final(std::string_view message);
 
  private:
   scram_verifier verifier_;
   std::string server_nonce_;
+  std::optional<std::string> channel_binding_;
+  bool bound_ = false;  // the client bound the exchange to the channel ("p=")
   std::string gs2_header_;
   std::string client_first_bare_;
   std::string server_first_;
@@ -55,7 +61,9 @@ class scram_server {
 class scram_client {
  public:
   // user is sent in the n= attribute; PostgreSQL ignores it and libpq leaves it empty.
-  explicit scram_client(std::string password, std::string user = {}, std::string client_nonce = {});
+  // channel_binding: tls-server-end-point data to bind to (SCRAM-SHA-256-PLUS), if any.
+  explicit scram_client(std::string password, std::string user = {}, std::string client_nonce = {},
+                        std::optional<std::string> channel_binding = std::nullopt);
 
   [[nodiscard]] std::string client_first();
   // server-first-message → client-final-message (or a description of what was wrong)
@@ -67,6 +75,8 @@ class scram_client {
   std::string password_;
   std::string user_;
   std::string client_nonce_;
+  std::optional<std::string> channel_binding_;
+  std::string gs2_header_ = "n,,";
   std::string client_first_bare_;
   sha256_digest server_signature_{};
 };

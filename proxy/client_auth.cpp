@@ -27,8 +27,9 @@ std::string auth_message(pr::auth_code code, std::string_view payload = {}) {
 }
 }  // namespace
 
-client_authenticator::client_authenticator(auth_method method, const user_config* user, std::string username)
-    : method_(method), user_(user), username_(std::move(username)) {}
+client_authenticator::client_authenticator(auth_method method, const user_config* user, std::string username,
+                                           std::optional<std::string> channel_binding)
+    : method_(method), user_(user), username_(std::move(username)), channel_binding_(std::move(channel_binding)) {}
 
 client_authenticator::step client_authenticator::fail_password(std::string log_reason) {
   step s;
@@ -92,10 +93,14 @@ client_authenticator::step client_authenticator::start() {
                                                    scram_iterations);
     }
   }
-  scram_ = std::make_unique<pr::scram_server>(std::move(*verifier));
+  scram_ = std::make_unique<pr::scram_server>(std::move(*verifier), std::string(), channel_binding_);
   exchange_ = exchange::scram_first;
   std::string out;
-  pr::be::serialize_auth_sasl({"SCRAM-SHA-256"}, out);
+  if (channel_binding_) {
+    pr::be::serialize_auth_sasl({"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"}, out);
+  } else {
+    pr::be::serialize_auth_sasl({"SCRAM-SHA-256"}, out);
+  }
   s.to_client = std::move(out);
   return s;
 }
@@ -116,10 +121,14 @@ client_authenticator::step client_authenticator::on_message(char type, std::stri
     case exchange::scram_first: {
       auto m = pr::fe::parse_sasl_initial_response(body);
       if (!m) return fail_protocol(m.error().message);
-      if (m->mechanism != "SCRAM-SHA-256")
+      const bool plus = m->mechanism == "SCRAM-SHA-256-PLUS";
+      if (m->mechanism != "SCRAM-SHA-256" && !(plus && channel_binding_))
         return fail_protocol("client selected an invalid SASL authentication mechanism");
       if (!m->data) return fail_protocol("malformed SCRAM message (no initial response)");
-      auto r = scram_->client_first(*m->data);
+      auto r = scram_->client_first(*m->data, plus);
+      if (!r && r.error() == pr::scram_failure::channel_binding)
+        return fail_protocol("SCRAM channel binding negotiation error: the client's binding does not match what this "
+                             "connection offers");
       if (!r) return fail_protocol("malformed SCRAM message");
       exchange_ = exchange::scram_final;
       s.to_client = auth_message(pr::auth_code::sasl_continue, *r);
@@ -129,6 +138,8 @@ client_authenticator::step client_authenticator::on_message(char type, std::stri
       auto r = scram_->client_final(body);
       if (!r) {
         if (r.error() == pr::scram_failure::malformed) return fail_protocol("malformed SCRAM message");
+        if (r.error() == pr::scram_failure::channel_binding)
+          return fail_protocol("SCRAM channel binding check failed (the client saw another server certificate)");
         return fail_password(deferred_failure_.value_or("SCRAM proof did not match"));
       }
       if (deferred_failure_) return fail_password(*deferred_failure_);

@@ -28,7 +28,10 @@ class client_authenticator {
     std::string log_reason;      // on failure, for the log only
   };
 
-  client_authenticator(auth_method method, const user_config* user, std::string username);
+  // channel_binding: the tls-server-end-point data when the client connected over TLS (SCRAM
+  // then offers SCRAM-SHA-256-PLUS).
+  client_authenticator(auth_method method, const user_config* user, std::string username,
+                       std::optional<std::string> channel_binding = std::nullopt);
 
   [[nodiscard]] step start();
   [[nodiscard]] step on_message(char type, std::string_view body);
@@ -45,6 +48,7 @@ class client_authenticator {
   std::string md5_salt_;
   std::string md5_secret_;
   std::unique_ptr<protocol::scram_server> scram_;
+  std::optional<std::string> channel_binding_;
   std::optional<std::string> deferred_failure_;  // unknown user or unusable secret: fail at the end
 };
 

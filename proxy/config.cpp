@@ -205,7 +205,31 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
   config c;
   only_keys(root, "",
             {"region", "listen", "threads", "nodes", "pool", "routing", "monitor", "coordination", "failover", "limits",
-             "auth", "users", "databases", "log", "metrics", "admin"});
+             "auth", "users", "databases", "log", "metrics", "admin", "tls"});
+  if (auto t = root["tls"]) {
+    only_keys(t, "tls", {"client", "cert", "key", "min_version"});
+    if (t["cert"]) c.tls.cert_file = resolve(base_dir, scalar(t["cert"], "tls.cert"));
+    if (t["key"]) c.tls.key_file = resolve(base_dir, scalar(t["key"], "tls.key"));
+    c.tls.client = c.tls.cert_file.empty() ? client_tls::disable : client_tls::allow;
+    if (t["client"]) {
+      auto mode = scalar(t["client"], "tls.client");
+      if (mode == "disable") {
+        c.tls.client = client_tls::disable;
+      } else if (mode == "allow") {
+        c.tls.client = client_tls::allow;
+      } else if (mode == "required" || mode == "require") {
+        c.tls.client = client_tls::required;
+      } else {
+        fail("tls.client", "must be disable, allow or required");
+      }
+    }
+    if (c.tls.client != client_tls::disable && (c.tls.cert_file.empty() || c.tls.key_file.empty()))
+      fail("tls", "cert and key are required unless client is disable");
+    if (t["min_version"]) {
+      c.tls.min_version = scalar(t["min_version"], "tls.min_version");
+      if (c.tls.min_version != "1.2" && c.tls.min_version != "1.3") fail("tls.min_version", "must be 1.2 or 1.3");
+    }
+  }
   if (auto a = root["admin"]) {
     only_keys(a, "admin", {"host", "port", "token", "token_file"});
     if (a["host"]) c.admin_host = scalar(a["host"], "admin.host");

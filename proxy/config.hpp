@@ -76,6 +76,17 @@ struct failover_config {
   [[nodiscard]] bool enabled() const { return !user.empty(); }
 };
 
+// TLS with clients: disable (SSLRequest answered N), allow (TLS for clients that ask), or
+// required (a client that does not ask is refused, 28000).
+enum class client_tls { disable, allow, required };
+
+struct tls_config {
+  client_tls client = client_tls::disable;
+  std::string cert_file;
+  std::string key_file;
+  std::string min_version = "1.3";  // "1.2" or "1.3"
+};
+
 struct config {
   std::string region;
   std::string listen_host = "127.0.0.1";
@@ -115,6 +126,7 @@ struct config {
   failover_config failover;
 
   auth_method auth = auth_method::scram_sha_256;
+  tls_config tls;
   std::vector<user_config> users;
   std::vector<database_config> databases;  // per-database defaults
 

@@ -166,6 +166,13 @@ int main(int argc, char** argv) {
     std::cerr << "meridian: invalid configuration " << config_path << ": " << e.what() << "\n";
     return 1;
   }
+  std::shared_ptr<const proxy::server_tls> tls;
+  try {
+    if (cfg.tls.client != proxy::client_tls::disable) tls = proxy::make_server_tls(cfg.tls);
+  } catch (const proxy::config_error& e) {
+    std::cerr << "meridian: invalid configuration " << config_path << ": " << e.what() << "\n";
+    return 1;
+  }
   if (check_only) {
     std::cout << "configuration " << config_path << " is valid\n";
     return 0;
@@ -177,6 +184,7 @@ int main(int argc, char** argv) {
 
   proxy::shared_state shared;
   shared.cfg = std::make_shared<const proxy::config>(cfg);
+  shared.tls = tls;
   auto topology = routing::make_configured_topology(cfg.nodes, cfg.region);
   shared.stats = std::make_unique<proxy::metrics>(*topology);
   if (cfg.metrics_port != 0) {

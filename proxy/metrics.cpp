@@ -47,6 +47,11 @@ metrics::metrics(const routing::topology& topology) : registry_(std::make_shared
                   .Help("Client connections currently open")
                   .Register(*registry_)
                   .Add({});
+  tls_handshakes_ = &prometheus::BuildCounter()
+                         .Name("meridian_client_tls_handshakes_total")
+                         .Help("TLS handshakes completed with clients")
+                         .Register(*registry_)
+                         .Add({});
 }
 
 void metrics::node_health(const routing::topology& topology) {

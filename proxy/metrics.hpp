@@ -31,6 +31,7 @@ class metrics {
   }
   void client_connected() { clients_->Increment(); }
   void client_disconnected() { clients_->Decrement(); }
+  void tls_handshake() { tls_handshakes_->Increment(); }
   void replica_skipped(routing::node_id node) {
     if (node.value < replica_skips_.size()) replica_skips_[node.value]->Increment();
   }
@@ -54,6 +55,7 @@ class metrics {
   prometheus::Counter* ryw_caught_up_ = nullptr;
   prometheus::Counter* ryw_gave_up_ = nullptr;
   prometheus::Gauge* clients_ = nullptr;
+  prometheus::Counter* tls_handshakes_ = nullptr;
   struct node_gauges {
     prometheus::Gauge* up;
     prometheus::Gauge* primary;

@@ -84,6 +84,7 @@ std::string server_statement_name(std::string_view content) {
 session::session(worker& w, tcp::socket socket)
     : worker_(w),
       client_(std::move(socket)),
+      tls_config_(w.cfg().tls.client == client_tls::disable ? nullptr : w.shared().tls),
       id_(w.shared().next_session_id.fetch_add(1)),
       drained_(client_.get_executor(), clock::time_point::max()) {
   error_code ec;
@@ -166,8 +167,14 @@ awaitable<bool> session::read_startup_packet(pr::startup_message& out_msg, std::
           co_await fatal(pr::sqlstate::protocol_violation, "received unencrypted data after SSL request");
           co_return false;
         }
-        const std::string decline("N");
-        if (!co_await write_client(decline)) co_return false;
+        if (tls_) {
+          co_await fatal(pr::sqlstate::protocol_violation, "SSLRequest over a connection already encrypted");
+          co_return false;
+        }
+        const bool offer = packet->kind == pr::startup_kind::ssl_request && tls_config_;
+        const std::string answer(offer ? "S" : "N");
+        if (!co_await write_client(answer)) co_return false;
+        if (offer && !co_await start_tls()) co_return false;
         continue;
       }
       case pr::startup_kind::cancel_request: {
@@ -183,6 +190,11 @@ awaitable<bool> session::read_startup_packet(pr::startup_message& out_msg, std::
         co_return false;
       }
       case pr::startup_kind::startup:
+        if (!tls_ && worker_.cfg().tls.client == client_tls::required) {
+          co_await fatal(pr::sqlstate::invalid_authorization,
+                         "this Meridian accepts only encrypted connections: connect with sslmode=require or stronger");
+          co_return false;
+        }
         out_msg = std::move(packet->startup);
         co_return true;
     }
@@ -314,7 +326,9 @@ awaitable<bool> session::startup() {
 }
 
 awaitable<bool> session::authenticate() {
-  client_authenticator auth(worker_.cfg().auth, user_cfg_, user_);
+  std::optional<std::string> channel_binding;
+  if (tls_) channel_binding = tls_config_->end_point_hash;
+  client_authenticator auth(worker_.cfg().auth, user_cfg_, user_, std::move(channel_binding));
   auto step = auth.start();
   for (;;) {
     if (!step.to_client.empty() && !co_await write_client(step.to_client)) co_return false;
@@ -426,10 +440,29 @@ awaitable<void> session::serve() {
   }
 }
 
+awaitable<bool> session::start_tls() {
+  tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(client_, tls_config_->context);
+  error_code ec;
+  // Under the start-up timer: a client that stalls the handshake is closed with the rest.
+  co_await tls_->async_handshake(asio::ssl::stream_base::server, asio::redirect_error(use_awaitable, ec));
+  if (ec) {
+    spdlog::info("[c{}] TLS handshake with {} failed: {}", id_, peer_, ec.message());
+    close_client();
+    co_return false;
+  }
+  spdlog::debug("[c{}] TLS {} {}", id_, SSL_get_version(tls_->native_handle()), SSL_get_cipher(tls_->native_handle()));
+  worker_.shared().stats->tls_handshake();
+  co_return true;
+}
+
 awaitable<bool> session::read_client() {
   error_code ec;
-  auto n = co_await client_.async_read_some(asio::buffer(in_.write_ptr(), in_.writable()),
-                                            asio::redirect_error(use_awaitable, ec));
+  std::size_t n = 0;
+  if (tls_) {
+    n = co_await tls_->async_read_some(asio::buffer(in_.write_ptr(), in_.writable()), asio::redirect_error(use_awaitable, ec));
+  } else {
+    n = co_await client_.async_read_some(asio::buffer(in_.write_ptr(), in_.writable()), asio::redirect_error(use_awaitable, ec));
+  }
   if (ec) co_return false;
   in_.commit(n);
   co_return true;
@@ -1211,10 +1244,18 @@ awaitable<bool> session::write_client(const std::vector<asio::const_buffer>& buf
   }
   writing_ = true;
   error_code ec;
-  co_await asio::async_write(client_, buffers, asio::redirect_error(use_awaitable, ec));
+  if (tls_) {
+    co_await asio::async_write(*tls_, buffers, asio::redirect_error(use_awaitable, ec));
+  } else {
+    co_await asio::async_write(client_, buffers, asio::redirect_error(use_awaitable, ec));
+  }
   while (!ec && !backlog_.empty()) {
     std::swap(backlog_, inflight_);
-    co_await asio::async_write(client_, asio::buffer(inflight_), asio::redirect_error(use_awaitable, ec));
+    if (tls_) {
+      co_await asio::async_write(*tls_, asio::buffer(inflight_), asio::redirect_error(use_awaitable, ec));
+    } else {
+      co_await asio::async_write(client_, asio::buffer(inflight_), asio::redirect_error(use_awaitable, ec));
+    }
     inflight_.clear();
   }
   writing_ = false;

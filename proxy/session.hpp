@@ -16,6 +16,7 @@
 #include "proxy/cancel_registry.hpp"
 #include "proxy/config.hpp"
 #include "proxy/server_connection.hpp"
+#include "proxy/tls.hpp"
 #include "routing/router.hpp"
 
 namespace meridian::proxy {
@@ -67,6 +68,8 @@ class session : public std::enable_shared_from_this<session> {
   awaitable<void> serve();
   // One read from the client into in_; false when the client is gone or the read was cancelled.
   awaitable<bool> read_client();
+  // Answers an SSLRequest with 'S' already sent: the TLS handshake, as the server.
+  awaitable<bool> start_tls();
   awaitable<std::optional<server_error>> attach(routing::route_request request, bool spawn_reader);
   // What the next transaction needs, from the complete messages already received: the first
   // statement batch (up to Sync, or a simple Query) decides where it runs.
@@ -118,6 +121,8 @@ class session : public std::enable_shared_from_this<session> {
 
   worker& worker_;
   tcp::socket client_;
+  std::shared_ptr<const server_tls> tls_config_;              // null: TLS not offered
+  std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;      // set once the client asked for TLS
   std::uint64_t id_;
   std::string peer_;
   byte_buffer in_{8192};

@@ -12,6 +12,7 @@
 #include "proxy/config.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/pool.hpp"
+#include "proxy/tls.hpp"
 #include "routing/classification_cache.hpp"
 #include "routing/router.hpp"
 #include "routing/topology.hpp"
@@ -34,6 +35,7 @@ struct database_routing {
 struct shared_state {
   config_ptr cfg;
   std::unique_ptr<metrics> stats;
+  std::shared_ptr<const server_tls> tls;  // null when client TLS is disabled
   cancel_registry cancels;
   std::atomic<std::size_t> clients{0};
   std::atomic<std::uint64_t> next_session_id{1};

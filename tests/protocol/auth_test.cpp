@@ -66,7 +66,7 @@ TEST_CASE("SCRAM server refuses a wrong password and malformed messages", "[prot
     CHECK(client.server_final(*r));
   }
   SECTION("malformed client-first messages") {
-    for (const char* m : {"", "n,", "x,,n=,r=abc", "p=tls-server-end-point,,n=,r=abc", "n,a=admin,n=,r=abc",
+    for (const char* m : {"", "n,", "x,,n=,r=abc", "n,a=admin,n=,r=abc",
                           "n,,r=abc", "n,,n=,r=", "n,,n=,r=a,b", "n,,m=ext,n=,r=abc"}) {
       INFO(m);
       scram_server server(rfc_verifier());
@@ -128,4 +128,59 @@ TEST_CASE("md5 password scheme", "[protocol][md5]") {
   CHECK(is_md5_secret("md53175bce1d3201d16594cebf9d7eb3f9d"));
   CHECK_FALSE(is_md5_secret("md53175BCE1d3201d16594cebf9d7eb3f9d"));
   CHECK_FALSE(is_md5_secret("md5short"));
+}
+
+TEST_CASE("SCRAM with tls-server-end-point channel binding", "[protocol][scram]") {
+  const std::string cert_hash(32, '\x5a');
+  auto run = [](scram_server& server, scram_client& client, bool plus) -> tl::expected<std::string, scram_failure> {
+    auto first = server.client_first(client.client_first(), plus);
+    if (!first) return tl::unexpected(first.error());
+    auto final_msg = client.server_first(*first);
+    REQUIRE(final_msg);
+    return server.client_final(*final_msg);
+  };
+  SECTION("a bound exchange succeeds and the client verifies the server") {
+    scram_server server(rfc_verifier(), {}, cert_hash);
+    scram_client client("pencil", {}, {}, cert_hash);
+    auto r = run(server, client, true);
+    REQUIRE(r);
+    CHECK(client.server_final(*r));
+  }
+  SECTION("binding data of another certificate (a man in the middle) fails") {
+    scram_server server(rfc_verifier(), {}, cert_hash);
+    scram_client client("pencil", {}, {}, std::string(32, '\x01'));
+    auto r = run(server, client, true);
+    REQUIRE_FALSE(r);
+    CHECK(r.error() == scram_failure::channel_binding);
+  }
+  SECTION("a client without binding support still logs in over TLS") {
+    scram_server server(rfc_verifier(), {}, cert_hash);
+    scram_client client("pencil");
+    CHECK(run(server, client, false));
+  }
+  SECTION("refusals") {
+    struct row {
+      bool tls;
+      const char* first;
+      bool plus;
+      scram_failure expected;
+    };
+    const row rows[] = {
+        {true, "y,,n=,r=abc", false, scram_failure::channel_binding},   // binding offered, client saw none
+        {false, "p=tls-server-end-point,,n=,r=abc", true, scram_failure::channel_binding},  // no TLS
+        {true, "p=tls-unique,,n=,r=abc", true, scram_failure::channel_binding},  // unsupported type
+        {true, "p=tls-server-end-point,,n=,r=abc", false, scram_failure::channel_binding},  // bound, plain mechanism
+        {true, "n,,n=,r=abc", true, scram_failure::malformed},  // PLUS without binding
+    };
+    for (const auto& r : rows) {
+      INFO(r.first << (r.tls ? " over TLS" : " without TLS") << (r.plus ? ", PLUS" : ""));
+      scram_server server(rfc_verifier(), {}, r.tls ? std::optional<std::string>(cert_hash) : std::nullopt);
+      auto got = server.client_first(r.first, r.plus);
+      REQUIRE_FALSE(got);
+      CHECK(got.error() == r.expected);
+    }
+    // Without TLS, a "y" client is fine: the server really offers no binding.
+    scram_server plain(rfc_verifier());
+    CHECK(plain.client_first("y,,n=,r=abc"));
+  }
 }

@@ -110,6 +110,10 @@ TEST_CASE("invalid configs name the offending key", "[proxy][config]") {
       {"region: r\n" + nodes + "auth: { method: ldap }\n", "auth.method: must be"},
       {"region: r\n" + nodes + "users: [{ name: a }]\n", "password: is required"},
       {"region: r\n" + nodes + "log: { level: loud }\n", "log.level: must be one of"},
+      {"region: r\n" + nodes + "tls: { client: sometimes, cert: c, key: k }\n", "tls.client: must be"},
+      {"region: r\n" + nodes + "tls: { client: required }\n", "tls: cert and key are required"},
+      {"region: r\n" + nodes + "tls: { cert: c, key: k, min_version: '1.1' }\n", "tls.min_version: must be 1.2 or 1.3"},
+      {"region: r\n" + nodes + "tls: { cert: c, key: k, ciphers: all }\n", "tls.ciphers: unknown key"},
       {"region: r\n" + nodes + "bogus: 1\n", "bogus: unknown key"},
       {"region: [unclosed\n", "invalid YAML"},
   };
@@ -260,4 +264,20 @@ failover:
   CHECK_THAT(error_of(with_monitor + "coordination: { etcd: [nohostport] }\n"), Catch::Contains("coordination.etcd[0]"));
   CHECK_THAT(error_of(with_monitor + "coordination: { etcd: [a:1], lease_ttl: 1500ms }\n"),
              Catch::Contains("coordination.lease_ttl"));
+}
+
+TEST_CASE("client TLS: allowed once a certificate is configured, paths relative to the config", "[proxy][config]") {
+  const std::string nodes = "nodes: [{ name: p, host: h, role: primary }]\n";
+  auto off = meridian::proxy::load_config_string("region: r\n" + nodes, "/etc/meridian");
+  CHECK(off.tls.client == meridian::proxy::client_tls::disable);
+  auto on = meridian::proxy::load_config_string("region: r\n" + nodes + "tls: { cert: tls/server.crt, key: /keys/server.key }\n",
+                                                "/etc/meridian");
+  CHECK(on.tls.client == meridian::proxy::client_tls::allow);
+  CHECK(on.tls.cert_file == "/etc/meridian/tls/server.crt");
+  CHECK(on.tls.key_file == "/keys/server.key");
+  CHECK(on.tls.min_version == "1.3");
+  auto required = meridian::proxy::load_config_string(
+      "region: r\n" + nodes + "tls: { client: required, cert: c, key: k, min_version: '1.2' }\n", "/");
+  CHECK(required.tls.client == meridian::proxy::client_tls::required);
+  CHECK(required.tls.min_version == "1.2");
 }

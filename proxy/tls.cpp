@@ -1,0 +1,54 @@
+#include "proxy/tls.hpp"
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+namespace meridian::proxy {
+
+namespace {
+
+std::string openssl_error() {
+  std::string out;
+  while (unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    out += (out.empty() ? "" : "; ") + std::string(buf);
+  }
+  return out.empty() ? "unknown OpenSSL error" : out;
+}
+
+}  // namespace
+
+std::string certificate_end_point_hash(X509* cert) {
+  int md_nid = NID_undef;
+  if (!cert || !OBJ_find_sigid_algs(X509_get_signature_nid(cert), &md_nid, nullptr)) return {};
+  if (md_nid == NID_md5 || md_nid == NID_sha1) md_nid = NID_sha256;
+  const EVP_MD* md = EVP_get_digestbynid(md_nid);
+  if (!md) return {};
+  unsigned char hash[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (!X509_digest(cert, md, hash, &len)) return {};
+  return std::string(reinterpret_cast<const char*>(hash), len);
+}
+
+std::shared_ptr<const server_tls> make_server_tls(const tls_config& cfg) {
+  auto tls = std::make_shared<server_tls>();
+  SSL_CTX* ctx = tls->context.native_handle();
+  ERR_clear_error();
+  const int min = cfg.min_version == "1.2" ? TLS1_2_VERSION : TLS1_3_VERSION;
+  if (!SSL_CTX_set_min_proto_version(ctx, min)) throw config_error("tls.min_version: " + openssl_error());
+  // No renegotiation, no compression, a fresh key per session.
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  if (SSL_CTX_use_certificate_chain_file(ctx, cfg.cert_file.c_str()) != 1)
+    throw config_error("tls.cert: cannot load " + cfg.cert_file + ": " + openssl_error());
+  if (SSL_CTX_use_PrivateKey_file(ctx, cfg.key_file.c_str(), SSL_FILETYPE_PEM) != 1)
+    throw config_error("tls.key: cannot load " + cfg.key_file + ": " + openssl_error());
+  if (SSL_CTX_check_private_key(ctx) != 1) throw config_error("tls.key does not match tls.cert: " + openssl_error());
+  tls->end_point_hash = certificate_end_point_hash(SSL_CTX_get0_certificate(ctx));
+  if (tls->end_point_hash.empty()) throw config_error("tls.cert: cannot hash the certificate for channel binding");
+  return tls;
+}
+
+}  // namespace meridian::proxy

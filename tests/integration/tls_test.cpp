@@ -1,0 +1,122 @@
+// TLS with clients: the sandbox's Meridians offer TLS (client: allow) with a certificate of the
+// sandbox's own CA; a Meridian of this test's own requires it.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <fstream>
+
+#include "support.hpp"
+
+using namespace meridian::testing;
+using namespace std::chrono_literals;
+
+extern char** environ;
+
+namespace {
+
+constexpr int required_port = 26497;
+
+std::string ca() { return sandbox::dir() + "/tls/ca.crt"; }
+
+std::string tls_dsn(int port, const std::string& options) {
+  return "host=127.0.0.1 port=" + std::to_string(port) + " user=app password=app-secret dbname=app connect_timeout=10 " + options;
+}
+
+// A Meridian of the test's own, in front of the sandbox's primary, with client TLS required.
+struct required_tls_meridian {
+  pid_t pid = 0;
+  required_tls_meridian() {
+    const std::string path = sandbox::dir() + "/tls-required-test.yaml";
+    std::ofstream out(path);
+    out << "region: us-east-1\n"
+        << "listen: { host: 127.0.0.1, port: " << required_port << " }\n"
+        << "nodes:\n"
+        << "  - { name: us-east-1, host: 127.0.0.1, port: " << sandbox::pg_port(0) << ", role: primary }\n"
+        << "pool: { size: 2 }\n"
+        << "auth: { method: scram-sha-256 }\n"
+        << "tls: { client: required, cert: " << sandbox::dir() << "/tls/server.crt, key: " << sandbox::dir()
+        << "/tls/server.key }\n"
+        << "users:\n  - { name: app, password: app-secret }\n";
+    out.close();
+    std::string binary = MERIDIAN_TEST_BINARY;
+    std::vector<char*> argv{binary.data(), const_cast<char*>("--config"), const_cast<char*>(path.c_str()), nullptr};
+    REQUIRE(posix_spawn(&pid, binary.c_str(), nullptr, nullptr, argv.data(), environ) == 0);
+  }
+  ~required_tls_meridian() {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("clients connect with sslmode=verify-full against the sandbox CA, TLS 1.3, SCRAM bound to the channel",
+          "[integration][tls]") {
+  for (int r : {us, eu, ap}) {
+    INFO(region_name(r));
+    pg_connection c(tls_dsn(sandbox::meridian_port(r), "sslmode=verify-full sslrootcert=" + ca() + " channel_binding=require"));
+    REQUIRE(c.ok());
+    CHECK(PQsslInUse(c.raw()) == 1);
+    CHECK(std::string(PQsslAttribute(c.raw(), "protocol")) == "TLSv1.3");
+    CHECK(c.scalar("SELECT 40 + 2") == "42");
+  }
+  // Plain connections still work where TLS is allowed, not required.
+  pg_connection plain(tls_dsn(sandbox::meridian_port(eu), "sslmode=disable"));
+  REQUIRE(plain.ok());
+  CHECK(PQsslInUse(plain.raw()) == 0);
+}
+
+TEST_CASE("a certificate from another CA fails verification", "[integration][tls]") {
+  const std::string other = sandbox::dir() + "/tls-other-ca";
+  auto made = run_command("mkdir -p " + other + " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+                          "-days 1 -subj '/CN=Someone else' -keyout " + other + "/ca.key -out " + other + "/ca.crt 2>&1");
+  REQUIRE(made.exit_code == 0);
+  pg_connection c(tls_dsn(sandbox::meridian_port(us), "sslmode=verify-full sslrootcert=" + other + "/ca.crt"));
+  CHECK_FALSE(c.ok());
+  CHECK_THAT(c.error(), Catch::Contains("certificate verify failed"));
+  // verify-full also checks the name: the certificate is not for this host name.
+  pg_connection wrong_name("host=localhost hostaddr=127.0.0.1 port=" + std::to_string(sandbox::meridian_port(us)) +
+                           " user=app password=app-secret dbname=app sslmode=verify-full sslrootcert=" + ca());
+  CHECK(wrong_name.ok());  // localhost is in the certificate
+  pg_connection other_name("host=meridian.example hostaddr=127.0.0.1 port=" + std::to_string(sandbox::meridian_port(us)) +
+                           " user=app password=app-secret dbname=app sslmode=verify-full sslrootcert=" + ca());
+  CHECK_FALSE(other_name.ok());
+  CHECK_THAT(other_name.error(), Catch::Contains("does not match host name"));
+}
+
+TEST_CASE("with TLS required a plaintext client is refused and an encrypted one served", "[integration][tls]") {
+  required_tls_meridian m;
+  REQUIRE(eventually([] { return pg_connection(tls_dsn(required_port, "sslmode=require")).ok(); }, 10s));
+  pg_connection plain(tls_dsn(required_port, "sslmode=disable"));
+  CHECK_FALSE(plain.ok());
+  CHECK_THAT(plain.error(), Catch::Contains("accepts only encrypted connections"));
+  // TLS 1.2 is below the default minimum.
+  pg_connection old(tls_dsn(required_port, "sslmode=require ssl_max_protocol_version=TLSv1.2"));
+  CHECK_FALSE(old.ok());
+  pg_connection bound(tls_dsn(required_port, "sslmode=verify-full sslrootcert=" + ca() + " channel_binding=require"));
+  REQUIRE(bound.ok());
+  CHECK(bound.scalar("SELECT current_user") == "app");
+  // A wrong password over TLS is still a wrong password.
+  pg_connection wrong("host=127.0.0.1 port=" + std::to_string(required_port) +
+                      " user=app password=nope dbname=app sslmode=require channel_binding=require");
+  CHECK_FALSE(wrong.ok());
+  CHECK_THAT(wrong.error(), Catch::Contains("password authentication failed"));
+}
+
+TEST_CASE("pgbench over TLS through every region: 0 failed transactions", "[integration][tls]") {
+  const std::string script = sandbox::dir() + "/tls-select.sql";
+  std::ofstream(script) << "SELECT inet_server_port();\n";
+  for (int r : {us, eu, ap}) {
+    INFO(region_name(r));
+    auto out = run_command("PGSSLMODE=verify-full PGSSLROOTCERT=" + ca() +
+                           " PGPASSWORD=app-secret /usr/lib/postgresql/15/bin/pgbench -n -f " + script +
+                           " -c 4 -j 2 -t 200 -h 127.0.0.1 -p " +
+                           std::to_string(sandbox::meridian_port(r)) + " -U app app 2>&1");
+    INFO(out.output);
+    CHECK(out.exit_code == 0);
+    CHECK_THAT(out.output, Catch::Contains("number of failed transactions: 0"));
+  }
+}
