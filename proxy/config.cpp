@@ -205,7 +205,22 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
   config c;
   only_keys(root, "",
             {"region", "listen", "threads", "nodes", "pool", "routing", "monitor", "coordination", "failover", "limits",
-             "auth", "users", "databases", "log", "metrics", "admin", "tls"});
+             "auth", "users", "databases", "log", "metrics", "admin", "tls", "server_tls"});
+  auto server_tls_of = [&](const YAML::Node& n, const std::string& where, server_tls_config t) {
+    if (n["sslmode"]) {
+      t.sslmode = scalar(n["sslmode"], where + "sslmode");
+      static const std::set<std::string> modes{"disable", "prefer", "require", "verify-ca", "verify-full"};
+      if (!modes.count(t.sslmode)) fail(where + "sslmode", "must be disable, prefer, require, verify-ca or verify-full");
+    }
+    if (n["sslrootcert"]) t.root_cert = resolve(base_dir, scalar(n["sslrootcert"], where + "sslrootcert"));
+    if ((t.sslmode == "verify-ca" || t.sslmode == "verify-full") && t.root_cert.empty())
+      fail(where + "sslrootcert", "is required with sslmode " + t.sslmode);
+    return t;
+  };
+  if (auto st = root["server_tls"]) {
+    only_keys(st, "server_tls", {"sslmode", "sslrootcert"});
+    c.server_tls = server_tls_of(st, "server_tls.", c.server_tls);
+  }
   if (auto t = root["tls"]) {
     only_keys(t, "tls", {"client", "cert", "key", "min_version"});
     if (t["cert"]) c.tls.cert_file = resolve(base_dir, scalar(t["cert"], "tls.cert"));
@@ -291,7 +306,8 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     const std::string key = "nodes[" + std::to_string(i) + "]";
     auto n = nodes[i];
-    only_keys(n, key, {"name", "region", "host", "port", "role", "max_lag", "max_lag_bytes"});
+    only_keys(n, key, {"name", "region", "host", "port", "role", "max_lag", "max_lag_bytes", "sslmode", "sslrootcert"});
+    c.node_tls.push_back(server_tls_of(n, key + ".", c.server_tls));
     routing::node node;
     if (!n["name"]) fail(key + ".name", "is required");
     node.name = scalar(n["name"], key + ".name");

@@ -87,6 +87,12 @@ struct tls_config {
   std::string min_version = "1.3";  // "1.2" or "1.3"
 };
 
+// TLS to a PostgreSQL node, as libpq's sslmode and sslrootcert.
+struct server_tls_config {
+  std::string sslmode = "prefer";  // disable | prefer | require | verify-ca | verify-full
+  std::string root_cert;           // CA certificates for verify-ca and verify-full
+};
+
 struct config {
   std::string region;
   std::string listen_host = "127.0.0.1";
@@ -127,6 +133,8 @@ struct config {
 
   auth_method auth = auth_method::scram_sha_256;
   tls_config tls;
+  server_tls_config server_tls;             // every node's, unless the node says otherwise
+  std::vector<server_tls_config> node_tls;  // per node, in the order of `nodes` (node id)
   std::vector<user_config> users;
   std::vector<database_config> databases;  // per-database defaults
 

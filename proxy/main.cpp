@@ -167,8 +167,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::shared_ptr<const proxy::server_tls> tls;
+  std::vector<std::shared_ptr<const proxy::upstream_tls>> upstream;
   try {
     if (cfg.tls.client != proxy::client_tls::disable) tls = proxy::make_server_tls(cfg.tls);
+    for (const auto& t : cfg.node_tls) upstream.push_back(proxy::make_upstream_tls(t));
   } catch (const proxy::config_error& e) {
     std::cerr << "meridian: invalid configuration " << config_path << ": " << e.what() << "\n";
     return 1;
@@ -185,6 +187,7 @@ int main(int argc, char** argv) {
   proxy::shared_state shared;
   shared.cfg = std::make_shared<const proxy::config>(cfg);
   shared.tls = tls;
+  shared.node_tls = upstream;
   auto topology = routing::make_configured_topology(cfg.nodes, cfg.region);
   shared.stats = std::make_unique<proxy::metrics>(*topology);
   if (cfg.metrics_port != 0) {

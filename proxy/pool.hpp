@@ -37,6 +37,7 @@ struct pool_settings {
   std::chrono::milliseconds server_lifetime{3'600'000};
   std::size_t max_prepared_per_server = 500;
   std::size_t max_message_bytes = 64u << 20;
+  std::shared_ptr<const upstream_tls> tls;  // the node's TLS (null: plaintext)
 };
 
 struct pool_stats {

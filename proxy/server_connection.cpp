@@ -45,6 +45,7 @@ void server_connection::close() {
 
 bool server_connection::looks_alive() {
   if (!socket.is_open()) return false;
+  if (tls && SSL_pending(tls->native_handle()) > 0) return false;  // decrypted and unread: not idle
   char byte;
   auto n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   if (n == 0) return false;                                          // EOF
@@ -66,18 +67,54 @@ awaitable<tl::expected<pr::frame, server_error>> server_connection::read_message
                                             std::string("invalid message from server: ") + r.reason});
     in.reserve(r.needed);
     error_code ec;
-    auto n = co_await socket.async_read_some(asio::buffer(in.write_ptr(), in.writable()),
-                                             asio::redirect_error(use_awaitable, ec));
+    auto buffer = asio::buffer(in.write_ptr(), in.writable());
+    auto n = co_await read_some(buffer, ec);
     if (ec) co_return tl::unexpected(server_error{std::string(pr::sqlstate::connection_failure),
                                                   "server closed the connection: " + ec.message()});
     in.commit(n);
   }
 }
 
+awaitable<tl::expected<void, std::string>> server_connection::start_tls(const routing::node& n, const upstream_tls& settings) {
+  std::string request;
+  pr::serialize_ssl_request(request);
+  error_code ec;
+  co_await asio::async_write(socket, asio::buffer(request), asio::redirect_error(use_awaitable, ec));
+  if (ec) co_return tl::unexpected(ec.message());
+  // Exactly one byte: anything after it must come through TLS (CVE-2021-23214).
+  char answer = 0;
+  co_await asio::async_read(socket, asio::buffer(&answer, 1), asio::redirect_error(use_awaitable, ec));
+  if (ec) co_return tl::unexpected(ec.message());
+  if (answer == 'N') {
+    if (settings.mode == "prefer") co_return tl::expected<void, std::string>{};
+    co_return tl::unexpected("the server does not support SSL, but sslmode is " + settings.mode);
+  }
+  if (answer != 'S') co_return tl::unexpected(std::string("unexpected answer to SSLRequest"));
+  tls = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket, settings.context);
+  SSL* ssl = tls->native_handle();
+  error_code address_ec;
+  asio::ip::make_address(n.host, address_ec);
+  if (address_ec) SSL_set_tlsext_host_name(ssl, n.host.c_str());  // SNI for names, not addresses
+  if (settings.mode == "verify-full") {
+    // The certificate must name the host we connect to (a DNS name or an IP address).
+    if (address_ec ? SSL_set1_host(ssl, n.host.c_str()) != 1
+                   : X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), n.host.c_str()) != 1)
+      co_return tl::unexpected(std::string("cannot set the host name to verify"));
+  }
+  co_await tls->async_handshake(asio::ssl::stream_base::client, asio::redirect_error(use_awaitable, ec));
+  if (ec) {
+    std::string why = ec.message();
+    if (long v = SSL_get_verify_result(ssl); v != X509_V_OK) why = std::string("certificate verify failed: ") + X509_verify_cert_error_string(v);
+    co_return tl::unexpected("TLS handshake: " + why);
+  }
+  co_return tl::expected<void, std::string>{};
+}
+
 awaitable<tl::expected<void, server_error>> server_connection::establish(const routing::node& n,
                                                                          const server_login& login,
                                                                          std::chrono::milliseconds timeout,
-                                                                         std::size_t max_message) {
+                                                                         std::size_t max_message,
+                                                                         const upstream_tls* tls_settings) {
   // One deadline for the whole exchange: when it fires the socket is closed, which fails
   // whatever operation is pending.
   auto ex = socket.get_executor();
@@ -106,12 +143,16 @@ awaitable<tl::expected<void, server_error>> server_connection::establish(const r
   co_await asio::async_connect(socket, endpoints, asio::redirect_error(use_awaitable, ec));
   if (ec) co_return fail(ec.message());
   socket.set_option(tcp::no_delay(true), ec);
+  if (tls_settings) {
+    auto secured = co_await start_tls(n, *tls_settings);
+    if (!secured) co_return fail(secured.error());
+  }
 
   std::string out;
   pr::startup_message sm;
   sm.parameters = {{"user", login.user}, {"database", login.database}};
   pr::serialize(sm, out);
-  co_await asio::async_write(socket, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
+  co_await write(asio::buffer(out), ec);
   if (ec) co_return fail(ec.message());
 
   std::optional<pr::scram_client> scram;
@@ -161,7 +202,7 @@ awaitable<tl::expected<void, server_error>> server_connection::establish(const r
             co_return fail("server requested an unsupported authentication method");
         }
         if (!out.empty()) {
-          co_await asio::async_write(socket, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
+          co_await write(asio::buffer(out), ec);
           if (ec) co_return fail(ec.message());
         }
         break;
@@ -198,7 +239,7 @@ awaitable<tl::expected<void, server_error>> server_connection::run_internal_quer
   std::string out;
   pr::fe::serialize(pr::fe::query{sql}, out);
   error_code ec;
-  co_await asio::async_write(socket, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
+  co_await write(asio::buffer(out), ec);
   if (ec) co_return tl::unexpected(server_error{std::string(pr::sqlstate::connection_failure), ec.message()});
   std::optional<server_error> failure;
   for (;;) {

@@ -17,6 +17,7 @@
 #include "proxy/asio.hpp"
 #include "proxy/byte_buffer.hpp"
 #include "proxy/statement_cache.hpp"
+#include "proxy/tls.hpp"
 #include "routing/topology.hpp"
 
 namespace meridian::proxy {
@@ -44,10 +45,27 @@ class server_connection {
 
   // TCP connect, StartupMessage, authentication, and everything up to the first ReadyForQuery,
   // all within `timeout`.
+  // With `tls` (the node's sslmode is not disable), SSLRequest first, as libpq does.
   [[nodiscard]] awaitable<tl::expected<void, server_error>> establish(const routing::node& node,
                                                                       const server_login& login,
                                                                       std::chrono::milliseconds timeout,
-                                                                      std::size_t max_message);
+                                                                      std::size_t max_message,
+                                                                      const upstream_tls* tls = nullptr);
+
+  // The connection's byte stream, encrypted or not.
+  template <class Buffers>
+  awaitable<std::size_t> read_some(const Buffers& buffers, error_code& ec) {
+    if (tls) co_return co_await tls->async_read_some(buffers, asio::redirect_error(use_awaitable, ec));
+    co_return co_await socket.async_read_some(buffers, asio::redirect_error(use_awaitable, ec));
+  }
+  template <class Buffers>
+  awaitable<void> write(const Buffers& buffers, error_code& ec) {
+    if (tls) {
+      co_await asio::async_write(*tls, buffers, asio::redirect_error(use_awaitable, ec));
+    } else {
+      co_await asio::async_write(socket, buffers, asio::redirect_error(use_awaitable, ec));
+    }
+  }
 
   // Runs a simple query of Meridian's own (parameter sync, reset, catalog look-ups), keeping the
   // rows (NULL as "") when asked. Only for a connection with nothing in flight and no reader.
@@ -66,6 +84,7 @@ class server_connection {
   void close();
 
   tcp::socket socket;
+  std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls;  // set when the server accepted SSLRequest
   byte_buffer in{16384};
   protocol::pipeline pipeline;
   param_map params;    // current values of reported (and synced) parameters, lower-case names
@@ -87,6 +106,8 @@ class server_connection {
 
  private:
   [[nodiscard]] awaitable<tl::expected<protocol::frame, server_error>> read_message(std::size_t max_message);
+  // SSLRequest and the handshake; false (with the reason) when the connection cannot go on.
+  [[nodiscard]] awaitable<tl::expected<void, std::string>> start_tls(const routing::node& n, const upstream_tls& tls);
   std::size_t consumed_ = 0;
 };
 

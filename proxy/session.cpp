@@ -420,7 +420,8 @@ awaitable<void> session::serve() {
         auto sc = attached_;
         server_writing_ = true;
         error_code ec;
-        co_await asio::async_write(sc->socket, asio::buffer(server_out_), asio::redirect_error(use_awaitable, ec));
+        auto out = asio::buffer(server_out_);
+        co_await sc->write(out, ec);
         server_writing_ = false;
         // A failed write shows up in the server reader as a failed read too; it reports it.
       }
@@ -957,8 +958,8 @@ awaitable<void> session::server_reader(std::shared_ptr<session> self, server_con
       co_return;
     }
     error_code ec;
-    auto n = co_await sc->socket.async_read_some(asio::buffer(sc->in.write_ptr(), sc->in.writable()),
-                                                 asio::redirect_error(use_awaitable, ec));
+    auto into = asio::buffer(sc->in.write_ptr(), sc->in.writable());
+    auto n = co_await sc->read_some(into, ec);
     if (ec) {
       if (self->ended_) continue;  // woken by the session's end: decide above
       // Built before co_await: GCC 12 mishandles temporaries of a conditional inside co_await.

@@ -33,6 +33,24 @@ std::string certificate_end_point_hash(X509* cert) {
   return std::string(reinterpret_cast<const char*>(hash), len);
 }
 
+std::shared_ptr<const upstream_tls> make_upstream_tls(const server_tls_config& cfg) {
+  if (cfg.sslmode == "disable") return nullptr;
+  auto tls = std::make_shared<upstream_tls>();
+  tls->mode = cfg.sslmode;
+  SSL_CTX* ctx = tls->context.native_handle();
+  ERR_clear_error();
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+  if (cfg.sslmode == "verify-ca" || cfg.sslmode == "verify-full") {
+    if (SSL_CTX_load_verify_locations(ctx, cfg.root_cert.c_str(), nullptr) != 1)
+      throw config_error("sslrootcert: cannot load " + cfg.root_cert + ": " + openssl_error());
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  } else {
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);  // encryption only, as libpq's require
+  }
+  return tls;
+}
+
 std::shared_ptr<const server_tls> make_server_tls(const tls_config& cfg) {
   auto tls = std::make_shared<server_tls>();
   SSL_CTX* ctx = tls->context.native_handle();

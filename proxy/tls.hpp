@@ -21,6 +21,14 @@ struct server_tls {
   std::string end_point_hash;
 };
 
+// TLS towards one PostgreSQL node: its sslmode and the client context (CA loaded for the
+// verifying modes). Null for sslmode disable.
+struct upstream_tls {
+  std::string mode;
+  mutable asio::ssl::context context{asio::ssl::context::tls_client};
+};
+[[nodiscard]] std::shared_ptr<const upstream_tls> make_upstream_tls(const server_tls_config& cfg);
+
 // Throws config_error with the reason (unreadable files, a key that does not match, ...).
 [[nodiscard]] std::shared_ptr<const server_tls> make_server_tls(const tls_config& cfg);
 

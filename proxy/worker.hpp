@@ -36,6 +36,7 @@ struct shared_state {
   config_ptr cfg;
   std::unique_ptr<metrics> stats;
   std::shared_ptr<const server_tls> tls;  // null when client TLS is disabled
+  std::vector<std::shared_ptr<const upstream_tls>> node_tls;  // per node id; null: plaintext
   cancel_registry cancels;
   std::atomic<std::size_t> clients{0};
   std::atomic<std::uint64_t> next_session_id{1};

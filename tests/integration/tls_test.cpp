@@ -120,3 +120,54 @@ TEST_CASE("pgbench over TLS through every region: 0 failed transactions", "[inte
     CHECK_THAT(out.output, Catch::Contains("number of failed transactions: 0"));
   }
 }
+
+TEST_CASE("Meridian reaches PostgreSQL over TLS, the server's certificate verified", "[integration][tls]") {
+  // The sandbox's Meridians use server_tls sslmode verify-full against its CA.
+  for (int r : {us, eu, ap}) {
+    INFO(region_name(r));
+    pg_connection c(sandbox::dsn(r));
+    REQUIRE(c.ok());
+    CHECK(c.scalar("SELECT ssl::text || ' ' || version FROM pg_stat_ssl WHERE pid = pg_backend_pid()") == "true TLSv1.3");
+    CHECK(c.scalar("BEGIN; SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()") == "true");  // the primary's too
+    c.scalar("COMMIT");
+  }
+}
+
+TEST_CASE("a server certificate from another CA is refused, with a clear error to the client", "[integration][tls]") {
+  const std::string other = sandbox::dir() + "/tls-other-ca";
+  REQUIRE(run_command("mkdir -p " + other + " && [ -s " + other + "/ca.crt ] || openssl req -x509 -newkey ec -pkeyopt "
+                      "ec_paramgen_curve:prime256v1 -nodes -days 1 -subj '/CN=Someone else' -keyout " + other +
+                      "/ca.key -out " + other + "/ca.crt 2>&1").exit_code == 0);
+  constexpr int port = 26496;
+  const std::string path = sandbox::dir() + "/tls-server-test.yaml";
+  {
+    std::ofstream out(path);
+    out << "region: us-east-1\n"
+        << "listen: { host: 127.0.0.1, port: " << port << " }\n"
+        << "nodes:\n"
+        << "  - { name: us-east-1, host: 127.0.0.1, port: " << sandbox::pg_port(0)
+        << ", role: primary, sslmode: verify-full, sslrootcert: " << other << "/ca.crt }\n"
+        << "pool: { size: 2, connect_timeout: 3s }\n"
+        << "auth: { method: scram-sha-256 }\n"
+        << "users:\n  - { name: app, password: app-secret }\n";
+  }
+  std::string binary = MERIDIAN_TEST_BINARY;
+  std::vector<char*> argv{binary.data(), const_cast<char*>("--config"), const_cast<char*>(path.c_str()), nullptr};
+  pid_t pid = 0;
+  REQUIRE(posix_spawn(&pid, binary.c_str(), nullptr, nullptr, argv.data(), environ) == 0);
+  struct reap {
+    pid_t pid;
+    ~reap() {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+  } guard{pid};
+  std::string error;
+  REQUIRE(eventually([&] {
+    pg_connection c(tls_dsn(port, "sslmode=disable"));
+    error = c.error();
+    return error.find("certificate verify failed") != std::string::npos;
+  }, 10s));
+  INFO(error);
+  CHECK_THAT(error, Catch::Contains("could not connect to server \"us-east-1\""));
+}
