@@ -20,6 +20,14 @@ inline constexpr char password = 'p';
 inline constexpr char query = 'Q';
 inline constexpr char sync = 'S';
 inline constexpr char terminate = 'X';
+
+// A type a client may send once started (PostgreSQL rejects any other before reading its length).
+constexpr bool known(char t) {
+  for (char k : {bind, close, copy_data, copy_done, copy_fail, describe, execute, flush, function_call, parse, password,
+                 query, sync, terminate})
+    if (t == k) return true;
+  return false;
+}
 }  // namespace frontend_type
 
 namespace backend_type {

@@ -364,6 +364,14 @@ awaitable<void> session::serve() {
   const auto max_message = worker_.cfg().max_message_bytes;
   for (;;) {
     for (;;) {
+      // The type byte is judged at once, as PostgreSQL does: a stray start-up packet (an
+      // SSLRequest after start-up) must not leave the client waiting on a nonsense length.
+      if (!in_.empty() && !fe_t::known(in_.readable()[0])) {
+        const std::string why =
+            "invalid frontend message type " + std::to_string(static_cast<unsigned char>(in_.readable()[0]));
+        co_await fatal(pr::sqlstate::protocol_violation, why);
+        co_return;
+      }
       auto r = pr::next_frame(in_.readable(), max_message);
       if (r.status == pr::frame_status::invalid) {
         const std::string why = std::string("invalid message: ") + r.reason;

@@ -96,16 +96,36 @@ TEST_CASE("malformed start-up and messages get 08P01 while others keep working",
       expect_error_and_close(c, "08P01");
     }
     {
-      INFO("SSLRequest and GSSENCRequest are declined, then start-up proceeds");
+      INFO("GSSENCRequest is declined, then start-up proceeds in plaintext (TLS is allowed, not required)");
       raw_client c(port);
-      std::string ssl, gss;
-      pr::serialize_ssl_request(ssl);
+      std::string gss;
       pr::serialize_gssenc_request(gss);
-      c.send(ssl);
-      CHECK(c.receive(1) == "N");
       c.send(gss);
       CHECK(c.receive(1) == "N");
       CHECK(c.login().empty());
+    }
+    {
+      INFO("SSLRequest is accepted; a client that then speaks plaintext fails the handshake and is closed");
+      raw_client c(port);
+      std::string ssl;
+      pr::serialize_ssl_request(ssl);
+      c.send(ssl);
+      CHECK(c.receive(1) == "S");
+      pr::startup_message sm;
+      sm.parameters = {{"user", "app"}, {"database", "app"}};
+      std::string startup;
+      pr::serialize(sm, startup);
+      c.send(startup);
+      CHECK(c.closed_by_server());
+    }
+    {
+      INFO("SSLRequest after start-up is a protocol violation");
+      raw_client c(port);
+      REQUIRE(c.login().empty());
+      std::string ssl;
+      pr::serialize_ssl_request(ssl);
+      c.send(ssl);
+      expect_error_and_close(c, "08P01");
     }
     {
       INFO("data pipelined after SSLRequest is refused (CVE-2021-23222)");
