@@ -415,8 +415,14 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
 
 
   if (auto l = root["limits"]) {
-    only_keys(l, "limits", {"max_clients", "max_message_size", "startup_timeout", "shutdown_timeout"});
+    only_keys(l, "limits", {"max_clients", "max_clients_per_user", "max_clients_per_database", "max_message_size",
+                            "startup_timeout", "shutdown_timeout"});
     if (l["max_clients"]) c.max_clients = integer<std::size_t>(l["max_clients"], "limits.max_clients", 1, 10'000'000);
+    if (l["max_clients_per_user"])
+      c.max_clients_per_user = integer<std::size_t>(l["max_clients_per_user"], "limits.max_clients_per_user", 0, 10'000'000);
+    if (l["max_clients_per_database"])
+      c.max_clients_per_database =
+          integer<std::size_t>(l["max_clients_per_database"], "limits.max_clients_per_database", 0, 10'000'000);
     if (l["max_message_size"]) {
       c.max_message_bytes = size(l["max_message_size"], "limits.max_message_size");
       if (c.max_message_bytes < 1024 || c.max_message_bytes > (1ull << 30))

@@ -111,6 +111,8 @@ struct config {
   std::string reset_query = "DISCARD ALL";
 
   std::size_t max_clients = 10'000;
+  std::size_t max_clients_per_user = 0;      // 0: no limit
+  std::size_t max_clients_per_database = 0;  // 0: no limit
   std::size_t max_message_bytes = 64u << 20;
   std::chrono::milliseconds startup_timeout{10'000};
   std::chrono::milliseconds shutdown_timeout{30'000};

@@ -95,6 +95,7 @@ session::session(worker& w, tcp::socket socket)
 
 session::~session() {
   if (cancel_key_) worker_.shared().cancels.remove(*cancel_key_);
+  if (admitted_) worker_.shared().limits.release(user_, database_);
   if (counted_) {
     worker_.shared().clients.fetch_sub(1);
     worker_.shared().stats->client_disconnected();
@@ -288,6 +289,12 @@ awaitable<bool> session::startup() {
   default_consistency_ = worker_.cfg().consistency_for(user_cfg_, database_);
 
   if (!co_await authenticate()) co_return false;
+  if (auto refused = worker_.shared().limits.admit(user_, database_, worker_.cfg().max_clients_per_user,
+                                                   worker_.cfg().max_clients_per_database)) {
+    co_await fatal(pr::sqlstate::too_many_connections, *refused);
+    co_return false;
+  }
+  admitted_ = true;
 
   // Greet the client with the server's parameters. A pool that has not met its server yet
   // connects now, which also proves the database and server credentials work.

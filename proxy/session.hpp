@@ -135,6 +135,7 @@ class session : public std::enable_shared_from_this<session> {
   asio::steady_timer drained_;
   bool client_closed_ = false;
   bool counted_ = false;
+  bool admitted_ = false;  // counted in the per-user and per-database limits
 
   std::string user_;
   std::string database_;

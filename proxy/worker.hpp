@@ -9,6 +9,7 @@
 
 #include "proxy/asio.hpp"
 #include "proxy/cancel_registry.hpp"
+#include "proxy/client_limits.hpp"
 #include "proxy/config.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/pool.hpp"
@@ -38,6 +39,7 @@ struct shared_state {
   std::shared_ptr<const server_tls> tls;  // null when client TLS is disabled
   std::vector<std::shared_ptr<const upstream_tls>> node_tls;  // per node id; null: plaintext
   cancel_registry cancels;
+  client_limits limits;
   std::atomic<std::size_t> clients{0};
   std::atomic<std::uint64_t> next_session_id{1};
   std::atomic<std::uint64_t> cancels_forwarded{0};

@@ -1,12 +1,17 @@
 #include "support.hpp"
 
 #include <arpa/inet.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <array>
+#include <fstream>
+#include <vector>
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
@@ -19,6 +24,8 @@
 #include "protocol/md5.hpp"
 #include "protocol/scram.hpp"
 #include "protocol/startup.hpp"
+
+extern char** environ;
 
 namespace meridian::testing {
 
@@ -103,6 +110,23 @@ command_result run_command(const std::string& command) {
   int status = pclose(p);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
+}
+
+spawned_meridian::spawned_meridian(const std::string& name, const std::string& yaml) {
+  const std::string path = sandbox::dir() + "/" + name + ".yaml";
+  std::ofstream(path) << yaml;
+  std::string binary = MERIDIAN_TEST_BINARY;
+  std::vector<char*> argv{binary.data(), const_cast<char*>("--config"), const_cast<char*>(path.c_str()), nullptr};
+  pid_t pid = 0;
+  if (posix_spawn(&pid, binary.c_str(), nullptr, nullptr, argv.data(), environ) != 0)
+    throw std::runtime_error("cannot start " + binary);
+  pid_ = pid;
+}
+
+spawned_meridian::~spawned_meridian() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
 }
 
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {

@@ -56,6 +56,19 @@ class pg_connection {
 
 command_result run_command(const std::string& command);
 
+// A Meridian of a test's own (the binary under test), from a configuration written to the
+// sandbox's directory; killed when the test ends.
+class spawned_meridian {
+ public:
+  spawned_meridian(const std::string& name, const std::string& yaml);
+  ~spawned_meridian();
+  spawned_meridian(const spawned_meridian&) = delete;
+  spawned_meridian& operator=(const spawned_meridian&) = delete;
+
+ private:
+  int pid_ = -1;
+};
+
 // Polls `condition` until it holds or `timeout` passes; returns whether it held. Exceptions
 // count as "not yet", except from the last attempt.
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout);

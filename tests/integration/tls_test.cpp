@@ -2,18 +2,12 @@
 // sandbox's own CA; a Meridian of this test's own requires it.
 #include <catch2/catch.hpp>
 
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-
 #include <fstream>
 
 #include "support.hpp"
 
 using namespace meridian::testing;
 using namespace std::chrono_literals;
-
-extern char** environ;
 
 namespace {
 
@@ -26,30 +20,16 @@ std::string tls_dsn(int port, const std::string& options) {
 }
 
 // A Meridian of the test's own, in front of the sandbox's primary, with client TLS required.
-struct required_tls_meridian {
-  pid_t pid = 0;
-  required_tls_meridian() {
-    const std::string path = sandbox::dir() + "/tls-required-test.yaml";
-    std::ofstream out(path);
-    out << "region: us-east-1\n"
-        << "listen: { host: 127.0.0.1, port: " << required_port << " }\n"
-        << "nodes:\n"
-        << "  - { name: us-east-1, host: 127.0.0.1, port: " << sandbox::pg_port(0) << ", role: primary }\n"
-        << "pool: { size: 2 }\n"
-        << "auth: { method: scram-sha-256 }\n"
-        << "tls: { client: required, cert: " << sandbox::dir() << "/tls/server.crt, key: " << sandbox::dir()
-        << "/tls/server.key }\n"
-        << "users:\n  - { name: app, password: app-secret }\n";
-    out.close();
-    std::string binary = MERIDIAN_TEST_BINARY;
-    std::vector<char*> argv{binary.data(), const_cast<char*>("--config"), const_cast<char*>(path.c_str()), nullptr};
-    REQUIRE(posix_spawn(&pid, binary.c_str(), nullptr, nullptr, argv.data(), environ) == 0);
-  }
-  ~required_tls_meridian() {
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-  }
-};
+std::string required_tls_config() {
+  return "region: us-east-1\n"
+         "listen: { host: 127.0.0.1, port: " + std::to_string(required_port) + " }\n"
+         "nodes:\n"
+         "  - { name: us-east-1, host: 127.0.0.1, port: " + std::to_string(sandbox::pg_port(0)) + ", role: primary }\n"
+         "pool: { size: 2 }\n"
+         "auth: { method: scram-sha-256 }\n"
+         "tls: { client: required, cert: " + sandbox::dir() + "/tls/server.crt, key: " + sandbox::dir() + "/tls/server.key }\n"
+         "users:\n  - { name: app, password: app-secret }\n";
+}
 
 }  // namespace
 
@@ -88,7 +68,7 @@ TEST_CASE("a certificate from another CA fails verification", "[integration][tls
 }
 
 TEST_CASE("with TLS required a plaintext client is refused and an encrypted one served", "[integration][tls]") {
-  required_tls_meridian m;
+  spawned_meridian m("tls-required-test", required_tls_config());
   REQUIRE(eventually([] { return pg_connection(tls_dsn(required_port, "sslmode=require")).ok(); }, 10s));
   pg_connection plain(tls_dsn(required_port, "sslmode=disable"));
   CHECK_FALSE(plain.ok());
@@ -139,29 +119,15 @@ TEST_CASE("a server certificate from another CA is refused, with a clear error t
                       "ec_paramgen_curve:prime256v1 -nodes -days 1 -subj '/CN=Someone else' -keyout " + other +
                       "/ca.key -out " + other + "/ca.crt 2>&1").exit_code == 0);
   constexpr int port = 26496;
-  const std::string path = sandbox::dir() + "/tls-server-test.yaml";
-  {
-    std::ofstream out(path);
-    out << "region: us-east-1\n"
-        << "listen: { host: 127.0.0.1, port: " << port << " }\n"
-        << "nodes:\n"
-        << "  - { name: us-east-1, host: 127.0.0.1, port: " << sandbox::pg_port(0)
-        << ", role: primary, sslmode: verify-full, sslrootcert: " << other << "/ca.crt }\n"
-        << "pool: { size: 2, connect_timeout: 3s }\n"
-        << "auth: { method: scram-sha-256 }\n"
-        << "users:\n  - { name: app, password: app-secret }\n";
-  }
-  std::string binary = MERIDIAN_TEST_BINARY;
-  std::vector<char*> argv{binary.data(), const_cast<char*>("--config"), const_cast<char*>(path.c_str()), nullptr};
-  pid_t pid = 0;
-  REQUIRE(posix_spawn(&pid, binary.c_str(), nullptr, nullptr, argv.data(), environ) == 0);
-  struct reap {
-    pid_t pid;
-    ~reap() {
-      kill(pid, SIGKILL);
-      waitpid(pid, nullptr, 0);
-    }
-  } guard{pid};
+  spawned_meridian m("tls-server-test",
+                     "region: us-east-1\n"
+                     "listen: { host: 127.0.0.1, port: " + std::to_string(port) + " }\n"
+                     "nodes:\n"
+                     "  - { name: us-east-1, host: 127.0.0.1, port: " + std::to_string(sandbox::pg_port(0)) +
+                         ", role: primary, sslmode: verify-full, sslrootcert: " + other + "/ca.crt }\n"
+                     "pool: { size: 2, connect_timeout: 3s }\n"
+                     "auth: { method: scram-sha-256 }\n"
+                     "users:\n  - { name: app, password: app-secret }\n");
   std::string error;
   REQUIRE(eventually([&] {
     pg_connection c(tls_dsn(port, "sslmode=disable"));

@@ -1,0 +1,56 @@
+// Connection limits per user and per database, on a Meridian of the test's own in front of the
+// sandbox's primary.
+#include <catch2/catch.hpp>
+
+#include <memory>
+#include <vector>
+
+#include "support.hpp"
+
+using namespace meridian::testing;
+using namespace std::chrono_literals;
+
+namespace {
+constexpr int port = 26495;
+std::string dsn(const std::string& user, const std::string& password, const std::string& database = "app") {
+  return "host=127.0.0.1 port=" + std::to_string(port) + " user=" + user + " password=" + password + " dbname=" + database +
+         " connect_timeout=5";
+}
+}  // namespace
+
+TEST_CASE("clients per user and per database are limited, with 53300, and slots come back", "[integration][limits]") {
+  spawned_meridian m("limits-test",
+                     "region: us-east-1\n"
+                     "listen: { host: 127.0.0.1, port: " + std::to_string(port) + " }\n"
+                     "nodes:\n"
+                     "  - { name: us-east-1, host: 127.0.0.1, port: " + std::to_string(sandbox::pg_port(0)) + ", role: primary }\n"
+                     "pool: { size: 4 }\n"
+                     "limits: { max_clients_per_user: 3, max_clients_per_database: 5 }\n"
+                     "auth: { method: md5 }\n"
+                     "users:\n  - { name: app, password: app-secret }\n  - { name: legacy, password: legacy-secret }\n");
+  REQUIRE(eventually([] { return pg_connection(dsn("app", "app-secret")).ok(); }, 10s));
+  std::vector<std::unique_ptr<pg_connection>> app;
+  for (int i = 0; i < 3; ++i) {
+    app.push_back(std::make_unique<pg_connection>(dsn("app", "app-secret")));
+    REQUIRE(app.back()->ok());
+  }
+  pg_connection fourth(dsn("app", "app-secret"));
+  CHECK_FALSE(fourth.ok());
+  CHECK_THAT(fourth.error(), Catch::Contains("too many connections for role \"app\""));
+  // Failed logins take no slot: a wrong password is refused for the password, not the limit.
+  pg_connection wrong(dsn("app", "nope"));
+  CHECK_THAT(wrong.error(), Catch::Contains("password authentication failed"));
+  // Another user has slots of its own, until the database is full (3 app + 2 legacy).
+  std::vector<std::unique_ptr<pg_connection>> legacy;
+  for (int i = 0; i < 2; ++i) {
+    legacy.push_back(std::make_unique<pg_connection>(dsn("legacy", "legacy-secret")));
+    REQUIRE(legacy.back()->ok());
+  }
+  pg_connection sixth(dsn("legacy", "legacy-secret"));
+  CHECK_FALSE(sixth.ok());
+  CHECK_THAT(sixth.error(), Catch::Contains("too many connections for database \"app\""));
+  // A client leaving frees its slot.
+  app.pop_back();
+  CHECK(eventually([] { return pg_connection(dsn("app", "app-secret")).ok(); }, 10s));
+  CHECK(app.front()->scalar("SELECT 1") == "1");
+}
