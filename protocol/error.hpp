@@ -12,6 +12,7 @@ inline constexpr std::string_view connection_exception = "08000";
 inline constexpr std::string_view invalid_authorization = "28000";
 inline constexpr std::string_view invalid_password = "28P01";
 inline constexpr std::string_view too_many_connections = "53300";
+inline constexpr std::string_view idle_in_transaction_timeout = "25P03";
 inline constexpr std::string_view feature_not_supported = "0A000";
 inline constexpr std::string_view admin_shutdown = "57P01";
 inline constexpr std::string_view cannot_connect_now = "57P03";

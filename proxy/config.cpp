@@ -416,7 +416,9 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
 
   if (auto l = root["limits"]) {
     only_keys(l, "limits", {"max_clients", "max_clients_per_user", "max_clients_per_database", "max_message_size",
-                            "startup_timeout", "shutdown_timeout"});
+                            "startup_timeout", "shutdown_timeout", "idle_in_transaction_timeout"});
+    if (l["idle_in_transaction_timeout"])
+      c.idle_in_transaction_timeout = duration(l["idle_in_transaction_timeout"], "limits.idle_in_transaction_timeout");
     if (l["max_clients"]) c.max_clients = integer<std::size_t>(l["max_clients"], "limits.max_clients", 1, 10'000'000);
     if (l["max_clients_per_user"])
       c.max_clients_per_user = integer<std::size_t>(l["max_clients_per_user"], "limits.max_clients_per_user", 0, 10'000'000);

@@ -115,6 +115,7 @@ struct config {
   std::size_t max_clients_per_database = 0;  // 0: no limit
   std::size_t max_message_bytes = 64u << 20;
   std::chrono::milliseconds startup_timeout{10'000};
+  std::chrono::milliseconds idle_in_transaction_timeout{0};  // 0: none
   std::chrono::milliseconds shutdown_timeout{30'000};
 
   routing::consistency consistency = routing::consistency::eventual;

@@ -86,7 +86,8 @@ session::session(worker& w, tcp::socket socket)
       client_(std::move(socket)),
       tls_config_(w.cfg().tls.client == client_tls::disable ? nullptr : w.shared().tls),
       id_(w.shared().next_session_id.fetch_add(1)),
-      drained_(client_.get_executor(), clock::time_point::max()) {
+      drained_(client_.get_executor(), clock::time_point::max()),
+      idle_in_tx_(client_.get_executor()) {
   error_code ec;
   auto ep = client_.remote_endpoint(ec);
   peer_ = ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
@@ -449,6 +450,12 @@ awaitable<void> session::serve() {
     if (client_closed_) co_return;
 
     if (!co_await read_client()) {
+      if (idle_in_tx_expired_) {
+        spdlog::info("[c{}] idle in transaction longer than {} ms: ended", id_, worker_.cfg().idle_in_transaction_timeout.count());
+        if (attached_) attached_->tainted = true;  // closed, not reused: the server rolls back
+        co_await fatal(pr::sqlstate::idle_in_transaction_timeout, "terminating connection due to idle-in-transaction timeout");
+        co_return;
+      }
       if (shutdown_requested_ && !attached_)
         co_await fatal(pr::sqlstate::admin_shutdown, "terminating connection due to administrator command");
       co_return;
@@ -471,6 +478,20 @@ awaitable<bool> session::start_tls() {
   co_return true;
 }
 
+void session::arm_idle_in_transaction(const server_connection& sc) {
+  const auto timeout = worker_.cfg().idle_in_transaction_timeout;
+  if (timeout.count() == 0 || sc.tx == pr::tx_status::idle || !sc.pipeline.empty()) return;
+  idle_in_tx_.expires_after(timeout);
+  idle_in_tx_.async_wait([weak = weak_from_this()](error_code ec) {
+    if (ec) return;
+    if (auto s = weak.lock()) {
+      s->idle_in_tx_expired_ = true;
+      error_code ignored;
+      s->client_.cancel(ignored);  // ends the wait for the client's next message
+    }
+  });
+}
+
 awaitable<bool> session::read_client() {
   error_code ec;
   std::size_t n = 0;
@@ -480,6 +501,7 @@ awaitable<bool> session::read_client() {
     n = co_await client_.async_read_some(asio::buffer(in_.write_ptr(), in_.writable()), asio::redirect_error(use_awaitable, ec));
   }
   if (ec) co_return false;
+  idle_in_tx_.cancel();  // the client spoke
   in_.commit(n);
   co_return true;
 }
@@ -1004,6 +1026,7 @@ awaitable<void> session::server_reader(std::shared_ptr<session> self, server_con
     }
     sc->in.consume(chunk.consumed);
     sc->in.reserve(chunk.need);
+    if (self->attached_ == sc) self->arm_idle_in_transaction(*sc);
     if (sc->in.capacity() > (1u << 20) && sc->in.readable().size() < 16384) sc->in.shrink(16384);
     if (self->attached_ == sc && self->releasable(*sc)) {
       self->attached_.reset();

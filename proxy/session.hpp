@@ -133,6 +133,11 @@ class session : public std::enable_shared_from_this<session> {
   std::string backlog_;
   std::string inflight_;
   asio::steady_timer drained_;
+  // limits.idle_in_transaction_timeout: armed while the server waits on the client inside a
+  // transaction; when it fires the client is ended with 25P03 and the transaction rolled back.
+  asio::steady_timer idle_in_tx_;
+  bool idle_in_tx_expired_ = false;
+  void arm_idle_in_transaction(const server_connection& sc);
   bool client_closed_ = false;
   bool counted_ = false;
   bool admitted_ = false;  // counted in the per-user and per-database limits

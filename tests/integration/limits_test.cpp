@@ -2,6 +2,7 @@
 // sandbox's primary.
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <memory>
 #include <vector>
 
@@ -53,4 +54,42 @@ TEST_CASE("clients per user and per database are limited, with 53300, and slots 
   app.pop_back();
   CHECK(eventually([] { return pg_connection(dsn("app", "app-secret")).ok(); }, 10s));
   CHECK(app.front()->scalar("SELECT 1") == "1");
+}
+
+TEST_CASE("a client idle inside a transaction past the limit is ended with 25P03 and its work rolled back",
+          "[integration][limits]") {
+  constexpr int idle_port = 26494;
+  spawned_meridian m("idle-test",
+                     "region: us-east-1\n"
+                     "listen: { host: 127.0.0.1, port: " + std::to_string(idle_port) + " }\n"
+                     "nodes:\n"
+                     "  - { name: us-east-1, host: 127.0.0.1, port: " + std::to_string(sandbox::pg_port(0)) + ", role: primary }\n"
+                     "pool: { size: 4 }\n"
+                     "limits: { idle_in_transaction_timeout: 300ms }\n"
+                     "auth: { method: md5 }\n"
+                     "users:\n  - { name: app, password: app-secret }\n");
+  const std::string dsn = "host=127.0.0.1 port=" + std::to_string(idle_port) + " user=app password=app-secret dbname=app";
+  REQUIRE(eventually([&] { return pg_connection(dsn).ok(); }, 10s));
+  pg_connection setup(dsn);
+  setup.scalar("CREATE TABLE IF NOT EXISTS itest_idle (v int)");
+  setup.scalar("DELETE FROM itest_idle");
+  pg_connection outside(dsn);  // idle too, but not in a transaction
+  REQUIRE(outside.ok());
+  pg_connection inside(dsn);
+  REQUIRE(inside.ok());
+  // libpq hands an error that arrives while no query runs to the notice processor.
+  std::string notices;
+  PQsetNoticeProcessor(
+      inside.raw(), [](void* out, const char* message) { *static_cast<std::string*>(out) += message; }, &notices);
+  inside.scalar("BEGIN");
+  inside.scalar("INSERT INTO itest_idle VALUES (1)");
+  const auto began = std::chrono::steady_clock::now();
+  REQUIRE(eventually([&] {
+    PQconsumeInput(inside.raw());
+    (void)PQisBusy(inside.raw());  // parses what arrived: the FATAL goes to the notice processor
+    return PQstatus(inside.raw()) == CONNECTION_BAD;
+  }, 10s));
+  CHECK(std::chrono::steady_clock::now() - began >= 300ms);
+  CHECK_THAT(notices, Catch::Contains("FATAL:  terminating connection due to idle-in-transaction timeout"));
+  CHECK(outside.scalar("SELECT count(*) FROM itest_idle") == "0");  // rolled back; and this one lives on
 }
