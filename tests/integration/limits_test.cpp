@@ -20,15 +20,12 @@ std::string dsn(const std::string& user, const std::string& password, const std:
 }  // namespace
 
 TEST_CASE("clients per user and per database are limited, with 53300, and slots come back", "[integration][limits]") {
-  spawned_meridian m("limits-test",
-                     "region: us-east-1\n"
-                     "listen: { host: 127.0.0.1, port: " + std::to_string(port) + " }\n"
-                     "nodes:\n"
-                     "  - { name: us-east-1, host: 127.0.0.1, port: " + std::to_string(sandbox::pg_port(0)) + ", role: primary }\n"
-                     "pool: { size: 4 }\n"
+  spawned_meridian m("limits-test", primary_only_config(port,
+                                                      "pool: { size: 4 }\n"
                      "limits: { max_clients_per_user: 3, max_clients_per_database: 5 }\n"
                      "auth: { method: md5 }\n"
-                     "users:\n  - { name: app, password: app-secret }\n  - { name: legacy, password: legacy-secret }\n");
+                                                      "users:\n  - { name: app, password: app-secret }\n"
+                                                      "  - { name: legacy, password: legacy-secret }\n"));
   REQUIRE(eventually([] { return pg_connection(dsn("app", "app-secret")).ok(); }, 10s));
   std::vector<std::unique_ptr<pg_connection>> app;
   for (int i = 0; i < 3; ++i) {
@@ -59,15 +56,11 @@ TEST_CASE("clients per user and per database are limited, with 53300, and slots 
 TEST_CASE("a client idle inside a transaction past the limit is ended with 25P03 and its work rolled back",
           "[integration][limits]") {
   constexpr int idle_port = 26494;
-  spawned_meridian m("idle-test",
-                     "region: us-east-1\n"
-                     "listen: { host: 127.0.0.1, port: " + std::to_string(idle_port) + " }\n"
-                     "nodes:\n"
-                     "  - { name: us-east-1, host: 127.0.0.1, port: " + std::to_string(sandbox::pg_port(0)) + ", role: primary }\n"
-                     "pool: { size: 4 }\n"
-                     "limits: { idle_in_transaction_timeout: 300ms }\n"
-                     "auth: { method: md5 }\n"
-                     "users:\n  - { name: app, password: app-secret }\n");
+  spawned_meridian m("idle-test", primary_only_config(idle_port,
+                                                    "pool: { size: 4 }\n"
+                                                    "limits: { idle_in_transaction_timeout: 300ms }\n"
+                                                    "auth: { method: md5 }\n"
+                                                    "users:\n  - { name: app, password: app-secret }\n"));
   const std::string dsn = "host=127.0.0.1 port=" + std::to_string(idle_port) + " user=app password=app-secret dbname=app";
   REQUIRE(eventually([&] { return pg_connection(dsn).ok(); }, 10s));
   pg_connection setup(dsn);

@@ -21,12 +21,7 @@ constexpr int drain_port = 26499;
 std::string write_config() {
   const std::string path = sandbox::dir() + "/drain-test.yaml";
   std::ofstream out(path);
-  out << "region: us-east-1\n"
-      << "listen: { host: 127.0.0.1, port: " << drain_port << " }\n"
-      << "threads: 2\n"
-      << "nodes:\n"
-      << "  - { name: us-east-1, host: 127.0.0.1, port: " << sandbox::pg_port(0) << ", role: primary }\n"
-      << "pool: { size: 4 }\n"
+  out << primary_only_config(drain_port, "threads: 2\n") << "pool: { size: 4 }\n"
       << "limits: { shutdown_timeout: 20s }\n"
       << "auth: { method: md5 }\n"
       << "users:\n  - { name: app, password: app-secret }\n";

@@ -112,6 +112,14 @@ command_result run_command(const std::string& command) {
   return result;
 }
 
+std::string primary_only_config(int port, const std::string& settings, const std::string& node_extra) {
+  return "region: us-east-1\n"
+         "listen: { host: 127.0.0.1, port: " + std::to_string(port) + " }\n"
+         "nodes:\n"
+         "  - { name: us-east-1, host: 127.0.0.1, port: " + std::to_string(sandbox::pg_port(0)) + ", role: primary" +
+         node_extra + " }\n" + settings;
+}
+
 spawned_meridian::spawned_meridian(const std::string& name, const std::string& yaml) {
   const std::string path = sandbox::dir() + "/" + name + ".yaml";
   std::ofstream(path) << yaml;

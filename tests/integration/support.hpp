@@ -56,6 +56,10 @@ class pg_connection {
 
 command_result run_command(const std::string& command);
 
+// The configuration of a Meridian of a test's own: listening on 127.0.0.1:`port` in front of
+// the sandbox's primary alone (`node_extra` appended to its node entry), then `settings`.
+std::string primary_only_config(int port, const std::string& settings, const std::string& node_extra = "");
+
 // A Meridian of a test's own (the binary under test), from a configuration written to the
 // sandbox's directory; killed when the test ends.
 class spawned_meridian {

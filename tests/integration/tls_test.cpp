@@ -21,14 +21,10 @@ std::string tls_dsn(int port, const std::string& options) {
 
 // A Meridian of the test's own, in front of the sandbox's primary, with client TLS required.
 std::string required_tls_config() {
-  return "region: us-east-1\n"
-         "listen: { host: 127.0.0.1, port: " + std::to_string(required_port) + " }\n"
-         "nodes:\n"
-         "  - { name: us-east-1, host: 127.0.0.1, port: " + std::to_string(sandbox::pg_port(0)) + ", role: primary }\n"
-         "pool: { size: 2 }\n"
-         "auth: { method: scram-sha-256 }\n"
-         "tls: { client: required, cert: " + sandbox::dir() + "/tls/server.crt, key: " + sandbox::dir() + "/tls/server.key }\n"
-         "users:\n  - { name: app, password: app-secret }\n";
+  const std::string tls = "tls: { client: required, cert: " + sandbox::dir() + "/tls/server.crt, key: " + sandbox::dir() +
+                          "/tls/server.key }\n";
+  return primary_only_config(required_port, "pool: { size: 2 }\nauth: { method: scram-sha-256 }\n" + tls +
+                                                "users:\n  - { name: app, password: app-secret }\n");
 }
 
 }  // namespace
@@ -119,15 +115,11 @@ TEST_CASE("a server certificate from another CA is refused, with a clear error t
                       "ec_paramgen_curve:prime256v1 -nodes -days 1 -subj '/CN=Someone else' -keyout " + other +
                       "/ca.key -out " + other + "/ca.crt 2>&1").exit_code == 0);
   constexpr int port = 26496;
-  spawned_meridian m("tls-server-test",
-                     "region: us-east-1\n"
-                     "listen: { host: 127.0.0.1, port: " + std::to_string(port) + " }\n"
-                     "nodes:\n"
-                     "  - { name: us-east-1, host: 127.0.0.1, port: " + std::to_string(sandbox::pg_port(0)) +
-                         ", role: primary, sslmode: verify-full, sslrootcert: " + other + "/ca.crt }\n"
-                     "pool: { size: 2, connect_timeout: 3s }\n"
-                     "auth: { method: scram-sha-256 }\n"
-                     "users:\n  - { name: app, password: app-secret }\n");
+  spawned_meridian m("tls-server-test", primary_only_config(port,
+                                                          "pool: { size: 2, connect_timeout: 3s }\n"
+                                                          "auth: { method: scram-sha-256 }\n"
+                                                          "users:\n  - { name: app, password: app-secret }\n",
+                                                          ", sslmode: verify-full, sslrootcert: " + other + "/ca.crt"));
   std::string error;
   REQUIRE(eventually([&] {
     pg_connection c(tls_dsn(port, "sslmode=disable"));
