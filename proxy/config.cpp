@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <charconv>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -101,12 +102,22 @@ std::string secret_file(const YAML::Node& n, const std::string& key, const std::
   return text;
 }
 
-// `password` or `password_file` of a mapping, not both.
+// A secret of a mapping: `password` itself, `password_file` (a file holding it) or
+// `password_env` (the name of an environment variable holding it), one of them at most. The
+// value never appears in an error message.
 std::optional<std::string> password_key(const YAML::Node& map, const std::string& where, const char* plain,
                                         const char* file, const std::string& base_dir) {
-  if (map[plain] && map[file]) fail(where, std::string("set ") + plain + " or " + file + ", not both");
+  const std::string env = std::string(plain) + "_env";
+  if ((map[plain] ? 1 : 0) + (map[file] ? 1 : 0) + (map[env] ? 1 : 0) > 1)
+    fail(where, std::string("set one of ") + plain + ", " + file + " or " + env);
   if (map[plain]) return scalar(map[plain], where + "." + plain);
   if (map[file]) return secret_file(map[file], where + "." + file, base_dir);
+  if (map[env]) {
+    const auto name = scalar(map[env], where + "." + env);
+    const char* value = std::getenv(name.c_str());
+    if (!value || !*value) fail(where + "." + env, "the environment variable " + name + " is not set");
+    return std::string(value);
+  }
   return std::nullopt;
 }
 
@@ -246,7 +257,7 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
     }
   }
   if (auto a = root["admin"]) {
-    only_keys(a, "admin", {"host", "port", "token", "token_file"});
+    only_keys(a, "admin", {"host", "port", "token", "token_file", "token_env"});
     if (a["host"]) c.admin_host = scalar(a["host"], "admin.host");
     if (a["port"]) c.admin_port = integer<std::uint16_t>(a["port"], "admin.port", 1, 65535);
     if (auto t = password_key(a, "admin", "token", "token_file", base_dir)) c.admin_token = *t;
@@ -331,7 +342,8 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
       fail("routing.replica_order[" + std::to_string(i) + "]", "no node is named \"" + c.replica_order[i] + "\"");
 
   if (auto m = root["monitor"]) {
-    only_keys(m, "monitor", {"user", "password", "password_file", "database", "sslmode", "interval", "timeout"});
+    only_keys(m, "monitor",
+              {"user", "password", "password_file", "password_env", "database", "sslmode", "interval", "timeout"});
     if (!m["user"]) fail("monitor.user", "is required (a role with pg_monitor; the monitor logs in as it)");
     c.monitor.user = scalar(m["user"], "monitor.user");
     if (auto pw = password_key(m, "monitor", "password", "password_file", base_dir)) c.monitor.password = *pw;
@@ -366,7 +378,7 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
     if (co["regions"]) c.coordination.regions = integer<std::size_t>(co["regions"], "coordination.regions", 1, 64);
   }
   if (auto f = root["failover"]) {
-    only_keys(f, "failover", {"automatic", "user", "password", "password_file", "database", "sslmode", "detection",
+    only_keys(f, "failover", {"automatic", "user", "password", "password_file", "password_env", "database", "sslmode", "detection",
                               "candidate_order", "prefer_ahead", "max_data_loss", "promote_timeout", "repoint_timeout",
                               "primary_conninfo", "promote_command", "repoint_command", "fence_command",
                               "rejoin_command"});
@@ -454,7 +466,8 @@ config load_config_string(const std::string& yaml, const std::string& base_dir) 
     for (std::size_t i = 0; i < users.size(); ++i) {
       const std::string key = "users[" + std::to_string(i) + "]";
       auto u = users[i];
-      only_keys(u, key, {"name", "password", "password_file", "server_password", "server_password_file", "pool_mode",
+      only_keys(u, key, {"name", "password", "password_file", "password_env", "server_password", "server_password_file",
+                         "server_password_env", "pool_mode",
                          "routing", "consistency"});
       user_config uc;
       if (!u["name"]) fail(key + ".name", "is required");

@@ -187,7 +187,7 @@ TEST_CASE("the node monitor is configured by its own section", "[proxy][config]"
   CHECK_THAT(error_of(minimal + "monitor: { password: pw }\n"), Catch::Contains("monitor.user"));
   CHECK_THAT(error_of(minimal + "monitor: { user: m, interval: 1ms }\n"), Catch::Contains("monitor.interval"));
   CHECK_THAT(error_of(minimal + "monitor: { user: m, sslmode: maybe }\n"), Catch::Contains("monitor.sslmode"));
-  CHECK_THAT(error_of(minimal + "monitor: { user: m, password: a, password_file: b }\n"), Catch::Contains("not both"));
+  CHECK_THAT(error_of(minimal + "monitor: { user: m, password: a, password_file: b }\n"), Catch::Contains("set one of password, password_file or password_env"));
 }
 
 TEST_CASE("durations and sizes", "[proxy][config]") {
@@ -231,6 +231,31 @@ users:
   CHECK(c.find_user("app")->server_password == "other");
   CHECK_THAT(error_of("region: r\nnodes: [{ name: p, host: h, role: primary }]\nusers: [{ name: a, password_file: /nonexistent/x }]\n"),
              Catch::Contains("users[0].password_file: cannot read file"));
+}
+
+TEST_CASE("secrets from environment variables, named by the config, never shown in errors", "[proxy][config]") {
+  ::setenv("MERIDIAN_TEST_APP_SECRET", "env-s3cret", 1);
+  ::setenv("MERIDIAN_TEST_ADMIN_TOKEN", "a-token-of-twenty-chars", 1);
+  auto c = load_config_string(R"(
+region: r
+nodes: [{ name: p, host: h, role: primary }]
+admin: { port: 6480, token_env: MERIDIAN_TEST_ADMIN_TOKEN }
+users:
+  - { name: app, password_env: MERIDIAN_TEST_APP_SECRET, server_password_env: MERIDIAN_TEST_APP_SECRET }
+)",
+                              "/");
+  REQUIRE(c.find_user("app"));
+  CHECK(c.find_user("app")->secret == "env-s3cret");
+  CHECK(c.find_user("app")->server_password == "env-s3cret");
+  CHECK(c.admin_token == "a-token-of-twenty-chars");
+  const std::string nodes = "region: r\nnodes: [{ name: p, host: h, role: primary }]\n";
+  CHECK_THAT(error_of(nodes + "users: [{ name: a, password_env: MERIDIAN_TEST_UNSET_VARIABLE }]\n"),
+             Catch::Contains("users[0].password_env: the environment variable MERIDIAN_TEST_UNSET_VARIABLE is not set"));
+  auto both = error_of(nodes + "users: [{ name: a, password: x, password_env: MERIDIAN_TEST_APP_SECRET }]\n");
+  CHECK_THAT(both, Catch::Contains("set one of password, password_file or password_env"));
+  CHECK_THAT(both, !Catch::Contains("env-s3cret"));
+  ::unsetenv("MERIDIAN_TEST_APP_SECRET");
+  ::unsetenv("MERIDIAN_TEST_ADMIN_TOKEN");
 }
 
 TEST_CASE("coordination and failover sections", "[proxy][config]") {
