@@ -56,8 +56,9 @@ TEST_CASE("select-only pgbench through eu-west-1 runs on the eu replica", "[inte
     INFO(out.output);
     REQUIRE(out.exit_code == 0);
     CHECK_THAT(out.output, Catch::Contains("number of failed transactions: 0"));
-    // Idle backends report their counters within about ten seconds.
-    CHECK(eventually([&] { return scans(eu) - replica_before >= 2000; }, 30s));
+    // Idle backends report their counters within about ten seconds, more on a loaded machine
+    // (one CI run saw them still pending after 30 s).
+    CHECK(eventually([&] { return scans(eu) - replica_before >= 2000; }, 90s));
     // The set-up statements above may still be reported late; 2000 reads would show.
     CHECK(scans(us) - primary_before < 100);
   }
