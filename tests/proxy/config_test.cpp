@@ -309,3 +309,9 @@ TEST_CASE("client TLS: allowed once a certificate is configured, paths relative 
   CHECK(required.tls.client == meridian::proxy::client_tls::required);
   CHECK(required.tls.min_version == "1.2");
 }
+
+TEST_CASE("YAML shapes the loader does not expect are refused, not thrown through", "[config]") {
+  // Found by the config fuzz target: a mapping whose key is itself a collection.
+  CHECK_THROWS_WITH(load_config_string("{ [{-ay}]}"), Catch::Contains("not a plain name"));
+  CHECK_THROWS_AS(load_config_string("nodes: { [a]: 1 }"), config_error);
+}
