@@ -116,6 +116,11 @@ struct config {
   std::size_t max_message_bytes = 64u << 20;
   std::chrono::milliseconds startup_timeout{10'000};
   std::chrono::milliseconds idle_in_transaction_timeout{0};  // 0: none
+  // Failed logins per client address and user (see login_throttle).
+  std::size_t max_auth_failures = 10;                    // then locked out for the window; 0: never
+  std::chrono::milliseconds auth_failure_window{60'000};
+  std::chrono::milliseconds auth_failure_delay{250};     // first failure's delay, doubling; 0: none
+  std::chrono::milliseconds auth_failure_max_delay{5'000};
   std::chrono::milliseconds shutdown_timeout{30'000};
 
   routing::consistency consistency = routing::consistency::eventual;

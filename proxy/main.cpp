@@ -4,8 +4,10 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <set>
 #include <thread>
@@ -128,6 +130,25 @@ meridian::proxy::admin_handler admin_routes(const meridian::proxy::config& cfg,
   };
 }
 
+// SIGHUP: reads the configuration file again and puts its certificates, keys and CA files in
+// force for new connections; open ones keep theirs. A file that does not load leaves everything
+// as it was. Whether TLS is offered at all, and the list of nodes, are fixed at start.
+void reload_tls(const std::string& path, meridian::proxy::shared_state& shared) {
+  using namespace meridian;
+  const auto& running = *shared.cfg;
+  try {
+    auto next = proxy::load_config_file(path);
+    next.tls.client = running.tls.client;
+    const auto same_node = [](const routing::node& a, const routing::node& b) { return a.name == b.name; };
+    if (!std::equal(next.nodes.begin(), next.nodes.end(), running.nodes.begin(), running.nodes.end(), same_node))
+      throw proxy::config_error("the list of nodes changed; that takes a restart");
+    shared.tls.store(proxy::load_tls_material(next));
+    spdlog::info("reload: TLS certificates, keys and CA files of {} in force for new connections", path);
+  } catch (const std::exception& e) {
+    spdlog::error("reload of {} refused, the running configuration stays: {}", path, e.what());
+  }
+}
+
 void usage() {
   std::cerr << "usage: meridian --config FILE [--check-config]\n"
                "  --config FILE     YAML configuration (see README: Configuration)\n"
@@ -166,11 +187,9 @@ int main(int argc, char** argv) {
     std::cerr << "meridian: invalid configuration " << config_path << ": " << e.what() << "\n";
     return 1;
   }
-  std::shared_ptr<const proxy::server_tls> tls;
-  std::vector<std::shared_ptr<const proxy::upstream_tls>> upstream;
+  std::shared_ptr<const proxy::tls_material> tls;
   try {
-    if (cfg.tls.client != proxy::client_tls::disable) tls = proxy::make_server_tls(cfg.tls);
-    for (const auto& t : cfg.node_tls) upstream.push_back(proxy::make_upstream_tls(t));
+    tls = proxy::load_tls_material(cfg);
   } catch (const proxy::config_error& e) {
     std::cerr << "meridian: invalid configuration " << config_path << ": " << e.what() << "\n";
     return 1;
@@ -186,8 +205,9 @@ int main(int argc, char** argv) {
 
   proxy::shared_state shared;
   shared.cfg = std::make_shared<const proxy::config>(cfg);
-  shared.tls = tls;
-  shared.node_tls = upstream;
+  shared.tls.store(tls);
+  shared.logins.set_settings(proxy::login_throttle::settings{
+      cfg.max_auth_failures, cfg.auth_failure_window, cfg.auth_failure_delay, cfg.auth_failure_max_delay});
   auto topology = routing::make_configured_topology(cfg.nodes, cfg.region);
   shared.stats = std::make_unique<proxy::metrics>(*topology);
   if (cfg.metrics_port != 0) {
@@ -257,6 +277,16 @@ int main(int argc, char** argv) {
     spdlog::info("received signal {}: draining", sig);
     for (auto& w : workers) w->begin_shutdown();
   });
+
+  proxy::asio::signal_set hangup(workers.front()->io(), SIGHUP);
+  std::function<void()> await_hangup = [&] {
+    hangup.async_wait([&](const proxy::error_code& ec, int) {
+      if (ec) return;
+      reload_tls(config_path, shared);
+      await_hangup();
+    });
+  };
+  await_hangup();
 
   spdlog::info("meridian listening on {}:{} (region {}, {} thread(s), {} node(s))", cfg.listen_host, cfg.listen_port,
                cfg.region, cfg.threads, cfg.nodes.size());

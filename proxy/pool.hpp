@@ -4,6 +4,7 @@
 // finds the pool at its limit waits in line until a connection is returned or its deadline passes.
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <list>
 #include <optional>
 #include <string>
@@ -37,7 +38,8 @@ struct pool_settings {
   std::chrono::milliseconds server_lifetime{3'600'000};
   std::size_t max_prepared_per_server = 500;
   std::size_t max_message_bytes = 64u << 20;
-  std::shared_ptr<const upstream_tls> tls;  // the node's TLS (null: plaintext)
+  // The node's TLS as of now (null: plaintext); unset: always plaintext.
+  std::function<std::shared_ptr<const upstream_tls>()> tls;
 };
 
 struct pool_stats {

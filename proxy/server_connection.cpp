@@ -114,7 +114,7 @@ awaitable<tl::expected<void, server_error>> server_connection::establish(const r
                                                                          const server_login& login,
                                                                          std::chrono::milliseconds timeout,
                                                                          std::size_t max_message,
-                                                                         const upstream_tls* tls_settings) {
+                                                                         std::shared_ptr<const upstream_tls> upstream) {
   // One deadline for the whole exchange: when it fires the socket is closed, which fails
   // whatever operation is pending.
   auto ex = socket.get_executor();
@@ -143,7 +143,8 @@ awaitable<tl::expected<void, server_error>> server_connection::establish(const r
   co_await asio::async_connect(socket, endpoints, asio::redirect_error(use_awaitable, ec));
   if (ec) co_return fail(ec.message());
   socket.set_option(tcp::no_delay(true), ec);
-  if (tls_settings) {
+  if (upstream) {
+    tls_settings = std::move(upstream);
     auto secured = co_await start_tls(n, *tls_settings);
     if (!secured) co_return fail(secured.error());
   }

@@ -50,7 +50,7 @@ class server_connection {
                                                                       const server_login& login,
                                                                       std::chrono::milliseconds timeout,
                                                                       std::size_t max_message,
-                                                                      const upstream_tls* tls = nullptr);
+                                                                      std::shared_ptr<const upstream_tls> tls = nullptr);
 
   // The connection's byte stream, encrypted or not.
   template <class Buffers>
@@ -85,6 +85,7 @@ class server_connection {
 
   tcp::socket socket;
   std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls;  // set when the server accepted SSLRequest
+  std::shared_ptr<const upstream_tls> tls_settings;      // the context `tls` was made from
   byte_buffer in{16384};
   protocol::pipeline pipeline;
   param_map params;    // current values of reported (and synced) parameters, lower-case names

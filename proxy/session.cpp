@@ -84,13 +84,14 @@ std::string server_statement_name(std::string_view content) {
 session::session(worker& w, tcp::socket socket)
     : worker_(w),
       client_(std::move(socket)),
-      tls_config_(w.cfg().tls.client == client_tls::disable ? nullptr : w.shared().tls),
+      tls_config_(w.cfg().tls.client == client_tls::disable ? nullptr : w.shared().tls.load()->client),
       id_(w.shared().next_session_id.fetch_add(1)),
       drained_(client_.get_executor(), clock::time_point::max()),
       idle_in_tx_(client_.get_executor()) {
   error_code ec;
   auto ep = client_.remote_endpoint(ec);
-  peer_ = ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
+  peer_address_ = ec ? std::string("?") : ep.address().to_string();
+  peer_ = ec ? peer_address_ : peer_address_ + ":" + std::to_string(ep.port());
   worker_.add_session(this);
 }
 
@@ -289,7 +290,16 @@ awaitable<bool> session::startup() {
   user_cfg_ = worker_.cfg().find_user(user_);
   default_consistency_ = worker_.cfg().consistency_for(user_cfg_, database_);
 
+  if (auto locked = worker_.shared().logins.locked_out(peer_address_, user_, clock::now())) {
+    spdlog::warn("[c{}] login of user \"{}\" from {} refused: locked out {} ms more after repeated failures", id_, user_,
+                 peer_, locked->count());
+    co_await fatal(pr::sqlstate::invalid_authorization, "too many failed authentication attempts for user \"" + user_ +
+                                                            "\" from this address; try again in " +
+                                                            std::to_string((locked->count() + 999) / 1000) + " s");
+    co_return false;
+  }
   if (!co_await authenticate()) co_return false;
+  worker_.shared().logins.succeeded(peer_address_, user_);
   if (auto refused = worker_.shared().limits.admit(user_, database_, worker_.cfg().max_clients_per_user,
                                                    worker_.cfg().max_clients_per_database)) {
     co_await fatal(pr::sqlstate::too_many_connections, *refused);
@@ -343,6 +353,13 @@ awaitable<bool> session::authenticate() {
     if (step.outcome == client_authenticator::state::succeeded) co_return true;
     if (step.outcome == client_authenticator::state::failed) {
       spdlog::warn("[c{}] authentication failed for user \"{}\" from {}: {}", id_, user_, peer_, step.log_reason);
+      // The answer waits (longer after each failure in a row), so guessing stays slow.
+      const auto delay = worker_.shared().logins.failed(peer_address_, user_, clock::now());
+      if (delay.count() > 0) {
+        asio::steady_timer wait(client_.get_executor(), delay);
+        error_code ec;
+        co_await wait.async_wait(asio::redirect_error(use_awaitable, ec));
+      }
       co_await fatal(step.sqlstate, step.error_message);
       co_return false;
     }

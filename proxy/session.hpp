@@ -124,7 +124,8 @@ class session : public std::enable_shared_from_this<session> {
   std::shared_ptr<const server_tls> tls_config_;              // null: TLS not offered
   std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;      // set once the client asked for TLS
   std::uint64_t id_;
-  std::string peer_;
+  std::string peer_;          // address:port, for logs
+  std::string peer_address_;  // address alone, for the login throttle
   byte_buffer in_{8192};
   std::string client_out_;
   std::string server_out_;

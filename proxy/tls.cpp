@@ -69,4 +69,11 @@ std::shared_ptr<const server_tls> make_server_tls(const tls_config& cfg) {
   return tls;
 }
 
+std::shared_ptr<const tls_material> load_tls_material(const config& cfg) {
+  auto m = std::make_shared<tls_material>();
+  if (cfg.tls.client != client_tls::disable) m->client = make_server_tls(cfg.tls);
+  for (const auto& t : cfg.node_tls) m->nodes.push_back(make_upstream_tls(t));
+  return m;
+}
+
 }  // namespace meridian::proxy

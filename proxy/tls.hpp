@@ -4,6 +4,7 @@
 // hold the shared pointer they started with.
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <boost/asio/ssl.hpp>
 
@@ -31,6 +32,19 @@ struct upstream_tls {
 
 // Throws config_error with the reason (unreadable files, a key that does not match, ...).
 [[nodiscard]] std::shared_ptr<const server_tls> make_server_tls(const tls_config& cfg);
+
+// Every TLS context of a running Meridian, built from one config and replaced whole when a
+// reload (SIGHUP) brings new certificates; connections keep the contexts they started with.
+struct tls_material {
+  std::shared_ptr<const server_tls> client;                  // null when client TLS is disabled
+  std::vector<std::shared_ptr<const upstream_tls>> nodes;    // per node id; null: plaintext
+  [[nodiscard]] std::shared_ptr<const upstream_tls> node(std::size_t id) const {
+    return id < nodes.size() ? nodes[id] : nullptr;
+  }
+};
+// Reads every certificate, key and CA file `cfg` names. Throws config_error naming the one
+// that failed, so a bad reload leaves the running material untouched.
+[[nodiscard]] std::shared_ptr<const tls_material> load_tls_material(const config& cfg);
 
 // The tls-server-end-point hash of a certificate; empty if it cannot be computed.
 [[nodiscard]] std::string certificate_end_point_hash(X509* cert);

@@ -140,7 +140,8 @@ pool& worker::pool_for(const pool_key& key, const user_config* user) {
   settings.server_lifetime = c.server_lifetime;
   settings.max_prepared_per_server = c.max_prepared_per_server;
   settings.max_message_bytes = c.max_message_bytes;
-  if (key.node.value < shared_.node_tls.size()) settings.tls = shared_.node_tls[key.node.value];
+  // Looked up at each connect, so certificates reloaded since the pool was made are used.
+  settings.tls = [&shared = shared_, node = key.node.value] { return shared.tls.load()->node(node); };
   server_login login{key.user, key.database, std::nullopt};
   if (user) {
     if (user->server_password) {

@@ -11,6 +11,7 @@
 #include "proxy/cancel_registry.hpp"
 #include "proxy/client_limits.hpp"
 #include "proxy/config.hpp"
+#include "proxy/login_throttle.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/pool.hpp"
 #include "proxy/tls.hpp"
@@ -32,14 +33,15 @@ struct database_routing {
   bool loading = false;
 };
 
-// State every worker shares. Only the cancel registry and counters change after start.
+// State every worker shares. Besides the cancel registry and counters, only the TLS material
+// changes after start (replaced whole on reload, read as a snapshot).
 struct shared_state {
   config_ptr cfg;
   std::unique_ptr<metrics> stats;
-  std::shared_ptr<const server_tls> tls;  // null when client TLS is disabled
-  std::vector<std::shared_ptr<const upstream_tls>> node_tls;  // per node id; null: plaintext
+  std::atomic<std::shared_ptr<const tls_material>> tls{std::make_shared<const tls_material>()};
   cancel_registry cancels;
   client_limits limits;
+  login_throttle logins;
   std::atomic<std::size_t> clients{0};
   std::atomic<std::uint64_t> next_session_id{1};
   std::atomic<std::uint64_t> cancels_forwarded{0};

@@ -86,3 +86,35 @@ TEST_CASE("a client idle inside a transaction past the limit is ended with 25P03
   CHECK_THAT(notices, Catch::Contains("FATAL:  terminating connection due to idle-in-transaction timeout"));
   CHECK(outside.scalar("SELECT count(*) FROM itest_idle") == "0");  // rolled back; and this one lives on
 }
+
+TEST_CASE("repeated failed logins are answered slowly, then locked out with 28000, only for that user and address",
+          "[integration][limits][auth]") {
+  constexpr int throttle_port = 26493;
+  spawned_meridian m("throttle-test",
+                     primary_only_config(throttle_port,
+                                         "pool: { size: 2 }\n"
+                                         "limits: { max_auth_failures: 3, auth_failure_window: 3s, auth_failure_delay: 200ms }\n"
+                                         "auth: { method: scram-sha-256 }\n"
+                                         "users:\n  - { name: app, password: app-secret }\n"
+                                         "  - { name: legacy, password: legacy-secret }\n"));
+  const auto login = [&](const std::string& user, const std::string& password) {
+    return std::make_unique<pg_connection>("host=127.0.0.1 port=" + std::to_string(throttle_port) + " user=" + user +
+                                           " password=" + password + " dbname=app connect_timeout=10");
+  };
+  REQUIRE(eventually([&] { return login("app", "app-secret")->ok(); }, 10s));
+  for (int i = 0; i < 3; ++i) {
+    const auto began = std::chrono::steady_clock::now();
+    auto wrong = login("app", "guess-" + std::to_string(i));
+    CHECK_THAT(wrong->error(), Catch::Contains("password authentication failed"));
+    // 200 ms, 400 ms, 800 ms: no answer comes sooner than its delay.
+    CHECK(std::chrono::steady_clock::now() - began >= 200ms * (1 << i));
+  }
+  // Locked out now, even with the right password; told plainly, not as a wrong password.
+  auto locked = login("app", "app-secret");
+  CHECK_FALSE(locked->ok());
+  CHECK_THAT(locked->error(), Catch::Contains("too many failed authentication attempts for user \"app\""));
+  // Another user from the same address is not affected.
+  CHECK(login("legacy", "legacy-secret")->ok());
+  // After the window without failures the right password works again.
+  CHECK(eventually([&] { return login("app", "app-secret")->ok(); }, 10s));
+}

@@ -1,21 +1,23 @@
 #include "support.hpp"
 
 #include <arpa/inet.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
-#include <fstream>
-#include <vector>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include "protocol/backend.hpp"
 #include "protocol/codec.hpp"
@@ -125,9 +127,16 @@ spawned_meridian::spawned_meridian(const std::string& name, const std::string& y
   std::ofstream(path) << yaml;
   std::string binary = MERIDIAN_TEST_BINARY;
   std::vector<char*> argv{binary.data(), const_cast<char*>("--config"), const_cast<char*>(path.c_str()), nullptr};
+  // Its log beside its configuration, for tests that look for what it said.
+  const std::string log = sandbox::dir() + "/" + name + ".log";
+  posix_spawn_file_actions_t files;
+  posix_spawn_file_actions_init(&files);
+  posix_spawn_file_actions_addopen(&files, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&files, STDOUT_FILENO, STDERR_FILENO);
   pid_t pid = 0;
-  if (posix_spawn(&pid, binary.c_str(), nullptr, nullptr, argv.data(), environ) != 0)
-    throw std::runtime_error("cannot start " + binary);
+  const int spawned = posix_spawn(&pid, binary.c_str(), &files, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&files);
+  if (spawned != 0) throw std::runtime_error("cannot start " + binary);
   pid_ = pid;
 }
 
@@ -135,6 +144,17 @@ spawned_meridian::~spawned_meridian() {
   if (pid_ <= 0) return;
   kill(pid_, SIGKILL);
   waitpid(pid_, nullptr, 0);
+}
+
+void spawned_meridian::signal(int sig) const {
+  if (pid_ > 0) kill(pid_, sig);
+}
+
+bool file_contains(const std::string& path, const std::string& text) {
+  std::ifstream in(path);
+  std::stringstream content;
+  content << in.rdbuf();
+  return content.str().find(text) != std::string::npos;
 }
 
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {

@@ -69,9 +69,15 @@ class spawned_meridian {
   spawned_meridian(const spawned_meridian&) = delete;
   spawned_meridian& operator=(const spawned_meridian&) = delete;
 
+  // SIGHUP, SIGTERM, ... to the process.
+  void signal(int sig) const;
+
  private:
   int pid_ = -1;
 };
+
+// Whether the file at `path` contains `text` (false when it cannot be read).
+bool file_contains(const std::string& path, const std::string& text);
 
 // Polls `condition` until it holds or `timeout` passes; returns whether it held. Exceptions
 // count as "not yet", except from the last attempt.

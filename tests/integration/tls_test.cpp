@@ -2,6 +2,7 @@
 // sandbox's own CA; a Meridian of this test's own requires it.
 #include <catch2/catch.hpp>
 
+#include <csignal>
 #include <fstream>
 
 #include "support.hpp"
@@ -25,6 +26,17 @@ std::string required_tls_config() {
                           "/tls/server.key }\n";
   return primary_only_config(required_port, "pool: { size: 2 }\nauth: { method: scram-sha-256 }\n" + tls +
                                                 "users:\n  - { name: app, password: app-secret }\n");
+}
+
+// A CA of its own in `dir` and a certificate from it for 127.0.0.1 in server.crt/server.key.
+void make_ca_and_server_certificate(const std::string& dir, const std::string& name) {
+  const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes ";
+  auto made = run_command(
+      "set -e; mkdir -p " + dir + "; cd " + dir + "; openssl req -x509" + ec + "-days 1 -subj '/CN=" + name +
+      "' -keyout ca.key -out ca.crt 2>/dev/null; openssl req" + ec + "-subj /CN=meridian -keyout server.key -out server.csr "
+      "2>/dev/null; printf 'subjectAltName=IP:127.0.0.1\\n' > server.ext; openssl x509 -req -in server.csr -CA ca.crt "
+      "-CAkey ca.key -CAcreateserial -days 1 -extfile server.ext -out server.crt 2>/dev/null");
+  REQUIRE(made.exit_code == 0);
 }
 
 }  // namespace
@@ -128,4 +140,44 @@ TEST_CASE("a server certificate from another CA is refused, with a clear error t
   }, 10s));
   INFO(error);
   CHECK_THAT(error, Catch::Contains("could not connect to server \"us-east-1\""));
+}
+
+TEST_CASE("SIGHUP puts new certificates in force without dropping connections; unreadable ones are refused",
+          "[integration][tls][reload]") {
+  constexpr int port = 26498;
+  const std::string live = sandbox::dir() + "/tls-reload";
+  const std::string first = live + "/first", second = live + "/second";
+  make_ca_and_server_certificate(first, "Reload test CA one");
+  make_ca_and_server_certificate(second, "Reload test CA two");
+  REQUIRE(run_command("cp " + first + "/server.crt " + first + "/server.key " + live + "/").exit_code == 0);
+  spawned_meridian m("tls-reload-test",
+                     primary_only_config(port, "pool: { size: 2 }\nauth: { method: scram-sha-256 }\n"
+                                               "tls: { client: required, cert: " + live + "/server.crt, key: " + live +
+                                               "/server.key }\nusers:\n  - { name: app, password: app-secret }\n"));
+  const auto verified_by = [&](const std::string& ca_dir) {
+    return tls_dsn(port, "sslmode=verify-full channel_binding=require sslrootcert=" + ca_dir + "/ca.crt");
+  };
+  REQUIRE(eventually([&] { return pg_connection(verified_by(first)).ok(); }, 10s));
+  pg_connection before(verified_by(first));
+  REQUIRE(before.ok());
+  CHECK_FALSE(pg_connection(verified_by(second)).ok());
+
+  // New certificate and key in place, then SIGHUP: new connections get it (and SCRAM binds to
+  // it); the connection made before keeps working on the old one.
+  REQUIRE(run_command("cp " + second + "/server.crt " + second + "/server.key " + live + "/").exit_code == 0);
+  m.signal(SIGHUP);
+  REQUIRE(eventually([&] { return pg_connection(verified_by(second)).ok(); }, 10s));
+  CHECK_FALSE(pg_connection(verified_by(first)).ok());
+  CHECK(before.scalar("SELECT 'still here'") == "still here");
+
+  // A key that does not match the certificate: the reload is refused and the second
+  // certificate stays in force.
+  REQUIRE(run_command("cp " + first + "/server.key " + live + "/server.key").exit_code == 0);
+  m.signal(SIGHUP);
+  pg_connection probe(verified_by(second));
+  CHECK(probe.ok());
+  // The refusal is logged; until then, and after, connections keep succeeding.
+  const std::string log = sandbox::dir() + "/tls-reload-test.log";
+  CHECK(eventually([&] { return pg_connection(verified_by(second)).ok() && file_contains(log, "reload of"); }, 10s));
+  CHECK(before.scalar("SELECT 'after a refused reload'") == "after a refused reload");
 }
