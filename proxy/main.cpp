@@ -2,6 +2,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -130,6 +131,23 @@ meridian::proxy::admin_handler admin_routes(const meridian::proxy::config& cfg,
   };
 }
 
+// Every client and server connection is a descriptor: take what the hard limit allows and say
+// when that is fewer than max_clients needs.
+void raise_descriptor_limit(const meridian::proxy::config& cfg) {
+  rlimit l{};
+  if (getrlimit(RLIMIT_NOFILE, &l) != 0) return;
+  if (l.rlim_cur < l.rlim_max) {
+    l.rlim_cur = l.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &l);
+    getrlimit(RLIMIT_NOFILE, &l);
+  }
+  // A client, its server connection, and some to spare for listeners, probes and etcd.
+  const auto wanted = static_cast<rlim_t>(cfg.max_clients) * 2 + 64;
+  if (l.rlim_cur != RLIM_INFINITY && l.rlim_cur < wanted)
+    spdlog::warn("open file limit is {}: fewer than limits.max_clients ({}) needs; raise it (ulimit -n, LimitNOFILE)",
+                 l.rlim_cur, cfg.max_clients);
+}
+
 // SIGHUP: reads the configuration file again and puts its certificates, keys and CA files in
 // force for new connections; open ones keep theirs. A file that does not load leaves everything
 // as it was. Whether TLS is offered at all, and the list of nodes, are fixed at start.
@@ -202,6 +220,7 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ [" + cfg.region + "] %v");
   std::signal(SIGPIPE, SIG_IGN);
+  raise_descriptor_limit(cfg);
 
   proxy::shared_state shared;
   shared.cfg = std::make_shared<const proxy::config>(cfg);

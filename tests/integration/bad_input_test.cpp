@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 
 #include <future>
+#include <memory>
+#include <vector>
 
 #include "protocol/codec.hpp"
 #include "protocol/frontend.hpp"
@@ -55,6 +57,17 @@ TEST_CASE("malformed start-up and messages get 08P01 while others keep working",
     return run_command("PGPASSWORD=app-secret /usr/lib/postgresql/15/bin/pgbench -n -S -c 8 -j 2 -T 6 -h 127.0.0.1 -p " +
                        std::to_string(sandbox::meridian_port(0)) + " -U app app");
   });
+
+  // 1,000 connections that never finish start-up (half of them sent part of a packet), held
+  // open through the whole battery: the start-up timeout closes every one, and nobody else
+  // notices.
+  raise_descriptor_limit(4096);
+  std::vector<std::unique_ptr<raw_client>> stalled;
+  for (int i = 0; i < 1000; ++i) {
+    stalled.push_back(std::make_unique<raw_client>(port));
+    REQUIRE(stalled.back()->connected());
+    if (i % 2 == 1) REQUIRE(stalled.back()->send(startup_packet().substr(0, static_cast<std::size_t>(1 + i % 7))));
+  }
 
   SECTION("battery") {
     {
@@ -212,6 +225,10 @@ TEST_CASE("malformed start-up and messages get 08P01 while others keep working",
   INFO(result.output);
   CHECK(result.exit_code == 0);
   CHECK_THAT(result.output, Catch::Contains("number of failed transactions: 0"));
+  // The sandbox's start-up timeout is 10 s; they were opened before the battery.
+  std::size_t closed = 0;
+  for (auto& c : stalled) if (c->closed_by_server(15s)) ++closed;
+  CHECK(closed == stalled.size());
   pg_connection after(sandbox::dsn(0));
   REQUIRE(after.ok());
   CHECK(after.scalar("SELECT 'alive'") == "alive");

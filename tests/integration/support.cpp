@@ -6,10 +6,12 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -148,6 +150,13 @@ spawned_meridian::~spawned_meridian() {
 
 void spawned_meridian::signal(int sig) const {
   if (pid_ > 0) kill(pid_, sig);
+}
+
+void raise_descriptor_limit(std::size_t n) {
+  rlimit l{};
+  if (getrlimit(RLIMIT_NOFILE, &l) != 0 || l.rlim_cur >= n) return;
+  l.rlim_cur = std::min<rlim_t>(n, l.rlim_max);
+  setrlimit(RLIMIT_NOFILE, &l);
 }
 
 bool file_contains(const std::string& path, const std::string& text) {

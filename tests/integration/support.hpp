@@ -76,6 +76,9 @@ class spawned_meridian {
   int pid_ = -1;
 };
 
+// Raises this process's soft limit on open descriptors to at least `n` (up to the hard limit).
+void raise_descriptor_limit(std::size_t n);
+
 // Whether the file at `path` contains `text` (false when it cannot be read).
 bool file_contains(const std::string& path, const std::string& text);
 
