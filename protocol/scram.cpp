@@ -213,6 +213,7 @@ tl::expected<std::string, scram_failure> scram_server::client_final(std::string_
   if (CRYPTO_memcmp(computed.data(), verifier_.stored_key.data(), computed.size()) != 0)
     return tl::unexpected(scram_failure::wrong_proof);
   auto server_signature = hmac(verifier_.server_key, auth_message);
+  proven_ = scram_keys{client_key, verifier_.server_key};
   return "v=" + base64_encode(as_view(server_signature));
 }
 
@@ -222,6 +223,9 @@ scram_client::scram_client(std::string password, std::string user, std::string c
       user_(std::move(user)),
       client_nonce_(client_nonce.empty() ? random_nonce() : std::move(client_nonce)),
       channel_binding_(std::move(channel_binding)) {}
+
+scram_client::scram_client(scram_keys keys, std::string client_nonce)
+    : keys_(keys), client_nonce_(client_nonce.empty() ? random_nonce() : std::move(client_nonce)) {}
 
 std::string scram_client::client_first() {
   gs2_header_ = channel_binding_ ? "p=tls-server-end-point,," : "n,,";
@@ -245,10 +249,16 @@ result<std::string> scram_client::server_first(std::string_view message) {
   if (ec != std::errc{} || p != it.data() + it.size() || iterations <= 0 || iterations > max_iterations)
     return violation("invalid SCRAM iteration count");
 
-  auto sp = salted_password(password_, *salt, iterations);
-  auto client_key = hmac(sp, "Client Key");
+  sha256_digest client_key{}, server_key{};
+  if (keys_) {
+    client_key = keys_->client_key;
+    server_key = keys_->server_key;
+  } else {
+    auto sp = salted_password(password_, *salt, iterations);
+    client_key = hmac(sp, "Client Key");
+    server_key = hmac(sp, "Server Key");
+  }
   auto stored_key = sha256(client_key);
-  auto server_key = hmac(sp, "Server Key");
   const std::string without_proof =
       "c=" + base64_encode(gs2_header_ + channel_binding_.value_or(std::string())) + ",r=" + std::string(nonce);
   const std::string auth_message = client_first_bare_ + "," + std::string(message) + "," + without_proof;

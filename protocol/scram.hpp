@@ -30,6 +30,15 @@ struct scram_verifier {
   [[nodiscard]] std::string to_string() const;
 };
 
+// What proves knowledge of a password to a server that stores `scram_verifier`: ClientKey,
+// and ServerKey to check the server's answer. A server side recovers ClientKey from a
+// successful client proof, so a proxy that holds only the verifier (read with an auth query)
+// can log in to servers with the same verifier as that client.
+struct scram_keys {
+  sha256_digest client_key{};
+  sha256_digest server_key{};
+};
+
 // Outcome of a failed server-side step: a malformed message (08P01) or a wrong proof (28P01).
 // channel_binding: the client's binding data did not match, it asked for a binding type we do
 // not have, or it claimed the server offered none (a downgrade).
@@ -46,6 +55,8 @@ class scram_server {
   [[nodiscard]] tl::expected<std::string, scram_failure> client_first(std::string_view message, bool plus = false);
   // client-final-message → server-final-message
   [[nodiscard]] tl::expected<std::string, scram_failure> client_final(std::string_view message);
+  // After a successful client_final: the client's keys, recovered from its proof.
+  [[nodiscard]] std::optional<scram_keys> proven_keys() const { return proven_; }
 
  private:
   scram_verifier verifier_;
@@ -56,6 +67,7 @@ class scram_server {
   std::string client_first_bare_;
   std::string server_first_;
   std::string combined_nonce_;
+  std::optional<scram_keys> proven_;
 };
 
 class scram_client {
@@ -64,6 +76,8 @@ class scram_client {
   // channel_binding: tls-server-end-point data to bind to (SCRAM-SHA-256-PLUS), if any.
   explicit scram_client(std::string password, std::string user = {}, std::string client_nonce = {},
                         std::optional<std::string> channel_binding = std::nullopt);
+  // Without the password: keys a client proved against the server's own verifier.
+  explicit scram_client(scram_keys keys, std::string client_nonce = {});
 
   [[nodiscard]] std::string client_first();
   // server-first-message → client-final-message (or a description of what was wrong)
@@ -73,6 +87,7 @@ class scram_client {
 
  private:
   std::string password_;
+  std::optional<scram_keys> keys_;
   std::string user_;
   std::string client_nonce_;
   std::optional<std::string> channel_binding_;

@@ -35,6 +35,10 @@ class client_authenticator {
 
   [[nodiscard]] step start();
   [[nodiscard]] step on_message(char type, std::string_view body);
+  // After a successful SCRAM login: the keys the client proved (see protocol::scram_keys).
+  [[nodiscard]] std::optional<protocol::scram_keys> proven_keys() const {
+    return scram_ ? scram_->proven_keys() : std::nullopt;
+  }
 
  private:
   enum class exchange { none, md5, scram_first, scram_final };

@@ -456,7 +456,14 @@ config build_config(const YAML::Node& root, const std::string& base_dir) {
   }
 
   if (auto a = root["auth"]) {
-    only_keys(a, "auth", {"method", "userlist"});
+    only_keys(a, "auth", {"method", "userlist", "user", "query", "database", "cache"});
+    if (a["user"]) c.auth_query.user = scalar(a["user"], "auth.user");
+    if (a["query"]) {
+      c.auth_query.query = scalar(a["query"], "auth.query");
+      if (c.auth_query.query.find("$1") == std::string::npos) fail("auth.query", "must take the user name as $1");
+    }
+    if (a["database"]) c.auth_query.database = scalar(a["database"], "auth.database");
+    if (a["cache"]) c.auth_query.cache = duration(a["cache"], "auth.cache");
     if (a["method"]) {
       auto m = scalar(a["method"], "auth.method");
       if (m == "trust") c.auth = auth_method::trust;
@@ -489,6 +496,11 @@ config build_config(const YAML::Node& root, const std::string& base_dir) {
       std::erase_if(c.users, [&](const user_config& e) { return e.name == uc.name; });
       c.users.push_back(std::move(uc));
     }
+  }
+  if (c.auth_query.enabled()) {
+    const auto* u = c.find_user(c.auth_query.user);
+    if (!u) fail("auth.user", "must be one of users (Meridian logs in as it to run auth.query)");
+    if (c.auth == auth_method::trust) fail("auth.user", "is pointless with auth.method trust");
   }
   if (c.auth != auth_method::trust)
     for (std::size_t i = 0; i < c.users.size(); ++i)

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "protocol/scram.hpp"
 #include "routing/router.hpp"
 #include "routing/topology.hpp"
 
@@ -29,6 +30,20 @@ struct user_config {
   std::optional<std::string> server_password;
   std::optional<pool_mode> mode;  // per-user pool mode override
   std::optional<routing::consistency> consistency;  // per-user override
+  // Users found by auth.query: the keys a client proved with SCRAM, with which Meridian logs in
+  // to the servers as that user (their verifier is the one the query returned).
+  std::optional<protocol::scram_keys> server_scram_keys;
+  bool from_auth_query = false;
+};
+
+// Clients not listed in `users` are looked up on the primary, as PgBouncer's auth_query: the
+// query returns the user's name and stored secret (pg_authid's SCRAM verifier or md5 hash).
+struct auth_query_config {
+  std::string user;  // a listed user Meridian runs the query as; empty: no look-ups
+  std::string query = "SELECT usename, passwd FROM pg_catalog.pg_shadow WHERE usename = $1";
+  std::string database = "postgres";
+  std::chrono::milliseconds cache{60'000};  // how long a looked-up secret (or its absence) is kept
+  [[nodiscard]] bool enabled() const { return !user.empty(); }
 };
 
 struct database_config {
@@ -140,6 +155,7 @@ struct config {
   failover_config failover;
 
   auth_method auth = auth_method::scram_sha_256;
+  auth_query_config auth_query;
   tls_config tls;
   server_tls_config server_tls;             // every node's, unless the node says otherwise
   std::vector<server_tls_config> node_tls;  // per node, in the order of `nodes` (node id)

@@ -225,6 +225,7 @@ int main(int argc, char** argv) {
   proxy::shared_state shared;
   shared.cfg = std::make_shared<const proxy::config>(cfg);
   shared.tls.store(tls);
+  shared.users.set_ttl(cfg.auth_query.cache);
   shared.logins.set_settings(proxy::login_throttle::settings{
       cfg.max_auth_failures, cfg.auth_failure_window, cfg.auth_failure_delay, cfg.auth_failure_max_delay});
   auto topology = routing::make_configured_topology(cfg.nodes, cfg.region);

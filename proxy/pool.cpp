@@ -35,7 +35,8 @@ awaitable<tl::expected<server_conn_ptr, server_error>> pool::acquire(clock::time
       ++total_;
       auto conn = std::make_shared<server_connection>(ex_, key_.node, settings_.max_prepared_per_server);
       auto tls = settings_.tls ? settings_.tls() : nullptr;
-      auto r = co_await conn->establish(node_, login_, settings_.connect_timeout, settings_.max_message_bytes, tls);
+      const server_login login = login_;  // set_login may replace it while this connects
+      auto r = co_await conn->establish(node_, login, settings_.connect_timeout, settings_.max_message_bytes, tls);
       if (!r) {
         --total_;
         wake_for_slot();

@@ -65,6 +65,10 @@ class pool {
   void release(server_conn_ptr conn);
   // Closes a connection that is broken or carries state that cannot be reset.
   void discard(const server_conn_ptr& conn);
+  // New credentials for connections made from now on (an auth.query user's changed secret or
+  // newly proven keys); connections already logged in stay.
+  void set_login(server_login login) { login_ = std::move(login); }
+  [[nodiscard]] const server_login& login() const { return login_; }
   // Closes idle connections past idle_timeout or server_lifetime.
   void sweep(std::chrono::steady_clock::time_point now);
   // Closes everything idle (node lost its role, shutdown).

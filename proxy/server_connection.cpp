@@ -165,27 +165,35 @@ awaitable<tl::expected<void, server_error>> server_connection::establish(const r
       case pr::backend_type::authentication: {
         auto auth = pr::be::parse_authentication(msg->body);
         if (!auth) co_return tl::unexpected(server_error{std::string(pr::sqlstate::protocol_violation), auth.error().message});
-        auto need_password = [&]() -> bool { return login.password.has_value(); };
+        const std::string no_password = "server asked for a password but none is configured for user \"" + login.user + "\"";
         switch (auth->code) {
           case pr::auth_code::ok: break;
           case pr::auth_code::cleartext_password:
-            if (!need_password()) co_return fail("server asked for a password but none is configured for user \"" + login.user + "\"");
+            if (!login.password) co_return fail(no_password);
             pr::fe::serialize(pr::fe::password_message{*login.password}, out);
             break;
-          case pr::auth_code::md5_password:
-            if (!need_password()) co_return fail("server asked for a password but none is configured for user \"" + login.user + "\"");
-            pr::fe::serialize(
-                pr::fe::password_message{pr::md5_response(pr::md5_stored_secret(*login.password, login.user), auth->payload)},
-                out);
+          case pr::auth_code::md5_password: {
+            if (!login.password && !login.md5_secret) co_return fail(no_password);
+            const std::string secret = login.password ? pr::md5_stored_secret(*login.password, login.user) : *login.md5_secret;
+            pr::fe::serialize(pr::fe::password_message{pr::md5_response(secret, auth->payload)}, out);
             break;
+          }
           case pr::auth_code::sasl: {
-            if (!need_password()) co_return fail("server asked for a password but none is configured for user \"" + login.user + "\"");
+            if (!login.password && !login.scram_keys) {
+              co_return fail(login.md5_secret ? "server asked for SCRAM but user \"" + login.user +
+                                                    "\" is known to Meridian by an md5 hash only"
+                                              : no_password);
+            }
             auto mechs = pr::be::sasl_mechanisms(*auth);
             bool has_scram = false;
             if (mechs)
               for (auto m : *mechs) has_scram = has_scram || m == "SCRAM-SHA-256";
             if (!has_scram) co_return fail("server offers no SASL mechanism Meridian supports");
-            scram.emplace(*login.password);
+            if (login.password) {
+              scram.emplace(*login.password);
+            } else {
+              scram.emplace(*login.scram_keys);
+            }
             pr::fe::serialize(pr::fe::sasl_initial_response{"SCRAM-SHA-256", scram->client_first()}, out);
             break;
           }

@@ -17,6 +17,7 @@
 #include "proxy/asio.hpp"
 #include "proxy/byte_buffer.hpp"
 #include "proxy/statement_cache.hpp"
+#include "protocol/scram.hpp"
 #include "proxy/tls.hpp"
 #include "routing/topology.hpp"
 
@@ -37,6 +38,16 @@ struct server_login {
   std::string user;
   std::string database;
   std::optional<std::string> password;  // plain text, for md5 / SCRAM / cleartext challenges
+  // Without the password (users found by auth.query): the md5 hash the server stores, which
+  // answers an md5 challenge, and the SCRAM keys a client proved against the server's verifier.
+  std::optional<std::string> md5_secret;
+  std::optional<protocol::scram_keys> scram_keys;
+  bool operator==(const server_login& o) const {
+    return user == o.user && database == o.database && password == o.password && md5_secret == o.md5_secret &&
+           (scram_keys.has_value() == o.scram_keys.has_value()) &&
+           (!scram_keys || (scram_keys->client_key == o.scram_keys->client_key &&
+                            scram_keys->server_key == o.scram_keys->server_key));
+  }
 };
 
 class server_connection {

@@ -288,6 +288,16 @@ awaitable<bool> session::startup() {
     co_return false;
   }
   user_cfg_ = worker_.cfg().find_user(user_);
+  if (!user_cfg_ && worker_.cfg().auth_query.enabled()) {
+    auto found = co_await worker_.look_up_user(user_);
+    if (!found) {
+      spdlog::error("[c{}] auth query for user \"{}\" failed: {}", id_, user_, found.error());
+      co_await fatal(pr::sqlstate::connection_failure, "could not look up the user's credentials");
+      co_return false;
+    }
+    looked_up_user_ = std::move(*found);  // null: no such user, which fails like a wrong password
+    user_cfg_ = looked_up_user_.get();
+  }
   default_consistency_ = worker_.cfg().consistency_for(user_cfg_, database_);
 
   if (auto locked = worker_.shared().logins.locked_out(peer_address_, user_, clock::now())) {
@@ -300,6 +310,11 @@ awaitable<bool> session::startup() {
   }
   if (!co_await authenticate()) co_return false;
   worker_.shared().logins.succeeded(peer_address_, user_);
+  if (looked_up_user_ && proven_keys_) {
+    // With these keys the pools log in to the servers as this user.
+    looked_up_user_ = worker_.shared().users.with_keys(looked_up_user_, *proven_keys_);
+    user_cfg_ = looked_up_user_.get();
+  }
   if (auto refused = worker_.shared().limits.admit(user_, database_, worker_.cfg().max_clients_per_user,
                                                    worker_.cfg().max_clients_per_database)) {
     co_await fatal(pr::sqlstate::too_many_connections, *refused);
@@ -350,7 +365,10 @@ awaitable<bool> session::authenticate() {
   auto step = auth.start();
   for (;;) {
     if (!step.to_client.empty() && !co_await write_client(step.to_client)) co_return false;
-    if (step.outcome == client_authenticator::state::succeeded) co_return true;
+    if (step.outcome == client_authenticator::state::succeeded) {
+      proven_keys_ = auth.proven_keys();
+      co_return true;
+    }
     if (step.outcome == client_authenticator::state::failed) {
       spdlog::warn("[c{}] authentication failed for user \"{}\" from {}: {}", id_, user_, peer_, step.log_reason);
       // The answer waits (longer after each failure in a row), so guessing stays slow.

@@ -17,6 +17,7 @@
 #include "proxy/config.hpp"
 #include "proxy/server_connection.hpp"
 #include "proxy/tls.hpp"
+#include "proxy/user_directory.hpp"
 #include "routing/router.hpp"
 
 namespace meridian::proxy {
@@ -146,6 +147,8 @@ class session : public std::enable_shared_from_this<session> {
   std::string user_;
   std::string database_;
   const user_config* user_cfg_ = nullptr;
+  user_ptr looked_up_user_;  // owns *user_cfg_ for a user found by auth.query
+  std::optional<protocol::scram_keys> proven_keys_;  // what the client proved, after SCRAM
   param_map wanted_;  // the client's view of its session parameters (lower-case names)
   param_map startup_wanted_;  // what RESET ALL returns to: the start-up parameters
   param_map meridian_settings_;  // meridian.consistency, meridian.routing: Meridian's own, never sent on

@@ -129,9 +129,38 @@ awaitable<void> worker::sweep_loop() {
   }
 }
 
+namespace {
+
+// How Meridian logs in to servers as `user`: its server_password, else its plain secret; for
+// users found by auth.query, the md5 hash or the SCRAM keys a client proved.
+server_login login_for(const pool_key& key, const user_config* user) {
+  server_login login;
+  login.user = key.user;
+  login.database = key.database;
+  if (!user) return login;
+  if (user->server_password) {
+    login.password = user->server_password;
+  } else if (protocol::is_md5_secret(user->secret)) {
+    if (user->from_auth_query) login.md5_secret = user->secret;
+  } else if (!user->secret.empty() && !protocol::scram_verifier::parse(user->secret)) {
+    login.password = user->secret;
+  }
+  login.scram_keys = user->server_scram_keys;
+  return login;
+}
+
+}  // namespace
+
 pool& worker::pool_for(const pool_key& key, const user_config* user) {
   auto it = pools_.find(key);
-  if (it != pools_.end()) return *it->second;
+  if (it != pools_.end()) {
+    // A looked-up user's credentials can change (new secret, newly proven keys).
+    if (user && user->from_auth_query) {
+      auto login = login_for(key, user);
+      if (!(login == it->second->login())) it->second->set_login(std::move(login));
+    }
+    return *it->second;
+  }
   const auto& c = cfg();
   pool_settings settings;
   settings.max_size = std::max<std::size_t>(1, c.pool_size / c.threads);
@@ -142,17 +171,31 @@ pool& worker::pool_for(const pool_key& key, const user_config* user) {
   settings.max_message_bytes = c.max_message_bytes;
   // Looked up at each connect, so certificates reloaded since the pool was made are used.
   settings.tls = [&shared = shared_, node = key.node.value] { return shared.tls.load()->node(node); };
-  server_login login{key.user, key.database, std::nullopt};
-  if (user) {
-    if (user->server_password) {
-      login.password = user->server_password;
-    } else if (!user->secret.empty() && !protocol::is_md5_secret(user->secret) &&
-               !protocol::scram_verifier::parse(user->secret)) {
-      login.password = user->secret;
-    }
-  }
-  auto p = std::make_unique<pool>(io_.get_executor(), key, topology_->at(key.node), std::move(login), settings);
+  auto p = std::make_unique<pool>(io_.get_executor(), key, topology_->at(key.node), login_for(key, user), settings);
   return *pools_.emplace(key, std::move(p)).first->second;
+}
+
+awaitable<tl::expected<user_ptr, std::string>> worker::look_up_user(std::string name) {
+  if (auto hit = shared_.users.cached(name, clock::now())) co_return *hit;
+  const auto& q = cfg().auth_query;
+  auto primary = topology_->primary();
+  if (!primary) co_return tl::unexpected(std::string("no primary node is available"));
+  auto& p = pool_for(pool_key{*primary, q.user, q.database}, cfg().find_user(q.user));
+  auto conn = co_await p.acquire(clock::now() + cfg().wait_timeout);
+  if (!conn) co_return tl::unexpected(conn.error().message);
+  auto sc = std::move(*conn);
+  query_rows rows;
+  const std::string sql = auth_query_sql(q.query, name);
+  auto done = co_await sc->run_internal_query(sql, cfg().max_message_bytes, &rows);
+  if (done && sc->tx == protocol::tx_status::idle && sc->socket.is_open()) {
+    p.release(sc);
+  } else {
+    p.discard(sc);
+  }
+  if (!done) co_return tl::unexpected(done.error().message);
+  auto user = user_from_rows(name, rows);
+  shared_.users.store(name, user, clock::now());
+  co_return user;
 }
 
 void worker::remove_session(session* s) {

@@ -12,6 +12,7 @@
 #include "proxy/client_limits.hpp"
 #include "proxy/config.hpp"
 #include "proxy/login_throttle.hpp"
+#include "proxy/user_directory.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/pool.hpp"
 #include "proxy/tls.hpp"
@@ -42,6 +43,7 @@ struct shared_state {
   cancel_registry cancels;
   client_limits limits;
   login_throttle logins;
+  user_directory users;  // auth.query look-ups
   std::atomic<std::size_t> clients{0};
   std::atomic<std::uint64_t> next_session_id{1};
   std::atomic<std::uint64_t> cancels_forwarded{0};
@@ -60,6 +62,9 @@ class worker {
   void begin_shutdown();
 
   [[nodiscard]] pool& pool_for(const pool_key& key, const user_config* user);
+  // A user not in the config, looked up with auth.query on the primary (cached in
+  // shared().users): the user, null when there is no such user, or why the look-up failed.
+  [[nodiscard]] awaitable<tl::expected<user_ptr, std::string>> look_up_user(std::string name);
   [[nodiscard]] database_routing& database(const std::string& name);
   // Function volatilities read from a database's pg_proc (rows of name, volatility).
   void set_functions(const std::string& database, const std::vector<std::vector<std::string>>& rows);

@@ -13,6 +13,14 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
+server_login app_login(const std::string& password) {
+  server_login l;
+  l.user = "app";
+  l.database = "app";
+  l.password = password;
+  return l;
+}
+
 routing::node primary() {
   routing::node n;
   n.name = "us-east-1";
@@ -101,7 +109,7 @@ TEST_CASE("pool checkout, return and limits against a real server", "[integratio
   run_async([](asio::io_context& io) -> awaitable<void> {
     pool_settings s;
     s.max_size = 2;
-    pool p(io.get_executor(), pool_key{{0}, "app", "app"}, primary(), server_login{"app", "app", "app-secret"}, s);
+    pool p(io.get_executor(), pool_key{{0}, "app", "app"}, primary(), app_login("app-secret"), s);
     co_await limits_scenario(io, p);
     p.close_idle();
   });
@@ -111,7 +119,7 @@ TEST_CASE("pool drops a connection the server terminated while idle", "[integrat
   run_async([](asio::io_context& io) -> awaitable<void> {
     pool_settings s;
     s.max_size = 2;
-    pool p(io.get_executor(), pool_key{{0}, "app", "app"}, primary(), server_login{"app", "app", "app-secret"}, s);
+    pool p(io.get_executor(), pool_key{{0}, "app", "app"}, primary(), app_login("app-secret"), s);
     co_await terminated_idle_scenario(io, p);
     p.close_idle();
   });
@@ -119,7 +127,7 @@ TEST_CASE("pool drops a connection the server terminated while idle", "[integrat
 
 TEST_CASE("pool reports the server's authentication failure", "[integration][pool]") {
   run_async([](asio::io_context& io) -> awaitable<void> {
-    pool p(io.get_executor(), pool_key{{0}, "app", "app"}, primary(), server_login{"app", "app", "wrong"}, pool_settings{});
+    pool p(io.get_executor(), pool_key{{0}, "app", "app"}, primary(), app_login("wrong"), pool_settings{});
     co_await bad_password_scenario(p);
   });
 }

@@ -184,3 +184,44 @@ TEST_CASE("SCRAM with tls-server-end-point channel binding", "[protocol][scram]"
     CHECK(plain.client_first("y,,n=,r=abc"));
   }
 }
+
+TEST_CASE("keys a client proved log in to another server holding the same verifier, and only there",
+          "[protocol][scram]") {
+  // The client proves "pencil" to the first server; no keys before that, none after a wrong proof.
+  auto exchange = [](scram_server& server, const std::string& password) {
+    scram_client client(password);
+    auto first = server.client_first(client.client_first());
+    REQUIRE(first);
+    auto final_msg = client.server_first(*first);
+    REQUIRE(final_msg);
+    return server.client_final(*final_msg).has_value();
+  };
+  scram_server wrong(rfc_verifier());
+  CHECK_FALSE(exchange(wrong, "crayon"));
+  CHECK_FALSE(wrong.proven_keys());
+  scram_server first_server(rfc_verifier());
+  CHECK_FALSE(first_server.proven_keys());
+  REQUIRE(exchange(first_server, "pencil"));
+  auto keys = first_server.proven_keys();
+  REQUIRE(keys);
+
+  // A second server with the same verifier (another nonce): the keys suffice, both ways.
+  scram_server second_server(rfc_verifier());
+  scram_client from_keys(*keys);
+  auto first = second_server.client_first(from_keys.client_first());
+  REQUIRE(first);
+  auto final_msg = from_keys.server_first(*first);
+  REQUIRE(final_msg);
+  auto server_final = second_server.client_final(*final_msg);
+  REQUIRE(server_final);
+  CHECK(from_keys.server_final(*server_final));
+
+  // A server whose verifier has another salt (the password set again) refuses them.
+  scram_server reset(scram_verifier::from_password("pencil", "another salt", 4096));
+  scram_client stale(*keys);
+  auto reset_first = reset.client_first(stale.client_first());
+  REQUIRE(reset_first);
+  auto stale_final = stale.server_first(*reset_first);
+  REQUIRE(stale_final);
+  CHECK_FALSE(reset.client_final(*stale_final));
+}

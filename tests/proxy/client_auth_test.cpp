@@ -69,9 +69,9 @@ client_authenticator::step login(auth_method method, const user_config* user, co
 
 TEST_CASE("client authentication outcomes", "[proxy][auth]") {
   const auto verifier = pr::scram_verifier::from_password("s3cret", "0123456789abcdef", 4096).to_string();
-  const user_config scram_user{"app", verifier, std::nullopt, std::nullopt, std::nullopt};
-  const user_config md5_user{"app", pr::md5_stored_secret("s3cret", "app"), std::nullopt, std::nullopt, std::nullopt};
-  const user_config plain_user{"app", "s3cret", std::nullopt, std::nullopt, std::nullopt};
+  const user_config scram_user{"app", verifier, std::nullopt, std::nullopt, std::nullopt, std::nullopt, false};
+  const user_config md5_user{"app", pr::md5_stored_secret("s3cret", "app"), std::nullopt, std::nullopt, std::nullopt, std::nullopt, false};
+  const user_config plain_user{"app", "s3cret", std::nullopt, std::nullopt, std::nullopt, std::nullopt, false};
 
   struct row {
     const char* what;
@@ -107,7 +107,7 @@ TEST_CASE("client authentication outcomes", "[proxy][auth]") {
 }
 
 TEST_CASE("malformed authentication messages are protocol violations", "[proxy][auth]") {
-  const user_config user{"app", "s3cret", std::nullopt, std::nullopt, std::nullopt};
+  const user_config user{"app", "s3cret", std::nullopt, std::nullopt, std::nullopt, std::nullopt, false};
   client_authenticator auth(auth_method::scram_sha_256, &user, "app");
   (void)auth.start();
   auto step = auth.on_message('p', std::string("SCRAM-SHA-1\0\0\0\0\0", 16));

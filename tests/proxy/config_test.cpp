@@ -140,7 +140,7 @@ databases:
   CHECK(c.consistency_for(nullptr, "other") == consistency::eventual);
   CHECK(c.consistency_for(nullptr, "ledger") == consistency::primary);
   CHECK(c.consistency_for(nullptr, "shop") == consistency::read_your_writes);
-  user_config pinned_user{"u", "x", std::nullopt, std::nullopt, consistency::eventual};
+  user_config pinned_user{"u", "x", std::nullopt, std::nullopt, consistency::eventual, std::nullopt, false};
   CHECK(c.consistency_for(&pinned_user, "ledger") == consistency::eventual);
   CHECK(load_config_string(minimal + "routing: { consistency: read-your-writes }\n").consistency ==
         consistency::read_your_writes);
