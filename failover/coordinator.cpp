@@ -406,7 +406,16 @@ awaitable<tl::expected<std::string, std::string>> coordinator::switch_over(const
   (void)co_await request_pause(false);
   spdlog::warn("switchover: epoch {}: {} is the primary (timeline {}); held {} ms", next.epoch, target, *timeline,
                ms_between(started, clock::now()));
-  failover_timeline t{started, promoted, published, old->name, target, *timeline, next.reason, "switchover", "chosen by an operator", {}, -1, -1};
+  failover_timeline t;
+  t.detected = started;
+  t.promoted = promoted;
+  t.published = published;
+  t.from = old->name;
+  t.to = target;
+  t.timeline = *timeline;
+  t.reason = next.reason;
+  t.kind = "switchover";
+  t.choice = "chosen by an operator";
   asio::co_spawn(monitor_.io(), finish_failover(std::move(t), next), asio::detached);
   co_return "epoch " + std::to_string(next.epoch) + ": " + target + " is the primary";
 }
@@ -522,8 +531,16 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
   // The other replicas follow the new primary, concurrently and off the leader's loop: with
   // command hooks (RDS recreates cross-region replicas) this can take many minutes, and the
   // leader must meanwhile keep watching the new primary.
-  failover_timeline t{detected, promoted, published, from, next.primary, *timeline, why,
-                      operator_choice ? "operator promote" : "failover", reason, {}, -1, -1};
+  failover_timeline t;
+  t.detected = detected;
+  t.promoted = promoted;
+  t.published = published;
+  t.from = from;
+  t.to = next.primary;
+  t.timeline = *timeline;
+  t.reason = why;
+  t.kind = operator_choice ? "operator promote" : "failover";
+  t.choice = reason;
   asio::co_spawn(monitor_.io(), finish_failover(std::move(t), next), asio::detached);
 }
 

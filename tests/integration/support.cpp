@@ -1,5 +1,7 @@
 #include "support.hpp"
 
+#include <catch2/catch.hpp>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -35,25 +37,6 @@ namespace meridian::testing {
 
 namespace pr = meridian::protocol;
 
-namespace {
-int env_int(const char* name, int fallback) {
-  const char* v = std::getenv(name);
-  return v ? std::atoi(v) : fallback;
-}
-}  // namespace
-
-int sandbox::pg_port(int region) { return env_int("MERIDIAN_PG_PORT", MERIDIAN_TEST_PG_PORT) + region; }
-int sandbox::meridian_port(int region) { return env_int("MERIDIAN_PORT", MERIDIAN_TEST_PORT) + region; }
-int sandbox::metrics_port(int region) { return env_int("MERIDIAN_METRICS_PORT", MERIDIAN_TEST_METRICS_PORT) + region; }
-int sandbox::etcd_port(int region) { return env_int("MERIDIAN_ETCD_PORT", MERIDIAN_TEST_ETCD_PORT) + region; }
-std::string sandbox::dir() {
-  const char* v = std::getenv("MERIDIAN_SANDBOX_DIR");
-  return v ? v : MERIDIAN_TEST_SANDBOX_DIR;
-}
-std::string sandbox::repo() {
-  const char* v = std::getenv("MERIDIAN_REPO");
-  return v ? v : MERIDIAN_TEST_REPO;
-}
 std::string sandbox::dsn(int region, const std::string& user, const std::string& password) {
   return "host=127.0.0.1 port=" + std::to_string(meridian_port(region)) + " user=" + user + " password=" + password +
          " dbname=app connect_timeout=10";
@@ -127,10 +110,11 @@ std::string primary_only_config(int port, const std::string& settings, const std
 spawned_meridian::spawned_meridian(const std::string& name, const std::string& yaml) {
   const std::string path = sandbox::dir() + "/" + name + ".yaml";
   std::ofstream(path) << yaml;
-  std::string binary = MERIDIAN_TEST_BINARY;
+  std::string binary = sandbox::meridian_binary();
   std::vector<char*> argv{binary.data(), const_cast<char*>("--config"), const_cast<char*>(path.c_str()), nullptr};
   // Its log beside its configuration, for tests that look for what it said.
-  const std::string log = sandbox::dir() + "/" + name + ".log";
+  log_ = sandbox::dir() + "/" + name + ".log";
+  const std::string& log = log_;
   posix_spawn_file_actions_t files;
   posix_spawn_file_actions_init(&files);
   posix_spawn_file_actions_addopen(&files, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -144,8 +128,22 @@ spawned_meridian::spawned_meridian(const std::string& name, const std::string& y
 
 spawned_meridian::~spawned_meridian() {
   if (pid_ <= 0) return;
-  kill(pid_, SIGKILL);
-  waitpid(pid_, nullptr, 0);
+  // SIGTERM first: a clean exit is where a sanitized build checks for leaks.
+  kill(pid_, SIGTERM);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (waitpid(pid_, nullptr, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  // A sanitized build: whatever it reported (UBSan on stderr, so in the log) fails the test.
+  for (const char* marker : {"runtime error:", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer"}) {
+    INFO("sanitizer report in " << log_);
+    CHECK_FALSE(file_contains(log_, marker));
+  }
 }
 
 void spawned_meridian::signal(int sig) const {

@@ -25,6 +25,8 @@ struct sandbox {
   static int etcd_port(int region);
   static std::string dir();
   static std::string repo();
+  static std::string meridian_binary();     // the meridian this build made
+  static std::string meridianctl_binary();
   static std::string dsn(int region, const std::string& user = "app", const std::string& password = "app-secret");
   // Superuser connection straight to a PostgreSQL node over its Unix socket.
   static std::string admin_dsn(int region);
@@ -74,6 +76,7 @@ class spawned_meridian {
 
  private:
   int pid_ = -1;
+  std::string log_;  // its stdout and stderr
 };
 
 // Raises this process's soft limit on open descriptors to at least `n` (up to the hard limit).
