@@ -254,7 +254,11 @@ config build_config(const YAML::Node& root, const std::string& base_dir) {
     }
   }
   if (auto a = root["admin"]) {
-    only_keys(a, "admin", {"host", "port", "token", "token_file", "token_env"});
+    only_keys(a, "admin", {"host", "port", "token", "token_file", "token_env", "users"});
+    if (auto u = a["users"]) {
+      if (!u.IsSequence()) fail("admin.users", "must be a list of user names");
+      for (std::size_t i = 0; i < u.size(); ++i) c.admin_users.push_back(scalar(u[i], "admin.users"));
+    }
     if (a["host"]) c.admin_host = scalar(a["host"], "admin.host");
     if (a["port"]) c.admin_port = integer<std::uint16_t>(a["port"], "admin.port", 1, 65535);
     if (auto t = password_key(a, "admin", "token", "token_file", base_dir)) c.admin_token = *t;
@@ -497,6 +501,8 @@ config build_config(const YAML::Node& root, const std::string& base_dir) {
       c.users.push_back(std::move(uc));
     }
   }
+  for (const auto& name : c.admin_users)
+    if (!c.find_user(name)) fail("admin.users", "names " + name + ", who is not one of users");
   if (c.auth_query.enabled()) {
     const auto* u = c.find_user(c.auth_query.user);
     if (!u) fail("auth.user", "must be one of users (Meridian logs in as it to run auth.query)");

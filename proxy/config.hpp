@@ -168,6 +168,8 @@ struct config {
   std::string admin_host = "127.0.0.1";
   std::uint16_t admin_port = 0;
   std::string admin_token;
+  // Users (from `users`) who may log in to the admin console, the virtual database "meridian".
+  std::vector<std::string> admin_users;
 
   // Prometheus endpoint; port 0 means none.
   std::string metrics_host = "127.0.0.1";

@@ -18,6 +18,7 @@
 #include "proxy/admin_server.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/config.hpp"
+#include "proxy/server_console.hpp"
 #include "proxy/worker.hpp"
 
 namespace {
@@ -85,14 +86,23 @@ void pause_workers(std::vector<std::unique_ptr<meridian::proxy::worker>>& worker
 // The admin API's answers: status, promote, pause, resume.
 meridian::proxy::admin_handler admin_routes(const meridian::proxy::config& cfg,
                                             std::vector<std::unique_ptr<meridian::proxy::worker>>& workers,
-                                            meridian::failover::coordinator* coordinator) {
+                                            meridian::failover::coordinator* coordinator,
+                                            meridian::proxy::console_backend& console) {
   using meridian::proxy::admin_request;
   using meridian::proxy::admin_response;
   auto error = [](int status, const std::string& message) {
     return admin_response{status, nlohmann::json{{"error", message}}.dump()};
   };
   auto set_pause = [&workers](bool paused) { pause_workers(workers, paused); };
-  return [&cfg, coordinator, error, set_pause](const admin_request& r) -> meridian::proxy::awaitable<admin_response> {
+  return [&cfg, coordinator, error, set_pause, &console](const admin_request& r) -> meridian::proxy::awaitable<admin_response> {
+    // The console's SHOW tables as JSON: GET /v1/show/pools, /v1/show/clients, ...
+    if (r.method == "GET" && r.path.starts_with("/v1/show/")) {
+      auto c = meridian::proxy::console_command_named(r.path.substr(9));
+      if (!c || !meridian::proxy::is_show(*c)) co_return error(404, "unknown table " + r.path.substr(9));
+      const auto which = *c;
+      auto t = co_await console.show(which);
+      co_return admin_response{200, meridian::proxy::table_json(t)};
+    }
     if (r.method == "GET" && r.path == "/v1/status") {
       if (!coordinator) co_return admin_response{200, nlohmann::json{{"region", cfg.region}, {"coordination", "none"}}.dump()};
       std::string body = co_await coordinator->status_json();
@@ -151,7 +161,7 @@ void raise_descriptor_limit(const meridian::proxy::config& cfg) {
 // SIGHUP: reads the configuration file again and puts its certificates, keys and CA files in
 // force for new connections; open ones keep theirs. A file that does not load leaves everything
 // as it was. Whether TLS is offered at all, and the list of nodes, are fixed at start.
-void reload_tls(const std::string& path, meridian::proxy::shared_state& shared) {
+tl::expected<std::string, std::string> reload_tls(const std::string& path, meridian::proxy::shared_state& shared) {
   using namespace meridian;
   const auto& running = *shared.cfg;
   try {
@@ -162,8 +172,10 @@ void reload_tls(const std::string& path, meridian::proxy::shared_state& shared) 
       throw proxy::config_error("the list of nodes changed; that takes a restart");
     shared.tls.store(proxy::load_tls_material(next));
     spdlog::info("reload: TLS certificates, keys and CA files of {} in force for new connections", path);
+    return "TLS certificates, keys and CA files of " + path + " in force for new connections";
   } catch (const std::exception& e) {
     spdlog::error("reload of {} refused, the running configuration stays: {}", path, e.what());
+    return tl::unexpected("reload of " + path + " refused, the running configuration stays: " + e.what());
   }
 }
 
@@ -277,11 +289,24 @@ int main(int argc, char** argv) {
   if (coordinator) {
     coordinator->on_pause([&workers](bool paused) { pause_workers(workers, paused); });
   }
+  // The admin console (database "meridian") and the admin API's SHOW tables.
+  std::vector<proxy::worker*> worker_ptrs;
+  for (auto& w : workers) worker_ptrs.push_back(w.get());
+  proxy::server_console console(
+      worker_ptrs, shared, coordinator.get(), monitor ? &monitor->io() : nullptr,
+      proxy::server_console::hooks{[&] { return reload_tls(config_path, shared); },
+                                   [&workers](bool paused) { pause_workers(workers, paused); },
+                                   [&workers] {
+                                     spdlog::info("SHUTDOWN from the console: draining");
+                                     for (auto& w : workers) w->begin_shutdown();
+                                   }});
+  for (auto& w : workers) w->set_console(&console);
   std::unique_ptr<proxy::admin_server> admin;
   if (cfg.admin_port != 0) {
     // On the coordinator's thread when there is one: its handlers use the coordinator.
     auto& admin_io = monitor ? monitor->io() : workers.front()->io();
-    admin = std::make_unique<proxy::admin_server>(admin_io, cfg.admin_token, admin_routes(cfg, workers, coordinator.get()));
+    admin = std::make_unique<proxy::admin_server>(admin_io, cfg.admin_token,
+                                                  admin_routes(cfg, workers, coordinator.get(), console));
     try {
       admin->listen(cfg.admin_host, cfg.admin_port);
     } catch (const std::exception& e) {
@@ -302,7 +327,7 @@ int main(int argc, char** argv) {
   std::function<void()> await_hangup = [&] {
     hangup.async_wait([&](const proxy::error_code& ec, int) {
       if (ec) return;
-      reload_tls(config_path, shared);
+      (void)reload_tls(config_path, shared);
       await_hangup();
     });
   };

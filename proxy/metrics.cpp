@@ -73,4 +73,30 @@ void metrics::serve(const std::string& host, std::uint16_t port) {
   exposer_->RegisterCollectable(registry_);
 }
 
+std::vector<std::vector<std::string>> metrics::rows() const {
+  std::vector<std::vector<std::string>> out;
+  auto number = [](double v) {
+    std::string s = std::to_string(v);
+    s.erase(s.find_last_not_of('0') + 1);
+    if (!s.empty() && s.back() == '.') s.pop_back();
+    return s;
+  };
+  for (const auto& family : registry_->Collect()) {
+    for (const auto& m : family.metric) {
+      std::string labels;
+      for (const auto& l : m.label) labels += (labels.empty() ? "" : ",") + l.name + "=" + l.value;
+      switch (family.type) {
+        case prometheus::MetricType::Counter: out.push_back({family.name, labels, number(m.counter.value)}); break;
+        case prometheus::MetricType::Gauge: out.push_back({family.name, labels, number(m.gauge.value)}); break;
+        case prometheus::MetricType::Histogram:
+          out.push_back({family.name + "_count", labels, std::to_string(m.histogram.sample_count)});
+          out.push_back({family.name + "_sum", labels, number(m.histogram.sample_sum)});
+          break;
+        default: break;
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace meridian::proxy

@@ -45,6 +45,8 @@ class metrics {
   void read_your_writes_wait(bool replica_caught_up) { (replica_caught_up ? ryw_caught_up_ : ryw_gave_up_)->Increment(); }
   // What the node monitor published: per node role, health, lag and probe latency.
   void node_health(const routing::topology& topology);
+  // Every series as it would be scraped: name, labels (k=v,...), value. For SHOW STATS.
+  [[nodiscard]] std::vector<std::vector<std::string>> rows() const;
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;

@@ -77,6 +77,9 @@ class pool {
   void drain();
 
   [[nodiscard]] pool_stats stats() const;
+  [[nodiscard]] const pool_settings& settings() const { return settings_; }
+  // Idle connections, for SHOW SERVERS.
+  [[nodiscard]] const std::vector<server_conn_ptr>& idle() const { return idle_; }
   [[nodiscard]] const pool_key& key() const { return key_; }
   [[nodiscard]] const routing::node& node() const { return node_; }
   // Parameters a fresh server connection reported, remembered to greet clients without a server.

@@ -105,6 +105,15 @@ session::~session() {
   worker_.remove_session(this);
 }
 
+std::vector<std::string> session::client_row() const {
+  // id, user, database, address, tls, state, node, connected_s, consistency
+  std::string state = !logged_in_ ? "login" : attached_ ? (attached_->tx == pr::tx_status::idle ? "active" : "in transaction") : "idle";
+  std::string node = attached_ && attached_->owner ? attached_->owner->node().name : "";
+  const auto connected = std::chrono::duration_cast<std::chrono::seconds>(clock::now() - connected_at_).count();
+  return {std::to_string(id_), user_, database_, peer_, tls_ ? "yes" : "no", std::move(state), std::move(node),
+          std::to_string(connected), logged_in_ ? std::string(routing::to_string(consistency())) : ""};
+}
+
 void session::start() { asio::co_spawn(client_.get_executor(), run(shared_from_this()), asio::detached); }
 
 pool_mode session::mode() const {
@@ -125,7 +134,12 @@ awaitable<void> session::run(std::shared_ptr<session> self) {
   spdlog::debug("[c{}] connection from {}", self->id_, self->peer_);
   if (co_await self->startup()) {
     spdlog::info("[c{}] login user={} database={} from {}", self->id_, self->user_, self->database_, self->peer_);
-    co_await self->serve();
+    self->logged_in_ = true;
+    if (self->database_ == console_database) {
+      co_await self->serve_console();
+    } else {
+      co_await self->serve();
+    }
   }
   self->ended_ = true;
   if (self->attached_) {
@@ -321,6 +335,24 @@ awaitable<bool> session::startup() {
     co_return false;
   }
   admitted_ = true;
+
+  if (database_ == console_database) {
+    const auto& admins = worker_.cfg().admin_users;
+    if (std::find(admins.begin(), admins.end(), user_) == admins.end() || !worker_.console()) {
+      co_await fatal(pr::sqlstate::invalid_authorization, "user \"" + user_ + "\" may not use the admin console");
+      co_return false;
+    }
+    response.clear();
+    for (const auto& [k, v] : std::initializer_list<std::pair<std::string_view, std::string_view>>{
+             {"server_version", "15.0 (Meridian console)"}, {"server_encoding", "UTF8"}, {"client_encoding", "UTF8"},
+             {"DateStyle", "ISO, MDY"}, {"integer_datetimes", "on"}, {"standard_conforming_strings", "on"},
+             {"TimeZone", "UTC"}, {"application_name", ""}})
+      pr::be::serialize(pr::be::parameter_status{k, v}, response);
+    cancel_key_ = worker_.shared().cancels.add(weak_from_this(), client_.get_executor());
+    pr::be::serialize(pr::be::backend_key_data{cancel_key_->process_id, cancel_key_->secret_key}, response);
+    append_ready(response, pr::tx_status::idle);
+    co_return co_await write_client(response);
+  }
 
   // Greet the client with the server's parameters. A pool that has not met its server yet
   // connects now, which also proves the database and server credentials work.

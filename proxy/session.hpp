@@ -39,6 +39,12 @@ class session : public std::enable_shared_from_this<session> {
   void request_shutdown();
   // A server connection is attached: a transaction (or a session-pooled session) is running.
   [[nodiscard]] bool attached() const { return attached_ != nullptr; }
+  [[nodiscard]] const server_conn_ptr& attached_server() const { return attached_; }
+  // SHOW CLIENTS: id, user, database, address, tls, state, node, connected seconds, consistency.
+  [[nodiscard]] std::vector<std::string> client_row() const;
+  [[nodiscard]] std::uint64_t id() const { return id_; }
+  [[nodiscard]] const std::string& user() const { return user_; }
+  [[nodiscard]] const std::string& database() const { return database_; }
 
  private:
   // A named prepared statement of this client, and the Parse that recreates it on any server.
@@ -67,6 +73,8 @@ class session : public std::enable_shared_from_this<session> {
   awaitable<bool> read_startup_packet(protocol::startup_message& out_msg, std::string& storage);
   awaitable<bool> authenticate();
   awaitable<void> serve();
+  // The admin console (database "meridian"): its commands until the client leaves.
+  awaitable<void> serve_console();
   // One read from the client into in_; false when the client is gone or the read was cancelled.
   awaitable<bool> read_client();
   // Answers an SSLRequest with 'S' already sent: the TLS handshake, as the server.
@@ -127,6 +135,8 @@ class session : public std::enable_shared_from_this<session> {
   std::uint64_t id_;
   std::string peer_;          // address:port, for logs
   std::string peer_address_;  // address alone, for the login throttle
+  std::chrono::steady_clock::time_point connected_at_ = std::chrono::steady_clock::now();
+  bool logged_in_ = false;
   byte_buffer in_{8192};
   std::string client_out_;
   std::string server_out_;

@@ -231,4 +231,59 @@ void worker::begin_shutdown() {
   });
 }
 
+namespace {
+
+std::string seconds_since(clock::time_point t, clock::time_point now) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - t).count());
+}
+
+}  // namespace
+
+awaitable<std::vector<std::vector<std::string>>> worker::console_rows(console_command c) {
+  std::vector<std::vector<std::string>> rows;
+  const auto now = clock::now();
+  switch (c) {
+    case console_command::show_pools:
+      // node, database, user, sv_active, sv_idle, sv_total, sv_max, cl_waiting, connects,
+      // checkouts, wait_timeouts
+      for (const auto& [key, p] : pools_) {
+        const auto st = p->stats();
+        rows.push_back({p->node().name, key.database, key.user, std::to_string(st.total - st.idle),
+                        std::to_string(st.idle), std::to_string(st.total), std::to_string(p->settings().max_size),
+                        std::to_string(st.waiting), std::to_string(st.connects), std::to_string(st.checkouts),
+                        std::to_string(st.wait_timeouts)});
+      }
+      break;
+    case console_command::show_clients:
+      for (const auto* s : sessions_) rows.push_back(s->client_row());
+      break;
+    case console_command::show_servers:
+      // node, database, user, state, client, backend_pid, age_s, idle_s
+      for (const auto& [key, p] : pools_)
+        for (const auto& sc : p->idle())
+          rows.push_back({p->node().name, key.database, key.user, "idle", "", std::to_string(sc->key.process_id),
+                          seconds_since(sc->created, now), seconds_since(sc->last_used, now)});
+      for (const auto* s : sessions_)
+        if (const auto& sc = s->attached_server(); sc && sc->owner)
+          rows.push_back({sc->owner->node().name, s->database(), s->user(), "active", std::to_string(s->id()),
+                          std::to_string(sc->key.process_id), seconds_since(sc->created, now), "0"});
+      break;
+    case console_command::show_nodes:
+      // name, region, role, local, up, readable, lag_bytes, lag_ms, probe_ms, timeline, problem
+      for (const auto& n : topology_->nodes) {
+        const auto& st = topology_->state(n.id);
+        const auto& h = st.health;
+        rows.push_back({n.name, n.region, std::string(routing::to_string(st.role)), n.region == cfg().region ? "yes" : "no",
+                        h.reachable ? "yes" : "no", h.readable ? "yes" : "no",
+                        h.lag ? std::to_string(h.lag->bytes) : "", h.lag ? std::to_string(h.lag->time.count()) : "",
+                        std::to_string(static_cast<double>(h.probe_latency.count()) / 1000.0),
+                        std::to_string(h.timeline), h.problem});
+      }
+      break;
+    default:
+      break;
+  }
+  co_return rows;
+}
+
 }  // namespace meridian::proxy

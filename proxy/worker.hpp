@@ -11,6 +11,7 @@
 #include "proxy/cancel_registry.hpp"
 #include "proxy/client_limits.hpp"
 #include "proxy/config.hpp"
+#include "proxy/console.hpp"
 #include "proxy/login_throttle.hpp"
 #include "proxy/user_directory.hpp"
 #include "proxy/metrics.hpp"
@@ -90,6 +91,13 @@ class worker {
   // Sessions with a server connection attached right now (transactions in flight).
   [[nodiscard]] std::size_t active_transactions() const;
 
+  // SHOW POOLS, CLIENTS, SERVERS: this worker's rows (see console.cpp for the columns), made on
+  // its own thread; call through co_spawn on io() from elsewhere.
+  awaitable<std::vector<std::vector<std::string>>> console_rows(console_command c);
+  // Where console commands get their data (set once at start; null: no console).
+  void set_console(console_backend* c) { console_ = c; }
+  [[nodiscard]] console_backend* console() const { return console_; }
+
   void add_session(session* s) { sessions_.insert(s); }
   void remove_session(session* s);
 
@@ -106,6 +114,7 @@ class worker {
   routing::topology_ptr topology_;
   std::unordered_map<pool_key, std::unique_ptr<pool>, pool_key_hash> pools_;
   std::unordered_set<session*> sessions_;
+  console_backend* console_ = nullptr;
   std::unordered_map<std::string, std::unique_ptr<database_routing>> databases_;
   std::vector<std::chrono::steady_clock::time_point> skipped_until_;
   bool draining_ = false;

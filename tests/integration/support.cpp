@@ -127,23 +127,29 @@ spawned_meridian::spawned_meridian(const std::string& name, const std::string& y
 }
 
 spawned_meridian::~spawned_meridian() {
-  if (pid_ <= 0) return;
   // SIGTERM first: a clean exit is where a sanitized build checks for leaks.
-  kill(pid_, SIGTERM);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
-  while (waitpid(pid_, nullptr, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (pid_ > 0) kill(pid_, SIGTERM);
+  if (!exited_within(std::chrono::seconds(15))) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
   }
   // A sanitized build: whatever it reported (UBSan on stderr, so in the log) fails the test.
   for (const char* marker : {"runtime error:", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer"}) {
     INFO("sanitizer report in " << log_);
     CHECK_FALSE(file_contains(log_, marker));
   }
+}
+
+bool spawned_meridian::exited_within(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (pid_ > 0 && std::chrono::steady_clock::now() < deadline) {
+    if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
+      pid_ = -1;
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return pid_ <= 0;
 }
 
 void spawned_meridian::signal(int sig) const {
@@ -277,10 +283,11 @@ std::string raw_client::login(const std::string& user, const std::string& passwo
   }
 }
 
-std::string http_get(int port, const std::string& path) {
+std::string http_get(int port, const std::string& path, const std::string& token) {
   raw_client c(port);
   if (!c.connected()) return "";
-  c.send("GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+  const std::string auth = token.empty() ? "" : "Authorization: Bearer " + token + "\r\n";
+  c.send("GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n" + auth + "\r\n");
   std::string response = c.receive(1 << 24, std::chrono::seconds(5));
   auto body = response.find("\r\n\r\n");
   return body == std::string::npos ? "" : response.substr(body + 4);

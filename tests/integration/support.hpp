@@ -73,6 +73,8 @@ class spawned_meridian {
 
   // SIGHUP, SIGTERM, ... to the process.
   void signal(int sig) const;
+  // Whether the process ended (and was reaped) within `timeout`.
+  bool exited_within(std::chrono::milliseconds timeout);
 
  private:
   int pid_ = -1;
@@ -127,7 +129,7 @@ inline std::string pg_port_str(int region) { return std::to_string(sandbox::pg_p
 double node_gauge(int seen_from, const std::string& name, int node);
 
 // GET http://127.0.0.1:port/path; the body, or "" on failure.
-std::string http_get(int port, const std::string& path);
+std::string http_get(int port, const std::string& path, const std::string& token = {});
 // The value of one Prometheus sample, e.g. meridian_statements_total{class="read",node="eu-west-1"}.
 double metric(const std::string& exposition, const std::string& name, const std::string& labels);
 
