@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstdio>
 #include <functional>
+#include <mutex>
 #include <iostream>
 #include <set>
 #include <thread>
@@ -18,6 +19,7 @@
 #include "proxy/admin_server.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/config.hpp"
+#include "proxy/reload.hpp"
 #include "proxy/server_console.hpp"
 #include "proxy/worker.hpp"
 
@@ -158,21 +160,46 @@ void raise_descriptor_limit(const meridian::proxy::config& cfg) {
                  l.rlim_cur, cfg.max_clients);
 }
 
-// SIGHUP: reads the configuration file again and puts its certificates, keys and CA files in
-// force for new connections; open ones keep theirs. A file that does not load leaves everything
-// as it was. Whether TLS is offered at all, and the list of nodes, are fixed at start.
-tl::expected<std::string, std::string> reload_tls(const std::string& path, meridian::proxy::shared_state& shared) {
+void apply_logging(const meridian::proxy::config& cfg) {
+  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ [" + cfg.region + "] %v");
+}
+
+// SIGHUP and the console's RELOAD: read the configuration file again and, when it is valid and
+// changes nothing that takes a restart, put it in force — on every worker, for the login
+// throttle and the auth.query cache, the log level, and the certificates (new connections; open
+// ones keep theirs). Anything wrong leaves the running configuration as it was, and says why.
+// Every snapshot ever in force stays alive in `kept` (sessions point into the one they began
+// with; a few kilobytes per reload).
+tl::expected<std::string, std::string> reload_config(const std::string& path, meridian::proxy::shared_state& shared,
+                                                     std::vector<std::unique_ptr<meridian::proxy::worker>>& workers,
+                                                     std::vector<meridian::proxy::config_ptr>& kept) {
   using namespace meridian;
-  const auto& running = *shared.cfg;
+  static std::mutex one_at_a_time;  // SIGHUP on one thread, RELOAD from a console on another
+  std::lock_guard lock(one_at_a_time);
+  const auto running = shared.cfg.load();
   try {
     auto next = proxy::load_config_file(path);
-    next.tls.client = running.tls.client;
-    const auto same_node = [](const routing::node& a, const routing::node& b) { return a.name == b.name; };
-    if (!std::equal(next.nodes.begin(), next.nodes.end(), running.nodes.begin(), running.nodes.end(), same_node))
-      throw proxy::config_error("the list of nodes changed; that takes a restart");
-    shared.tls.store(proxy::load_tls_material(next));
-    spdlog::info("reload: TLS certificates, keys and CA files of {} in force for new connections", path);
-    return "TLS certificates, keys and CA files of " + path + " in force for new connections";
+    if (auto setting = proxy::needs_restart(*running, next))
+      throw proxy::config_error(*setting + " changed, which takes a restart; nothing was applied");
+    auto material = proxy::load_tls_material(next);
+    auto changed = proxy::changed_settings(*running, next);
+    auto snapshot = std::make_shared<const proxy::config>(std::move(next));
+    kept.push_back(snapshot);
+    shared.cfg.store(snapshot);
+    shared.tls.store(material);
+    shared.logins.set_settings(proxy::login_throttle::settings{snapshot->max_auth_failures, snapshot->auth_failure_window,
+                                                               snapshot->auth_failure_delay,
+                                                               snapshot->auth_failure_max_delay});
+    shared.users.set_ttl(snapshot->auth_query.cache);
+    apply_logging(*snapshot);
+    for (auto& w : workers) proxy::asio::post(w->io(), [w = w.get(), snapshot] { w->apply_config(snapshot); });
+    std::string list;
+    for (const auto& c : changed) list += (list.empty() ? "" : ", ") + c;
+    const std::string what = "reloaded " + path + (list.empty() ? ": no setting changed (certificate files read again)"
+                                                                 : ": " + list + " (certificate files read again)");
+    spdlog::info("{}", what);
+    return what;
   } catch (const std::exception& e) {
     spdlog::error("reload of {} refused, the running configuration stays: {}", path, e.what());
     return tl::unexpected("reload of " + path + " refused, the running configuration stays: " + e.what());
@@ -229,13 +256,13 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ [" + cfg.region + "] %v");
+  apply_logging(cfg);
   std::signal(SIGPIPE, SIG_IGN);
   raise_descriptor_limit(cfg);
 
   proxy::shared_state shared;
-  shared.cfg = std::make_shared<const proxy::config>(cfg);
+  std::vector<proxy::config_ptr> kept{std::make_shared<const proxy::config>(cfg)};
+  shared.cfg.store(kept.front());
   shared.tls.store(tls);
   shared.users.set_ttl(cfg.auth_query.cache);
   shared.logins.set_settings(proxy::login_throttle::settings{
@@ -294,7 +321,7 @@ int main(int argc, char** argv) {
   for (auto& w : workers) worker_ptrs.push_back(w.get());
   proxy::server_console console(
       worker_ptrs, shared, coordinator.get(), monitor ? &monitor->io() : nullptr,
-      proxy::server_console::hooks{[&] { return reload_tls(config_path, shared); },
+      proxy::server_console::hooks{[&] { return reload_config(config_path, shared, workers, kept); },
                                    [&workers](bool paused) { pause_workers(workers, paused); },
                                    [&workers] {
                                      spdlog::info("SHUTDOWN from the console: draining");
@@ -327,7 +354,7 @@ int main(int argc, char** argv) {
   std::function<void()> await_hangup = [&] {
     hangup.async_wait([&](const proxy::error_code& ec, int) {
       if (ec) return;
-      (void)reload_tls(config_path, shared);
+      (void)reload_config(config_path, shared, workers, kept);
       await_hangup();
     });
   };

@@ -73,6 +73,10 @@ void pool::release(server_conn_ptr conn) {
     discard(conn);
     return;
   }
+  if (total_ > settings_.max_size && waiters_.empty()) {  // the pool shrank
+    discard(conn);
+    return;
+  }
   if (!waiters_.empty()) {
     auto* w = waiters_.front();
     waiters_.pop_front();
@@ -81,6 +85,17 @@ void pool::release(server_conn_ptr conn) {
     return;
   }
   idle_.push_back(std::move(conn));
+}
+
+void pool::set_max_size(std::size_t n) {
+  const auto before = settings_.max_size;
+  settings_.max_size = n;
+  while (total_ > n && !idle_.empty()) {
+    idle_.back()->close();
+    idle_.pop_back();
+    --total_;
+  }
+  for (auto i = before; i < n; ++i) wake_for_slot();
 }
 
 void pool::discard(const server_conn_ptr& conn) {

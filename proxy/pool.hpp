@@ -68,6 +68,9 @@ class pool {
   // New credentials for connections made from now on (an auth.query user's changed secret or
   // newly proven keys); connections already logged in stay.
   void set_login(server_login login) { login_ = std::move(login); }
+  // A new size (reload): idle connections beyond it close now, busy ones when given back;
+  // clients waiting get the new slots.
+  void set_max_size(std::size_t n);
   [[nodiscard]] const server_login& login() const { return login_; }
   // Closes idle connections past idle_timeout or server_lifetime.
   void sweep(std::chrono::steady_clock::time_point now);

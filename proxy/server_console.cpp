@@ -88,7 +88,7 @@ awaitable<table> server_console::show(console_command c) {
     case console_command::show_topology: {
       t.columns = {"key", "value"};
       if (!coordinator_) {
-        t.rows = {{"region", shared_.cfg->region}, {"coordination", "none"}};
+        t.rows = {{"region", shared_.cfg.load()->region}, {"coordination", "none"}};
         break;
       }
       auto body = co_await asio::co_spawn(*coordinator_io_, coordinator_->status_json(), asio::use_awaitable);
@@ -111,7 +111,7 @@ awaitable<table> server_console::show(console_command c) {
       break;
     case console_command::show_config:
       t.columns = {"setting", "value"};
-      t.rows = config_rows(*shared_.cfg);
+      t.rows = config_rows(*shared_.cfg.load());
       break;
     default:
       break;

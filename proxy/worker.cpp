@@ -13,7 +13,11 @@ namespace meridian::proxy {
 using clock = std::chrono::steady_clock;
 
 worker::worker(shared_state& shared, unsigned index, routing::topology_ptr topology)
-    : shared_(shared), index_(index), topology_(std::move(topology)), skipped_until_(topology_->nodes.size()) {}
+    : shared_(shared),
+      cfg_(shared.cfg.load()),
+      index_(index),
+      topology_(std::move(topology)),
+      skipped_until_(topology_->nodes.size()) {}
 
 namespace {
 std::shared_ptr<routing::function_volatility> allow_listed(const config& c) {
@@ -173,6 +177,16 @@ pool& worker::pool_for(const pool_key& key, const user_config* user) {
   settings.tls = [&shared = shared_, node = key.node.value] { return shared.tls.load()->node(node); };
   auto p = std::make_unique<pool>(io_.get_executor(), key, topology_->at(key.node), login_for(key, user), settings);
   return *pools_.emplace(key, std::move(p)).first->second;
+}
+
+void worker::apply_config(config_ptr c) {
+  cfg_ = std::move(c);
+  const auto& now = *cfg_;
+  for (auto& [key, p] : pools_) {
+    p->set_max_size(std::max<std::size_t>(1, now.pool_size / now.threads));
+    // Listed users' credentials; users found by auth.query keep theirs (refreshed at login).
+    if (const auto* user = now.find_user(key.user)) p->set_login(login_for(key, user));
+  }
 }
 
 awaitable<tl::expected<user_ptr, std::string>> worker::look_up_user(std::string name) {

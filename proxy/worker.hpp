@@ -35,10 +35,10 @@ struct database_routing {
   bool loading = false;
 };
 
-// State every worker shares. Besides the cancel registry and counters, only the TLS material
-// changes after start (replaced whole on reload, read as a snapshot).
+// State every worker shares. Besides the cancel registry and counters, the configuration and
+// the TLS material change after start: replaced whole on reload, read as snapshots.
 struct shared_state {
-  config_ptr cfg;
+  std::atomic<config_ptr> cfg;  // the one in force; each worker also holds its own copy
   std::unique_ptr<metrics> stats;
   std::atomic<std::shared_ptr<const tls_material>> tls{std::make_shared<const tls_material>()};
   cancel_registry cancels;
@@ -72,7 +72,12 @@ class worker {
   [[nodiscard]] routing::route_context route_context() const;
   // A replica that refused connections is skipped for routing.replica_retry.
   void skip_node(routing::node_id node);
-  [[nodiscard]] const config& cfg() const { return *shared_.cfg; }
+  [[nodiscard]] const config& cfg() const { return *cfg_; }
+  // A reloaded configuration, on this worker's thread (post it here): logins, limits and routing
+  // settings use it from now on, pools take their new size at once and their new credentials
+  // from their next connection. Snapshots are never freed while Meridian runs (see main.cpp),
+  // so sessions may keep pointing into the one they started with.
+  void apply_config(config_ptr c);
   [[nodiscard]] const routing::topology& topology() const { return *topology_; }
   // A new snapshot from the node monitor. Worker's thread only (post it there).
   void set_topology(routing::topology_ptr t);
@@ -107,6 +112,7 @@ class worker {
   void maybe_stop();
 
   shared_state& shared_;
+  config_ptr cfg_;
   unsigned index_;
   asio::io_context io_{1};
   tcp::acceptor acceptor_{io_};

@@ -197,3 +197,57 @@ TEST_CASE("SHUTDOWN in the console drains and stops that Meridian", "[integratio
   CHECK(r.error.empty());
   CHECK(m.exited_within(15s));
 }
+
+TEST_CASE("RELOAD and SIGHUP put a new pool size and password in force live; a bad file is refused, traffic goes on",
+          "[integration][console][reload]") {
+  constexpr int port = 26490;
+  const auto config = [&](const std::string& pool_size, const std::string& app_user, const std::string& extra = "") {
+    return primary_only_config(port, "pool: { size: " + pool_size + " }\nauth: { method: scram-sha-256 }\n"
+                                     "admin: { users: [operator] }\n" + extra + "users:\n  - " + app_user + "\n"
+                                     "  - { name: operator, password: operator-secret }\n");
+  };
+  const std::string name = "reload-test";
+  spawned_meridian m(name, config("4", "{ name: app, password: app-secret }"));
+  const auto rewrite = [&](const std::string& yaml) { std::ofstream(sandbox::dir() + "/" + name + ".yaml") << yaml; };
+  const auto dsn = [&](const std::string& user, const std::string& password, const std::string& db = "app") {
+    return "host=127.0.0.1 port=" + std::to_string(port) + " user=" + user + " password=" + password + " dbname=" + db +
+           " connect_timeout=10";
+  };
+  REQUIRE(eventually([&] { return pg_connection(dsn("operator", "operator-secret", "meridian")).ok(); }, 10s));
+  pg_connection console(dsn("operator", "operator-secret", "meridian"));
+  pg_connection before(dsn("app", "app-secret"));
+  REQUIRE(before.ok());
+  CHECK(before.scalar("SELECT 1") == "1");
+  CHECK(run(console, "SHOW POOLS").cell(0, "sv_max") == "4");
+
+  // A smaller pool and a new password for app (the server keeps the old one as server_password).
+  rewrite(config("2", "{ name: app, password: app-secret-2, server_password: app-secret }"));
+  auto notices = std::string();
+  PQsetNoticeProcessor(console.raw(), [](void* out, const char* text) { *static_cast<std::string*>(out) += text; }, &notices);
+  auto reloaded = run(console, "RELOAD");
+  CHECK(reloaded.error.empty());
+  CHECK_THAT(notices, Catch::Contains("pool.size") && Catch::Contains("users[app].password"));
+  CHECK_THAT(notices, !Catch::Contains("app-secret"));
+  CHECK(run(console, "SHOW POOLS").cell(0, "sv_max") == "2");
+  CHECK_FALSE(pg_connection(dsn("app", "app-secret")).ok());
+  pg_connection after(dsn("app", "app-secret-2"));
+  REQUIRE(after.ok());
+  CHECK(after.scalar("SELECT current_user") == "app");
+  CHECK(before.scalar("SELECT 'kept'") == "kept");  // nobody dropped
+
+  // A file that does not parse, and one that moves the listener: refused, nothing changes.
+  rewrite("pool: { size: [\n");
+  auto broken = run(console, "RELOAD");
+  CHECK_THAT(broken.error, Catch::StartsWith("55000") && Catch::Contains("refused") && Catch::Contains("invalid YAML"));
+  rewrite(primary_only_config(port + 1, "admin: { users: [operator] }\nusers:\n  - { name: operator, password: operator-secret }\n"));
+  auto moved = run(console, "RELOAD");
+  CHECK_THAT(moved.error, Catch::Contains("listen changed, which takes a restart"));
+  CHECK(run(console, "SHOW POOLS").cell(0, "sv_max") == "2");
+  CHECK(pg_connection(dsn("app", "app-secret-2")).ok());
+  CHECK(before.scalar("SELECT 'still'") == "still");
+
+  // SIGHUP does the same.
+  rewrite(config("3", "{ name: app, password: app-secret-2, server_password: app-secret }"));
+  m.signal(SIGHUP);
+  CHECK(eventually([&] { return run(console, "SHOW POOLS").cell(0, "sv_max") == "3"; }, 10s));
+}

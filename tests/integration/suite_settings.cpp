@@ -27,6 +27,7 @@ std::string sandbox::repo() {
   const char* v = std::getenv("MERIDIAN_REPO");
   return v ? v : MERIDIAN_TEST_REPO;
 }
+std::string sandbox::build_dir() { return MERIDIAN_TEST_BUILD_DIR; }
 std::string sandbox::meridian_binary() { return MERIDIAN_TEST_BINARY; }
 std::string sandbox::meridianctl_binary() { return MERIDIAN_TEST_CTL; }
 

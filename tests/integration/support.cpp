@@ -50,8 +50,9 @@ int sandbox::script(const std::string& args) { return script_output(args).exit_c
 command_result sandbox::script_output(const std::string& args) {
   return run_command("MERIDIAN_SANDBOX_DIR=" + dir() + " MERIDIAN_PG_PORT=" + std::to_string(pg_port(0)) +
                        " MERIDIAN_PORT=" + std::to_string(meridian_port(0)) + " MERIDIAN_METRICS_PORT=" +
-                       std::to_string(metrics_port(0)) + " MERIDIAN_ETCD_PORT=" + std::to_string(etcd_port(0)) + " " +
-                       repo() + "/infra/local/sandbox " + args);
+                       std::to_string(metrics_port(0)) + " MERIDIAN_ETCD_PORT=" + std::to_string(etcd_port(0)) +
+                       " MERIDIAN_BUILD_DIR=" + build_dir() + " MERIDIAN_SKIP_BUILD=1 MERIDIAN_SKIP_DEPS=1 " + repo() +
+                       "/infra/local/sandbox " + args);
 }
 
 pg_connection::pg_connection(const std::string& dsn) : conn_(PQconnectdb(dsn.c_str())) {}

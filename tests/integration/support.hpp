@@ -25,6 +25,7 @@ struct sandbox {
   static int etcd_port(int region);
   static std::string dir();
   static std::string repo();
+  static std::string build_dir();           // this build's tree (the sandbox script's MERIDIAN_BUILD_DIR)
   static std::string meridian_binary();     // the meridian this build made
   static std::string meridianctl_binary();
   static std::string dsn(int region, const std::string& user = "app", const std::string& password = "app-secret");
