@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 
 #include <fstream>
+#include <future>
+#include <memory>
 
 #include "support.hpp"
 
@@ -82,4 +84,46 @@ TEST_CASE("SIGTERM lets open transactions finish, then exits", "[integration][sh
   guard.done = true;
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("a rolling restart: two Meridians on one port, the old one drained under pgbench -C, no connection lost",
+          "[integration][shutdown][reuseport]") {
+  // Inside the sandbox's us-east-1 namespace, where Linux moves connections queued on a closing
+  // listener to another of its SO_REUSEPORT group (net.ipv4.tcp_migrate_req, per namespace).
+  const std::string ns = "mrd" + std::to_string(sandbox::pg_port(us)) + "-us";
+  REQUIRE(run_command("ip netns exec " + ns + " sysctl -qw net.ipv4.tcp_migrate_req=1").exit_code == 0);
+  // The primary as the sandbox's own us-east-1 Meridian reaches it from there.
+  std::ifstream sandbox_config(sandbox::dir() + "/meridian-us-east-1.yaml");
+  std::string line, primary_host;
+  while (std::getline(sandbox_config, line) && primary_host.empty()) {
+    const auto at = line.find("name: us-east-1, region: us-east-1, host: ");
+    if (at != std::string::npos) primary_host = line.substr(at + 42, line.find(',', at + 42) - at - 42);
+  }
+  REQUIRE_FALSE(primary_host.empty());
+  constexpr int port = 26489;
+  const std::string config = "region: us-east-1\nlisten: { host: 127.0.0.1, port: " + std::to_string(port) +
+                             " }\nthreads: 2\nnodes:\n  - { name: us-east-1, host: " + primary_host +
+                             ", port: " + std::to_string(sandbox::pg_port(us)) +
+                             ", role: primary }\npool: { size: 8 }\nlimits: { shutdown_timeout: 20s }\n"
+                             "auth: { method: md5 }\nusers:\n  - { name: app, password: app-secret }\n";
+  const std::vector<std::string> in_ns{"ip", "netns", "exec", ns};
+  auto old_one = std::make_unique<spawned_meridian>("rolling-old", config, in_ns);
+  spawned_meridian new_one("rolling-new", config, in_ns);
+  const std::string pgbench = "ip netns exec " + ns + " env PGPASSWORD=app-secret /usr/lib/postgresql/15/bin/pgbench -n -S ";
+  REQUIRE(eventually([&] {
+    return run_command(pgbench + "-c 2 -t 5 -C -h 127.0.0.1 -p " + std::to_string(port) + " -U app app").exit_code == 0;
+  }, 10s));
+  // A new connection for every transaction, while the old Meridian drains and exits.
+  auto load = std::async(std::launch::async, [&] {
+    return run_command(pgbench + "-c 8 -j 4 -T 6 -C -h 127.0.0.1 -p " + std::to_string(port) + " -U app app 2>&1");
+  });
+  const std::string old_log = sandbox::dir() + "/rolling-old.log", new_log = sandbox::dir() + "/rolling-new.log";
+  REQUIRE(eventually([&] { return file_contains(old_log, "login user=app") && file_contains(new_log, "login user=app"); }, 10s));
+  old_one->signal(SIGTERM);
+  CHECK(old_one->exited_within(25s));
+  old_one.reset();
+  auto result = load.get();
+  INFO(result.output);
+  CHECK(result.exit_code == 0);
+  CHECK_THAT(result.output, Catch::Contains("number of failed transactions: 0"));
 }

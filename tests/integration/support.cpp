@@ -108,11 +108,17 @@ std::string primary_only_config(int port, const std::string& settings, const std
          node_extra + " }\n" + settings;
 }
 
-spawned_meridian::spawned_meridian(const std::string& name, const std::string& yaml) {
+spawned_meridian::spawned_meridian(const std::string& name, const std::string& yaml, const std::vector<std::string>& prefix) {
   const std::string path = sandbox::dir() + "/" + name + ".yaml";
   std::ofstream(path) << yaml;
-  std::string binary = sandbox::meridian_binary();
-  std::vector<char*> argv{binary.data(), const_cast<char*>("--config"), const_cast<char*>(path.c_str()), nullptr};
+  std::vector<std::string> args = prefix;
+  args.push_back(sandbox::meridian_binary());
+  args.push_back("--config");
+  args.push_back(path);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const std::string& binary = args.front();  // a name is looked up on PATH
   // Its log beside its configuration, for tests that look for what it said.
   log_ = sandbox::dir() + "/" + name + ".log";
   const std::string& log = log_;
@@ -121,7 +127,7 @@ spawned_meridian::spawned_meridian(const std::string& name, const std::string& y
   posix_spawn_file_actions_addopen(&files, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_adddup2(&files, STDOUT_FILENO, STDERR_FILENO);
   pid_t pid = 0;
-  const int spawned = posix_spawn(&pid, binary.c_str(), &files, nullptr, argv.data(), environ);
+  const int spawned = posix_spawnp(&pid, binary.c_str(), &files, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&files);
   if (spawned != 0) throw std::runtime_error("cannot start " + binary);
   pid_ = pid;

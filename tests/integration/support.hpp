@@ -67,7 +67,9 @@ std::string primary_only_config(int port, const std::string& settings, const std
 // sandbox's directory; killed when the test ends.
 class spawned_meridian {
  public:
-  spawned_meridian(const std::string& name, const std::string& yaml);
+  // `prefix` runs before the binary, e.g. {"ip", "netns", "exec", NAME} (it must exec it, so
+  // that signals reach Meridian).
+  spawned_meridian(const std::string& name, const std::string& yaml, const std::vector<std::string>& prefix = {});
   ~spawned_meridian();
   spawned_meridian(const spawned_meridian&) = delete;
   spawned_meridian& operator=(const spawned_meridian&) = delete;
