@@ -55,6 +55,12 @@ void only_keys(const YAML::Node& map, const std::string& where, std::initializer
   }
 }
 
+bool boolean(const YAML::Node& n, const std::string& key) {
+  const auto v = scalar(n, key);
+  if (v != "true" && v != "false") fail(key, "must be true or false");
+  return v == "true";
+}
+
 routing::consistency parse_consistency(const YAML::Node& n, const std::string& key) {
   auto c = routing::parse_consistency(scalar(n, key));
   if (!c) fail(key, "must be eventual, read-your-writes or primary (split is eventual)");
@@ -527,7 +533,16 @@ config build_config(const YAML::Node& root, const std::string& base_dir) {
   }
 
   if (auto l = root["log"]) {
-    only_keys(l, "log", {"level"});
+    only_keys(l, "log", {"level", "format", "slow_statement", "statement_text", "statement_max"});
+    if (l["format"]) {
+      const auto f = scalar(l["format"], "log.format");
+      if (f != "text" && f != "json") fail("log.format", "must be text or json");
+      c.log_json = f == "json";
+    }
+    if (l["slow_statement"]) c.slow_statement = duration(l["slow_statement"], "log.slow_statement");
+    if (l["statement_text"]) c.log_statement_text = boolean(l["statement_text"], "log.statement_text");
+    if (l["statement_max"])
+      c.log_statement_max = integer<std::size_t>(l["statement_max"], "log.statement_max", 16, 100'000);
     if (l["level"]) {
       c.log_level = scalar(l["level"], "log.level");
       static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error", "critical", "off"};

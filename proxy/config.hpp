@@ -163,6 +163,10 @@ struct config {
   std::vector<database_config> databases;  // per-database defaults
 
   std::string log_level = "info";
+  bool log_json = false;                        // one JSON object per line instead of text
+  std::chrono::milliseconds slow_statement{0};  // log batches slower than this; 0: none
+  bool log_statement_text = false;              // with their text (may hold data: off by default)
+  std::size_t log_statement_max = 200;          // characters of it at most
 
   // The admin API (meridianctl); port 0 means none. Its bearer token is required.
   std::string admin_host = "127.0.0.1";

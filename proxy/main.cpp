@@ -19,6 +19,7 @@
 #include "proxy/admin_server.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/config.hpp"
+#include "proxy/logging.hpp"
 #include "proxy/reload.hpp"
 #include "proxy/server_console.hpp"
 #include "proxy/worker.hpp"
@@ -161,8 +162,7 @@ void raise_descriptor_limit(const meridian::proxy::config& cfg) {
 }
 
 void apply_logging(const meridian::proxy::config& cfg) {
-  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ [" + cfg.region + "] %v");
+  meridian::proxy::configure_logging(cfg.log_level, cfg.log_json, cfg.region);
 }
 
 // SIGHUP and the console's RELOAD: read the configuration file again and, when it is valid and

@@ -180,6 +180,9 @@ std::vector<std::vector<std::string>> config_rows(const config& c) {
       {"failover.detection", ms(c.failover.detection)},
       {"coordination.etcd", joined(c.coordination.etcd)},
       {"log.level", c.log_level},
+      {"log.format", c.log_json ? "json" : "text"},
+      {"log.slow_statement", ms(c.slow_statement)},
+      {"log.statement_text", c.log_statement_text ? "true" : "false"},
       {"admin.users", joined(c.admin_users)},
   };
   std::vector<std::string> names;

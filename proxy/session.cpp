@@ -114,6 +114,32 @@ std::vector<std::string> session::client_row() const {
           std::to_string(connected), logged_in_ ? std::string(routing::to_string(consistency())) : ""};
 }
 
+void session::time_batch(std::string_view sql) {
+  if (batch_timed_ || worker_.cfg().slow_statement.count() <= 0) return;
+  batch_timed_ = true;
+  batch_sent_ = clock::now();
+  batch_text_.clear();
+  if (!worker_.cfg().log_statement_text) return;
+  auto cut = std::min(sql.size(), worker_.cfg().log_statement_max);
+  // Not in the middle of a UTF-8 character (continuation bytes are 10xxxxxx).
+  while (cut > 0 && cut < sql.size() && (static_cast<unsigned char>(sql[cut]) & 0xC0) == 0x80) --cut;
+  batch_text_ = sql.substr(0, cut);
+}
+
+void session::batch_done(const server_connection& sc) {
+  if (!batch_timed_) return;
+  batch_timed_ = false;
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - batch_sent_);
+  if (took < worker_.cfg().slow_statement) return;
+  const std::string node = sc.owner ? sc.owner->node().name : "?";
+  if (batch_text_.empty()) {
+    spdlog::warn("[c{}] slow statement: {} ms on {} (user {}, database {})", id_, took.count(), node, user_, database_);
+  } else {
+    spdlog::warn("[c{}] slow statement: {} ms on {} (user {}, database {}): {}", id_, took.count(), node, user_, database_,
+                 batch_text_);
+  }
+}
+
 void session::start() { asio::co_spawn(client_.get_executor(), run(shared_from_this()), asio::detached); }
 
 pool_mode session::mode() const {
@@ -592,6 +618,7 @@ bool session::forward_client_message(const pr::frame& m, std::string& violation)
     case fe_t::query: {
       auto q = pr::fe::parse_query(m.body);
       if (!q) return fail(q.error());
+      time_batch(q->sql);
       const auto cls = classify(q->sql);
       if (cls.sets_meridian || cls.shows_meridian) {
         if (auto instead = meridian_statement(q->sql, cls); !instead.empty()) {
@@ -616,6 +643,7 @@ bool session::forward_client_message(const pr::frame& m, std::string& violation)
     case fe_t::parse: {
       auto p = pr::fe::parse_parse(m.body);
       if (!p) return fail(p.error());
+      time_batch(p->sql);
       sc.batch_open = true;
       const auto cls = classify(p->sql);
       if (cls.sets_meridian || cls.shows_meridian) {
@@ -659,6 +687,7 @@ bool session::forward_client_message(const pr::frame& m, std::string& violation)
     case fe_t::bind: {
       auto b = pr::fe::parse_bind(m.body);
       if (!b) return fail(b.error());
+      time_batch({});  // a prepared statement run again: timed, its text not at hand
       sc.batch_open = true;
       auto it = b->statement.empty() ? statements_.end() : statements_.find(std::string(b->statement));
       note_statement(sc, it != statements_.end() ? it->second.cls.where : unnamed_class_);
@@ -1188,6 +1217,7 @@ session::chunk_result session::process_server_chunk(server_connection& sc) {
           return result;
         }
         sc.tx = rfq->status;
+        if (forward) batch_done(sc);
         // The client's ReadyForQuery waits for the queries Meridian sent after its batch (the
         // SHOW of a parameter it set, the position of its commit): its next statement, which
         // may follow at once, is then routed knowing their answers.

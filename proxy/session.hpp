@@ -195,6 +195,12 @@ class session : public std::enable_shared_from_this<session> {
   bool pinned_ = false;  // holds state only its server connection has: keep that connection
   bool ended_ = false;
   bool shutdown_requested_ = false;
+  // log.slow_statement: when the batch now on the server was sent, and what it began with.
+  bool batch_timed_ = false;
+  std::chrono::steady_clock::time_point batch_sent_{};
+  std::string batch_text_;
+  void time_batch(std::string_view sql);
+  void batch_done(const server_connection& sc);
 
   std::vector<segment> segments_;
   std::string generated_;
