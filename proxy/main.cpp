@@ -268,7 +268,7 @@ int main(int argc, char** argv) {
   shared.logins.set_settings(proxy::login_throttle::settings{
       cfg.max_auth_failures, cfg.auth_failure_window, cfg.auth_failure_delay, cfg.auth_failure_max_delay});
   auto topology = routing::make_configured_topology(cfg.nodes, cfg.region);
-  shared.stats = std::make_unique<proxy::metrics>(*topology);
+  shared.stats = std::make_unique<proxy::metrics>(*topology, cfg.threads, cfg.region);
   if (cfg.metrics_port != 0) {
     try {
       shared.stats->serve(cfg.metrics_host, cfg.metrics_port);

@@ -1,8 +1,149 @@
 #include "proxy/metrics.hpp"
 
+#include <deque>
+#include <iterator>
+#include <limits>
+
+#include <prometheus/collectable.h>
+#include <prometheus/metric_family.h>
+
 namespace meridian::proxy {
 
-metrics::metrics(const routing::topology& topology) : registry_(std::make_shared<prometheus::Registry>()) {
+namespace {
+
+// Sums the workers' meters into metric families at each scrape.
+class meter_collector : public prometheus::Collectable {
+ public:
+  meter_collector(std::vector<std::string> nodes, const std::vector<std::unique_ptr<worker_meter>>& meters)
+      : nodes_(std::move(nodes)), meters_(meters) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    std::deque<prometheus::MetricFamily> out;  // family() hands out references: they must stay valid
+    auto family = [&](const char* name, const char* help, prometheus::MetricType type) -> prometheus::MetricFamily& {
+      out.push_back(prometheus::MetricFamily{name, help, type, {}});
+      return out.back();
+    };
+    auto sum = [&](auto&& value) {
+      std::int64_t total = 0;
+      for (const auto& m : meters_) total += value(*m);
+      return static_cast<double>(total);
+    };
+    auto gauge = [](prometheus::ClientMetric::Label a, std::optional<prometheus::ClientMetric::Label> b, double v) {
+      prometheus::ClientMetric m;
+      m.label.push_back(std::move(a));
+      if (b) m.label.push_back(std::move(*b));
+      m.gauge.value = v;
+      return m;
+    };
+    auto& servers = family("meridian_pool_servers", "Server connections in the pools, by node and state (used: checked out or connecting)",
+                           prometheus::MetricType::Gauge);
+    auto& waiting = family("meridian_pool_clients_waiting", "Clients waiting for a server connection, by node",
+                           prometheus::MetricType::Gauge);
+    auto& capacity = family("meridian_pool_capacity", "The pools' maximum number of server connections, by node",
+                            prometheus::MetricType::Gauge);
+    for (std::size_t n = 0; n < nodes_.size(); ++n) {
+      const prometheus::ClientMetric::Label node{"node", nodes_[n]};
+      servers.metric.push_back(gauge(node, prometheus::ClientMetric::Label{"state", "used"},
+                                     sum([n](const worker_meter& m) { return m.pools[n].used.get(); })));
+      servers.metric.push_back(gauge(node, prometheus::ClientMetric::Label{"state", "idle"},
+                                     sum([n](const worker_meter& m) { return m.pools[n].idle.get(); })));
+      waiting.metric.push_back(gauge(node, std::nullopt, sum([n](const worker_meter& m) { return m.pools[n].waiting.get(); })));
+      capacity.metric.push_back(
+          gauge(node, std::nullopt, sum([n](const worker_meter& m) { return m.pools[n].capacity.get(); })));
+    }
+    histograms(family("meridian_pool_wait_seconds", "Time to get a server connection from the pool, by node",
+                      prometheus::MetricType::Histogram),
+               [](const worker_meter& m, std::size_t n) -> const latency_histogram& { return m.pools[n].wait; });
+    histograms(family("meridian_query_duration_seconds",
+                      "From a client's statement (or extended-protocol batch) being sent to its ReadyForQuery, by node",
+                      prometheus::MetricType::Histogram),
+               [](const worker_meter& m, std::size_t n) -> const latency_histogram& { return m.queries[n]; });
+    histograms(family("meridian_transaction_duration_seconds",
+                      "From a transaction's first statement being sent to the server being idle again, by node",
+                      prometheus::MetricType::Histogram),
+               [](const worker_meter& m, std::size_t n) -> const latency_histogram& { return m.transactions[n]; });
+
+    auto& errors = family("meridian_errors_total",
+                          "Errors sent to clients, by SQLSTATE class and origin (the server, or Meridian itself)",
+                          prometheus::MetricType::Counter);
+    for (auto origin : {error_meter::origin::server, error_meter::origin::meridian}) {
+      for (std::size_t cls = 0; cls < error_meter::classes; ++cls) {
+        const auto v = sum([&](const worker_meter& m) { return m.errors.get(origin, cls); });
+        if (v == 0) continue;
+        char name[3];
+        prometheus::ClientMetric m;
+        m.label = {{"class", std::string(error_meter::class_name(cls, name))},
+                   {"origin", origin == error_meter::origin::server ? "server" : "meridian"}};
+        m.counter.value = v;
+        errors.metric.push_back(std::move(m));
+      }
+    }
+    auto& cache = family("meridian_classification_cache_lookups_total",
+                         "Statement classifications, by whether the cache had the statement's shape",
+                         prometheus::MetricType::Counter);
+    for (bool hit : {true, false}) {
+      prometheus::ClientMetric m;
+      m.label = {{"result", hit ? "hit" : "miss"}};
+      m.counter.value = sum([hit](const worker_meter& w) { return (hit ? w.cache_hits : w.cache_misses).get(); });
+      cache.metric.push_back(std::move(m));
+    }
+    return {std::make_move_iterator(out.begin()), std::make_move_iterator(out.end())};
+  }
+
+ private:
+  template <typename Pick>
+  void histograms(prometheus::MetricFamily& f, Pick pick) const {
+    for (std::size_t n = 0; n < nodes_.size(); ++n) {
+      prometheus::ClientMetric m;
+      m.label = {{"node", nodes_[n]}};
+      std::uint64_t cumulative = 0;
+      double sum_ns = 0;
+      for (std::size_t b = 0; b <= latency_histogram::bounds.size(); ++b) {
+        for (const auto& w : meters_) cumulative += static_cast<std::uint64_t>(pick(*w, n).count_in(b));
+        prometheus::ClientMetric::Bucket bucket;
+        bucket.cumulative_count = cumulative;
+        bucket.upper_bound = b < latency_histogram::bounds.size() ? latency_histogram::bounds[b]
+                                                                  : std::numeric_limits<double>::infinity();
+        m.histogram.bucket.push_back(bucket);
+      }
+      for (const auto& w : meters_) sum_ns += static_cast<double>(pick(*w, n).sum_ns());
+      m.histogram.sample_count = cumulative;
+      m.histogram.sample_sum = sum_ns / 1e9;
+      f.metric.push_back(std::move(m));
+    }
+  }
+
+  std::vector<std::string> nodes_;
+  const std::vector<std::unique_ptr<worker_meter>>& meters_;
+};
+
+}  // namespace
+
+metrics::~metrics() = default;
+
+metrics::metrics(const routing::topology& topology, unsigned workers, const std::string& region)
+    : registry_(std::make_shared<prometheus::Registry>()) {
+  std::vector<std::string> names;
+  for (const auto& n : topology.nodes) names.push_back(n.name);
+  for (unsigned i = 0; i < workers; ++i) meters_.push_back(std::make_unique<worker_meter>(names.size()));
+  meter_collector_ = std::make_shared<meter_collector>(std::move(names), meters_);
+  prometheus::BuildGauge()
+      .Name("meridian_info")
+      .Help("Always 1: this Meridian's region and version as labels, to join or group other series by")
+      .Register(*registry_)
+      .Add({{"region", region}, {"version", MERIDIAN_VERSION}})
+      .Set(1);
+  epoch_ = &prometheus::BuildGauge()
+                .Name("meridian_topology_epoch")
+                .Help("Epoch of the topology in force (rises with every change of roles)")
+                .Register(*registry_)
+                .Add({});
+  primary_changes_ = &prometheus::BuildCounter()
+                          .Name("meridian_primary_changes_total")
+                          .Help("Topology epochs this Meridian applied that named a different primary (failover, "
+                                "switchover or operator promotion)")
+                          .Register(*registry_)
+                          .Add({});
   auto& statements = prometheus::BuildCounter()
                          .Name("meridian_statements_total")
                          .Help("Statements forwarded, by target node and by class (read: may run on a replica)")
@@ -26,6 +167,9 @@ metrics::metrics(const routing::topology& topology) : registry_(std::make_shared
       gauge("meridian_node_lag_seconds", "Replication lag of the replica: how long ago the primary was where it is");
   auto& probe = gauge("meridian_node_probe_latency_seconds", "Smoothed round trip of the node monitor's probe");
   auto& timeline = gauge("meridian_node_timeline", "The node's timeline");
+  auto& max_lag = gauge("meridian_node_max_lag_seconds", "The replica's lag limit: past it, reads go elsewhere");
+  auto& max_lag_bytes =
+      gauge("meridian_node_max_lag_bytes", "The replica's lag limit in bytes of WAL (0: no byte limit)");
   for (const auto& n : topology.nodes) {
     statements_.push_back(&statements.Add({{"node", n.name}, {"class", "read"}}));
     statements_.push_back(&statements.Add({{"node", n.name}, {"class", "write"}}));
@@ -34,6 +178,8 @@ metrics::metrics(const routing::topology& topology) : registry_(std::make_shared
     const prometheus::Labels l{{"node", n.name}, {"region", n.region}};
     nodes_.push_back({&up.Add(l), &primary.Add(l), &readable.Add(l), &lag_bytes.Add(l), &lag_seconds.Add(l),
                       &probe.Add(l), &timeline.Add(l)});
+    max_lag.Add(l).Set(std::chrono::duration<double>(n.max_lag).count());
+    max_lag_bytes.Add(l).Set(static_cast<double>(n.max_lag_bytes));
   }
   auto& ryw = prometheus::BuildCounter()
                   .Name("meridian_read_your_writes_waits_total")
@@ -55,6 +201,13 @@ metrics::metrics(const routing::topology& topology) : registry_(std::make_shared
 }
 
 void metrics::node_health(const routing::topology& topology) {
+  if (topology.epoch > seen_epoch_) {
+    const auto primary = topology.primary();
+    if (seen_epoch_ != 0 && primary != seen_primary_) primary_changes_->Increment();
+    seen_epoch_ = topology.epoch;
+    seen_primary_ = primary;
+    epoch_->Set(static_cast<double>(topology.epoch));
+  }
   for (std::size_t i = 0; i < nodes_.size() && i < topology.states.size(); ++i) {
     const auto& h = topology.states[i].health;
     auto& g = nodes_[i];
@@ -71,6 +224,7 @@ void metrics::node_health(const routing::topology& topology) {
 void metrics::serve(const std::string& host, std::uint16_t port) {
   exposer_ = std::make_unique<prometheus::Exposer>(host + ":" + std::to_string(port));
   exposer_->RegisterCollectable(registry_);
+  exposer_->RegisterCollectable(meter_collector_);
 }
 
 std::vector<std::vector<std::string>> metrics::rows() const {
@@ -81,7 +235,9 @@ std::vector<std::vector<std::string>> metrics::rows() const {
     if (!s.empty() && s.back() == '.') s.pop_back();
     return s;
   };
-  for (const auto& family : registry_->Collect()) {
+  auto families = registry_->Collect();
+  for (auto& f : meter_collector_->Collect()) families.push_back(std::move(f));
+  for (const auto& family : families) {
     for (const auto& m : family.metric) {
       std::string labels;
       for (const auto& l : m.label) labels += (labels.empty() ? "" : ",") + l.name + "=" + l.value;

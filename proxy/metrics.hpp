@@ -1,7 +1,10 @@
 #pragma once
 // Prometheus metrics (prometheus-cpp) and their HTTP endpoint. Counters are atomics: workers
 // update them without locks; labels are bounded (node names and fixed classes, never SQL).
+// The data path's own figures (pools, latencies, errors, classification) live in per-worker
+// meters (meters.hpp) and are summed into the exposition when scraped.
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,6 +13,7 @@
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
+#include "proxy/meters.hpp"
 #include "routing/classifier.hpp"
 #include "routing/topology.hpp"
 
@@ -17,12 +21,17 @@ namespace meridian::proxy {
 
 class metrics {
  public:
-  explicit metrics(const routing::topology& topology);
+  // `region`: where this Meridian runs.
+  metrics(const routing::topology& topology, unsigned workers, const std::string& region);
+  ~metrics();
   metrics(const metrics&) = delete;
   metrics& operator=(const metrics&) = delete;
 
   // Starts the HTTP endpoint (GET /metrics). Throws when the address cannot be bound.
   void serve(const std::string& host, std::uint16_t port);
+
+  // Worker `index`'s meter: only that worker's thread writes it.
+  [[nodiscard]] worker_meter& worker(unsigned index) { return *meters_[index]; }
 
   // A statement forwarded to `node`, by what it may do.
   void statement(routing::node_id node, routing::target where) {
@@ -43,7 +52,8 @@ class metrics {
   // Read-your-writes: a read waited for a replica to replay the client's commit, and where the
   // wait ended (the replica had it, or the read went to the primary).
   void read_your_writes_wait(bool replica_caught_up) { (replica_caught_up ? ryw_caught_up_ : ryw_gave_up_)->Increment(); }
-  // What the node monitor published: per node role, health, lag and probe latency.
+  // What the node monitor published: per node role, health, lag and probe latency; the
+  // topology epoch, and a primary change when the epoch brings one. Monitor's thread.
   void node_health(const routing::topology& topology);
   // Every series as it would be scraped: name, labels (k=v,...), value. For SHOW STATS.
   [[nodiscard]] std::vector<std::vector<std::string>> rows() const;
@@ -51,6 +61,12 @@ class metrics {
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<prometheus::Exposer> exposer_;
+  std::vector<std::unique_ptr<worker_meter>> meters_;
+  std::shared_ptr<prometheus::Collectable> meter_collector_;
+  prometheus::Gauge* epoch_ = nullptr;
+  prometheus::Counter* primary_changes_ = nullptr;
+  std::uint64_t seen_epoch_ = 0;
+  std::optional<routing::node_id> seen_primary_;
   std::vector<prometheus::Counter*> statements_;  // [node * 2 + (read ? 0 : 1)]
   std::vector<prometheus::Counter*> replica_skips_;
   std::vector<prometheus::Counter*> reads_routed_;

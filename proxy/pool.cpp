@@ -16,16 +16,43 @@ pool::pool(asio::any_io_executor ex, pool_key key, routing::node node, server_lo
       key_(std::move(key)),
       node_(std::move(node)),
       login_(std::move(login)),
-      settings_(settings) {}
+      settings_(std::move(settings)) {
+  report();
+}
+
+pool::~pool() { report_sizes({}); }
+
+void pool::report() {
+  report_sizes({static_cast<std::int64_t>(total_ - idle_.size()), static_cast<std::int64_t>(idle_.size()),
+                static_cast<std::int64_t>(waiters_.size()), static_cast<std::int64_t>(settings_.max_size)});
+}
+
+void pool::report_sizes(const reported_sizes& now) {
+  auto* m = settings_.meter;
+  if (!m) return;
+  if (now.used != reported_.used) m->used.add(now.used - reported_.used);
+  if (now.idle != reported_.idle) m->idle.add(now.idle - reported_.idle);
+  if (now.waiting != reported_.waiting) m->waiting.add(now.waiting - reported_.waiting);
+  if (now.capacity != reported_.capacity) m->capacity.add(now.capacity - reported_.capacity);
+  reported_ = now;
+}
 
 awaitable<tl::expected<server_conn_ptr, server_error>> pool::acquire(clock::time_point deadline) {
   spdlog::trace("pool {}: acquire (total {}, idle {}, waiting {})", node_.name, total_, idle_.size(), waiters_.size());
+  // Reports the sizes and the time taken, before each co_return. (Not a destructor: a frame
+  // destroyed unfinished at shutdown may outlive the pool.)
+  const auto began = clock::now();
+  auto finished = [this, began] {
+    report();
+    if (settings_.meter) settings_.meter->wait.observe(clock::now() - began);
+  };
   for (;;) {
     while (!idle_.empty()) {
       auto conn = std::move(idle_.back());
       idle_.pop_back();
       if (conn->looks_alive()) {
         ++checkouts_;
+        finished();
         co_return conn;
       }
       conn->close();
@@ -36,29 +63,36 @@ awaitable<tl::expected<server_conn_ptr, server_error>> pool::acquire(clock::time
       auto conn = std::make_shared<server_connection>(ex_, key_.node, settings_.max_prepared_per_server);
       auto tls = settings_.tls ? settings_.tls() : nullptr;
       const server_login login = login_;  // set_login may replace it while this connects
+      report();
       auto r = co_await conn->establish(node_, login, settings_.connect_timeout, settings_.max_message_bytes, tls);
       if (!r) {
         --total_;
         wake_for_slot();
+        finished();
         co_return tl::unexpected(r.error());
       }
       ++connects_;
       ++checkouts_;
       conn->owner = this;
       if (!server_params_) server_params_ = conn->baseline;
+      finished();
       co_return conn;
     }
     waiter w{asio::steady_timer(ex_, deadline), nullptr, false};
     waiters_.push_back(&w);
+    report();
     error_code ec;
     co_await w.timer.async_wait(asio::redirect_error(use_awaitable, ec));
     waiters_.remove(&w);
     if (w.conn) {
       ++checkouts_;
+      finished();
       co_return std::move(w.conn);
     }
+    report();
     if (!w.slot_freed && clock::now() >= deadline) {
       ++wait_timeouts_;
+      finished();
       co_return tl::unexpected(server_error{
           std::string(pr::sqlstate::too_many_connections),
           "no server connection to \"" + node_.name + "\" became free within the pool wait timeout"});
@@ -82,9 +116,11 @@ void pool::release(server_conn_ptr conn) {
     waiters_.pop_front();
     w->conn = std::move(conn);
     w->timer.cancel();
+    report();
     return;
   }
   idle_.push_back(std::move(conn));
+  report();
 }
 
 void pool::set_max_size(std::size_t n) {
@@ -96,6 +132,7 @@ void pool::set_max_size(std::size_t n) {
     --total_;
   }
   for (auto i = before; i < n; ++i) wake_for_slot();
+  report();
 }
 
 void pool::discard(const server_conn_ptr& conn) {
@@ -103,6 +140,7 @@ void pool::discard(const server_conn_ptr& conn) {
   conn->close();
   if (total_ > 0) --total_;
   wake_for_slot();
+  report();
 }
 
 void pool::wake_for_slot() {
@@ -123,6 +161,7 @@ void pool::sweep(clock::time_point now) {
     }
     return false;
   });
+  report();
 }
 
 void pool::close_idle() {
@@ -131,6 +170,7 @@ void pool::close_idle() {
     --total_;
   }
   idle_.clear();
+  report();
 }
 
 void pool::drain() {

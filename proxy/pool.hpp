@@ -13,6 +13,7 @@
 #include <tl/expected.hpp>
 
 #include "proxy/asio.hpp"
+#include "proxy/meters.hpp"
 #include "proxy/server_connection.hpp"
 #include "routing/topology.hpp"
 
@@ -40,6 +41,8 @@ struct pool_settings {
   std::size_t max_message_bytes = 64u << 20;
   // The node's TLS as of now (null: plaintext); unset: always plaintext.
   std::function<std::shared_ptr<const upstream_tls>()> tls;
+  // Where the pool reports its sizes and checkout waits (the worker's, for this node); may be null.
+  pool_meter* meter = nullptr;
 };
 
 struct pool_stats {
@@ -54,6 +57,7 @@ struct pool_stats {
 class pool {
  public:
   pool(asio::any_io_executor ex, pool_key key, routing::node node, server_login login, pool_settings settings);
+  ~pool();
   pool(const pool&) = delete;
   pool& operator=(const pool&) = delete;
 
@@ -96,6 +100,12 @@ class pool {
     bool slot_freed = false;
   };
   void wake_for_slot();
+  // Brings the meter up to date with the pool's sizes (their changes since the last report).
+  struct reported_sizes {
+    std::int64_t used = 0, idle = 0, waiting = 0, capacity = 0;
+  };
+  void report();
+  void report_sizes(const reported_sizes& now);
 
   asio::any_io_executor ex_;
   pool_key key_;
@@ -109,6 +119,7 @@ class pool {
   std::uint64_t connects_ = 0;
   std::uint64_t checkouts_ = 0;
   std::uint64_t wait_timeouts_ = 0;
+  reported_sizes reported_;
 };
 
 }  // namespace meridian::proxy

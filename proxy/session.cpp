@@ -115,11 +115,15 @@ std::vector<std::string> session::client_row() const {
 }
 
 void session::time_batch(std::string_view sql) {
-  if (batch_timed_ || worker_.cfg().slow_statement.count() <= 0) return;
+  if (batch_timed_) return;
   batch_timed_ = true;
   batch_sent_ = clock::now();
-  batch_text_.clear();
-  if (!worker_.cfg().log_statement_text) return;
+  if (!tx_timed_) {
+    tx_timed_ = true;
+    tx_began_ = batch_sent_;
+  }
+  if (!batch_text_.empty()) batch_text_.clear();
+  if (worker_.cfg().slow_statement.count() <= 0 || !worker_.cfg().log_statement_text) return;
   auto cut = std::min(sql.size(), worker_.cfg().log_statement_max);
   // Not in the middle of a UTF-8 character (continuation bytes are 10xxxxxx).
   while (cut > 0 && cut < sql.size() && (static_cast<unsigned char>(sql[cut]) & 0xC0) == 0x80) --cut;
@@ -129,8 +133,15 @@ void session::time_batch(std::string_view sql) {
 void session::batch_done(const server_connection& sc) {
   if (!batch_timed_) return;
   batch_timed_ = false;
-  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - batch_sent_);
-  if (took < worker_.cfg().slow_statement) return;
+  const auto now = clock::now();
+  auto& meter = worker_.meter();
+  meter.queries[sc.node.value].observe(now - batch_sent_);
+  if (sc.tx == pr::tx_status::idle && tx_timed_) {
+    tx_timed_ = false;
+    meter.transactions[sc.node.value].observe(now - tx_began_);
+  }
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(now - batch_sent_);
+  if (worker_.cfg().slow_statement.count() <= 0 || took < worker_.cfg().slow_statement) return;
   const std::string node = sc.owner ? sc.owner->node().name : "?";
   if (batch_text_.empty()) {
     spdlog::warn("[c{}] slow statement: {} ms on {} (user {}, database {})", id_, took.count(), node, user_, database_);
@@ -502,6 +513,7 @@ awaitable<void> session::serve() {
         }
         if (auto err = co_await attach(batch_request(), true)) {
           pr::append_error(client_out_, pr::severity::error, err->sqlstate, err->message);
+          worker_.meter().errors.count(error_meter::origin::meridian, err->sqlstate);
           if (m.type == fe_t::query || m.type == fe_t::function_call || m.type == fe_t::sync) {
             append_ready(client_out_, pr::tx_status::idle);
           } else {
@@ -1005,7 +1017,13 @@ awaitable<std::optional<server_error>> session::attach(routing::route_request re
   }
 }
 
-routing::classification session::classify(std::string_view sql) { return worker_.database(database_).cache.get(sql); }
+routing::classification session::classify(std::string_view sql) {
+  auto& cache = worker_.database(database_).cache;
+  const auto misses = cache.misses();
+  auto c = cache.get(sql);
+  (cache.misses() == misses ? worker_.meter().cache_hits : worker_.meter().cache_misses).add(1);
+  return c;
+}
 
 routing::route_request session::batch_request() {
   routing::route_request req{routing::target::any, routing::hint::none, true, {}};
@@ -1278,6 +1296,10 @@ session::chunk_result session::process_server_chunk(server_connection& sc) {
       default:
         break;
     }
+    if (forward && m.type == be_t::error_response) {
+      auto fields = pr::be::parse_error_fields(m.body);
+      if (fields) worker_.meter().errors.count(error_meter::origin::server, fields->get('C'));
+    }
     if (!sc.pipeline.discarded().empty()) reconcile_discarded(sc);
     if (forward) {
       pos += m.wire_size;
@@ -1411,6 +1433,7 @@ awaitable<bool> session::write_client(const std::string& bytes) {
 awaitable<void> session::fatal(std::string_view sqlstate, std::string_view message) {
   if (client_closed_) co_return;
   auto msg = error_message(pr::severity::fatal, sqlstate, message);
+  worker_.meter().errors.count(error_meter::origin::meridian, sqlstate);
   co_await write_client(msg);
   close_client();
 }

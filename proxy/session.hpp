@@ -195,10 +195,14 @@ class session : public std::enable_shared_from_this<session> {
   bool pinned_ = false;  // holds state only its server connection has: keep that connection
   bool ended_ = false;
   bool shutdown_requested_ = false;
-  // log.slow_statement: when the batch now on the server was sent, and what it began with.
+  // Query and transaction latency (metrics) and log.slow_statement: when the batch now on the
+  // server was sent and what it began with (when slow statements are logged with their text);
+  // when the transaction it belongs to began.
   bool batch_timed_ = false;
   std::chrono::steady_clock::time_point batch_sent_{};
   std::string batch_text_;
+  bool tx_timed_ = false;
+  std::chrono::steady_clock::time_point tx_began_{};
   void time_batch(std::string_view sql);
   void batch_done(const server_connection& sc);
 

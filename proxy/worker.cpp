@@ -16,6 +16,7 @@ worker::worker(shared_state& shared, unsigned index, routing::topology_ptr topol
     : shared_(shared),
       cfg_(shared.cfg.load()),
       index_(index),
+      meter_(shared.stats->worker(index)),
       topology_(std::move(topology)),
       skipped_until_(topology_->nodes.size()) {}
 
@@ -175,6 +176,7 @@ pool& worker::pool_for(const pool_key& key, const user_config* user) {
   settings.max_message_bytes = c.max_message_bytes;
   // Looked up at each connect, so certificates reloaded since the pool was made are used.
   settings.tls = [&shared = shared_, node = key.node.value] { return shared.tls.load()->node(node); };
+  settings.meter = &meter_.pools.at(key.node.value);
   auto p = std::make_unique<pool>(io_.get_executor(), key, topology_->at(key.node), login_for(key, user), settings);
   return *pools_.emplace(key, std::move(p)).first->second;
 }

@@ -82,6 +82,8 @@ class worker {
   // A new snapshot from the node monitor. Worker's thread only (post it there).
   void set_topology(routing::topology_ptr t);
   [[nodiscard]] shared_state& shared() { return shared_; }
+  // What this worker counts for /metrics (only its thread writes it).
+  [[nodiscard]] worker_meter& meter() { return meter_; }
   [[nodiscard]] asio::io_context& io() { return io_; }
   [[nodiscard]] bool draining() const { return draining_; }
   [[nodiscard]] unsigned index() const { return index_; }
@@ -114,6 +116,7 @@ class worker {
   shared_state& shared_;
   config_ptr cfg_;
   unsigned index_;
+  worker_meter& meter_;
   asio::io_context io_{1};
   tcp::acceptor acceptor_{io_};
   asio::steady_timer sweep_timer_{io_};

@@ -74,6 +74,9 @@ TEST_CASE("the primary killed under load: every region writes to the promoted re
   for (int r : {us, eu, ap}) {
     INFO(region_name(r));
     CHECK(eventually([&] { return node_gauge(r, "meridian_node_primary", eu) == 1; }, 10s));
+    const auto exposition = http_get(sandbox::metrics_port(r), "/metrics");
+    CHECK(metric(exposition, "meridian_topology_epoch", "") == 2);
+    CHECK(metric(exposition, "meridian_primary_changes_total", "") == 1);
   }
   // ap-southeast-1 streams from the new primary and has the writes made after the failover.
   pg_connection ap_admin(sandbox::admin_dsn(ap));

@@ -39,24 +39,43 @@ void run_async(Body body) {
   if (failure) std::rethrow_exception(failure);
 }
 
-awaitable<void> limits_scenario(asio::io_context& io, pool& p) {
+std::int64_t checkouts_timed(const pool_meter& m) {
+  std::int64_t n = 0;
+  for (std::size_t b = 0; b <= latency_histogram::bounds.size(); ++b) n += m.wait.count_in(b);
+  return n;
+}
+
+awaitable<void> limits_scenario(asio::io_context& io, pool& p, const pool_meter& m) {
+  CHECK(m.capacity.get() == 2);
   auto a = co_await p.acquire(clock_type::now() + 5s);
   auto b = co_await p.acquire(clock_type::now() + 5s);
   REQUIRE(a);
   REQUIRE(b);
   CHECK(p.stats().total == 2);
   CHECK(p.stats().connects == 2);
+  CHECK(m.used.get() == 2);
+  CHECK(m.idle.get() == 0);
 
   // At the limit: a short deadline ends in 53300.
   auto c = co_await p.acquire(clock_type::now() + 100ms);
   REQUIRE_FALSE(c);
   CHECK(c.error().sqlstate == "53300");
   CHECK(p.stats().wait_timeouts == 1);
+  CHECK(m.waiting.get() == 0);
+  // The timed-out checkout waited its 100 ms: it is in a bucket above 0.1 s.
+  std::int64_t slow = 0;
+  for (std::size_t i = 0; i <= latency_histogram::bounds.size(); ++i)
+    if (i == latency_histogram::bounds.size() || latency_histogram::bounds[i] > 0.1) slow += m.wait.count_in(i);
+  CHECK(slow == 1);
 
   // A waiter gets the connection another user returns.
   asio::steady_timer later(io, 50ms);
   server_conn_ptr returned = *a;
-  later.async_wait([&](error_code) { p.release(returned); });
+  std::int64_t waiting_then = -1;
+  later.async_wait([&](error_code) {
+    waiting_then = m.waiting.get();
+    p.release(returned);
+  });
   auto d = co_await p.acquire(clock_type::now() + 5s);
   REQUIRE(d);
   CHECK(d->get() == returned.get());
@@ -72,6 +91,10 @@ awaitable<void> limits_scenario(asio::io_context& io, pool& p) {
   p.release(*d);
   p.release(*e);
   CHECK(p.stats().idle == 2);
+  CHECK(waiting_then == 1);
+  CHECK(m.idle.get() == 2);
+  CHECK(m.used.get() == 0);
+  CHECK(checkouts_timed(m) == 5);
 }
 
 awaitable<void> terminated_idle_scenario(asio::io_context& io, pool& p) {
@@ -107,11 +130,19 @@ awaitable<void> bad_password_scenario(pool& p) {
 
 TEST_CASE("pool checkout, return and limits against a real server", "[integration][pool]") {
   run_async([](asio::io_context& io) -> awaitable<void> {
-    pool_settings s;
-    s.max_size = 2;
-    pool p(io.get_executor(), pool_key{{0}, "app", "app"}, primary(), app_login("app-secret"), s);
-    co_await limits_scenario(io, p);
-    p.close_idle();
+    pool_meter meter;
+    {
+      pool_settings s;
+      s.max_size = 2;
+      s.meter = &meter;
+      pool p(io.get_executor(), pool_key{{0}, "app", "app"}, primary(), app_login("app-secret"), s);
+      co_await limits_scenario(io, p, meter);
+      p.close_idle();
+      CHECK(meter.idle.get() == 0);
+    }
+    // A pool gone takes its capacity with it.
+    CHECK(meter.capacity.get() == 0);
+    CHECK(meter.used.get() == 0);
   });
 }
 

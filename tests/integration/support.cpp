@@ -301,7 +301,8 @@ std::string http_get(int port, const std::string& path, const std::string& token
 }
 
 double metric(const std::string& exposition, const std::string& name, const std::string& labels) {
-  const std::string key = name + "{" + labels + "} ";
+  // A series without labels is written without braces, at the start of a line.
+  const std::string key = labels.empty() ? "\n" + name + " " : name + "{" + labels + "} ";
   auto at = exposition.find(key);
   if (at == std::string::npos) return -1;
   return std::stod(exposition.substr(at + key.size()));

@@ -133,7 +133,8 @@ double node_gauge(int seen_from, const std::string& name, int node);
 
 // GET http://127.0.0.1:port/path; the body, or "" on failure.
 std::string http_get(int port, const std::string& path, const std::string& token = {});
-// The value of one Prometheus sample, e.g. meridian_statements_total{class="read",node="eu-west-1"}.
+// The value of one Prometheus sample, e.g. meridian_statements_total with labels
+// class="read",node="eu-west-1" (in the exposition's order; none for a series without); -1 when absent.
 double metric(const std::string& exposition, const std::string& name, const std::string& labels);
 
 // The SQLSTATE in an ErrorResponse body.
