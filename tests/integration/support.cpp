@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -306,6 +307,28 @@ double metric(const std::string& exposition, const std::string& name, const std:
   auto at = exposition.find(key);
   if (at == std::string::npos) return -1;
   return std::stod(exposition.substr(at + key.size()));
+}
+
+void check_pause_holds(int region, const std::function<bool()>& pause, const std::function<bool()>& resume) {
+  pg_connection c(sandbox::dsn(region));
+  REQUIRE(c.ok());
+  REQUIRE(pause());
+  struct resume_guard {
+    const std::function<bool()>& resume;
+    ~resume_guard() { (void)resume(); }
+  } guard{resume};
+  std::atomic<bool> done{false};
+  std::string result;
+  std::thread t([&] {
+    result = c.scalar("SELECT 42").value_or("");
+    done = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // what is tested is that nothing happens meanwhile
+  CHECK_FALSE(done);
+  REQUIRE(resume());
+  CHECK(eventually([&] { return done.load(); }, std::chrono::seconds(10)));
+  t.join();
+  CHECK(result == "42");
 }
 
 double node_gauge(int seen_from, const std::string& name, int node) {

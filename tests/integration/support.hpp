@@ -131,6 +131,12 @@ inline std::string pg_port_str(int region) { return std::to_string(sandbox::pg_p
 // A per-node gauge (node and region labels) as the Meridian of `seen_from` publishes it.
 double node_gauge(int seen_from, const std::string& name, int node);
 
+// PAUSE as an operator gives it: `pause` holds new transactions (in every region), so a
+// statement sent through `region`'s Meridian after it does not run (for 500 ms, the test's
+// window); once `resume` returns it runs, without error. Each action returns whether it worked;
+// `resume` also runs however the check ends.
+void check_pause_holds(int region, const std::function<bool()>& pause, const std::function<bool()>& resume);
+
 // GET http://127.0.0.1:port/path; the body, or "" on failure.
 std::string http_get(int port, const std::string& path, const std::string& token = {});
 // The value of one Prometheus sample, e.g. meridian_statements_total with labels
