@@ -77,6 +77,7 @@ region_view view_of(const routing::topology& topo, const std::string& region, st
   v.region = region;
   v.epoch = topo.epoch;
   for (const auto& n : topo.nodes) {
+    if (n.removed) continue;
     const auto& h = topo.state(n.id).health;
     node_view nv;
     nv.probed = h.probed;

@@ -54,7 +54,7 @@ bool coordinator::leading() const { return !election_ || election_->leading(); }
 
 const routing::node* coordinator::node(const std::string& name) const {
   for (const auto& n : monitor_.current().nodes)
-    if (n.name == name) return &n;
+    if (n.name == name && !n.removed) return &n;
   return nullptr;
 }
 
@@ -486,7 +486,7 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
   if (!chosen) {
     std::vector<std::string> replicas;
     for (const auto& n : monitor_.current().nodes)
-      if (n.name != record_.primary &&
+      if (!n.removed && n.name != record_.primary &&
           std::find(record_.fenced.begin(), record_.fenced.end(), n.name) == record_.fenced.end())
         replicas.push_back(n.name);
     auto choice = choose_candidate(views, replicas, record_.primary, settings_.candidates);
@@ -566,7 +566,7 @@ awaitable<void> coordinator::finish_failover(failover_timeline t, topology_recor
   co_await record_status(repointing);
   asio::steady_timer all_done(monitor_.io(), clock::time_point::max());
   for (const auto& n : monitor_.current().nodes) {
-    if (n.name == next.primary || std::find(next.fenced.begin(), next.fenced.end(), n.name) != next.fenced.end()) continue;
+    if (n.removed || n.name == next.primary || std::find(next.fenced.begin(), next.fenced.end(), n.name) != next.fenced.end()) continue;
     ++*pending;
     asio::co_spawn(monitor_.io(), admin_.repoint(n, *primary),
                    [&all_done, pending, errors, name = n.name, to = next.primary](std::exception_ptr e,

@@ -27,6 +27,7 @@ struct node_monitor::node_probe {
   explicit node_probe(asio::any_io_executor ex) : client(ex), timer(ex) {}
   pg_client client;
   asio::steady_timer timer;
+  bool reconnect = false;  // the node's address changed: connect afresh, ignore a probe in flight
 };
 
 struct node_monitor::probe_result {
@@ -90,18 +91,85 @@ void node_monitor::stop() {
 }
 
 awaitable<void> node_monitor::probe_loop(std::size_t index) {
+  // One loop per node for the monitor's lifetime; a removed node's loop idles, connection closed.
   auto& p = *probes_[index];
   for (;;) {
     const auto started = clock::now();
-    auto r = co_await probe(index);
-    if (stopping_) co_return;
-    apply(index, r);
-    publish();
+    if (p.reconnect || base_->nodes[index].removed) {
+      p.reconnect = false;
+      p.client.close();
+    }
+    if (!base_->nodes[index].removed) {
+      auto r = co_await probe(index);
+      if (stopping_) co_return;
+      // Not if the node was removed or moved meanwhile: the answer is about what it was.
+      if (!base_->nodes[index].removed && !p.reconnect) {
+        apply(index, r);
+        publish();
+      }
+    }
     p.timer.expires_at(started + settings_.interval);
     error_code ec;
     co_await p.timer.async_wait(asio::redirect_error(use_awaitable, ec));
     if (stopping_) co_return;
   }
+}
+
+tl::expected<void, std::string> node_monitor::reconfigure(routing::topology_ptr configured, monitor_settings settings) {
+  const auto& next = configured->nodes;
+  if (next.size() < current_.nodes.size()) return tl::unexpected(std::string("a node list may only grow (removed nodes are flagged)"));
+  for (std::size_t i = 0; i < current_.nodes.size(); ++i) {
+    if (next[i].name != current_.nodes[i].name)
+      return tl::unexpected("node " + std::to_string(i) + " is \"" + current_.nodes[i].name + "\", not \"" + next[i].name + "\"");
+    if (next[i].removed && !current_.nodes[i].removed && current_.states[i].role == routing::node_role::primary)
+      return tl::unexpected("node " + next[i].name + " is the primary and cannot be removed; switch over to another node first");
+  }
+  if (settings.history != settings_.history) history_ = routing::wal_history(settings.history);
+  policy_.set_settings(settings.policy);
+  settings_ = std::move(settings);
+  base_ = std::move(configured);
+  for (std::size_t i = 0; i < next.size(); ++i) {
+    const auto& n = next[i];
+    if (i >= current_.nodes.size()) {
+      // Added: a replica (roles are the topology authority's), serving no reads until probed.
+      current_.nodes.push_back(n);
+      routing::node_state added{routing::node_role::replica, {}};
+      added.health.readable = false;
+      current_.states.push_back(added);
+      probes_.push_back(std::make_unique<node_probe>(io_.get_executor()));
+      spdlog::info("node {} added ({}:{}, region {})", n.name, n.host, n.port, n.region);
+      asio::co_spawn(io_, probe_loop(i), asio::detached);
+      continue;
+    }
+    auto& was = current_.nodes[i];
+    auto& state = current_.states[i];
+    auto& p = *probes_[i];
+    if (n.removed != was.removed) {
+      p.reconnect = true;
+      p.timer.cancel();  // its loop acts at once
+      state.health = routing::node_health{};
+      state.health.readable = false;
+      if (n.removed) {
+        state.role = routing::node_role::unknown;
+        spdlog::info("node {} removed: no longer probed or routed to", n.name);
+      } else {
+        state.role = routing::node_role::replica;
+        spdlog::info("node {} added again ({}:{}, region {})", n.name, n.host, n.port, n.region);
+      }
+    } else if (!n.removed && (n.host != was.host || n.port != was.port)) {
+      // Another server answers now: nothing the old one said holds.
+      spdlog::info("node {} moved from {}:{} to {}:{}", n.name, was.host, was.port, n.host, n.port);
+      p.reconnect = true;
+      p.timer.cancel();
+      const auto role = state.role;
+      state.health = routing::node_health{};
+      state.health.readable = false;
+      state.role = role;
+    }
+    was = n;
+  }
+  publish();
+  return {};
 }
 
 awaitable<node_monitor::probe_result> node_monitor::probe(std::size_t index) {
@@ -193,6 +261,7 @@ void node_monitor::assign(std::uint64_t epoch, const std::string& primary, const
   const auto old_primary = current_.primary();
   for (const auto& n : current_.nodes) {
     auto& role = current_.states[n.id.value].role;
+    if (n.removed) continue;  // stays out of every role
     if (n.name == primary) {
       role = routing::node_role::primary;
     } else if (std::find(fenced.begin(), fenced.end(), n.name) != fenced.end()) {

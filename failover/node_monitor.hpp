@@ -12,6 +12,8 @@
 #include <thread>
 #include <vector>
 
+#include <tl/expected.hpp>
+
 #include "failover/pg_client.hpp"
 #include "failover/read_policy.hpp"
 #include "routing/lag.hpp"
@@ -49,6 +51,12 @@ class node_monitor {
   // Roles as the topology authority (etcd, or this instance alone) assigns them: `primary`,
   // the `fenced` former primaries, every other node a replica. Monitor's thread only.
   void assign(std::uint64_t epoch, const std::string& primary, const std::vector<std::string>& fenced);
+  // A reloaded configuration: `configured` keeps every node at its id (removed ones flagged),
+  // new nodes come after; lag limits, addresses and the read policy change in place. A node
+  // added joins as a replica and serves no reads until probed; a node that moved is probed
+  // afresh at its new address; a removed one is no longer probed. Refused, with nothing
+  // changed, when it would remove the primary. Monitor's thread only. (The login stays.)
+  tl::expected<void, std::string> reconfigure(routing::topology_ptr configured, monitor_settings settings);
 
  private:
   struct node_probe;

@@ -31,6 +31,8 @@ class read_policy {
   // Sets health.readable and health.problem of every node and fills topo.read_order.
   // Keeps, between calls, which replicas are excluded for lag (the hysteresis).
   void apply(routing::topology& topo);
+  // New settings (reload); which replicas are excluded for lag is kept.
+  void set_settings(read_policy_settings settings) { settings_ = std::move(settings); }
 
  private:
   // Why `n` may not serve reads at all (empty when it may), lag aside.

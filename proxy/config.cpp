@@ -319,6 +319,7 @@ config build_config(const YAML::Node& root, const std::string& base_dir) {
 
   auto nodes = root["nodes"];
   if (!nodes || !nodes.IsSequence() || nodes.size() == 0) fail("nodes", "must list at least one node");
+  if (nodes.size() > routing::max_nodes) fail("nodes", "at most " + std::to_string(routing::max_nodes) + " nodes");
   std::set<std::string> names;
   int primaries = 0;
   for (std::size_t i = 0; i < nodes.size(); ++i) {

@@ -48,17 +48,13 @@ awaitable<void> session::serve_console() {
   bool skipping = false;  // after an extended-protocol message: until Sync
   for (;;) {
     for (;;) {
-      auto r = pr::next_frame(in_.readable(), max_console_message);
-      if (r.status == pr::frame_status::invalid) {
-        const std::string why = std::string("invalid message: ") + r.reason;
-        co_await fatal(pr::sqlstate::protocol_violation, why);
+      const auto f = next_client_frame(max_console_message);
+      if (f.state == client_frame::status::violation) {
+        co_await fatal(pr::sqlstate::protocol_violation, f.violation);
         co_return;
       }
-      if (r.status == pr::frame_status::need_more) {
-        in_.reserve(r.needed);
-        break;
-      }
-      const auto m = r.msg;
+      if (f.state == client_frame::status::need_more) break;
+      const auto m = f.msg;
       std::string out;
       if (m.type == fe_t::terminate) co_return;
       if (m.type == fe_t::query) {
@@ -99,16 +95,12 @@ awaitable<void> session::serve_console() {
         append_ready_idle(out);
       } else if (m.type == fe_t::flush) {
         in_.consume(m.wire_size);
-      } else if (fe_t::known(m.type)) {
+      } else {  // any other known type (next_client_frame refused the unknown ones)
         in_.consume(m.wire_size);
         if (!skipping)
           pr::append_error(out, pr::severity::error, pr::sqlstate::feature_not_supported,
                            "the admin console takes simple queries only");
         skipping = true;
-      } else {
-        const std::string why = "invalid frontend message type " + std::to_string(static_cast<unsigned char>(m.type));
-        co_await fatal(pr::sqlstate::protocol_violation, why);
-        co_return;
       }
       if (!out.empty() && !co_await write_client(out)) co_return;
     }

@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstdio>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <iostream>
 #include <set>
@@ -171,8 +172,36 @@ void apply_logging(const meridian::proxy::config& cfg) {
 // ones keep theirs). Anything wrong leaves the running configuration as it was, and says why.
 // Every snapshot ever in force stays alive in `kept` (sessions point into the one they began
 // with; a few kilobytes per reload).
+// The node list and read policy of `next` handed to the node monitor (on its thread), or, with
+// no monitor, the configured topology handed to the workers. The monitor may refuse (removing
+// the primary): that refuses the reload.
+void apply_nodes(const meridian::proxy::config& next, meridian::failover::node_monitor* monitor,
+                 meridian::proxy::shared_state& shared, std::vector<std::unique_ptr<meridian::proxy::worker>>& workers) {
+  using namespace meridian;
+  auto configured = routing::make_configured_topology(next.nodes, next.region);
+  if (!monitor) {
+    shared.stats->node_health(*configured);
+    for (auto& w : workers) proxy::asio::post(w->io(), [w = w.get(), configured] { w->set_topology(configured); });
+    return;
+  }
+  auto settings = monitor_settings(next, *configured);
+  if (monitor->io().get_executor().running_in_this_thread()) {
+    if (auto r = monitor->reconfigure(configured, std::move(settings)); !r) throw proxy::config_error(r.error());
+    return;
+  }
+  auto outcome = std::make_shared<std::promise<tl::expected<void, std::string>>>();
+  auto result = outcome->get_future();
+  proxy::asio::post(monitor->io(), [monitor, configured, settings = std::move(settings), outcome]() mutable {
+    outcome->set_value(monitor->reconfigure(configured, std::move(settings)));
+  });
+  if (result.wait_for(std::chrono::seconds(10)) != std::future_status::ready)
+    throw proxy::config_error("the node monitor did not take the new node list within 10 s");
+  if (auto r = result.get(); !r) throw proxy::config_error(r.error());
+}
+
 tl::expected<std::string, std::string> reload_config(const std::string& path, meridian::proxy::shared_state& shared,
                                                      std::vector<std::unique_ptr<meridian::proxy::worker>>& workers,
+                                                     meridian::failover::node_monitor* monitor,
                                                      std::vector<meridian::proxy::config_ptr>& kept) {
   using namespace meridian;
   static std::mutex one_at_a_time;  // SIGHUP on one thread, RELOAD from a console on another
@@ -180,14 +209,23 @@ tl::expected<std::string, std::string> reload_config(const std::string& path, me
   const auto running = shared.cfg.load();
   try {
     auto next = proxy::load_config_file(path);
+    proxy::align_nodes(*running, next);
     if (auto setting = proxy::needs_restart(*running, next))
       throw proxy::config_error(*setting + " changed, which takes a restart; nothing was applied");
     auto material = proxy::load_tls_material(next);
     auto changed = proxy::changed_settings(*running, next);
+    // The TLS of every node, added ones included, is in place before pools may connect to them.
+    const auto old_material = shared.tls.load();
+    shared.tls.store(material);
+    try {
+      apply_nodes(next, monitor, shared, workers);
+    } catch (...) {
+      shared.tls.store(old_material);
+      throw;
+    }
     auto snapshot = std::make_shared<const proxy::config>(std::move(next));
     kept.push_back(snapshot);
     shared.cfg.store(snapshot);
-    shared.tls.store(material);
     shared.logins.set_settings(proxy::login_throttle::settings{snapshot->max_auth_failures, snapshot->auth_failure_window,
                                                                snapshot->auth_failure_delay,
                                                                snapshot->auth_failure_max_delay});
@@ -321,7 +359,7 @@ int main(int argc, char** argv) {
   for (auto& w : workers) worker_ptrs.push_back(w.get());
   proxy::server_console console(
       worker_ptrs, shared, coordinator.get(), monitor ? &monitor->io() : nullptr,
-      proxy::server_console::hooks{[&] { return reload_config(config_path, shared, workers, kept); },
+      proxy::server_console::hooks{[&] { return reload_config(config_path, shared, workers, monitor.get(), kept); },
                                    [&workers](bool paused) { pause_workers(workers, paused); },
                                    [&workers] {
                                      spdlog::info("SHUTDOWN from the console: draining");
@@ -354,7 +392,7 @@ int main(int argc, char** argv) {
   std::function<void()> await_hangup = [&] {
     hangup.async_wait([&](const proxy::error_code& ec, int) {
       if (ec) return;
-      (void)reload_config(config_path, shared, workers, kept);
+      (void)reload_config(config_path, shared, workers, monitor.get(), kept);
       await_hangup();
     });
   };

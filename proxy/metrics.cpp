@@ -14,10 +14,11 @@ namespace {
 // Sums the workers' meters into metric families at each scrape.
 class meter_collector : public prometheus::Collectable {
  public:
-  meter_collector(std::vector<std::string> nodes, const std::vector<std::unique_ptr<worker_meter>>& meters)
-      : nodes_(std::move(nodes)), meters_(meters) {}
+  explicit meter_collector(const metrics& m) : metrics_(m) {}
 
   std::vector<prometheus::MetricFamily> Collect() const override {
+    const auto nodes = metrics_.node_names();
+    const auto& meters = metrics_.meters();
     std::deque<prometheus::MetricFamily> out;  // family() hands out references: they must stay valid
     auto family = [&](const char* name, const char* help, prometheus::MetricType type) -> prometheus::MetricFamily& {
       out.push_back(prometheus::MetricFamily{name, help, type, {}});
@@ -25,7 +26,7 @@ class meter_collector : public prometheus::Collectable {
     };
     auto sum = [&](auto&& value) {
       std::int64_t total = 0;
-      for (const auto& m : meters_) total += value(*m);
+      for (const auto& m : meters) total += value(*m);
       return static_cast<double>(total);
     };
     auto gauge = [](prometheus::ClientMetric::Label a, std::optional<prometheus::ClientMetric::Label> b, double v) {
@@ -41,8 +42,9 @@ class meter_collector : public prometheus::Collectable {
                            prometheus::MetricType::Gauge);
     auto& capacity = family("meridian_pool_capacity", "The pools' maximum number of server connections, by node",
                             prometheus::MetricType::Gauge);
-    for (std::size_t n = 0; n < nodes_.size(); ++n) {
-      const prometheus::ClientMetric::Label node{"node", nodes_[n]};
+    for (std::size_t n = 0; n < nodes.size(); ++n) {
+      if (nodes[n].empty()) continue;  // removed
+      const prometheus::ClientMetric::Label node{"node", nodes[n]};
       servers.metric.push_back(gauge(node, prometheus::ClientMetric::Label{"state", "used"},
                                      sum([n](const worker_meter& m) { return m.pools[n].used.get(); })));
       servers.metric.push_back(gauge(node, prometheus::ClientMetric::Label{"state", "idle"},
@@ -51,14 +53,14 @@ class meter_collector : public prometheus::Collectable {
       capacity.metric.push_back(
           gauge(node, std::nullopt, sum([n](const worker_meter& m) { return m.pools[n].capacity.get(); })));
     }
-    histograms(family("meridian_pool_wait_seconds", "Time to get a server connection from the pool, by node",
+    histograms(nodes, meters, family("meridian_pool_wait_seconds", "Time to get a server connection from the pool, by node",
                       prometheus::MetricType::Histogram),
                [](const worker_meter& m, std::size_t n) -> const latency_histogram& { return m.pools[n].wait; });
-    histograms(family("meridian_query_duration_seconds",
+    histograms(nodes, meters, family("meridian_query_duration_seconds",
                       "From a client's statement (or extended-protocol batch) being sent to its ReadyForQuery, by node",
                       prometheus::MetricType::Histogram),
                [](const worker_meter& m, std::size_t n) -> const latency_histogram& { return m.queries[n]; });
-    histograms(family("meridian_transaction_duration_seconds",
+    histograms(nodes, meters, family("meridian_transaction_duration_seconds",
                       "From a transaction's first statement being sent to the server being idle again, by node",
                       prometheus::MetricType::Histogram),
                [](const worker_meter& m, std::size_t n) -> const latency_histogram& { return m.transactions[n]; });
@@ -92,41 +94,41 @@ class meter_collector : public prometheus::Collectable {
 
  private:
   template <typename Pick>
-  void histograms(prometheus::MetricFamily& f, Pick pick) const {
-    for (std::size_t n = 0; n < nodes_.size(); ++n) {
+  static void histograms(const std::vector<std::string>& nodes, const std::vector<std::unique_ptr<worker_meter>>& meters,
+                         prometheus::MetricFamily& f, Pick pick) {
+    for (std::size_t n = 0; n < nodes.size(); ++n) {
+      if (nodes[n].empty()) continue;
       prometheus::ClientMetric m;
-      m.label = {{"node", nodes_[n]}};
+      m.label = {{"node", nodes[n]}};
       std::uint64_t cumulative = 0;
       double sum_ns = 0;
       for (std::size_t b = 0; b <= latency_histogram::bounds.size(); ++b) {
-        for (const auto& w : meters_) cumulative += static_cast<std::uint64_t>(pick(*w, n).count_in(b));
+        for (const auto& w : meters) cumulative += static_cast<std::uint64_t>(pick(*w, n).count_in(b));
         prometheus::ClientMetric::Bucket bucket;
         bucket.cumulative_count = cumulative;
         bucket.upper_bound = b < latency_histogram::bounds.size() ? latency_histogram::bounds[b]
                                                                   : std::numeric_limits<double>::infinity();
         m.histogram.bucket.push_back(bucket);
       }
-      for (const auto& w : meters_) sum_ns += static_cast<double>(pick(*w, n).sum_ns());
+      for (const auto& w : meters) sum_ns += static_cast<double>(pick(*w, n).sum_ns());
       m.histogram.sample_count = cumulative;
       m.histogram.sample_sum = sum_ns / 1e9;
       f.metric.push_back(std::move(m));
     }
   }
 
-  std::vector<std::string> nodes_;
-  const std::vector<std::unique_ptr<worker_meter>>& meters_;
+  const metrics& metrics_;
 };
 
 }  // namespace
 
-metrics::~metrics() = default;
+// The endpoint first: a scrape in progress must not find the rest half destroyed.
+metrics::~metrics() { exposer_.reset(); }
 
 metrics::metrics(const routing::topology& topology, unsigned workers, const std::string& region)
     : registry_(std::make_shared<prometheus::Registry>()) {
-  std::vector<std::string> names;
-  for (const auto& n : topology.nodes) names.push_back(n.name);
-  for (unsigned i = 0; i < workers; ++i) meters_.push_back(std::make_unique<worker_meter>(names.size()));
-  meter_collector_ = std::make_shared<meter_collector>(std::move(names), meters_);
+  for (unsigned i = 0; i < workers; ++i) meters_.push_back(std::make_unique<worker_meter>(routing::max_nodes));
+  meter_collector_ = std::make_shared<meter_collector>(*this);
   prometheus::BuildGauge()
       .Name("meridian_info")
       .Help("Always 1: this Meridian's region and version as labels, to join or group other series by")
@@ -144,43 +146,32 @@ metrics::metrics(const routing::topology& topology, unsigned workers, const std:
                                 "switchover or operator promotion)")
                           .Register(*registry_)
                           .Add({});
-  auto& statements = prometheus::BuildCounter()
-                         .Name("meridian_statements_total")
-                         .Help("Statements forwarded, by target node and by class (read: may run on a replica)")
-                         .Register(*registry_);
-  auto& skips = prometheus::BuildCounter()
-                    .Name("meridian_replica_skips_total")
-                    .Help("Times a replica refused a connection and reads went elsewhere")
-                    .Register(*registry_);
-  auto& reads = prometheus::BuildCounter()
-                    .Name("meridian_reads_routed_total")
-                    .Help("Transactions that could read from a replica, by the node chosen to serve them")
-                    .Register(*registry_);
-  auto gauge = [&](const char* name, const char* help) -> prometheus::Family<prometheus::Gauge>& {
-    return prometheus::BuildGauge().Name(name).Help(help).Register(*registry_);
+  statements_family_ = &prometheus::BuildCounter()
+                            .Name("meridian_statements_total")
+                            .Help("Statements forwarded, by target node and by class (read: may run on a replica)")
+                            .Register(*registry_);
+  skips_family_ = &prometheus::BuildCounter()
+                       .Name("meridian_replica_skips_total")
+                       .Help("Times a replica refused a connection and reads went elsewhere")
+                       .Register(*registry_);
+  reads_family_ = &prometheus::BuildCounter()
+                       .Name("meridian_reads_routed_total")
+                       .Help("Transactions that could read from a replica, by the node chosen to serve them")
+                       .Register(*registry_);
+  auto gauge = [&](const char* name, const char* help) {
+    return &prometheus::BuildGauge().Name(name).Help(help).Register(*registry_);
   };
-  auto& up = gauge("meridian_node_up", "1 when the node monitor's last probe of the node succeeded");
-  auto& primary = gauge("meridian_node_primary", "1 when the node last reported it is not in recovery");
-  auto& readable = gauge("meridian_node_readable", "1 when the replica may serve reads (healthy, within its lag limits)");
-  auto& lag_bytes = gauge("meridian_node_lag_bytes", "Replication lag of the replica in bytes of WAL");
-  auto& lag_seconds =
-      gauge("meridian_node_lag_seconds", "Replication lag of the replica: how long ago the primary was where it is");
-  auto& probe = gauge("meridian_node_probe_latency_seconds", "Smoothed round trip of the node monitor's probe");
-  auto& timeline = gauge("meridian_node_timeline", "The node's timeline");
-  auto& max_lag = gauge("meridian_node_max_lag_seconds", "The replica's lag limit: past it, reads go elsewhere");
-  auto& max_lag_bytes =
-      gauge("meridian_node_max_lag_bytes", "The replica's lag limit in bytes of WAL (0: no byte limit)");
-  for (const auto& n : topology.nodes) {
-    statements_.push_back(&statements.Add({{"node", n.name}, {"class", "read"}}));
-    statements_.push_back(&statements.Add({{"node", n.name}, {"class", "write"}}));
-    replica_skips_.push_back(&skips.Add({{"node", n.name}}));
-    reads_routed_.push_back(&reads.Add({{"node", n.name}}));
-    const prometheus::Labels l{{"node", n.name}, {"region", n.region}};
-    nodes_.push_back({&up.Add(l), &primary.Add(l), &readable.Add(l), &lag_bytes.Add(l), &lag_seconds.Add(l),
-                      &probe.Add(l), &timeline.Add(l)});
-    max_lag.Add(l).Set(std::chrono::duration<double>(n.max_lag).count());
-    max_lag_bytes.Add(l).Set(static_cast<double>(n.max_lag_bytes));
-  }
+  node_families_ = {
+      gauge("meridian_node_up", "1 when the node monitor's last probe of the node succeeded"),
+      gauge("meridian_node_primary", "1 when the node last reported it is not in recovery"),
+      gauge("meridian_node_readable", "1 when the replica may serve reads (healthy, within its lag limits)"),
+      gauge("meridian_node_lag_bytes", "Replication lag of the replica in bytes of WAL"),
+      gauge("meridian_node_lag_seconds", "Replication lag of the replica: how long ago the primary was where it is"),
+      gauge("meridian_node_probe_latency_seconds", "Smoothed round trip of the node monitor's probe"),
+      gauge("meridian_node_timeline", "The node's timeline"),
+      gauge("meridian_node_max_lag_seconds", "The replica's lag limit: past it, reads go elsewhere"),
+      gauge("meridian_node_max_lag_bytes", "The replica's lag limit in bytes of WAL (0: no byte limit)"),
+  };
   auto& ryw = prometheus::BuildCounter()
                   .Name("meridian_read_your_writes_waits_total")
                   .Help("Reads that waited for a replica to replay the client's last commit, by outcome")
@@ -200,7 +191,48 @@ metrics::metrics(const routing::topology& topology, unsigned workers, const std:
                          .Add({});
 }
 
+std::vector<std::string> metrics::node_names() const {
+  std::lock_guard lock(nodes_mutex_);
+  return names_;
+}
+
+void metrics::track_nodes(const routing::topology& topology) {
+  const auto count = std::min(topology.nodes.size(), routing::max_nodes);
+  names_.resize(std::max(names_.size(), count));
+  gauges_.resize(names_.size());
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto& n = topology.nodes[i];
+    auto& g = gauges_[i];
+    if (!statements_[i * 2].load(std::memory_order_relaxed)) {
+      // First seen: its counters, kept for Meridian's lifetime (a worker may be counting on
+      // them), published to the workers last.
+      reads_routed_[i].store(&reads_family_->Add({{"node", n.name}}), std::memory_order_release);
+      replica_skips_[i].store(&skips_family_->Add({{"node", n.name}}), std::memory_order_release);
+      statements_[i * 2 + 1].store(&statements_family_->Add({{"node", n.name}, {"class", "write"}}),
+                                   std::memory_order_release);
+      statements_[i * 2].store(&statements_family_->Add({{"node", n.name}, {"class", "read"}}), std::memory_order_release);
+    }
+    const bool wanted = !n.removed;
+    if (!g.series.empty() && (!wanted || g.region != n.region)) {
+      // Removed (or moved to another region label): its gauges go, so that nothing alerts on them.
+      for (std::size_t f = 0; f < node_families_.size(); ++f) node_families_[f]->Remove(g.series[f]);
+      g.series.clear();
+    }
+    if (wanted && g.series.empty()) {
+      const prometheus::Labels l{{"node", n.name}, {"region", n.region}};
+      for (auto* f : node_families_) g.series.push_back(&f->Add(l));
+      g.region = n.region;
+    }
+    names_[i] = wanted ? n.name : std::string();
+    if (wanted) {
+      g.series[g_max_lag]->Set(std::chrono::duration<double>(n.max_lag).count());
+      g.series[g_max_lag_bytes]->Set(static_cast<double>(n.max_lag_bytes));
+    }
+  }
+}
+
 void metrics::node_health(const routing::topology& topology) {
+  std::lock_guard lock(nodes_mutex_);
   if (topology.epoch > seen_epoch_) {
     const auto primary = topology.primary();
     if (seen_epoch_ != 0 && primary != seen_primary_) primary_changes_->Increment();
@@ -208,16 +240,18 @@ void metrics::node_health(const routing::topology& topology) {
     seen_primary_ = primary;
     epoch_->Set(static_cast<double>(topology.epoch));
   }
-  for (std::size_t i = 0; i < nodes_.size() && i < topology.states.size(); ++i) {
+  track_nodes(topology);
+  for (std::size_t i = 0; i < gauges_.size() && i < topology.states.size(); ++i) {
+    auto& g = gauges_[i].series;
+    if (g.empty()) continue;
     const auto& h = topology.states[i].health;
-    auto& g = nodes_[i];
-    g.up->Set(h.reachable ? 1 : 0);
-    g.primary->Set(h.probed ? (h.in_recovery ? 0 : 1) : (topology.states[i].role == routing::node_role::primary ? 1 : 0));
-    g.readable->Set(h.readable && topology.states[i].role == routing::node_role::replica ? 1 : 0);
-    g.lag_bytes->Set(h.lag ? static_cast<double>(h.lag->bytes) : 0);
-    g.lag_seconds->Set(h.lag ? std::chrono::duration<double>(h.lag->time).count() : 0);
-    g.probe_seconds->Set(std::chrono::duration<double>(h.probe_latency).count());
-    g.timeline->Set(h.timeline);
+    g[g_up]->Set(h.reachable ? 1 : 0);
+    g[g_primary]->Set(h.probed ? (h.in_recovery ? 0 : 1) : (topology.states[i].role == routing::node_role::primary ? 1 : 0));
+    g[g_readable]->Set(h.readable && topology.states[i].role == routing::node_role::replica ? 1 : 0);
+    g[g_lag_bytes]->Set(h.lag ? static_cast<double>(h.lag->bytes) : 0);
+    g[g_lag_seconds]->Set(h.lag ? std::chrono::duration<double>(h.lag->time).count() : 0);
+    g[g_probe]->Set(std::chrono::duration<double>(h.probe_latency).count());
+    g[g_timeline]->Set(h.timeline);
   }
 }
 

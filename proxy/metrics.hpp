@@ -3,7 +3,10 @@
 // update them without locks; labels are bounded (node names and fixed classes, never SQL).
 // The data path's own figures (pools, latencies, errors, classification) live in per-worker
 // meters (meters.hpp) and are summed into the exposition when scraped.
+#include <array>
+#include <atomic>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,26 +38,25 @@ class metrics {
 
   // A statement forwarded to `node`, by what it may do.
   void statement(routing::node_id node, routing::target where) {
-    auto i = std::size_t{node.value} * 2 + (where == routing::target::any ? 0 : 1);
-    if (i < statements_.size()) statements_[i]->Increment();
+    count(statements_, std::size_t{node.value} * 2 + (where == routing::target::any ? 0 : 1));
   }
   void client_connected() { clients_->Increment(); }
   void client_disconnected() { clients_->Decrement(); }
   void tls_handshake() { tls_handshakes_->Increment(); }
-  void replica_skipped(routing::node_id node) {
-    if (node.value < replica_skips_.size()) replica_skips_[node.value]->Increment();
-  }
+  void replica_skipped(routing::node_id node) { count(replica_skips_, node.value); }
   // A transaction that could read from a replica was sent to `node` (a replica, or the
   // primary when none could serve it).
-  void read_routed(routing::node_id node) {
-    if (node.value < reads_routed_.size()) reads_routed_[node.value]->Increment();
-  }
+  void read_routed(routing::node_id node) { count(reads_routed_, node.value); }
   // Read-your-writes: a read waited for a replica to replay the client's commit, and where the
   // wait ended (the replica had it, or the read went to the primary).
   void read_your_writes_wait(bool replica_caught_up) { (replica_caught_up ? ryw_caught_up_ : ryw_gave_up_)->Increment(); }
   // What the node monitor published: per node role, health, lag and probe latency; the
-  // topology epoch, and a primary change when the epoch brings one. Monitor's thread.
+  // topology epoch, and a primary change when the epoch brings one. Nodes added by a reload
+  // get their series here, removed ones lose their gauges. Any thread (one at a time).
   void node_health(const routing::topology& topology);
+  // Node names by id ("" for a removed node), and the workers' meters: what the collector sums.
+  [[nodiscard]] std::vector<std::string> node_names() const;
+  [[nodiscard]] const std::vector<std::unique_ptr<worker_meter>>& meters() const { return meters_; }
   // Every series as it would be scraped: name, labels (k=v,...), value. For SHOW STATS.
   [[nodiscard]] std::vector<std::vector<std::string>> rows() const;
 
@@ -67,23 +69,33 @@ class metrics {
   prometheus::Counter* primary_changes_ = nullptr;
   std::uint64_t seen_epoch_ = 0;
   std::optional<routing::node_id> seen_primary_;
-  std::vector<prometheus::Counter*> statements_;  // [node * 2 + (read ? 0 : 1)]
-  std::vector<prometheus::Counter*> replica_skips_;
-  std::vector<prometheus::Counter*> reads_routed_;
+  // Per-node counters, set once a node is first seen (release) and read by workers (acquire).
+  template <std::size_t N>
+  static void count(std::array<std::atomic<prometheus::Counter*>, N>& counters, std::size_t i) {
+    if (i < N)
+      if (auto* c = counters[i].load(std::memory_order_acquire)) c->Increment();
+  }
+  std::array<std::atomic<prometheus::Counter*>, routing::max_nodes * 2> statements_{};  // [node * 2 + (read ? 0 : 1)]
+  std::array<std::atomic<prometheus::Counter*>, routing::max_nodes> replica_skips_{};
+  std::array<std::atomic<prometheus::Counter*>, routing::max_nodes> reads_routed_{};
+  prometheus::Family<prometheus::Counter>* statements_family_ = nullptr;
+  prometheus::Family<prometheus::Counter>* skips_family_ = nullptr;
+  prometheus::Family<prometheus::Counter>* reads_family_ = nullptr;
   prometheus::Counter* ryw_caught_up_ = nullptr;
   prometheus::Counter* ryw_gave_up_ = nullptr;
   prometheus::Gauge* clients_ = nullptr;
   prometheus::Counter* tls_handshakes_ = nullptr;
-  struct node_gauges {
-    prometheus::Gauge* up;
-    prometheus::Gauge* primary;
-    prometheus::Gauge* readable;
-    prometheus::Gauge* lag_bytes;
-    prometheus::Gauge* lag_seconds;
-    prometheus::Gauge* probe_seconds;
-    prometheus::Gauge* timeline;
+  // Per-node gauges, in node_families_'s order.
+  enum gauge_index { g_up, g_primary, g_readable, g_lag_bytes, g_lag_seconds, g_probe, g_timeline, g_max_lag, g_max_lag_bytes };
+  std::vector<prometheus::Family<prometheus::Gauge>*> node_families_;
+  struct node_series {
+    std::vector<prometheus::Gauge*> series;  // empty: the node is removed
+    std::string region;                      // the label they carry
   };
-  std::vector<node_gauges> nodes_;
+  void track_nodes(const routing::topology& topology);  // under nodes_mutex_
+  mutable std::mutex nodes_mutex_;
+  std::vector<node_series> gauges_;
+  std::vector<std::string> names_;
 };
 
 }  // namespace meridian::proxy

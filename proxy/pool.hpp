@@ -72,6 +72,8 @@ class pool {
   // New credentials for connections made from now on (an auth.query user's changed secret or
   // newly proven keys); connections already logged in stay.
   void set_login(server_login login) { login_ = std::move(login); }
+  // The node's new address (a reload): connections made from now on go there. Call drain() too.
+  void set_node(routing::node n) { node_ = std::move(n); }
   // A new size (reload): idle connections beyond it close now, busy ones when given back;
   // clients waiting get the new slots.
   void set_max_size(std::size_t n);

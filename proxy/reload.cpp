@@ -1,5 +1,6 @@
 #include "proxy/reload.hpp"
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -7,27 +8,42 @@
 
 namespace meridian::proxy {
 
-namespace {
-
-bool same_nodes(const config& a, const config& b) {
-  if (a.nodes.size() != b.nodes.size()) return false;
-  for (std::size_t i = 0; i < a.nodes.size(); ++i) {
-    const auto &x = a.nodes[i], &y = b.nodes[i];
-    if (x.name != y.name || x.region != y.region || x.host != y.host || x.port != y.port ||
-        x.configured_role != y.configured_role || x.max_lag != y.max_lag || x.max_lag_bytes != y.max_lag_bytes)
-      return false;
+void align_nodes(const config& running, config& next) {
+  std::vector<routing::node> nodes;
+  std::vector<server_tls_config> tls;
+  std::vector<bool> placed(next.nodes.size(), false);
+  for (std::size_t i = 0; i < running.nodes.size(); ++i) {
+    const auto& old = running.nodes[i];
+    auto it = std::find_if(next.nodes.begin(), next.nodes.end(), [&](const routing::node& n) { return n.name == old.name; });
+    if (it == next.nodes.end()) {
+      nodes.push_back(old);
+      nodes.back().removed = true;
+      tls.push_back(running.node_tls[i]);
+      continue;
+    }
+    const auto j = static_cast<std::size_t>(it - next.nodes.begin());
+    placed[j] = true;
+    nodes.push_back(*it);
+    tls.push_back(next.node_tls[j]);
   }
-  return true;
+  for (std::size_t j = 0; j < next.nodes.size(); ++j) {
+    if (placed[j]) continue;
+    nodes.push_back(next.nodes[j]);
+    tls.push_back(next.node_tls[j]);
+  }
+  if (nodes.size() > routing::max_nodes)
+    throw config_error("nodes: Meridian knows at most " + std::to_string(routing::max_nodes) +
+                       " nodes while it runs, removed ones included; this reload would make it " +
+                       std::to_string(nodes.size()) + " (a restart starts the count afresh)");
+  for (std::size_t i = 0; i < nodes.size(); ++i) nodes[i].id = routing::node_id{static_cast<std::uint16_t>(i)};
+  next.nodes = std::move(nodes);
+  next.node_tls = std::move(tls);
 }
-
-}  // namespace
 
 std::optional<std::string> needs_restart(const config& r, const config& n) {
   if (r.region != n.region) return "region";
   if (r.listen_host != n.listen_host || r.listen_port != n.listen_port) return "listen";
   if (r.threads != n.threads) return "threads";
-  if (!same_nodes(r, n)) return "nodes";
-  if (r.node_tls.size() != n.node_tls.size()) return "nodes";
   if (r.monitor.user != n.monitor.user || r.monitor.password != n.monitor.password ||
       r.monitor.database != n.monitor.database || r.monitor.sslmode != n.monitor.sslmode ||
       r.monitor.interval != n.monitor.interval || r.monitor.timeout != n.monitor.timeout)
@@ -47,9 +63,6 @@ std::optional<std::string> needs_restart(const config& r, const config& n) {
   if (r.metrics_host != n.metrics_host || r.metrics_port != n.metrics_port) return "metrics";
   if (r.admin_host != n.admin_host || r.admin_port != n.admin_port || r.admin_token != n.admin_token) return "admin";
   if (r.tls.client != n.tls.client) return "tls.client";
-  if (r.replica_order != n.replica_order || r.max_lag != n.max_lag || r.max_lag_bytes != n.max_lag_bytes ||
-      r.lag_readmit_ratio != n.lag_readmit_ratio)
-    return "routing (lag limits and replica order are the node monitor's)";
   return std::nullopt;
 }
 

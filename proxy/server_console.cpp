@@ -188,9 +188,13 @@ std::vector<std::vector<std::string>> config_rows(const config& c) {
   std::vector<std::string> names;
   for (const auto& u : c.users) names.push_back(u.name);
   rows.push_back({"users", joined(names)});
-  for (const auto& n : c.nodes)
+  for (const auto& n : c.nodes) {
+    if (n.removed) continue;
     rows.push_back({"node " + n.name, n.host + ":" + std::to_string(n.port) + " " +
-                                          std::string(routing::to_string(n.configured_role)) + " in " + n.region});
+                                          std::string(routing::to_string(n.configured_role)) + " in " + n.region +
+                                          ", max_lag " + std::to_string(n.max_lag.count()) + " ms" +
+                                          (n.max_lag_bytes ? " / " + std::to_string(n.max_lag_bytes) + " bytes" : "")});
+  }
   return rows;
 }
 

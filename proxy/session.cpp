@@ -366,6 +366,9 @@ awaitable<bool> session::startup() {
     looked_up_user_ = worker_.shared().users.with_keys(looked_up_user_, *proven_keys_);
     user_cfg_ = looked_up_user_.get();
   }
+  // A looked-up user's credentials may have changed since their pools were made (a new secret,
+  // newly proven keys): the pools take them now, once per login rather than per transaction.
+  if (looked_up_user_) worker_.refresh_logins(*looked_up_user_);
   if (auto refused = worker_.shared().limits.admit(user_, database_, worker_.cfg().max_clients_per_user,
                                                    worker_.cfg().max_clients_per_database)) {
     co_await fatal(pr::sqlstate::too_many_connections, *refused);
@@ -472,29 +475,32 @@ awaitable<bool> session::authenticate() {
 // ---------------------------------------------------------------------------------------------
 // Query phase: client → server
 
+session::client_frame session::next_client_frame(std::size_t max_message) {
+  using st = client_frame::status;
+  // The type byte is judged at once, as PostgreSQL does: a stray start-up packet (an
+  // SSLRequest after start-up) must not leave the client waiting on a nonsense length.
+  if (!in_.empty() && !fe_t::known(in_.readable()[0]))
+    return {st::violation, {}, "invalid frontend message type " + std::to_string(static_cast<unsigned char>(in_.readable()[0]))};
+  auto r = pr::next_frame(in_.readable(), max_message);
+  if (r.status == pr::frame_status::invalid) return {st::violation, {}, std::string("invalid message: ") + r.reason};
+  if (r.status == pr::frame_status::need_more) {
+    in_.reserve(r.needed);
+    return {st::need_more, {}, {}};
+  }
+  return {st::ready, r.msg, {}};
+}
+
 awaitable<void> session::serve() {
   const auto max_message = worker_.cfg().max_message_bytes;
   for (;;) {
     for (;;) {
-      // The type byte is judged at once, as PostgreSQL does: a stray start-up packet (an
-      // SSLRequest after start-up) must not leave the client waiting on a nonsense length.
-      if (!in_.empty() && !fe_t::known(in_.readable()[0])) {
-        const std::string why =
-            "invalid frontend message type " + std::to_string(static_cast<unsigned char>(in_.readable()[0]));
-        co_await fatal(pr::sqlstate::protocol_violation, why);
+      const auto f = next_client_frame(max_message);
+      if (f.state == client_frame::status::violation) {
+        co_await fatal(pr::sqlstate::protocol_violation, f.violation);
         co_return;
       }
-      auto r = pr::next_frame(in_.readable(), max_message);
-      if (r.status == pr::frame_status::invalid) {
-        const std::string why = std::string("invalid message: ") + r.reason;
-        co_await fatal(pr::sqlstate::protocol_violation, why);
-        co_return;
-      }
-      if (r.status == pr::frame_status::need_more) {
-        in_.reserve(r.needed);
-        break;
-      }
-      const auto& m = r.msg;
+      if (f.state == client_frame::status::need_more) break;
+      const auto& m = f.msg;
       spdlog::trace("[c{}] client message '{}' ({} bytes){}", id_, m.type, m.wire_size, attached_ ? "" : " unattached");
       if (m.type == fe_t::terminate) co_return;
       if (skipping_until_sync_) {

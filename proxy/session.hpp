@@ -77,6 +77,15 @@ class session : public std::enable_shared_from_this<session> {
   awaitable<void> serve_console();
   // One read from the client into in_; false when the client is gone or the read was cancelled.
   awaitable<bool> read_client();
+  // The next whole client message in in_ (not consumed), or need_more (in_ made room for it),
+  // or a violation to end the connection with 08P01: an unknown type, judged from its first
+  // byte as PostgreSQL does, or a malformed or oversized frame. For serve and serve_console.
+  struct client_frame {
+    enum class status { ready, need_more, violation } state;
+    protocol::frame msg;
+    std::string violation;
+  };
+  client_frame next_client_frame(std::size_t max_message);
   // Answers an SSLRequest with 'S' already sent: the TLS handshake, as the server.
   awaitable<bool> start_tls();
   awaitable<std::optional<server_error>> attach(routing::route_request request, bool spawn_reader);

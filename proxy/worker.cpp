@@ -48,15 +48,29 @@ void worker::set_functions(const std::string& name, const std::vector<std::vecto
 void worker::set_topology(routing::topology_ptr t) {
   // A node whose role changed (the primary demoted or fenced, a replica promoted) gets fresh
   // server connections: the old ones served a role the node no longer has.
-  std::vector<routing::node_id> changed;
-  for (std::size_t i = 0; i < t->states.size() && i < topology_->states.size(); ++i)
-    if (t->states[i].role != topology_->states[i].role) changed.push_back(routing::node_id{static_cast<std::uint16_t>(i)});
+  // So does a node that moved to another address (a reload): its pools connect there from now on.
+  std::vector<routing::node_id> changed, moved;
+  for (std::size_t i = 0; i < t->states.size() && i < topology_->states.size(); ++i) {
+    const routing::node_id id{static_cast<std::uint16_t>(i)};
+    if (t->states[i].role != topology_->states[i].role) changed.push_back(id);
+    if (t->nodes[i].host != topology_->nodes[i].host || t->nodes[i].port != topology_->nodes[i].port) moved.push_back(id);
+  }
   if (t->epoch != topology_->epoch)
     spdlog::info("worker {}: topology epoch {}, primary {}", index_, t->epoch,
                  t->primary() ? t->at(*t->primary()).name : std::string("(none)"));
+  if (skipped_until_.size() < t->nodes.size()) skipped_until_.resize(t->nodes.size());  // nodes added
   topology_ = std::move(t);
-  for (auto& [key, p] : pools_)
-    if (std::find(changed.begin(), changed.end(), key.node) != changed.end()) p->drain();
+  auto listed = [](const std::vector<routing::node_id>& ids, routing::node_id id) {
+    return std::find(ids.begin(), ids.end(), id) != ids.end();
+  };
+  for (auto& [key, p] : pools_) {
+    if (listed(moved, key.node)) {
+      p->set_node(topology_->at(key.node));
+      p->drain();
+    } else if (listed(changed, key.node)) {
+      p->drain();
+    }
+  }
 }
 
 void worker::resume() {
@@ -158,14 +172,7 @@ server_login login_for(const pool_key& key, const user_config* user) {
 
 pool& worker::pool_for(const pool_key& key, const user_config* user) {
   auto it = pools_.find(key);
-  if (it != pools_.end()) {
-    // A looked-up user's credentials can change (new secret, newly proven keys).
-    if (user && user->from_auth_query) {
-      auto login = login_for(key, user);
-      if (!(login == it->second->login())) it->second->set_login(std::move(login));
-    }
-    return *it->second;
-  }
+  if (it != pools_.end()) return *it->second;
   const auto& c = cfg();
   pool_settings settings;
   settings.max_size = std::max<std::size_t>(1, c.pool_size / c.threads);
@@ -179,6 +186,14 @@ pool& worker::pool_for(const pool_key& key, const user_config* user) {
   settings.meter = &meter_.pools.at(key.node.value);
   auto p = std::make_unique<pool>(io_.get_executor(), key, topology_->at(key.node), login_for(key, user), settings);
   return *pools_.emplace(key, std::move(p)).first->second;
+}
+
+void worker::refresh_logins(const user_config& user) {
+  for (auto& [key, p] : pools_) {
+    if (key.user != user.name) continue;
+    auto login = login_for(key, &user);
+    if (!(login == p->login())) p->set_login(std::move(login));
+  }
 }
 
 void worker::apply_config(config_ptr c) {
@@ -287,6 +302,7 @@ awaitable<std::vector<std::vector<std::string>>> worker::console_rows(console_co
     case console_command::show_nodes:
       // name, region, role, local, up, readable, lag_bytes, lag_ms, probe_ms, timeline, problem
       for (const auto& n : topology_->nodes) {
+        if (n.removed) continue;
         const auto& st = topology_->state(n.id);
         const auto& h = st.health;
         rows.push_back({n.name, n.region, std::string(routing::to_string(st.role)), n.region == cfg().region ? "yes" : "no",

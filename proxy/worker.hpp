@@ -63,6 +63,8 @@ class worker {
   void begin_shutdown();
 
   [[nodiscard]] pool& pool_for(const pool_key& key, const user_config* user);
+  // A user found by auth.query logged in: its pools log in to servers with what it has now.
+  void refresh_logins(const user_config& user);
   // A user not in the config, looked up with auth.query on the primary (cached in
   // shared().users): the user, null when there is no such user, or why the look-up failed.
   [[nodiscard]] awaitable<tl::expected<user_ptr, std::string>> look_up_user(std::string name);

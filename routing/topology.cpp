@@ -34,14 +34,14 @@ topology_ptr make_configured_topology(std::vector<node> nodes, std::string_view 
   auto t = std::make_shared<topology>();
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     nodes[i].id = node_id{static_cast<std::uint16_t>(i)};
-    t->states.push_back(node_state{nodes[i].configured_role, {}});
+    t->states.push_back(node_state{nodes[i].removed ? node_role::unknown : nodes[i].configured_role, {}});
   }
   for (const auto& n : nodes)
-    if (n.configured_role == node_role::replica && n.region == region) t->read_order.push_back(n.id);
+    if (!n.removed && n.configured_role == node_role::replica && n.region == region) t->read_order.push_back(n.id);
   for (const auto& n : nodes)
-    if (n.configured_role == node_role::primary && n.region == region) t->read_order.push_back(n.id);
+    if (!n.removed && n.configured_role == node_role::primary && n.region == region) t->read_order.push_back(n.id);
   for (const auto& n : nodes)
-    if (n.configured_role == node_role::replica && n.region != region) t->read_order.push_back(n.id);
+    if (!n.removed && n.configured_role == node_role::replica && n.region != region) t->read_order.push_back(n.id);
   t->nodes = std::move(nodes);
   return t;
 }

@@ -20,6 +20,10 @@ struct node_id {
   auto operator<=>(const node_id&) const = default;
 };
 
+// Nodes a Meridian knows over its lifetime, removed ones included (their ids stay taken):
+// what per-node tables are sized for, so that adding a node never moves them.
+constexpr std::size_t max_nodes = 64;
+
 // fenced: a former primary; nothing is routed to it until it rejoins as a replica.
 enum class node_role { primary, replica, fenced, unknown };
 
@@ -36,6 +40,9 @@ struct node {
   // A replica lagging more than this serves no reads (0 bytes: no byte limit).
   std::chrono::milliseconds max_lag{200};
   std::uint64_t max_lag_bytes = 0;
+  // Taken out of the configuration by a reload: not probed, never routed to, not shown; the id
+  // stays taken (a node added again under the same name gets it back).
+  bool removed = false;
 };
 
 // What the node monitor last saw of a node, and whether it may serve reads because of it.

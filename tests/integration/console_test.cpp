@@ -3,12 +3,10 @@
 // PAUSE/RESUME through it. The admin API serves the same tables as JSON.
 #include <catch2/catch.hpp>
 
-#include <atomic>
 #include <csignal>
 #include <fstream>
 #include <map>
 #include <sstream>
-#include <thread>
 
 #include "support.hpp"
 
@@ -160,25 +158,8 @@ TEST_CASE("PAUSE in the console holds new transactions in every region, RESUME l
           "[integration][console]") {
   pg_connection console(console_dsn(us));
   REQUIRE(console.ok());
-  pg_connection c(sandbox::dsn(ap));
-  REQUIRE(c.ok());
-  REQUIRE(run(console, "PAUSE").error.empty());
-  struct resume_guard {
-    pg_connection& console;
-    ~resume_guard() { (void)run(console, "RESUME"); }
-  } guard{console};
-  std::atomic<bool> done{false};
-  std::string result;
-  std::thread t([&] {
-    result = c.scalar("SELECT 42").value_or("");
-    done = true;
-  });
-  std::this_thread::sleep_for(500ms);  // what is tested is that nothing happens meanwhile
-  CHECK_FALSE(done);
-  REQUIRE(run(console, "RESUME").error.empty());
-  CHECK(eventually([&] { return done.load(); }, 10s));
-  t.join();
-  CHECK(result == "42");
+  check_pause_holds(ap, [&] { return run(console, "PAUSE").error.empty(); },
+                    [&] { return run(console, "RESUME").error.empty(); });
 }
 
 TEST_CASE("SHUTDOWN in the console drains and stops that Meridian", "[integration][console]") {
@@ -250,4 +231,78 @@ TEST_CASE("RELOAD and SIGHUP put a new pool size and password in force live; a b
   rewrite(config("3", "{ name: app, password: app-secret-2, server_password: app-secret }"));
   m.signal(SIGHUP);
   CHECK(eventually([&] { return run(console, "SHOW POOLS").cell(0, "sv_max") == "3"; }, 10s));
+}
+
+TEST_CASE("RELOAD adds, moves and removes nodes live; removing the primary is refused", "[integration][console][reload]") {
+  constexpr int port = 26493;
+  constexpr int metrics_port = 26593;
+  // This Meridian is in eu-west-1, so a replica there takes its reads.
+  const auto config = [&](const std::string& nodes) {
+    return "region: eu-west-1\n"
+           "listen: { host: 127.0.0.1, port: " + std::to_string(port) + " }\n"
+           "nodes:\n" + nodes +
+           "monitor: { user: meridian_monitor, password: monitor-secret, interval: 100ms, timeout: 1s, sslmode: disable }\n"
+           "metrics: { host: 127.0.0.1, port: " + std::to_string(metrics_port) + " }\n"
+           "admin: { users: [operator] }\n"
+           "users:\n  - { name: app, password: app-secret }\n  - { name: operator, password: operator-secret }\n";
+  };
+  const auto node = [](const std::string& name, int pg_region, const std::string& role) {
+    return "  - { name: " + name + ", region: " + name + ", host: 127.0.0.1, port: " + pg_port_str(pg_region) +
+           ", role: " + role + " }\n";
+  };
+  const std::string primary = node("us-east-1", us, "primary");
+  const std::string name = "node-reload-test";
+  spawned_meridian m(name, config(primary));
+  const auto rewrite = [&](const std::string& yaml) { std::ofstream(sandbox::dir() + "/" + name + ".yaml") << yaml; };
+  const auto dsn = [&](const std::string& user, const std::string& password, const std::string& db) {
+    return "host=127.0.0.1 port=" + std::to_string(port) + " user=" + user + " password=" + password + " dbname=" + db +
+           " connect_timeout=10";
+  };
+  REQUIRE(eventually([&] { return pg_connection(dsn("operator", "operator-secret", "meridian")).ok(); }, 10s));
+  pg_connection console(dsn("operator", "operator-secret", "meridian"));
+  pg_connection client(dsn("app", "app-secret", "app"));
+  REQUIRE(client.ok());
+  const auto read_port = [&] { return client.scalar("SELECT inet_server_port()").value_or("?"); };
+  const auto up = [&](const std::string& node_name) {
+    return metric(http_get(metrics_port, "/metrics"), "meridian_node_up",
+                  "node=\"" + node_name + "\",region=\"" + node_name + "\"");
+  };
+  CHECK(read_port() == pg_port_str(us));  // no replica yet: reads go to the primary
+  CHECK(up("eu-west-1") == -1);
+
+  // A replica in this region added: reads move to it once it is probed.
+  rewrite(config(primary + node("eu-west-1", eu, "replica")));
+  auto added = run(console, "RELOAD");
+  CHECK(added.error.empty());
+  CHECK(contains(run(console, "SHOW NODES").column("node"), "eu-west-1"));
+  CHECK(eventually([&] { return read_port() == pg_port_str(eu); }, 10s));
+  CHECK(up("eu-west-1") == 1);
+
+  // The same node at another address (the ap-southeast-1 server stands in for a rebuilt one).
+  rewrite(config(primary + node("eu-west-1", ap, "replica")));
+  CHECK(run(console, "RELOAD").error.empty());
+  CHECK(eventually([&] { return read_port() == pg_port_str(ap); }, 10s));
+  CHECK(read_port() == pg_port_str(ap));  // and stays there: no pooled connection to the old address is reused
+
+  // Removed: reads back on the primary, the node gone from SHOW NODES and from the gauges.
+  rewrite(config(primary));
+  CHECK(run(console, "RELOAD").error.empty());
+  CHECK(eventually([&] { return read_port() == pg_port_str(us); }, 10s));
+  CHECK_FALSE(contains(run(console, "SHOW NODES").column("node"), "eu-west-1"));
+  CHECK(up("eu-west-1") == -1);
+  CHECK(up("us-east-1") == 1);
+
+  // A file without the primary: refused, everything stays, the client goes on.
+  rewrite(config(node("eu-west-1", eu, "primary")));
+  auto refused = run(console, "RELOAD");
+  CHECK_THAT(refused.error, Catch::Contains("refused") && Catch::Contains("us-east-1 is the primary"));
+  CHECK(contains(run(console, "SHOW NODES").column("node"), "us-east-1"));
+  CHECK_FALSE(contains(run(console, "SHOW NODES").column("node"), "eu-west-1"));
+  CHECK(read_port() == pg_port_str(us));
+  CHECK(client.scalar("SELECT 'still here'") == "still here");
+
+  // Added back under its old name, by SIGHUP this time.
+  rewrite(config(primary + node("eu-west-1", eu, "replica")));
+  m.signal(SIGHUP);
+  CHECK(eventually([&] { return read_port() == pg_port_str(eu); }, 10s));
 }
