@@ -1025,9 +1025,15 @@ awaitable<std::optional<server_error>> session::attach(routing::route_request re
 
 routing::classification session::classify(std::string_view sql) {
   auto& cache = worker_.database(database_).cache;
+  // Routing a batch classifies its statements, forwarding them does again: the last one is
+  // remembered (while the function volatilities it was classified with hold).
+  if (last_classified_ && last_generation_ == cache.generation() && sql == last_sql_) return *last_classified_;
   const auto misses = cache.misses();
   auto c = cache.get(sql);
   (cache.misses() == misses ? worker_.meter().cache_hits : worker_.meter().cache_misses).add(1);
+  last_sql_.assign(sql);
+  last_classified_ = c;
+  last_generation_ = cache.generation();
   return c;
 }
 

@@ -215,6 +215,11 @@ class session : public std::enable_shared_from_this<session> {
   void time_batch(std::string_view sql);
   void batch_done(const server_connection& sc);
 
+  // The statement classified last and its classification (see classify()).
+  std::string last_sql_;
+  std::optional<routing::classification> last_classified_;
+  std::uint64_t last_generation_ = 0;
+
   std::vector<segment> segments_;
   std::string generated_;
   std::vector<asio::const_buffer> buffers_;

@@ -1,12 +1,19 @@
 #include "routing/classification_cache.hpp"
 
+#include <array>
+
 namespace meridian::routing {
 
 namespace {
-bool ident_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '$' ||
-         static_cast<unsigned char>(c) >= 0x80;
-}
+// Characters of identifiers and keywords, as a table: the key is built a character at a time.
+constexpr auto ident_chars = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c)
+    t[static_cast<std::size_t>(c)] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                                     c == '_' || c == '$' || c >= 0x80;
+  return t;
+}();
+inline bool ident_char(char c) { return ident_chars[static_cast<unsigned char>(c)]; }
 bool digit(char c) { return c >= '0' && c <= '9'; }
 bool space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'; }
 
@@ -24,6 +31,12 @@ bool starts_with_explain(std::string_view key) {
 
 std::string cache_key(std::string_view sql) {
   std::string out;
+  cache_key(sql, out);
+  return out;
+}
+
+void cache_key(std::string_view sql, std::string& out) {
+  out.clear();
   out.reserve(sql.size());
   bool pending_space = false;
   std::size_t i = 0;
@@ -123,21 +136,26 @@ std::string cache_key(std::string_view sql) {
                        ((sql[i] == '+' || sql[i] == '-') && (sql[i - 1] == 'e' || sql[i - 1] == 'E'))))
         ++i;
       emit('?');
+    } else if (ident_char(c)) {
+      // A keyword or identifier (digits and $ inside it included): copied as one run.
+      emit(c);
+      const auto start = ++i;
+      while (i < n && ident_char(sql[i])) ++i;
+      out.append(sql.data() + start, i - start);
     } else {
       emit(c);
       ++i;
     }
   }
-  if (starts_with_explain(out)) return std::string(sql);
-  return out;
+  if (starts_with_explain(out)) out.assign(sql);
 }
 
 classification_cache::classification_cache(std::size_t capacity, volatility_ptr functions)
     : capacity_(capacity), functions_(std::move(functions)) {}
 
 classification classification_cache::get(std::string_view sql) {
-  auto key = cache_key(sql);
-  if (auto it = index_.find(key); it != index_.end()) {
+  cache_key(sql, key_);
+  if (auto it = index_.find(std::string_view(key_)); it != index_.end()) {
     ++hits_;
     lru_.splice(lru_.begin(), lru_, it->second);
     return it->second->value;
@@ -148,13 +166,14 @@ classification classification_cache::get(std::string_view sql) {
     index_.erase(lru_.back().key);
     lru_.pop_back();
   }
-  lru_.push_front(entry{std::move(key), value});
+  lru_.push_front(entry{key_, value});
   index_.emplace(lru_.front().key, lru_.begin());
   return value;
 }
 
 void classification_cache::set_functions(volatility_ptr functions) {
   functions_ = std::move(functions);
+  ++generation_;
   index_.clear();
   lru_.clear();
 }

@@ -16,6 +16,8 @@ namespace meridian::routing {
 // white space; identifiers, keywords, operators and $n parameters stay. EXPLAIN statements keep
 // their literals: EXPLAIN (ANALYZE 0) and (ANALYZE 1) differ in what they run.
 [[nodiscard]] std::string cache_key(std::string_view sql);
+// The same into `out` (replacing what it held): a buffer reused saves an allocation per lookup.
+void cache_key(std::string_view sql, std::string& out);
 
 class classification_cache {
  public:
@@ -25,6 +27,8 @@ class classification_cache {
   // New function volatilities (start-up, reload): everything cached is forgotten.
   void set_functions(volatility_ptr functions);
 
+  // Changes whenever what the cache answers may change (new function volatilities).
+  [[nodiscard]] std::uint64_t generation() const { return generation_; }
   [[nodiscard]] std::uint64_t hits() const { return hits_; }
   [[nodiscard]] std::uint64_t misses() const { return misses_; }
   [[nodiscard]] std::size_t size() const { return index_.size(); }
@@ -38,6 +42,8 @@ class classification_cache {
   volatility_ptr functions_;
   std::list<entry> lru_;
   std::unordered_map<std::string_view, std::list<entry>::iterator> index_;
+  std::string key_;  // the key of the statement being looked up, its buffer reused
+  std::uint64_t generation_ = 0;
   std::uint64_t hits_ = 0;
   std::uint64_t misses_ = 0;
 };
