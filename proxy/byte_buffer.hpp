@@ -1,7 +1,8 @@
 #pragma once
 // A contiguous receive buffer: bytes are appended at the end and consumed from the front.
 // Consumed space is reclaimed by compaction only when more room is needed, so views into the
-// readable region stay valid until the next reserve().
+// readable region stay valid until the next reserve(). While empty it can give its storage back
+// to a buffer_stock, so that an idle connection holds no receive memory.
 #include <algorithm>
 #include <cstring>
 #include <string_view>
@@ -9,9 +10,46 @@
 
 namespace meridian::proxy {
 
+// Receive buffers of one size not in use, for the next connection that reads (one per worker
+// thread: no lock). At most `max_kept` are kept; the rest are freed.
+class buffer_stock {
+ public:
+  buffer_stock(std::size_t buffer_size, std::size_t max_kept) : size_(buffer_size), max_kept_(max_kept) {}
+  [[nodiscard]] std::vector<char> take() {
+    if (kept_.empty()) return std::vector<char>(size_);
+    auto b = std::move(kept_.back());
+    kept_.pop_back();
+    return b;
+  }
+  // Buffers that grew past the standard size (a large message went through) are freed.
+  void give(std::vector<char>&& b) {
+    if (b.size() == size_ && kept_.size() < max_kept_) kept_.push_back(std::move(b));
+    b = std::vector<char>();
+  }
+  [[nodiscard]] std::size_t buffer_size() const { return size_; }
+  [[nodiscard]] std::size_t kept() const { return kept_.size(); }
+
+ private:
+  std::size_t size_;
+  std::size_t max_kept_;
+  std::vector<std::vector<char>> kept_;
+};
+
 class byte_buffer {
  public:
   explicit byte_buffer(std::size_t initial = 8192) : data_(initial) {}
+  // Gives the storage back while nothing is buffered; true when it did.
+  bool lend(buffer_stock& stock) {
+    if (!empty() || data_.empty()) return false;
+    stock.give(std::move(data_));
+    data_ = std::vector<char>();
+    begin_ = end_ = 0;
+    return true;
+  }
+  // Storage again after lend() (a no-op while it has some).
+  void borrow(buffer_stock& stock) {
+    if (data_.empty()) data_ = stock.take();
+  }
 
   [[nodiscard]] std::string_view readable() const { return {data_.data() + begin_, end_ - begin_}; }
   [[nodiscard]] char* write_ptr() { return data_.data() + end_; }
@@ -25,6 +63,9 @@ class byte_buffer {
   // Makes room so that `total` bytes counted from the first readable byte fit, and at least
   // some space is writable.
   void reserve(std::size_t total) {
+    // Lent (or never given) storage: borrow() brings a standard buffer before the next read,
+    // which holds what an empty buffer can need (a message header).
+    if (data_.empty() && total <= min_read_) return;
     const std::size_t want = std::max(total, (end_ - begin_) + 1);
     if (begin_ > 0 && data_.size() - begin_ < want + min_read_) {
       std::memmove(data_.data(), data_.data() + begin_, end_ - begin_);

@@ -37,6 +37,27 @@ void pool::report_sizes(const reported_sizes& now) {
   reported_ = now;
 }
 
+server_conn_ptr pool::take_idle() {
+  while (!idle_.empty()) {
+    auto conn = std::move(idle_.back());
+    idle_.pop_back();
+    if (conn->looks_alive()) {
+      ++checkouts_;
+      return conn;
+    }
+    conn->close();
+    --total_;
+  }
+  return nullptr;
+}
+
+server_conn_ptr pool::try_acquire() {
+  auto conn = take_idle();
+  report();
+  if (conn && settings_.meter) settings_.meter->wait.observe(std::chrono::nanoseconds(0));
+  return conn;
+}
+
 awaitable<tl::expected<server_conn_ptr, server_error>> pool::acquire(clock::time_point deadline) {
   spdlog::trace("pool {}: acquire (total {}, idle {}, waiting {})", node_.name, total_, idle_.size(), waiters_.size());
   // Reports the sizes and the time taken, before each co_return. (Not a destructor: a frame
@@ -47,16 +68,9 @@ awaitable<tl::expected<server_conn_ptr, server_error>> pool::acquire(clock::time
     if (settings_.meter) settings_.meter->wait.observe(clock::now() - began);
   };
   for (;;) {
-    while (!idle_.empty()) {
-      auto conn = std::move(idle_.back());
-      idle_.pop_back();
-      if (conn->looks_alive()) {
-        ++checkouts_;
-        finished();
-        co_return conn;
-      }
-      conn->close();
-      --total_;
+    if (auto conn = take_idle()) {
+      finished();
+      co_return conn;
     }
     if (total_ < settings_.max_size) {
       ++total_;

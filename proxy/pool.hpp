@@ -65,6 +65,9 @@ class pool {
   // deadline; the server's own error when connecting failed).
   [[nodiscard]] awaitable<tl::expected<server_conn_ptr, server_error>> acquire(
       std::chrono::steady_clock::time_point deadline);
+  // An idle connection, if one is at hand now (no waiting, no connecting): acquire's common case,
+  // without a coroutine.
+  [[nodiscard]] server_conn_ptr try_acquire();
   // Returns a connection with nothing in flight and no open transaction.
   void release(server_conn_ptr conn);
   // Closes a connection that is broken or carries state that cannot be reset.
@@ -102,6 +105,9 @@ class pool {
     bool slot_freed = false;
   };
   void wake_for_slot();
+  // The newest idle connection that still looks alive (dead ones closed on the way), counted as
+  // a checkout; null when none is idle.
+  server_conn_ptr take_idle();
   // Brings the meter up to date with the pool's sizes (their changes since the last report).
   struct reported_sizes {
     std::int64_t used = 0, idle = 0, waiting = 0, capacity = 0;

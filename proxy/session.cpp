@@ -13,6 +13,7 @@
 #include "proxy/client_auth.hpp"
 #include "proxy/params.hpp"
 #include "proxy/pool.hpp"
+#include "proxy/send_now.hpp"
 #include "proxy/worker.hpp"
 #include "routing/router.hpp"
 
@@ -517,7 +518,10 @@ awaitable<void> session::serve() {
           in_.consume(m.wire_size);  // leftovers of a COPY that already ended: PostgreSQL ignores them too
           continue;
         }
-        if (auto err = co_await attach(batch_request(), true)) {
+        const auto request = batch_request();
+        if (attach_now(request, true)) {
+          // the common case: an idle connection at hand, nothing to wait for
+        } else if (auto err = co_await attach(request, true)) {
           pr::append_error(client_out_, pr::severity::error, err->sqlstate, err->message);
           worker_.meter().errors.count(error_meter::origin::meridian, err->sqlstate);
           if (m.type == fe_t::query || m.type == fe_t::function_call || m.type == fe_t::sync) {
@@ -539,18 +543,26 @@ awaitable<void> session::serve() {
 
     // Locally answered requests go out before what they precede reaches the server.
     if (!client_out_.empty()) {
-      if (!co_await write_client(client_out_)) co_return;
+      out_buffers_.assign(1, asio::buffer(client_out_));
+      const auto w = write_client_now(out_buffers_);
+      bool written = w == quick_write::done;
+      if (w == quick_write::wait) written = co_await write_client(out_buffers_);
+      if (!written) co_return;
       client_out_.clear();
     }
     if (!server_out_.empty()) {
       if (attached_) {
-        auto sc = attached_;
-        server_writing_ = true;
-        error_code ec;
-        auto out = asio::buffer(server_out_);
-        co_await sc->write(out, ec);
-        server_writing_ = false;
         // A failed write shows up in the server reader as a failed read too; it reports it.
+        error_code ec;
+        const std::size_t sent =
+            attached_->tls ? 0 : send_now(attached_->socket.native_handle(), server_out_.data(), server_out_.size(), ec);
+        if (!ec && sent < server_out_.size()) {
+          auto sc = attached_;
+          server_writing_ = true;
+          auto rest = asio::buffer(server_out_) + sent;
+          co_await sc->write(rest, ec);
+          server_writing_ = false;
+        }
       }
       server_out_.clear();
     }
@@ -592,6 +604,7 @@ awaitable<bool> session::start_tls() {
 void session::arm_idle_in_transaction(const server_connection& sc) {
   const auto timeout = worker_.cfg().idle_in_transaction_timeout;
   if (timeout.count() == 0 || sc.tx == pr::tx_status::idle || !sc.pipeline.empty()) return;
+  idle_in_tx_armed_ = true;
   idle_in_tx_.expires_after(timeout);
   idle_in_tx_.async_wait([weak = weak_from_this()](error_code ec) {
     if (ec) return;
@@ -604,15 +617,32 @@ void session::arm_idle_in_transaction(const server_connection& sc) {
 }
 
 awaitable<bool> session::read_client() {
+  auto& stock = worker_.client_buffers();
   error_code ec;
   std::size_t n = 0;
   if (tls_) {
+    in_.borrow(stock);
     n = co_await tls_->async_read_some(asio::buffer(in_.write_ptr(), in_.writable()), asio::redirect_error(use_awaitable, ec));
+    if (ec) co_return false;
   } else {
-    n = co_await client_.async_read_some(asio::buffer(in_.write_ptr(), in_.writable()), asio::redirect_error(use_awaitable, ec));
+    for (;;) {
+      in_.lend(stock);  // only while empty: a partial message keeps its buffer
+      co_await client_.async_wait(tcp::socket::wait_read, asio::redirect_error(use_awaitable, ec));
+      if (ec) co_return false;
+      in_.borrow(stock);
+      const auto got = ::recv(client_.native_handle(), in_.write_ptr(), in_.writable(), MSG_DONTWAIT);
+      if (got > 0) {
+        n = static_cast<std::size_t>(got);
+        break;
+      }
+      if (got == 0) co_return false;  // the client closed the connection
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) co_return false;
+    }
   }
-  if (ec) co_return false;
-  idle_in_tx_.cancel();  // the client spoke
+  if (idle_in_tx_armed_) {
+    idle_in_tx_armed_ = false;
+    idle_in_tx_.cancel();  // the client spoke
+  }
   in_.commit(n);
   co_return true;
 }
@@ -944,7 +974,7 @@ void session::answer_local_requests(server_connection& sc, std::string& out) {
   }
 }
 
-awaitable<std::optional<server_error>> session::attach(routing::route_request request, bool spawn_reader) {
+routing::route_request session::with_consistency(routing::route_request request) const {
   const auto level = consistency();
   request.split = request.split && level != routing::consistency::primary;
   if (level == routing::consistency::read_your_writes) {
@@ -952,6 +982,40 @@ awaitable<std::optional<server_error>> session::attach(routing::route_request re
     if (tx_wrote_) request.split = false;
     request.min_replay = commit_lsn_;
   }
+  return request;
+}
+
+void session::attach_to(server_conn_ptr sc, const routing::route_decision& decision, bool read, bool spawn_reader) {
+  if (read) worker_.shared().stats->read_routed(*decision.node);
+  on_replica_ = decision.replica;
+  attached_ = std::move(sc);
+  if (spawn_reader) read_server(attached_);
+}
+
+bool session::attach_now(const routing::route_request& asked, bool spawn_reader) {
+  if (worker_.paused()) return false;
+  const auto request = with_consistency(asked);
+  auto decision = routing::choose_node(worker_.topology(), worker_.route_context(), request);
+  if (!decision.node) return false;
+  if (decision.confirm && !(confirmed_node_ == decision.node && confirmed_lsn_ >= commit_lsn_)) return false;
+  if (!worker_.database(database_).functions_loaded) return false;
+  auto& p = worker_.pool_for(pool_key{*decision.node, user_, database_}, user_cfg_);
+  auto sc = p.try_acquire();
+  if (!sc) return false;
+  if (sc->synced_session != id_ || sc->synced_version != params_version_) {
+    if (!parameter_sync_sql(wanted_, sc->params, sc->baseline).empty()) {
+      p.release(sc);  // the session's parameters must be set first: attach() does it
+      return false;
+    }
+    sc->synced_session = id_;
+    sc->synced_version = params_version_;
+  }
+  attach_to(std::move(sc), decision, routing::wants_replica(request), spawn_reader);
+  return true;
+}
+
+awaitable<std::optional<server_error>> session::attach(routing::route_request asked, bool spawn_reader) {
+  auto request = with_consistency(asked);
   const bool read = routing::wants_replica(request);
   if (worker_.paused()) {
     // PAUSE (an operator's, or a switchover's): the transaction starts once resumed.
@@ -1015,10 +1079,7 @@ awaitable<std::optional<server_error>> session::attach(routing::route_request re
       give_back(sc);
       co_return err;
     }
-    if (read) worker_.shared().stats->read_routed(*decision.node);
-    on_replica_ = decision.replica;
-    attached_ = sc;
-    if (spawn_reader) asio::co_spawn(client_.get_executor(), server_reader(shared_from_this(), sc), asio::detached);
+    attach_to(std::move(sc), decision, read, spawn_reader);
     co_return std::nullopt;
   }
 }
@@ -1114,58 +1175,97 @@ bool session::releasable(const server_connection& sc) const {
   return mode() == pool_mode::transaction && !pinned_ && sc.quiescent() && !server_writing_ && server_out_.empty();
 }
 
-awaitable<void> session::server_reader(std::shared_ptr<session> self, server_conn_ptr sc) {
-  for (;;) {
-    if (self->ended_ || self->attached_ != sc) {
-      co_await self->finish_server(sc, sc->quiescent());
-      co_return;
-    }
-    error_code ec;
-    auto into = asio::buffer(sc->in.write_ptr(), sc->in.writable());
-    auto n = co_await sc->read_some(into, ec);
-    if (ec) {
-      if (self->ended_) continue;  // woken by the session's end: decide above
-      // Built before co_await: GCC 12 mishandles temporaries of a conditional inside co_await.
-      const std::string why = ec == asio::error::eof ? std::string("server closed the connection") : ec.message();
-      co_await self->on_server_lost(sc, why);
-      co_return;
-    }
-    sc->in.commit(n);
-    auto chunk = self->process_server_chunk(*sc);
-    spdlog::trace("[c{}] server chunk of {} bytes, {} segment(s), tx {}, pipeline {}", self->id_, n, self->segments_.size(),
-                  static_cast<char>(sc->tx), sc->pipeline.empty() ? "empty" : "busy");
-    if (chunk.broken) {
-      const std::string why = chunk.broken;
-      co_await self->on_server_lost(sc, why);
-      co_return;
-    }
-    if (!self->segments_.empty()) {
-      auto data = sc->in.readable();
-      self->buffers_.clear();
-      for (const auto& s : self->segments_)
-        self->buffers_.emplace_back((s.generated ? self->generated_.data() : data.data()) + s.offset, s.length);
-      if (!co_await self->write_client(self->buffers_)) {
-        self->ended_ = true;
-        sc->in.consume(chunk.consumed);
-        continue;
-      }
-    }
-    sc->in.consume(chunk.consumed);
-    sc->in.reserve(chunk.need);
-    if (self->attached_ == sc) self->arm_idle_in_transaction(*sc);
-    if (sc->in.capacity() > (1u << 20) && sc->in.readable().size() < 16384) sc->in.shrink(16384);
-    if (self->attached_ == sc && self->releasable(*sc)) {
-      self->attached_.reset();
-      self->show_names_.clear();
-      sc->owner->release(sc);
-      if (self->shutdown_requested_) {
-        // The client is between transactions: wake its reader so it can leave.
-        error_code ignored;
-        self->client_.cancel(ignored);
-      }
-      co_return;
-    }
+// The attached server's answers are relayed by plain completion handlers, one read at a time:
+// this runs for every answer, and a coroutine resumed per read costs more than the relaying.
+// What has to wait (a client that cannot take the output yet, a connection to reset, a server
+// lost) continues in a coroutine of its own.
+void session::read_server(server_conn_ptr sc) {
+  if (ended_ || attached_ != sc) {
+    // The session ended, or the connection was let go: give it back (or close it).
+    if (!finish_server_now(sc, sc->quiescent()))
+      asio::co_spawn(client_.get_executor(), reset_later(shared_from_this(), std::move(sc)), asio::detached);
+    return;
   }
+  auto into = asio::buffer(sc->in.write_ptr(), sc->in.writable());
+  auto done = [self = shared_from_this(), sc](error_code ec, std::size_t n) { self->on_server_data(sc, ec, n); };
+  if (sc->tls) {
+    sc->tls->async_read_some(into, std::move(done));
+  } else {
+    sc->socket.async_read_some(into, std::move(done));
+  }
+}
+
+void session::on_server_data(server_conn_ptr sc, error_code ec, std::size_t n) {
+  if (ec) {
+    if (ended_) return read_server(std::move(sc));  // woken by the session's end: let it go
+    lose_server(std::move(sc), ec == asio::error::eof ? std::string("server closed the connection") : ec.message());
+    return;
+  }
+  chunk_result chunk;
+  try {
+    sc->in.commit(n);
+    chunk = process_server_chunk(*sc);
+  } catch (const std::exception& e) {
+    lose_server(std::move(sc), std::string("internal error relaying its answer: ") + e.what());
+    return;
+  }
+  spdlog::trace("[c{}] server chunk of {} bytes, {} segment(s), tx {}, pipeline {}", id_, n, segments_.size(),
+                static_cast<char>(sc->tx), sc->pipeline.empty() ? "empty" : "busy");
+  if (chunk.broken) return lose_server(std::move(sc), chunk.broken);
+  bool written = true;
+  if (!segments_.empty()) {
+    auto data = sc->in.readable();
+    buffers_.clear();
+    for (const auto& s : segments_)
+      buffers_.emplace_back((s.generated ? generated_.data() : data.data()) + s.offset, s.length);
+    const auto w = write_client_now(buffers_);
+    if (w == quick_write::wait) {
+      asio::co_spawn(client_.get_executor(), write_then_relay(shared_from_this(), std::move(sc), chunk), asio::detached);
+      return;
+    }
+    written = w == quick_write::done;
+  }
+  relayed(std::move(sc), chunk, written);
+}
+
+awaitable<void> session::write_then_relay(std::shared_ptr<session> self, server_conn_ptr sc, chunk_result chunk) {
+  const bool written = co_await self->write_client(self->buffers_);
+  self->relayed(std::move(sc), chunk, written);
+}
+
+void session::relayed(server_conn_ptr sc, const chunk_result& chunk, bool written) {
+  sc->in.consume(chunk.consumed);
+  if (!written) {
+    ended_ = true;  // the client is gone
+    return read_server(std::move(sc));
+  }
+  sc->in.reserve(chunk.need);
+  if (attached_ == sc) arm_idle_in_transaction(*sc);
+  if (sc->in.capacity() > (1u << 20) && sc->in.readable().size() < 16384) sc->in.shrink(16384);
+  if (attached_ == sc && releasable(*sc)) {
+    attached_.reset();
+    show_names_.clear();
+    sc->owner->release(sc);
+    if (shutdown_requested_) {
+      // The client is between transactions: wake its reader so it can leave.
+      error_code ignored;
+      client_.cancel(ignored);
+    }
+    return;
+  }
+  read_server(std::move(sc));
+}
+
+void session::lose_server(server_conn_ptr sc, std::string why) {
+  asio::co_spawn(client_.get_executor(), lose_server_task(shared_from_this(), std::move(sc), std::move(why)), asio::detached);
+}
+
+awaitable<void> session::lose_server_task(std::shared_ptr<session> self, server_conn_ptr sc, std::string why) {
+  co_await self->on_server_lost(sc, why);
+}
+
+awaitable<void> session::reset_later(std::shared_ptr<session> self, server_conn_ptr sc) {
+  co_await self->reset_and_release(std::move(sc));
 }
 
 session::chunk_result session::process_server_chunk(server_connection& sc) {
@@ -1361,24 +1461,29 @@ void session::reconcile_discarded(server_connection& sc) {
   sc.pipeline.discarded().clear();
 }
 
-awaitable<void> session::finish_server(server_conn_ptr sc, bool healthy) {
+bool session::finish_server_now(const server_conn_ptr& sc, bool healthy) {
   if (attached_ == sc) attached_.reset();
   auto* p = sc->owner;
   if (!healthy || sc->tainted) {
     p->discard(sc);
+    return true;
+  }
+  if (mode() == pool_mode::session || pinned_) return false;  // reset first: reset_and_release
+  p->release(sc);
+  return true;
+}
+
+awaitable<void> session::reset_and_release(server_conn_ptr sc) {
+  // A connection that held a session's state goes to the next client only after a reset.
+  auto* p = sc->owner;
+  auto r = co_await sc->run_internal_query(worker_.cfg().reset_query, worker_.cfg().max_message_bytes);
+  if (!r || sc->tx != pr::tx_status::idle) {
+    p->discard(sc);
     co_return;
   }
-  if (mode() == pool_mode::session || pinned_) {
-    // A connection that held a session's state goes to the next client only after a reset.
-    auto r = co_await sc->run_internal_query(worker_.cfg().reset_query, worker_.cfg().max_message_bytes);
-    if (!r || sc->tx != pr::tx_status::idle) {
-      p->discard(sc);
-      co_return;
-    }
-    sc->statements.clear();
-    sc->params = sc->baseline;
-    sc->synced_session = 0;
-  }
+  sc->statements.clear();
+  sc->params = sc->baseline;
+  sc->synced_session = 0;
   p->release(sc);
 }
 
@@ -1435,6 +1540,23 @@ awaitable<bool> session::write_client(const std::vector<asio::const_buffer>& buf
     co_return false;
   }
   co_return true;
+}
+
+session::quick_write session::write_client_now(std::vector<asio::const_buffer>& buffers) {
+  if (client_closed_) return quick_write::closed;
+  if (writing_ || tls_) return quick_write::wait;  // behind a write in progress; TLS goes through its stream
+  error_code ec;
+  switch (send_now(client_.native_handle(), buffers, ec)) {
+    case send_status::done:
+      return quick_write::done;
+    case send_status::partial:
+      return quick_write::wait;
+    case send_status::failed:
+      break;
+  }
+  spdlog::debug("[c{}] write to client failed: {}", id_, ec.message());
+  close_client();
+  return quick_write::closed;
 }
 
 awaitable<bool> session::write_client(const std::string& bytes) {

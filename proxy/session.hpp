@@ -1,8 +1,9 @@
 #pragma once
 // One client connection: start-up and authentication, then the query phase, where the client's
 // messages are forwarded to a server connection checked out per transaction (or per session)
-// and the server's answers are forwarded back. Two coroutines run while a server is attached,
-// one per direction, on the worker's single thread.
+// and the server's answers are forwarded back. While a server is attached both directions run
+// at once on the worker's single thread: a coroutine reads the client, completion handlers
+// relay the server's answers.
 #include <memory>
 #include <optional>
 #include <string>
@@ -67,7 +68,20 @@ class session : public std::enable_shared_from_this<session> {
   };
 
   static awaitable<void> run(std::shared_ptr<session> self);
-  static awaitable<void> server_reader(std::shared_ptr<session> self, server_conn_ptr sc);
+  // Relaying the attached server's answers to the client (see session.cpp): a read, its
+  // completion, what follows once the client took the output.
+  void read_server(server_conn_ptr sc);
+  void on_server_data(server_conn_ptr sc, error_code ec, std::size_t n);
+  void relayed(server_conn_ptr sc, const chunk_result& chunk, bool written);
+  static awaitable<void> write_then_relay(std::shared_ptr<session> self, server_conn_ptr sc, chunk_result chunk);
+  // The server connection broke: ends the client's transaction (and connection) in a coroutine.
+  void lose_server(server_conn_ptr sc, std::string why);
+  static awaitable<void> lose_server_task(std::shared_ptr<session> self, server_conn_ptr sc, std::string why);
+  // A connection no longer attached goes back to its pool or is closed; false when it must be
+  // reset first (session pooling, a pinned session): reset_and_release.
+  bool finish_server_now(const server_conn_ptr& sc, bool healthy);
+  awaitable<void> reset_and_release(server_conn_ptr sc);
+  static awaitable<void> reset_later(std::shared_ptr<session> self, server_conn_ptr sc);
 
   awaitable<bool> startup();
   awaitable<bool> read_startup_packet(protocol::startup_message& out_msg, std::string& storage);
@@ -76,6 +90,7 @@ class session : public std::enable_shared_from_this<session> {
   // The admin console (database "meridian"): its commands until the client leaves.
   awaitable<void> serve_console();
   // One read from the client into in_; false when the client is gone or the read was cancelled.
+  // A plaintext client with nothing buffered is waited for without a receive buffer.
   awaitable<bool> read_client();
   // The next whole client message in in_ (not consumed), or need_more (in_ made room for it),
   // or a violation to end the connection with 08P01: an unknown type, judged from its first
@@ -88,7 +103,16 @@ class session : public std::enable_shared_from_this<session> {
   client_frame next_client_frame(std::size_t max_message);
   // Answers an SSLRequest with 'S' already sent: the TLS handshake, as the server.
   awaitable<bool> start_tls();
+  // Checks out a server connection for `request` and attaches it (and with `spawn_reader`,
+  // starts relaying its answers): waits for a pool slot, connects, waits for a replica to catch
+  // up, brings the session's parameters to it, as needed.
   awaitable<std::optional<server_error>> attach(routing::route_request request, bool spawn_reader);
+  // The same when nothing needs waiting for (an idle connection at hand, parameters in step):
+  // no coroutine. False when attach() must do it.
+  bool attach_now(const routing::route_request& request, bool spawn_reader);
+  void attach_to(server_conn_ptr sc, const routing::route_decision& decision, bool read, bool spawn_reader);
+  // The request as this session's consistency level shapes it.
+  [[nodiscard]] routing::route_request with_consistency(routing::route_request request) const;
   // What the next transaction needs, from the complete messages already received: the first
   // statement batch (up to Sync, or a simple Query) decides where it runs.
   [[nodiscard]] routing::route_request batch_request();
@@ -104,9 +128,12 @@ class session : public std::enable_shared_from_this<session> {
   // in the pipeline; a SHOW becomes a SELECT of the value in force. "" to run it as it is.
   [[nodiscard]] std::string meridian_statement(std::string_view sql, const routing::classification& cls) const;
   awaitable<std::optional<server_error>> sync_params(server_connection& sc);
-  awaitable<void> finish_server(server_conn_ptr sc, bool healthy);
   awaitable<void> on_server_lost(server_conn_ptr sc, const std::string& why);
   awaitable<bool> write_client(const std::vector<asio::const_buffer>& buffers);
+  // Client output written now when the socket takes it all (see send_now.hpp): done, the client
+  // is gone, or `wait`: what is left (in `buffers`) needs write_client.
+  enum class quick_write { done, closed, wait };
+  quick_write write_client_now(std::vector<asio::const_buffer>& buffers);
   awaitable<bool> write_client(const std::string& bytes);
   awaitable<void> fatal(std::string_view sqlstate, std::string_view message);
   // Static with its own reference: the cancel may outlive the query, even the session.
@@ -146,7 +173,7 @@ class session : public std::enable_shared_from_this<session> {
   std::string peer_address_;  // address alone, for the login throttle
   std::chrono::steady_clock::time_point connected_at_ = std::chrono::steady_clock::now();
   bool logged_in_ = false;
-  byte_buffer in_{8192};
+  byte_buffer in_{0};  // storage from the worker's stock while there are bytes to read
   std::string client_out_;
   std::string server_out_;
 
@@ -158,6 +185,7 @@ class session : public std::enable_shared_from_this<session> {
   // transaction; when it fires the client is ended with 25P03 and the transaction rolled back.
   asio::steady_timer idle_in_tx_;
   bool idle_in_tx_expired_ = false;
+  bool idle_in_tx_armed_ = false;
   void arm_idle_in_transaction(const server_connection& sc);
   bool client_closed_ = false;
   bool counted_ = false;
@@ -222,7 +250,8 @@ class session : public std::enable_shared_from_this<session> {
 
   std::vector<segment> segments_;
   std::string generated_;
-  std::vector<asio::const_buffer> buffers_;
+  std::vector<asio::const_buffer> buffers_;       // the server reader's, to the client
+  std::vector<asio::const_buffer> out_buffers_;   // serve's, to the client
 };
 
 }  // namespace meridian::proxy

@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include "proxy/asio.hpp"
+#include "proxy/byte_buffer.hpp"
 #include "proxy/cancel_registry.hpp"
 #include "proxy/client_limits.hpp"
 #include "proxy/config.hpp"
@@ -87,6 +88,8 @@ class worker {
   // What this worker counts for /metrics (only its thread writes it).
   [[nodiscard]] worker_meter& meter() { return meter_; }
   [[nodiscard]] asio::io_context& io() { return io_; }
+  // Client receive buffers not in use: a session holds one only while it has bytes to read.
+  [[nodiscard]] buffer_stock& client_buffers() { return client_buffers_; }
   [[nodiscard]] bool draining() const { return draining_; }
   [[nodiscard]] unsigned index() const { return index_; }
 
@@ -120,6 +123,7 @@ class worker {
   unsigned index_;
   worker_meter& meter_;
   asio::io_context io_{1};
+  buffer_stock client_buffers_{8192, 256};
   tcp::acceptor acceptor_{io_};
   asio::steady_timer sweep_timer_{io_};
   routing::topology_ptr topology_;
