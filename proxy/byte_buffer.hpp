@@ -10,21 +10,23 @@
 
 namespace meridian::proxy {
 
+using buffer_storage = std::vector<char>;
+
 // Receive buffers of one size not in use, for the next connection that reads (one per worker
 // thread: no lock). At most `max_kept` are kept; the rest are freed.
 class buffer_stock {
  public:
   buffer_stock(std::size_t buffer_size, std::size_t max_kept) : size_(buffer_size), max_kept_(max_kept) {}
-  [[nodiscard]] std::vector<char> take() {
-    if (kept_.empty()) return std::vector<char>(size_);
+  [[nodiscard]] buffer_storage take() {
+    if (kept_.empty()) return buffer_storage(size_);
     auto b = std::move(kept_.back());
     kept_.pop_back();
     return b;
   }
   // Buffers that grew past the standard size (a large message went through) are freed.
-  void give(std::vector<char>&& b) {
+  void give(buffer_storage&& b) {
     if (b.size() == size_ && kept_.size() < max_kept_) kept_.push_back(std::move(b));
-    b = std::vector<char>();
+    b = buffer_storage();
   }
   [[nodiscard]] std::size_t buffer_size() const { return size_; }
   [[nodiscard]] std::size_t kept() const { return kept_.size(); }
@@ -32,7 +34,7 @@ class buffer_stock {
  private:
   std::size_t size_;
   std::size_t max_kept_;
-  std::vector<std::vector<char>> kept_;
+  std::vector<buffer_storage> kept_;
 };
 
 class byte_buffer {
@@ -42,7 +44,7 @@ class byte_buffer {
   bool lend(buffer_stock& stock) {
     if (!empty() || data_.empty()) return false;
     stock.give(std::move(data_));
-    data_ = std::vector<char>();
+    data_ = buffer_storage();
     begin_ = end_ = 0;
     return true;
   }
@@ -89,7 +91,7 @@ class byte_buffer {
 
  private:
   static constexpr std::size_t min_read_ = 4096;
-  std::vector<char> data_;
+  buffer_storage data_;
   std::size_t begin_ = 0;
   std::size_t end_ = 0;
 };

@@ -86,9 +86,7 @@ session::session(worker& w, tcp::socket socket)
     : worker_(w),
       client_(std::move(socket)),
       tls_config_(w.cfg().tls.client == client_tls::disable ? nullptr : w.shared().tls.load()->client),
-      id_(w.shared().next_session_id.fetch_add(1)),
-      drained_(client_.get_executor(), clock::time_point::max()),
-      idle_in_tx_(client_.get_executor()) {
+      id_(w.shared().next_session_id.fetch_add(1)) {
   error_code ec;
   auto ep = client_.remote_endpoint(ec);
   peer_address_ = ec ? std::string("?") : ep.address().to_string();
@@ -165,29 +163,37 @@ void session::close_client() {
   error_code ignored;
   client_.shutdown(tcp::socket::shutdown_both, ignored);
   client_.close(ignored);
-  drained_.cancel();
+  if (drained_) drained_->cancel();
 }
 
 awaitable<void> session::run(std::shared_ptr<session> self) {
   spdlog::debug("[c{}] connection from {}", self->id_, self->peer_);
-  if (co_await self->startup()) {
-    spdlog::info("[c{}] login user={} database={} from {}", self->id_, self->user_, self->database_, self->peer_);
-    self->logged_in_ = true;
-    if (self->database_ == console_database) {
-      co_await self->serve_console();
-    } else {
-      co_await self->serve();
-    }
+  if (!co_await self->startup()) {
+    self->end();
+    co_return;
   }
-  self->ended_ = true;
-  if (self->attached_) {
-    auto sc = self->attached_;
+  spdlog::info("[c{}] login user={} database={} from {}", self->id_, self->user_, self->database_, self->peer_);
+  self->logged_in_ = true;
+  // The query phase runs as a coroutine of its own, ended by a plain handler: an idle client
+  // then holds one coroutine frame (serve's), not start-up's or a wrapper's too.
+  auto ex = self->client_.get_executor();
+  auto then_end = [self](const std::exception_ptr&) { self->end(); };
+  if (self->database_ == console_database) {
+    asio::co_spawn(ex, self->serve_console(), std::move(then_end));
+  } else {
+    asio::co_spawn(ex, self->serve(), std::move(then_end));
+  }
+}
+
+void session::end() {
+  ended_ = true;
+  if (attached_) {
     // Wake the server reader, which returns the connection to its pool or closes it.
     error_code ignored;
-    sc->socket.cancel(ignored);
+    attached_->socket.cancel(ignored);
   }
-  self->close_client();
-  spdlog::debug("[c{}] closed", self->id_);
+  close_client();
+  spdlog::debug("[c{}] closed", id_);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -491,54 +497,66 @@ session::client_frame session::next_client_frame(std::size_t max_message) {
   return {st::ready, r.msg, {}};
 }
 
+session::client_step session::take_client_messages(std::size_t max_message) {
+  for (;;) {
+    const auto f = next_client_frame(max_message);
+    if (f.state == client_frame::status::violation) return {client_step::kind::violation, f.violation, {}, {}};
+    if (f.state == client_frame::status::need_more) return {client_step::kind::read_more, {}, {}, {}};
+    const auto& m = f.msg;
+    spdlog::trace("[c{}] client message '{}' ({} bytes){}", id_, m.type, m.wire_size, attached_ ? "" : " unattached");
+    if (m.type == fe_t::terminate) return {client_step::kind::terminate, {}, {}, {}};
+    if (skipping_until_sync_) {
+      // Our own error ended this batch: like PostgreSQL, ignore everything until Sync.
+      if (m.type == fe_t::sync) {
+        skipping_until_sync_ = false;
+        append_ready(client_out_, pr::tx_status::idle);
+      }
+      in_.consume(m.wire_size);
+      continue;
+    }
+    if (!attached_) {
+      if (m.type == fe_t::copy_data || m.type == fe_t::copy_done || m.type == fe_t::copy_fail) {
+        in_.consume(m.wire_size);  // leftovers of a COPY that already ended: PostgreSQL ignores them too
+        continue;
+      }
+      const auto request = batch_request();
+      // The common case: an idle connection at hand, nothing to wait for. Else attach() waits.
+      if (!attach_now(request, true)) return {client_step::kind::attach, {}, request, m.type};
+    }
+    std::string violation;
+    if (!forward_client_message(m, violation)) return {client_step::kind::violation, std::move(violation), {}, {}};
+    in_.consume(m.wire_size);
+  }
+}
+
+void session::refuse_batch(char type, const server_error& err) {
+  pr::append_error(client_out_, pr::severity::error, err.sqlstate, err.message);
+  worker_.meter().errors.count(error_meter::origin::meridian, err.sqlstate);
+  if (type == fe_t::query || type == fe_t::function_call || type == fe_t::sync) {
+    append_ready(client_out_, pr::tx_status::idle);
+  } else {
+    skipping_until_sync_ = true;
+  }
+}
+
 awaitable<void> session::serve() {
   const auto max_message = worker_.cfg().max_message_bytes;
   for (;;) {
     for (;;) {
-      const auto f = next_client_frame(max_message);
-      if (f.state == client_frame::status::violation) {
-        co_await fatal(pr::sqlstate::protocol_violation, f.violation);
+      const auto step = take_client_messages(max_message);
+      if (step.what == client_step::kind::read_more) break;
+      if (step.what == client_step::kind::terminate) co_return;
+      if (step.what == client_step::kind::violation) {
+        co_await fatal(pr::sqlstate::protocol_violation, step.violation);
         co_return;
       }
-      if (f.state == client_frame::status::need_more) break;
-      const auto& m = f.msg;
-      spdlog::trace("[c{}] client message '{}' ({} bytes){}", id_, m.type, m.wire_size, attached_ ? "" : " unattached");
-      if (m.type == fe_t::terminate) co_return;
-      if (skipping_until_sync_) {
-        // Our own error ended this batch: like PostgreSQL, ignore everything until Sync.
-        if (m.type == fe_t::sync) {
-          skipping_until_sync_ = false;
-          append_ready(client_out_, pr::tx_status::idle);
-        }
-        in_.consume(m.wire_size);
-        continue;
+      // The next message needs a server, and getting one means waiting.
+      const auto err = co_await attach(step.request, true);
+      if (err) {
+        // The message that asked for it is answered with the error (its batch skipped).
+        refuse_batch(step.type, *err);
+        in_.consume(pr::next_frame(in_.readable(), max_message).msg.wire_size);
       }
-      if (!attached_) {
-        if (m.type == fe_t::copy_data || m.type == fe_t::copy_done || m.type == fe_t::copy_fail) {
-          in_.consume(m.wire_size);  // leftovers of a COPY that already ended: PostgreSQL ignores them too
-          continue;
-        }
-        const auto request = batch_request();
-        if (attach_now(request, true)) {
-          // the common case: an idle connection at hand, nothing to wait for
-        } else if (auto err = co_await attach(request, true)) {
-          pr::append_error(client_out_, pr::severity::error, err->sqlstate, err->message);
-          worker_.meter().errors.count(error_meter::origin::meridian, err->sqlstate);
-          if (m.type == fe_t::query || m.type == fe_t::function_call || m.type == fe_t::sync) {
-            append_ready(client_out_, pr::tx_status::idle);
-          } else {
-            skipping_until_sync_ = true;
-          }
-          in_.consume(m.wire_size);
-          continue;
-        }
-      }
-      std::string violation;
-      if (!forward_client_message(m, violation)) {
-        co_await fatal(pr::sqlstate::protocol_violation, violation);
-        co_return;
-      }
-      in_.consume(m.wire_size);
     }
 
     // Locally answered requests go out before what they precede reaches the server.
@@ -572,7 +590,23 @@ awaitable<void> session::serve() {
     }
     if (client_closed_) co_return;
 
-    if (!co_await read_client()) {
+    // The wait for the client's next message, written out here rather than through
+    // read_client(): an idle client then holds this frame alone, not a nested one too.
+    bool got = false;
+    if (tls_) {
+      got = co_await read_client();
+    } else {
+      for (;;) {
+        in_.lend(worker_.client_buffers());
+        error_code ec;
+        co_await client_.async_wait(tcp::socket::wait_read, asio::redirect_error(use_awaitable, ec));
+        const auto r = ec ? received::gone : receive_client();
+        if (r == received::nothing) continue;
+        got = r == received::bytes;
+        break;
+      }
+    }
+    if (!got) {
       if (idle_in_tx_expired_) {
         spdlog::info("[c{}] idle in transaction longer than {} ms: ended", id_, worker_.cfg().idle_in_transaction_timeout.count());
         if (attached_) attached_->tainted = true;  // closed, not reused: the server rolls back
@@ -605,8 +639,9 @@ void session::arm_idle_in_transaction(const server_connection& sc) {
   const auto timeout = worker_.cfg().idle_in_transaction_timeout;
   if (timeout.count() == 0 || sc.tx == pr::tx_status::idle || !sc.pipeline.empty()) return;
   idle_in_tx_armed_ = true;
-  idle_in_tx_.expires_after(timeout);
-  idle_in_tx_.async_wait([weak = weak_from_this()](error_code ec) {
+  if (!idle_in_tx_) idle_in_tx_ = std::make_unique<asio::steady_timer>(client_.get_executor());
+  idle_in_tx_->expires_after(timeout);
+  idle_in_tx_->async_wait([weak = weak_from_this()](error_code ec) {
     if (ec) return;
     if (auto s = weak.lock()) {
       s->idle_in_tx_expired_ = true;
@@ -617,34 +652,42 @@ void session::arm_idle_in_transaction(const server_connection& sc) {
 }
 
 awaitable<bool> session::read_client() {
-  auto& stock = worker_.client_buffers();
-  error_code ec;
-  std::size_t n = 0;
   if (tls_) {
-    in_.borrow(stock);
-    n = co_await tls_->async_read_some(asio::buffer(in_.write_ptr(), in_.writable()), asio::redirect_error(use_awaitable, ec));
+    in_.borrow(worker_.client_buffers());
+    error_code ec;
+    const auto n =
+        co_await tls_->async_read_some(asio::buffer(in_.write_ptr(), in_.writable()), asio::redirect_error(use_awaitable, ec));
     if (ec) co_return false;
-  } else {
-    for (;;) {
-      in_.lend(stock);  // only while empty: a partial message keeps its buffer
-      co_await client_.async_wait(tcp::socket::wait_read, asio::redirect_error(use_awaitable, ec));
-      if (ec) co_return false;
-      in_.borrow(stock);
-      const auto got = ::recv(client_.native_handle(), in_.write_ptr(), in_.writable(), MSG_DONTWAIT);
-      if (got > 0) {
-        n = static_cast<std::size_t>(got);
-        break;
-      }
-      if (got == 0) co_return false;  // the client closed the connection
-      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) co_return false;
-    }
+    client_spoke(n);
+    co_return true;
   }
+  for (;;) {
+    in_.lend(worker_.client_buffers());  // only while empty: a partial message keeps its buffer
+    error_code ec;
+    co_await client_.async_wait(tcp::socket::wait_read, asio::redirect_error(use_awaitable, ec));
+    if (ec) co_return false;
+    const auto got = receive_client();
+    if (got != received::nothing) co_return got == received::bytes;
+  }
+}
+
+session::received session::receive_client() {
+  in_.borrow(worker_.client_buffers());
+  const auto n = ::recv(client_.native_handle(), in_.write_ptr(), in_.writable(), MSG_DONTWAIT);
+  if (n > 0) {
+    client_spoke(static_cast<std::size_t>(n));
+    return received::bytes;
+  }
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return received::nothing;
+  return received::gone;  // closed by the client (0) or broken
+}
+
+void session::client_spoke(std::size_t n) {
+  in_.commit(n);
   if (idle_in_tx_armed_) {
     idle_in_tx_armed_ = false;
-    idle_in_tx_.cancel();  // the client spoke
+    idle_in_tx_->cancel();
   }
-  in_.commit(n);
-  co_return true;
 }
 
 bool session::forward_client_message(const pr::frame& m, std::string& violation) {
@@ -1513,7 +1556,8 @@ awaitable<bool> session::write_client(const std::vector<asio::const_buffer>& buf
     for (const auto& b : buffers) backlog_.append(static_cast<const char*>(b.data()), b.size());
     while (!client_closed_ && writing_ && backlog_.size() > backlog_limit) {
       error_code ignored;
-      co_await drained_.async_wait(asio::redirect_error(use_awaitable, ignored));
+      if (!drained_) drained_ = std::make_unique<asio::steady_timer>(client_.get_executor(), clock::time_point::max());
+      co_await drained_->async_wait(asio::redirect_error(use_awaitable, ignored));
     }
     co_return !client_closed_;
   }
@@ -1534,7 +1578,7 @@ awaitable<bool> session::write_client(const std::vector<asio::const_buffer>& buf
     inflight_.clear();
   }
   writing_ = false;
-  drained_.cancel();
+  if (drained_) drained_->cancel();
   if (ec) {
     close_client();
     co_return false;
@@ -1561,6 +1605,8 @@ session::quick_write session::write_client_now(std::vector<asio::const_buffer>& 
 
 awaitable<bool> session::write_client(const std::string& bytes) {
   std::vector<asio::const_buffer> one{asio::buffer(bytes)};
+  const auto w = write_client_now(one);
+  if (w != quick_write::wait) co_return w == quick_write::done;
   co_return co_await write_client(one);
 }
 

@@ -67,7 +67,9 @@ class session : public std::enable_shared_from_this<session> {
     const char* broken = nullptr;
   };
 
+  // Start-up, then the query phase (serve or serve_console) spawned on its own; end() after.
   static awaitable<void> run(std::shared_ptr<session> self);
+  void end();
   // Relaying the attached server's answers to the client (see session.cpp): a read, its
   // completion, what follows once the client took the output.
   void read_server(server_conn_ptr sc);
@@ -92,6 +94,10 @@ class session : public std::enable_shared_from_this<session> {
   // One read from the client into in_; false when the client is gone or the read was cancelled.
   // A plaintext client with nothing buffered is waited for without a receive buffer.
   awaitable<bool> read_client();
+  // A non-blocking read of what the client sent, into in_ (with a buffer from the stock).
+  enum class received { bytes, nothing, gone };
+  received receive_client();
+  void client_spoke(std::size_t n);  // n bytes arrived
   // The next whole client message in in_ (not consumed), or need_more (in_ made room for it),
   // or a violation to end the connection with 08P01: an unknown type, judged from its first
   // byte as PostgreSQL does, or a malformed or oversized frame. For serve and serve_console.
@@ -101,6 +107,20 @@ class session : public std::enable_shared_from_this<session> {
     std::string violation;
   };
   client_frame next_client_frame(std::size_t max_message);
+  // serve()'s work between waits, as a plain function (a coroutine frame holds every local
+  // across the session's life): handles the whole client messages in in_ and stops at the
+  // first that needs a server no pool can give at once (`attach`, left in in_), a violation,
+  // Terminate, or when no whole message is left (`read_more`).
+  struct client_step {
+    enum class kind { read_more, attach, violation, terminate } what;
+    std::string violation;
+    routing::route_request request;  // attach: for the batch at the front of in_
+    char type = 0;                   // attach: its first message's type
+  };
+  client_step take_client_messages(std::size_t max_message);
+  // attach() failed for the batch beginning with a message of `type`: the client gets the
+  // error (and ReadyForQuery, or its batch is skipped until Sync).
+  void refuse_batch(char type, const server_error& err);
   // Answers an SSLRequest with 'S' already sent: the TLS handshake, as the server.
   awaitable<bool> start_tls();
   // Checks out a server connection for `request` and attaches it (and with `spawn_reader`,
@@ -180,10 +200,11 @@ class session : public std::enable_shared_from_this<session> {
   bool writing_ = false;
   std::string backlog_;
   std::string inflight_;
-  asio::steady_timer drained_;
+  std::unique_ptr<asio::steady_timer> drained_;  // made when a writer first waits for the backlog
   // limits.idle_in_transaction_timeout: armed while the server waits on the client inside a
   // transaction; when it fires the client is ended with 25P03 and the transaction rolled back.
-  asio::steady_timer idle_in_tx_;
+  // Made when first armed (an idle session holds no timer).
+  std::unique_ptr<asio::steady_timer> idle_in_tx_;
   bool idle_in_tx_expired_ = false;
   bool idle_in_tx_armed_ = false;
   void arm_idle_in_transaction(const server_connection& sc);

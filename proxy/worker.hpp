@@ -123,7 +123,7 @@ class worker {
   unsigned index_;
   worker_meter& meter_;
   asio::io_context io_{1};
-  buffer_stock client_buffers_{8192, 256};
+  buffer_stock client_buffers_{4096, 64};
   tcp::acceptor acceptor_{io_};
   asio::steady_timer sweep_timer_{io_};
   routing::topology_ptr topology_;
