@@ -41,10 +41,7 @@ server_conn_ptr pool::take_idle() {
   while (!idle_.empty()) {
     auto conn = std::move(idle_.back());
     idle_.pop_back();
-    if (conn->looks_alive()) {
-      ++checkouts_;
-      return conn;
-    }
+    if (conn->looks_alive()) return conn;
     conn->close();
     --total_;
   }
@@ -54,8 +51,17 @@ server_conn_ptr pool::take_idle() {
 server_conn_ptr pool::try_acquire() {
   auto conn = take_idle();
   report();
-  if (conn && settings_.meter) settings_.meter->wait.observe(std::chrono::nanoseconds(0));
   return conn;
+}
+
+void pool::checked_out() {
+  ++checkouts_;
+  if (settings_.meter) settings_.meter->wait.observe(std::chrono::nanoseconds(0));
+}
+
+void pool::put_back(server_conn_ptr conn) {
+  idle_.push_back(std::move(conn));
+  report();
 }
 
 awaitable<tl::expected<server_conn_ptr, server_error>> pool::acquire(clock::time_point deadline) {
@@ -69,6 +75,7 @@ awaitable<tl::expected<server_conn_ptr, server_error>> pool::acquire(clock::time
   };
   for (;;) {
     if (auto conn = take_idle()) {
+      ++checkouts_;
       finished();
       co_return conn;
     }

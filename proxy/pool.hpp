@@ -66,8 +66,11 @@ class pool {
   [[nodiscard]] awaitable<tl::expected<server_conn_ptr, server_error>> acquire(
       std::chrono::steady_clock::time_point deadline);
   // An idle connection, if one is at hand now (no waiting, no connecting): acquire's common case,
-  // without a coroutine.
+  // without a coroutine. Not counted as a checkout until checked_out(); put_back() returns it
+  // unused.
   [[nodiscard]] server_conn_ptr try_acquire();
+  void checked_out();
+  void put_back(server_conn_ptr conn);
   // Returns a connection with nothing in flight and no open transaction.
   void release(server_conn_ptr conn);
   // Closes a connection that is broken or carries state that cannot be reset.

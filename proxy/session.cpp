@@ -174,14 +174,13 @@ awaitable<void> session::run(std::shared_ptr<session> self) {
   }
   spdlog::info("[c{}] login user={} database={} from {}", self->id_, self->user_, self->database_, self->peer_);
   self->logged_in_ = true;
-  // The query phase runs as a coroutine of its own, ended by a plain handler: an idle client
-  // then holds one coroutine frame (serve's), not start-up's or a wrapper's too.
-  auto ex = self->client_.get_executor();
-  auto then_end = [self](const std::exception_ptr&) { self->end(); };
+  // The query phase runs on its own, not inside this coroutine: an idle client then holds no
+  // coroutine frame at all, only its session and the pending wait (see serve()).
   if (self->database_ == console_database) {
-    asio::co_spawn(ex, self->serve_console(), std::move(then_end));
+    asio::co_spawn(self->client_.get_executor(), self->serve_console(),
+                   [self](const std::exception_ptr&) { self->end(); });
   } else {
-    asio::co_spawn(ex, self->serve(), std::move(then_end));
+    self->spawn_serve(false);
   }
 }
 
@@ -539,16 +538,20 @@ void session::refuse_batch(char type, const server_error& err) {
   }
 }
 
-awaitable<void> session::serve() {
+awaitable<bool> session::serve(bool client_gone) {
+  if (client_gone) {
+    co_await client_left();
+    co_return false;
+  }
   const auto max_message = worker_.cfg().max_message_bytes;
   for (;;) {
     for (;;) {
       const auto step = take_client_messages(max_message);
       if (step.what == client_step::kind::read_more) break;
-      if (step.what == client_step::kind::terminate) co_return;
+      if (step.what == client_step::kind::terminate) co_return false;
       if (step.what == client_step::kind::violation) {
         co_await fatal(pr::sqlstate::protocol_violation, step.violation);
-        co_return;
+        co_return false;
       }
       // The next message needs a server, and getting one means waiting.
       const auto err = co_await attach(step.request, true);
@@ -565,7 +568,7 @@ awaitable<void> session::serve() {
       const auto w = write_client_now(out_buffers_);
       bool written = w == quick_write::done;
       if (w == quick_write::wait) written = co_await write_client(out_buffers_);
-      if (!written) co_return;
+      if (!written) co_return false;
       client_out_.clear();
     }
     if (!server_out_.empty()) {
@@ -586,38 +589,79 @@ awaitable<void> session::serve() {
     }
     if (shutdown_requested_ && !attached_) {
       co_await fatal(pr::sqlstate::admin_shutdown, "terminating connection due to administrator command");
-      co_return;
+      co_return false;
     }
-    if (client_closed_) co_return;
+    if (client_closed_) co_return false;
 
-    // The wait for the client's next message, written out here rather than through
-    // read_client(): an idle client then holds this frame alone, not a nested one too.
-    bool got = false;
-    if (tls_) {
-      got = co_await read_client();
-    } else {
-      for (;;) {
-        in_.lend(worker_.client_buffers());
-        error_code ec;
-        co_await client_.async_wait(tcp::socket::wait_read, asio::redirect_error(use_awaitable, ec));
-        const auto r = ec ? received::gone : receive_client();
-        if (r == received::nothing) continue;
-        got = r == received::bytes;
-        break;
-      }
+    if (!tls_) {
+      // A plaintext client's next message is waited for by a completion handler, which also
+      // handles the common turn without a coroutine (serve_quick): this one ends here.
+      wait_client();
+      co_return true;
     }
-    if (!got) {
-      if (idle_in_tx_expired_) {
-        spdlog::info("[c{}] idle in transaction longer than {} ms: ended", id_, worker_.cfg().idle_in_transaction_timeout.count());
-        if (attached_) attached_->tainted = true;  // closed, not reused: the server rolls back
-        co_await fatal(pr::sqlstate::idle_in_transaction_timeout, "terminating connection due to idle-in-transaction timeout");
-        co_return;
-      }
-      if (shutdown_requested_ && !attached_)
-        co_await fatal(pr::sqlstate::admin_shutdown, "terminating connection due to administrator command");
-      co_return;
+    if (!co_await read_client()) {
+      co_await client_left();
+      co_return false;
     }
   }
+}
+
+awaitable<void> session::client_left() {
+  // The wait for the client ended without a message: it left, or Meridian woke it to end it.
+  if (idle_in_tx_expired_) {
+    spdlog::info("[c{}] idle in transaction longer than {} ms: ended", id_, worker_.cfg().idle_in_transaction_timeout.count());
+    if (attached_) attached_->tainted = true;  // closed, not reused: the server rolls back
+    co_await fatal(pr::sqlstate::idle_in_transaction_timeout, "terminating connection due to idle-in-transaction timeout");
+    co_return;
+  }
+  if (shutdown_requested_ && !attached_)
+    co_await fatal(pr::sqlstate::admin_shutdown, "terminating connection due to administrator command");
+}
+
+void session::spawn_serve(bool client_gone) {
+  auto self = shared_from_this();
+  asio::co_spawn(client_.get_executor(), serve(client_gone), [self](const std::exception_ptr&, bool waiting) {
+    if (!waiting) self->end();
+  });
+}
+
+void session::wait_client() {
+  in_.lend(worker_.client_buffers());  // only while empty: a partial message keeps its buffer
+  client_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](error_code ec) { self->on_client_readable(ec); });
+}
+
+void session::on_client_readable(error_code ec) {
+  const auto r = ec ? received::gone : receive_client();
+  if (r == received::nothing) return wait_client();
+  if (r == received::bytes) {
+    bool done = false;
+    try {
+      done = serve_quick();
+    } catch (const std::exception& e) {
+      spdlog::error("[c{}] ended: {}", id_, e.what());
+      return end();
+    }
+    if (done) return wait_client();
+  }
+  spawn_serve(r == received::gone);
+}
+
+bool session::serve_quick() {
+  const auto step = take_client_messages(worker_.cfg().max_message_bytes);
+  // Waiting for a server, an error to send, Terminate, local answers to write: serve() does it
+  // (it takes the same messages up again, nothing of them consumed).
+  if (step.what != client_step::kind::read_more || !client_out_.empty()) return false;
+  if (!server_out_.empty() && attached_) {
+    if (attached_->tls) return false;
+    error_code ec;  // a failed write shows up in the server reader as a failed read too
+    const auto sent = send_now(attached_->socket.native_handle(), server_out_.data(), server_out_.size(), ec);
+    if (!ec && sent < server_out_.size()) {
+      server_out_.erase(0, sent);  // the socket is full: serve() writes the rest
+      return false;
+    }
+  }
+  server_out_.clear();
+  return !(shutdown_requested_ && !attached_) && !client_closed_;
 }
 
 awaitable<bool> session::start_tls() {
@@ -1047,12 +1091,13 @@ bool session::attach_now(const routing::route_request& asked, bool spawn_reader)
   if (!sc) return false;
   if (sc->synced_session != id_ || sc->synced_version != params_version_) {
     if (!parameter_sync_sql(wanted_, sc->params, sc->baseline).empty()) {
-      p.release(sc);  // the session's parameters must be set first: attach() does it
+      p.put_back(std::move(sc));  // the session's parameters must be set first: attach() does it
       return false;
     }
     sc->synced_session = id_;
     sc->synced_version = params_version_;
   }
+  p.checked_out();
   attach_to(std::move(sc), decision, routing::wants_replica(request), spawn_reader);
   return true;
 }

@@ -88,7 +88,19 @@ class session : public std::enable_shared_from_this<session> {
   awaitable<bool> startup();
   awaitable<bool> read_startup_packet(protocol::startup_message& out_msg, std::string& storage);
   awaitable<bool> authenticate();
-  awaitable<void> serve();
+  // The query phase. A coroutine for what has to wait (a server to attach, a client or server
+  // that cannot take output yet, an error to send before leaving); between a plaintext client's
+  // messages it hands over to wait_client and returns true (still serving), false when the
+  // session is over. With `client_gone`, only the goodbye: the client's wait ended without data.
+  awaitable<bool> serve(bool client_gone);
+  awaitable<void> client_left();
+  void spawn_serve(bool client_gone);  // end() once serve returns false
+  // The wait for a plaintext client's next message by a plain completion handler, and the
+  // common turn after it without a coroutine: take the messages, forward them, write; false
+  // when serve() must take over.
+  void wait_client();
+  void on_client_readable(error_code ec);
+  bool serve_quick();
   // The admin console (database "meridian"): its commands until the client leaves.
   awaitable<void> serve_console();
   // One read from the client into in_; false when the client is gone or the read was cancelled.

@@ -1,6 +1,7 @@
 #include "routing/classification_cache.hpp"
 
 #include <array>
+#include <cstring>
 
 namespace meridian::routing {
 
@@ -36,32 +37,66 @@ std::string cache_key(std::string_view sql) {
 }
 
 void cache_key(std::string_view sql, std::string& out) {
-  out.clear();
-  out.reserve(sql.size());
+  // The key is never longer than the statement (every character written stands for at least
+  // one read), so it is written through a pointer into storage sized once: no capacity check
+  // per character.
+  const std::size_t n = sql.size();
+  out.resize(n);
+  char* const begin = out.data();
+  char* o = begin;
+  const char* const s = sql.data();
   bool pending_space = false;
   std::size_t i = 0;
-  const std::size_t n = sql.size();
   auto emit = [&](char c) {
-    if (pending_space && !out.empty()) out.push_back(' ');
+    if (pending_space && o != begin) *o++ = ' ';
     pending_space = false;
-    out.push_back(c);
+    *o++ = c;
   };
   while (i < n) {
-    const char c = sql[i];
+    const char c = s[i];
     if (space(c)) {
       pending_space = true;
       ++i;
-    } else if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
-      while (i < n && sql[i] != '\n') ++i;
+    } else if (ident_char(c) && !digit(c) && c != '$') {
+      // A keyword or identifier (digits and $ inside it included): copied as one run.
+      const auto start = i++;
+      while (i < n && ident_char(s[i])) ++i;
+      if (i < n && s[i] == '\'' && i - start == 1 && (c == 'E' || c == 'e') &&
+          (o == begin || pending_space || !ident_char(o[-1]))) {
+        // E'…' is a string with backslash escapes: the same kind of literal as '…'.
+        ++i;
+        while (i < n) {
+          if (s[i] == '\\' && i + 1 < n) {
+            i += 2;
+          } else if (s[i] == '\'') {
+            if (i + 1 < n && s[i + 1] == '\'') {
+              i += 2;
+            } else {
+              ++i;
+              break;
+            }
+          } else {
+            ++i;
+          }
+        }
+        emit('?');
+        continue;
+      }
+      if (pending_space && o != begin) *o++ = ' ';
+      pending_space = false;
+      std::memcpy(o, s + start, i - start);
+      o += i - start;
+    } else if (c == '-' && i + 1 < n && s[i + 1] == '-') {
+      while (i < n && s[i] != '\n') ++i;
       pending_space = true;
-    } else if (c == '/' && i + 1 < n && sql[i + 1] == '*') {
+    } else if (c == '/' && i + 1 < n && s[i + 1] == '*') {
       // Block comments nest in PostgreSQL.
       int depth = 0;
       while (i < n) {
-        if (sql[i] == '/' && i + 1 < n && sql[i + 1] == '*') {
+        if (s[i] == '/' && i + 1 < n && s[i + 1] == '*') {
           ++depth;
           i += 2;
-        } else if (sql[i] == '*' && i + 1 < n && sql[i + 1] == '/') {
+        } else if (s[i] == '*' && i + 1 < n && s[i + 1] == '/') {
           i += 2;
           if (--depth == 0) break;
         } else {
@@ -70,16 +105,10 @@ void cache_key(std::string_view sql, std::string& out) {
       }
       pending_space = true;
     } else if (c == '\'') {
-      // A string; E'' strings (the prefix was emitted as an identifier char) use backslashes.
-      const bool escapes = !out.empty() && (out.back() == 'E' || out.back() == 'e') &&
-                           (out.size() == 1 || !ident_char(out[out.size() - 2]));
-      if (escapes) out.pop_back();  // E'…' and '…' are the same kind of literal
       ++i;
       while (i < n) {
-        if (escapes && sql[i] == '\\' && i + 1 < n) {
-          i += 2;
-        } else if (sql[i] == '\'') {
-          if (i + 1 < n && sql[i + 1] == '\'') {
+        if (s[i] == '\'') {
+          if (i + 1 < n && s[i + 1] == '\'') {
             i += 2;
           } else {
             ++i;
@@ -95,10 +124,10 @@ void cache_key(std::string_view sql, std::string& out) {
       emit(c);
       ++i;
       while (i < n) {
-        out.push_back(sql[i]);
-        if (sql[i] == '"') {
-          if (i + 1 < n && sql[i + 1] == '"') {
-            out.push_back('"');
+        *o++ = s[i];
+        if (s[i] == '"') {
+          if (i + 1 < n && s[i + 1] == '"') {
+            *o++ = '"';
             i += 2;
             continue;
           }
@@ -107,17 +136,17 @@ void cache_key(std::string_view sql, std::string& out) {
         }
         ++i;
       }
-    } else if (c == '$' && (out.empty() || !ident_char(out.back()) || pending_space)) {
+    } else if (c == '$' && (o == begin || !ident_char(o[-1]) || pending_space)) {
       // $1 parameters stay; $tag$…$tag$ strings become '?'.
       std::size_t j = i + 1;
-      if (j < n && digit(sql[j])) {
+      if (j < n && digit(s[j])) {
         emit('$');
         ++i;
-        while (i < n && digit(sql[i])) out.push_back(sql[i++]);
+        while (i < n && digit(s[i])) *o++ = s[i++];
         continue;
       }
-      while (j < n && ident_char(sql[j]) && sql[j] != '$') ++j;
-      if (j < n && sql[j] == '$') {
+      while (j < n && ident_char(s[j]) && s[j] != '$') ++j;
+      if (j < n && s[j] == '$') {
         const std::string_view tag = sql.substr(i, j - i + 1);
         const auto close = sql.find(tag, j + 1);
         i = close == std::string_view::npos ? n : close + tag.size();
@@ -126,27 +155,30 @@ void cache_key(std::string_view sql, std::string& out) {
         emit(c);
         ++i;
       }
-    } else if (digit(c) || (c == '.' && i + 1 < n && digit(sql[i + 1]))) {
-      if (!out.empty() && !pending_space && ident_char(out.back())) {
-        out.push_back(c);  // part of an identifier such as t1
+    } else if (digit(c) || (c == '.' && i + 1 < n && digit(s[i + 1]))) {
+      if (o != begin && !pending_space && ident_char(o[-1])) {
+        *o++ = c;  // part of an identifier such as t1
         ++i;
         continue;
       }
-      while (i < n && (digit(sql[i]) || sql[i] == '.' || sql[i] == 'e' || sql[i] == 'E' || sql[i] == '_' ||
-                       ((sql[i] == '+' || sql[i] == '-') && (sql[i - 1] == 'e' || sql[i - 1] == 'E'))))
+      while (i < n && (digit(s[i]) || s[i] == '.' || s[i] == 'e' || s[i] == 'E' || s[i] == '_' ||
+                       ((s[i] == '+' || s[i] == '-') && (s[i - 1] == 'e' || s[i - 1] == 'E'))))
         ++i;
       emit('?');
     } else if (ident_char(c)) {
-      // A keyword or identifier (digits and $ inside it included): copied as one run.
-      emit(c);
-      const auto start = ++i;
-      while (i < n && ident_char(sql[i])) ++i;
-      out.append(sql.data() + start, i - start);
+      // An identifier going on after a $ (a$b): copied as one run.
+      const auto start = i++;
+      while (i < n && ident_char(s[i])) ++i;
+      if (pending_space && o != begin) *o++ = ' ';
+      pending_space = false;
+      std::memcpy(o, s + start, i - start);
+      o += i - start;
     } else {
       emit(c);
       ++i;
     }
   }
+  out.resize(static_cast<std::size_t>(o - begin));
   if (starts_with_explain(out)) out.assign(sql);
 }
 
