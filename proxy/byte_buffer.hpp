@@ -3,14 +3,38 @@
 // Consumed space is reclaimed by compaction only when more room is needed, so views into the
 // readable region stay valid until the next reserve(). While empty it can give its storage back
 // to a buffer_stock, so that an idle connection holds no receive memory.
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cstring>
+#include <new>
 #include <string_view>
 #include <vector>
 
 namespace meridian::proxy {
 
-using buffer_storage = std::vector<char>;
+// Receive buffers live in pages of their own (mmap), not in the malloc heap: thousands of
+// clients logging in at once each hold one briefly, and from the heap those would leave holes
+// between the sessions' long-lived objects, free but resident. Pages given back go back to
+// the kernel at once.
+template <class T>
+struct page_allocator {
+  using value_type = T;
+  page_allocator() = default;
+  template <class U>
+  page_allocator(const page_allocator<U>&) {}  // NOLINT(google-explicit-constructor): rebinding
+  T* allocate(std::size_t n) {
+    void* p = ::mmap(nullptr, n * sizeof(T), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, std::size_t n) { ::munmap(p, n * sizeof(T)); }
+  template <class U>
+  bool operator==(const page_allocator<U>&) const {
+    return true;
+  }
+};
+using buffer_storage = std::vector<char, page_allocator<char>>;
 
 // Receive buffers of one size not in use, for the next connection that reads (one per worker
 // thread: no lock). At most `max_kept` are kept; the rest are freed.
