@@ -2,8 +2,8 @@
 // One client connection: start-up and authentication, then the query phase, where the client's
 // messages are forwarded to a server connection checked out per transaction (or per session)
 // and the server's answers are forwarded back. While a server is attached both directions run
-// at once on the worker's single thread: a coroutine reads the client, completion handlers
-// relay the server's answers.
+// at once on the worker's single thread, each driven by completion handlers (the client's by
+// wait_client, the server's by read_server); coroutines only for what has to wait.
 #include <memory>
 #include <optional>
 #include <string>

@@ -18,6 +18,26 @@ inline bool ident_char(char c) { return ident_chars[static_cast<unsigned char>(c
 bool digit(char c) { return c >= '0' && c <= '9'; }
 bool space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'; }
 
+// Where a string literal whose body starts at `i` ends (past its closing quote, or the end):
+// '' is a quote inside it, and with `escapes` (E'…') so is \'.
+std::size_t string_end(std::string_view s, std::size_t i, bool escapes) {
+  const std::size_t n = s.size();
+  while (i < n) {
+    if (escapes && s[i] == '\\' && i + 1 < n) {
+      i += 2;
+    } else if (s[i] == '\'') {
+      if (i + 1 < n && s[i + 1] == '\'') {
+        i += 2;
+      } else {
+        return i + 1;
+      }
+    } else {
+      ++i;
+    }
+  }
+  return n;
+}
+
 bool starts_with_explain(std::string_view key) {
   if (key.size() < 7) return false;
   static constexpr std::string_view word = "explain";
@@ -52,6 +72,12 @@ void cache_key(std::string_view sql, std::string& out) {
     pending_space = false;
     *o++ = c;
   };
+  auto copy_run = [&](std::size_t start) {  // sql[start, i) as it is
+    if (pending_space && o != begin) *o++ = ' ';
+    pending_space = false;
+    std::memcpy(o, s + start, i - start);
+    o += i - start;
+  };
   while (i < n) {
     const char c = s[i];
     if (space(c)) {
@@ -64,28 +90,11 @@ void cache_key(std::string_view sql, std::string& out) {
       if (i < n && s[i] == '\'' && i - start == 1 && (c == 'E' || c == 'e') &&
           (o == begin || pending_space || !ident_char(o[-1]))) {
         // E'…' is a string with backslash escapes: the same kind of literal as '…'.
-        ++i;
-        while (i < n) {
-          if (s[i] == '\\' && i + 1 < n) {
-            i += 2;
-          } else if (s[i] == '\'') {
-            if (i + 1 < n && s[i + 1] == '\'') {
-              i += 2;
-            } else {
-              ++i;
-              break;
-            }
-          } else {
-            ++i;
-          }
-        }
+        i = string_end(sql, i + 1, true);
         emit('?');
         continue;
       }
-      if (pending_space && o != begin) *o++ = ' ';
-      pending_space = false;
-      std::memcpy(o, s + start, i - start);
-      o += i - start;
+      copy_run(start);
     } else if (c == '-' && i + 1 < n && s[i + 1] == '-') {
       while (i < n && s[i] != '\n') ++i;
       pending_space = true;
@@ -105,19 +114,7 @@ void cache_key(std::string_view sql, std::string& out) {
       }
       pending_space = true;
     } else if (c == '\'') {
-      ++i;
-      while (i < n) {
-        if (s[i] == '\'') {
-          if (i + 1 < n && s[i + 1] == '\'') {
-            i += 2;
-          } else {
-            ++i;
-            break;
-          }
-        } else {
-          ++i;
-        }
-      }
+      i = string_end(sql, i + 1, false);
       emit('?');
     } else if (c == '"') {
       // Quoted identifier: kept as written.
@@ -169,10 +166,7 @@ void cache_key(std::string_view sql, std::string& out) {
       // An identifier going on after a $ (a$b): copied as one run.
       const auto start = i++;
       while (i < n && ident_char(s[i])) ++i;
-      if (pending_space && o != begin) *o++ = ' ';
-      pending_space = false;
-      std::memcpy(o, s + start, i - start);
-      o += i - start;
+      copy_run(start);
     } else {
       emit(c);
       ++i;
