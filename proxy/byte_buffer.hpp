@@ -52,7 +52,6 @@ class buffer_stock {
     if (b.size() == size_ && kept_.size() < max_kept_) kept_.push_back(std::move(b));
     b = buffer_storage();
   }
-  [[nodiscard]] std::size_t buffer_size() const { return size_; }
   [[nodiscard]] std::size_t kept() const { return kept_.size(); }
 
  private:

@@ -108,8 +108,8 @@ class pool {
     bool slot_freed = false;
   };
   void wake_for_slot();
-  // The newest idle connection that still looks alive (dead ones closed on the way), counted as
-  // a checkout; null when none is idle.
+  // The newest idle connection that still looks alive (dead ones closed on the way); null when
+  // none is idle. Not counted as a checkout: the caller does.
   server_conn_ptr take_idle();
   // Brings the meter up to date with the pool's sizes (their changes since the last report).
   struct reported_sizes {

@@ -564,27 +564,17 @@ awaitable<bool> session::serve(bool client_gone) {
 
     // Locally answered requests go out before what they precede reaches the server.
     if (!client_out_.empty()) {
-      out_buffers_.assign(1, asio::buffer(client_out_));
-      const auto w = write_client_now(out_buffers_);
-      bool written = w == quick_write::done;
-      if (w == quick_write::wait) written = co_await write_client(out_buffers_);
-      if (!written) co_return false;
+      if (!co_await write_client(client_out_)) co_return false;
       client_out_.clear();
     }
-    if (!server_out_.empty()) {
-      if (attached_) {
-        // A failed write shows up in the server reader as a failed read too; it reports it.
-        error_code ec;
-        const std::size_t sent =
-            attached_->tls ? 0 : send_now(attached_->socket.native_handle(), server_out_.data(), server_out_.size(), ec);
-        if (!ec && sent < server_out_.size()) {
-          auto sc = attached_;
-          server_writing_ = true;
-          auto rest = asio::buffer(server_out_) + sent;
-          co_await sc->write(rest, ec);
-          server_writing_ = false;
-        }
-      }
+    if (!send_server_now()) {
+      // The socket is full (or the stream is TLS): the rest, waiting.
+      auto sc = attached_;
+      server_writing_ = true;
+      error_code ec;  // a failed write shows up in the server reader as a failed read too
+      auto rest = asio::buffer(server_out_);
+      co_await sc->write(rest, ec);
+      server_writing_ = false;
       server_out_.clear();
     }
     if (shutdown_requested_ && !attached_) {
@@ -651,17 +641,25 @@ bool session::serve_quick() {
   // Waiting for a server, an error to send, Terminate, local answers to write: serve() does it
   // (it takes the same messages up again, nothing of them consumed).
   if (step.what != client_step::kind::read_more || !client_out_.empty()) return false;
-  if (!server_out_.empty() && attached_) {
-    if (attached_->tls) return false;
-    error_code ec;  // a failed write shows up in the server reader as a failed read too
-    const auto sent = send_now(attached_->socket.native_handle(), server_out_.data(), server_out_.size(), ec);
-    if (!ec && sent < server_out_.size()) {
-      server_out_.erase(0, sent);  // the socket is full: serve() writes the rest
-      return false;
-    }
+  if (!send_server_now()) return false;  // serve() writes the rest
+  return !(shutdown_requested_ && !attached_) && !client_closed_;
+}
+
+bool session::send_server_now() {
+  if (server_out_.empty()) return true;
+  if (!attached_) {
+    server_out_.clear();
+    return true;
+  }
+  if (attached_->tls) return false;
+  error_code ec;  // a failed write shows up in the server reader as a failed read too
+  const auto sent = send_now(attached_->socket.native_handle(), server_out_.data(), server_out_.size(), ec);
+  if (!ec && sent < server_out_.size()) {
+    server_out_.erase(0, sent);
+    return false;
   }
   server_out_.clear();
-  return !(shutdown_requested_ && !attached_) && !client_closed_;
+  return true;
 }
 
 awaitable<bool> session::start_tls() {
@@ -1084,18 +1082,14 @@ bool session::attach_now(const routing::route_request& asked, bool spawn_reader)
   const auto request = with_consistency(asked);
   auto decision = routing::choose_node(worker_.topology(), worker_.route_context(), request);
   if (!decision.node) return false;
-  if (decision.confirm && !(confirmed_node_ == decision.node && confirmed_lsn_ >= commit_lsn_)) return false;
+  if (decision.confirm && !replay_confirmed(*decision.node)) return false;
   if (!worker_.database(database_).functions_loaded) return false;
   auto& p = worker_.pool_for(pool_key{*decision.node, user_, database_}, user_cfg_);
   auto sc = p.try_acquire();
   if (!sc) return false;
-  if (sc->synced_session != id_ || sc->synced_version != params_version_) {
-    if (!parameter_sync_sql(wanted_, sc->params, sc->baseline).empty()) {
-      p.put_back(std::move(sc));  // the session's parameters must be set first: attach() does it
-      return false;
-    }
-    sc->synced_session = id_;
-    sc->synced_version = params_version_;
+  if (!params_to_sync(*sc).empty()) {
+    p.put_back(std::move(sc));  // the session's parameters must be set first: attach() does it
+    return false;
   }
   p.checked_out();
   attach_to(std::move(sc), decision, routing::wants_replica(request), spawn_reader);
@@ -1116,7 +1110,7 @@ awaitable<std::optional<server_error>> session::attach(routing::route_request as
     auto decision = routing::choose_node(worker_.topology(), worker_.route_context(), request);
     if (!decision.node)
       co_return server_error{std::string(pr::sqlstate::connection_failure), "no primary node is available"};
-    if (decision.confirm && confirmed_node_ == decision.node && confirmed_lsn_ >= commit_lsn_) decision.confirm = false;
+    if (decision.confirm && replay_confirmed(*decision.node)) decision.confirm = false;
     auto& p = worker_.pool_for(pool_key{*decision.node, user_, database_}, user_cfg_);
     auto r = co_await p.acquire(clock::now() + worker_.cfg().wait_timeout);
     if (!r) {
@@ -1241,16 +1235,24 @@ routing::route_request session::batch_request() {
   return req;
 }
 
-awaitable<std::optional<server_error>> session::sync_params(server_connection& sc) {
-  if (sc.synced_session == id_ && sc.synced_version == params_version_) co_return std::nullopt;
+std::string session::params_to_sync(server_connection& sc) const {
+  if (sc.synced_session == id_ && sc.synced_version == params_version_) return {};
   auto sql = parameter_sync_sql(wanted_, sc.params, sc.baseline);
-  if (!sql.empty()) {
-    auto r = co_await sc.run_internal_query(sql, worker_.cfg().max_message_bytes);
-    if (!r) co_return r.error();
-    // Parameters the server does not report: record what we set or reset.
-    for (const auto& [k, v] : wanted_) sc.params[k] = v;
-    std::erase_if(sc.params, [&](const auto& kv) { return !wanted_.count(kv.first) && !sc.baseline.count(kv.first); });
+  if (sql.empty()) {
+    sc.synced_session = id_;
+    sc.synced_version = params_version_;
   }
+  return sql;
+}
+
+awaitable<std::optional<server_error>> session::sync_params(server_connection& sc) {
+  const auto sql = params_to_sync(sc);
+  if (sql.empty()) co_return std::nullopt;
+  auto r = co_await sc.run_internal_query(sql, worker_.cfg().max_message_bytes);
+  if (!r) co_return r.error();
+  // Parameters the server does not report: record what we set or reset.
+  for (const auto& [k, v] : wanted_) sc.params[k] = v;
+  std::erase_if(sc.params, [&](const auto& kv) { return !wanted_.count(kv.first) && !sc.baseline.count(kv.first); });
   sc.synced_session = id_;
   sc.synced_version = params_version_;
   co_return std::nullopt;

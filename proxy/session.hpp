@@ -101,6 +101,10 @@ class session : public std::enable_shared_from_this<session> {
   void wait_client();
   void on_client_readable(error_code ec);
   bool serve_quick();
+  // server_out_ to the attached server without waiting: true when it is all gone (sent, or
+  // dropped with no server attached, or the write failed, which the server reader reports);
+  // false with what is left in server_out_ (the socket is full, or TLS) for a waiting write.
+  bool send_server_now();
   // The admin console (database "meridian"): its commands until the client leaves.
   awaitable<void> serve_console();
   // One read from the client into in_; false when the client is gone or the read was cancelled.
@@ -160,6 +164,13 @@ class session : public std::enable_shared_from_this<session> {
   // in the pipeline; a SHOW becomes a SELECT of the value in force. "" to run it as it is.
   [[nodiscard]] std::string meridian_statement(std::string_view sql, const routing::classification& cls) const;
   awaitable<std::optional<server_error>> sync_params(server_connection& sc);
+  // The SQL that brings `sc` to this session's parameters; "" when it has them (and it is then
+  // marked as in step with this session).
+  [[nodiscard]] std::string params_to_sync(server_connection& sc) const;
+  // Read-your-writes: this session itself saw `node` replay its last commit.
+  [[nodiscard]] bool replay_confirmed(routing::node_id node) const {
+    return confirmed_node_ == node && confirmed_lsn_ >= commit_lsn_;
+  }
   awaitable<void> on_server_lost(server_conn_ptr sc, const std::string& why);
   awaitable<bool> write_client(const std::vector<asio::const_buffer>& buffers);
   // Client output written now when the socket takes it all (see send_now.hpp): done, the client
@@ -283,8 +294,7 @@ class session : public std::enable_shared_from_this<session> {
 
   std::vector<segment> segments_;
   std::string generated_;
-  std::vector<asio::const_buffer> buffers_;       // the server reader's, to the client
-  std::vector<asio::const_buffer> out_buffers_;   // serve's, to the client
+  std::vector<asio::const_buffer> buffers_;  // the server reader's, to the client
 };
 
 }  // namespace meridian::proxy
