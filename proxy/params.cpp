@@ -1,5 +1,6 @@
 #include "proxy/params.hpp"
 
+#include <algorithm>
 #include <array>
 #include <utility>
 
@@ -80,6 +81,52 @@ std::string parameter_sync_sql(const param_map& wanted, const param_map& current
     sql += "RESET " + k + ";";
   }
   return sql;
+}
+
+namespace {
+std::size_t hash_of(const param_map& m) {
+  std::size_t h = m.size();
+  for (const auto& [k, v] : m) {
+    h = h * 1000003 ^ std::hash<std::string_view>{}(k);
+    h = h * 1000003 ^ std::hash<std::string_view>{}(v);
+  }
+  return h;
+}
+}  // namespace
+
+param_set param_sets::intern(param_map m) {
+  const auto h = hash_of(m);
+  auto [it, end] = sets_.equal_range(h);
+  while (it != end) {
+    auto held = it->second.lock();
+    if (!held) {
+      it = sets_.erase(it);
+      continue;
+    }
+    if (*held == m) return held;
+    ++it;
+  }
+  if (sets_.size() >= sweep_at_) sweep();
+  auto set = std::make_shared<const param_map>(std::move(m));
+  sets_.emplace(h, set);
+  return set;
+}
+
+param_set param_sets::with(const param_set& base, const std::string& name, std::string value) {
+  if (auto it = base->find(name); it != base->end() && it->second == value) return base;
+  auto m = *base;
+  m[name] = std::move(value);
+  return intern(std::move(m));
+}
+
+std::size_t param_sets::size() {
+  sweep();
+  return sets_.size();
+}
+
+void param_sets::sweep() {
+  std::erase_if(sets_, [](const auto& kv) { return kv.second.expired(); });
+  sweep_at_ = std::max<std::size_t>(64, sets_.size() * 2);
 }
 
 bool parse_startup_options(std::string_view options, param_map& out) {

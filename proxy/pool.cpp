@@ -16,11 +16,16 @@ pool::pool(asio::any_io_executor ex, pool_key key, routing::node node, server_lo
       key_(std::move(key)),
       node_(std::move(node)),
       login_(std::move(login)),
-      settings_(std::move(settings)) {
+      settings_(std::move(settings)),
+      deadlines_(ex_) {
   report();
 }
 
-pool::~pool() { report_sizes({}); }
+pool::~pool() {
+  error_code ignored;
+  deadlines_.cancel(ignored);
+  report_sizes({});
+}
 
 void pool::report() {
   report_sizes({static_cast<std::int64_t>(total_ - idle_.size()), static_cast<std::int64_t>(idle_.size()),
@@ -66,17 +71,12 @@ void pool::put_back(server_conn_ptr conn) {
 
 awaitable<tl::expected<server_conn_ptr, server_error>> pool::acquire(clock::time_point deadline) {
   spdlog::trace("pool {}: acquire (total {}, idle {}, waiting {})", node_.name, total_, idle_.size(), waiters_.size());
-  // Reports the sizes and the time taken, before each co_return. (Not a destructor: a frame
-  // destroyed unfinished at shutdown may outlive the pool.)
   const auto began = clock::now();
-  auto finished = [this, began] {
-    report();
-    if (settings_.meter) settings_.meter->wait.observe(clock::now() - began);
-  };
   for (;;) {
     if (auto conn = take_idle()) {
       ++checkouts_;
-      finished();
+      report();
+      if (settings_.meter) settings_.meter->wait.observe(clock::now() - began);
       co_return conn;
     }
     if (total_ < settings_.max_size) {
@@ -89,36 +89,78 @@ awaitable<tl::expected<server_conn_ptr, server_error>> pool::acquire(clock::time
       if (!r) {
         --total_;
         wake_for_slot();
-        finished();
+        report();
+        if (settings_.meter) settings_.meter->wait.observe(clock::now() - began);
         co_return tl::unexpected(r.error());
       }
       ++connects_;
       ++checkouts_;
       conn->owner = this;
       if (!server_params_) server_params_ = conn->baseline;
-      finished();
+      report();
+      if (settings_.meter) settings_.meter->wait.observe(clock::now() - began);
       co_return conn;
     }
-    waiter w{asio::steady_timer(ex_, deadline), nullptr, false};
-    waiters_.push_back(&w);
-    report();
-    error_code ec;
-    co_await w.timer.async_wait(asio::redirect_error(use_awaitable, ec));
-    waiters_.remove(&w);
-    if (w.conn) {
-      ++checkouts_;
-      finished();
-      co_return std::move(w.conn);
-    }
-    report();
-    if (!w.slot_freed && clock::now() >= deadline) {
-      ++wait_timeouts_;
-      finished();
-      co_return tl::unexpected(server_error{
-          std::string(pr::sqlstate::too_many_connections),
-          "no server connection to \"" + node_.name + "\" became free within the pool wait timeout"});
-    }
+    // In line with the clients that wait by callback; the handler resumes this coroutine.
+    auto h = co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(handover)>(
+        [this, deadline](auto handler) {
+          auto held = std::make_shared<decltype(handler)>(std::move(handler));
+          wait(deadline, [held](handover given) { (*held)(std::move(given)); });
+        },
+        use_awaitable);
+    if (h.conn) co_return std::move(h.conn);
+    if (h.error) co_return tl::unexpected(std::move(*h.error));
+    // Room to connect: around again.
   }
+}
+
+void pool::wait(clock::time_point deadline, std::function<void(handover)> then) {
+  waiters_.push_back(waiter{clock::now(), deadline, std::move(then)});
+  if (deadline < armed_for_) arm_deadlines();
+  report();
+}
+
+void pool::hand_over(handover h) {
+  auto w = std::move(waiters_.front());
+  waiters_.pop_front();
+  if (h.conn) {
+    ++checkouts_;
+    if (settings_.meter) settings_.meter->wait.observe(clock::now() - w.since);
+  }
+  asio::post(ex_, [then = std::move(w.then), h = std::move(h)]() mutable { then(std::move(h)); });
+}
+
+void pool::arm_deadlines() {
+  auto earliest = clock::time_point::max();
+  for (const auto& w : waiters_) earliest = std::min(earliest, w.deadline);
+  armed_for_ = earliest;
+  if (earliest == clock::time_point::max()) return;
+  deadlines_.expires_at(earliest);
+  deadlines_.async_wait([this, alive = std::weak_ptr<int>(alive_)](error_code ec) {
+    if (ec || alive.expired()) return;
+    expire_waiters();
+  });
+}
+
+void pool::expire_waiters() {
+  const auto now = clock::now();
+  std::deque<waiter> kept;
+  for (auto& w : waiters_) {
+    if (w.deadline > now) {
+      kept.push_back(std::move(w));
+      continue;
+    }
+    ++wait_timeouts_;
+    if (settings_.meter) settings_.meter->wait.observe(now - w.since);
+    handover h{nullptr, false,
+               server_error{std::string(pr::sqlstate::too_many_connections),
+                            "no server connection to \"" + node_.name + "\" became free within the pool wait timeout"}};
+    asio::post(ex_, [then = std::move(w.then), h = std::move(h)]() mutable { then(std::move(h)); });
+  }
+  waiters_ = std::move(kept);
+  armed_for_ = clock::time_point::max();
+  arm_deadlines();
+  report();
 }
 
 void pool::release(server_conn_ptr conn) {
@@ -133,10 +175,7 @@ void pool::release(server_conn_ptr conn) {
     return;
   }
   if (!waiters_.empty()) {
-    auto* w = waiters_.front();
-    waiters_.pop_front();
-    w->conn = std::move(conn);
-    w->timer.cancel();
+    hand_over(handover{std::move(conn), false, std::nullopt});
     report();
     return;
   }
@@ -165,11 +204,7 @@ void pool::discard(const server_conn_ptr& conn) {
 }
 
 void pool::wake_for_slot() {
-  if (waiters_.empty()) return;
-  auto* w = waiters_.front();
-  waiters_.pop_front();
-  w->slot_freed = true;
-  w->timer.cancel();
+  if (!waiters_.empty()) hand_over(handover{nullptr, true, std::nullopt});
 }
 
 void pool::sweep(clock::time_point now) {

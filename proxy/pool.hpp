@@ -1,11 +1,14 @@
 #pragma once
 // Server connections to one (node, user, database), owned by one worker thread, so checkout and
 // return take no lock. Idle connections are reused newest first (warm caches); a client that
-// finds the pool at its limit waits in line until a connection is returned or its deadline passes.
+// finds the pool at its limit waits in line until a connection is returned or its deadline passes:
+// the returned connection goes straight to the first in line, and one timer per pool (not one
+// per waiter) ends the waits that outlast their deadline.
 #include <chrono>
 #include <cstddef>
 #include <functional>
-#include <list>
+#include <deque>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -54,6 +57,15 @@ struct pool_stats {
   std::uint64_t wait_timeouts = 0;
 };
 
+// What a client waiting in line is given, on the pool's executor (never inside the call that
+// freed it): a connection, room to connect one (a connection was closed: the client connects,
+// if nobody took the room first), or why the wait ended (53300: the deadline passed).
+struct handover {
+  server_conn_ptr conn;
+  bool room = false;
+  std::optional<server_error> error;
+};
+
 class pool {
  public:
   pool(asio::any_io_executor ex, pool_key key, routing::node node, server_login login, pool_settings settings);
@@ -71,6 +83,11 @@ class pool {
   [[nodiscard]] server_conn_ptr try_acquire();
   void checked_out();
   void put_back(server_conn_ptr conn);
+  // Whether a client finding no idle connection must wait (the pool is at its size) rather
+  // than connect.
+  [[nodiscard]] bool full() const { return total_ >= settings_.max_size; }
+  // Queues `then` for the next connection returned (counted as a checkout when handed over).
+  void wait(std::chrono::steady_clock::time_point deadline, std::function<void(handover)> then);
   // Returns a connection with nothing in flight and no open transaction.
   void release(server_conn_ptr conn);
   // Closes a connection that is broken or carries state that cannot be reset.
@@ -103,11 +120,16 @@ class pool {
  private:
   std::chrono::steady_clock::time_point drained_at_{};  // connections made before this are not reused
   struct waiter {
-    asio::steady_timer timer;
-    server_conn_ptr conn;
-    bool slot_freed = false;
+    std::chrono::steady_clock::time_point since;
+    std::chrono::steady_clock::time_point deadline;
+    std::function<void(handover)> then;
   };
+  // The first waiter gets `h` (posted to the executor).
+  void hand_over(handover h);
   void wake_for_slot();
+  // The pool's one deadline timer: armed for the earliest deadline in line.
+  void arm_deadlines();
+  void expire_waiters();
   // The newest idle connection that still looks alive (dead ones closed on the way); null when
   // none is idle. Not counted as a checkout: the caller does.
   server_conn_ptr take_idle();
@@ -125,7 +147,10 @@ class pool {
   pool_settings settings_;
   std::vector<server_conn_ptr> idle_;
   std::size_t total_ = 0;
-  std::list<waiter*> waiters_;
+  std::deque<waiter> waiters_;
+  asio::steady_timer deadlines_;
+  std::chrono::steady_clock::time_point armed_for_ = std::chrono::steady_clock::time_point::max();
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // for the timer's handler
   std::optional<param_map> server_params_;
   std::uint64_t connects_ = 0;
   std::uint64_t checkouts_ = 0;

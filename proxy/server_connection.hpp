@@ -26,6 +26,8 @@ namespace meridian::proxy {
 class pool;
 
 using param_map = std::map<std::string, std::string, std::less<>>;
+// A parameter set shared by identity (see param_sets in params.hpp).
+using param_set = std::shared_ptr<const param_map>;
 using query_rows = std::vector<std::vector<std::string>>;
 
 // A failure talking to a server, with the SQLSTATE the client should see.
@@ -108,9 +110,8 @@ class server_connection {
   std::size_t passthrough = 0;  // bytes of a large forwarded message still to come
   bool batch_open = false;      // extended-protocol messages sent since the last Sync
   bool tainted = false;         // carries state we cannot reset: close instead of reusing
-  // The session whose parameters this connection was last brought to, and their version.
-  std::uint64_t synced_session = 0;
-  std::uint64_t synced_version = 0;
+  // The parameter set this connection is known to be in step with (null: unknown, compare).
+  param_set synced;
   routing::node_id node;
   std::chrono::steady_clock::time_point created;
   std::chrono::steady_clock::time_point last_used;

@@ -287,6 +287,7 @@ awaitable<bool> session::startup() {
 
   std::string response;
   pr::be::negotiate_protocol_version negotiate;
+  param_map wanted;
   for (const auto& [k, v] : msg.parameters) {
     if (k == "user" || k == "database") continue;
     if (k.substr(0, 5) == "_pq_.") {
@@ -299,7 +300,7 @@ awaitable<bool> session::startup() {
       co_return false;
     }
     if (k == "options") {
-      if (!parse_startup_options(v, wanted_)) {
+      if (!parse_startup_options(v, wanted)) {
         co_await fatal(pr::sqlstate::feature_not_supported,
                        "Meridian supports only -c name=value settings in the options startup parameter");
         co_return false;
@@ -310,11 +311,11 @@ awaitable<bool> session::startup() {
       co_await fatal(pr::sqlstate::protocol_violation, "invalid startup parameter name");
       co_return false;
     }
-    wanted_[lower(k)] = std::string(v);
+    wanted[lower(k)] = std::string(v);
   }
   // Meridian's own settings (given as startup parameters, or as -c meridian.…=… in options,
   // which is how libpq passes them) are consumed here and never sent to a server.
-  for (auto it = wanted_.begin(); it != wanted_.end();) {
+  for (auto it = wanted.begin(); it != wanted.end();) {
     if (it->first.rfind("meridian.", 0) != 0) {
       ++it;
       continue;
@@ -324,9 +325,9 @@ awaitable<bool> session::startup() {
       co_return false;
     }
     meridian_settings_[it->first] = it->second;
-    it = wanted_.erase(it);
+    it = wanted.erase(it);
   }
-  startup_wanted_ = wanted_;
+  wanted_ = startup_params_ = worker_.parameter_sets().intern(std::move(wanted));
   startup_meridian_settings_ = meridian_settings_;
   if (pr::protocol_minor(msg.protocol_version) > 0 || !negotiate.unrecognized_options.empty()) {
     negotiate.newest_minor = 0;
@@ -425,7 +426,7 @@ awaitable<bool> session::startup() {
   response.clear();
   for (const auto& [k, v] : *primary_pool.server_params()) {
     std::string_view value = v;
-    if (auto it = wanted_.find(k); it != wanted_.end()) value = it->second;
+    if (auto it = wanted_->find(k); it != wanted_->end()) value = it->second;
     // Meridian as a whole accepts writes, whichever node answers a given query.
     if (k == "in_hot_standby") value = "off";
     pr::be::serialize(pr::be::parameter_status{canonical_parameter_name(k), value}, response);
@@ -519,8 +520,11 @@ session::client_step session::take_client_messages(std::size_t max_message) {
         continue;
       }
       const auto request = batch_request();
-      // The common case: an idle connection at hand, nothing to wait for. Else attach() waits.
-      if (!attach_now(request, true)) return {client_step::kind::attach, {}, request, m.type};
+      // The common case: an idle connection at hand, nothing to wait for, or a place in the
+      // pool's line. Else attach() does what must be waited for.
+      const auto a = attach_now(request);
+      if (a == attaching::queued) return {client_step::kind::queued, {}, {}, {}};
+      if (a == attaching::slow) return {client_step::kind::attach, {}, request, m.type};
     }
     std::string violation;
     if (!forward_client_message(m, violation)) return {client_step::kind::violation, std::move(violation), {}, {}};
@@ -548,6 +552,7 @@ awaitable<bool> session::serve(bool client_gone) {
     for (;;) {
       const auto step = take_client_messages(max_message);
       if (step.what == client_step::kind::read_more) break;
+      if (step.what == client_step::kind::queued) co_return true;  // on_handover goes on
       if (step.what == client_step::kind::terminate) co_return false;
       if (step.what == client_step::kind::violation) {
         co_await fatal(pr::sqlstate::protocol_violation, step.violation);
@@ -623,26 +628,66 @@ void session::wait_client() {
 void session::on_client_readable(error_code ec) {
   const auto r = ec ? received::gone : receive_client();
   if (r == received::nothing) return wait_client();
-  if (r == received::bytes) {
-    bool done = false;
-    try {
-      done = serve_quick();
-    } catch (const std::exception& e) {
-      spdlog::error("[c{}] ended: {}", id_, e.what());
-      return end();
-    }
-    if (done) return wait_client();
-  }
-  spawn_serve(r == received::gone);
+  if (r == received::gone) return spawn_serve(true);
+  continue_turn();
 }
 
-bool session::serve_quick() {
+void session::continue_turn() {
+  turn next = turn::slow;
+  try {
+    next = serve_quick();
+  } catch (const std::exception& e) {
+    spdlog::error("[c{}] ended: {}", id_, e.what());
+    return end();
+  }
+  if (next == turn::wait_client) return wait_client();
+  if (next == turn::slow) spawn_serve(false);
+}
+
+session::turn session::serve_quick() {
   const auto step = take_client_messages(worker_.cfg().max_message_bytes);
+  // In a pool's line: local answers wait with the batch (they go out before its answer).
+  if (step.what == client_step::kind::queued) return turn::queued;
   // Waiting for a server, an error to send, Terminate, local answers to write: serve() does it
   // (it takes the same messages up again, nothing of them consumed).
-  if (step.what != client_step::kind::read_more || !client_out_.empty()) return false;
-  if (!send_server_now()) return false;  // serve() writes the rest
-  return !(shutdown_requested_ && !attached_) && !client_closed_;
+  if (step.what != client_step::kind::read_more || !client_out_.empty()) return turn::slow;
+  if (!send_server_now()) return turn::slow;  // serve() writes the rest
+  return !(shutdown_requested_ && !attached_) && !client_closed_ ? turn::wait_client : turn::slow;
+}
+
+void session::on_handover(handover h) {
+  try {
+    if (h.conn) {
+      if (!params_to_sync(*h.conn).empty()) {
+        auto self = shared_from_this();
+        asio::co_spawn(client_.get_executor(), attach_handed(std::move(h.conn)), [self](const std::exception_ptr&, bool waiting) {
+          if (!waiting) self->end();
+        });
+        return;
+      }
+      attach_to(std::move(h.conn), queued_.decision, queued_.read, true);
+    } else if (h.error) {
+      spdlog::warn("[c{}] no server connection: {}", id_, h.error->message);
+      refuse_batch(in_.readable()[0], *h.error);
+      in_.consume(pr::next_frame(in_.readable(), worker_.cfg().max_message_bytes).msg.wire_size);
+    }
+    // With room to connect instead, the turn asks again (and serve() connects).
+  } catch (const std::exception& e) {
+    spdlog::error("[c{}] ended: {}", id_, e.what());
+    return end();
+  }
+  continue_turn();
+}
+
+awaitable<bool> session::attach_handed(server_conn_ptr sc) {
+  if (auto err = co_await sync_params(*sc)) {
+    give_back(sc);
+    refuse_batch(in_.readable()[0], *err);
+    in_.consume(pr::next_frame(in_.readable(), worker_.cfg().max_message_bytes).msg.wire_size);
+  } else {
+    attach_to(std::move(sc), queued_.decision, queued_.read, true);
+  }
+  co_return co_await serve(false);
 }
 
 bool session::send_server_now() {
@@ -923,11 +968,10 @@ void session::note_settings(server_connection& sc, const routing::classification
       // everything that pinned the session (temporary tables, locks, LISTEN, cursors, SQL
       // prepared statements, the session authorization), so the connection is free again.
       if (cls.discards_session) pinned_ = false;
-      wanted_ = startup_wanted_;
+      wanted_ = startup_params_;
       meridian_settings_ = startup_meridian_settings_;
-      ++params_version_;
       sc.params = sc.baseline;
-      sc.synced_session = 0;
+      sc.synced = nullptr;
       deferred_shows_.clear();
       continue;
     }
@@ -1077,23 +1121,37 @@ void session::attach_to(server_conn_ptr sc, const routing::route_decision& decis
   if (spawn_reader) read_server(attached_);
 }
 
-bool session::attach_now(const routing::route_request& asked, bool spawn_reader) {
-  if (worker_.paused()) return false;
+session::attaching session::attach_now(const routing::route_request& asked) {
+  if (worker_.paused()) return attaching::slow;
   const auto request = with_consistency(asked);
   auto decision = routing::choose_node(worker_.topology(), worker_.route_context(), request);
-  if (!decision.node) return false;
-  if (decision.confirm && !replay_confirmed(*decision.node)) return false;
-  if (!worker_.database(database_).functions_loaded) return false;
+  if (!decision.node) return attaching::slow;
+  if (decision.confirm && !replay_confirmed(*decision.node)) return attaching::slow;
+  if (!worker_.database(database_).functions_loaded) return attaching::slow;
   auto& p = worker_.pool_for(pool_key{*decision.node, user_, database_}, user_cfg_);
   auto sc = p.try_acquire();
-  if (!sc) return false;
+  if (!sc) {
+    if (!p.full()) return attaching::slow;  // room to connect: attach() connects
+    queued_ = {decision, routing::wants_replica(request)};
+    p.wait(clock::now() + worker_.cfg().wait_timeout,
+           [self = shared_from_this()](handover h) { self->on_handover(std::move(h)); });
+    return attaching::queued;
+  }
   if (!params_to_sync(*sc).empty()) {
     p.put_back(std::move(sc));  // the session's parameters must be set first: attach() does it
-    return false;
+    return attaching::slow;
   }
   p.checked_out();
-  attach_to(std::move(sc), decision, routing::wants_replica(request), spawn_reader);
-  return true;
+  attach_to(std::move(sc), decision, routing::wants_replica(request), true);
+  return attaching::attached;
+}
+
+void session::give_back(server_conn_ptr& sc) {
+  if (sc->tx == pr::tx_status::idle && sc->socket.is_open()) {
+    sc->owner->release(sc);
+  } else {
+    sc->owner->discard(sc);
+  }
 }
 
 awaitable<std::optional<server_error>> session::attach(routing::route_request asked, bool spawn_reader) {
@@ -1138,13 +1196,6 @@ awaitable<std::optional<server_error>> session::attach(routing::route_request as
         spdlog::warn("[c{}] could not read function volatility: {}", id_, loaded.error().message);
       }
     }
-    auto give_back = [&p](server_conn_ptr& c) {
-      if (c->tx == pr::tx_status::idle && c->socket.is_open()) {
-        p.release(c);
-      } else {
-        p.discard(c);
-      }
-    };
     if (decision.confirm) {
       // Read-your-writes: the replica must have replayed this client's last commit; wait a
       // little for it, else read from the primary.
@@ -1236,12 +1287,9 @@ routing::route_request session::batch_request() {
 }
 
 std::string session::params_to_sync(server_connection& sc) const {
-  if (sc.synced_session == id_ && sc.synced_version == params_version_) return {};
-  auto sql = parameter_sync_sql(wanted_, sc.params, sc.baseline);
-  if (sql.empty()) {
-    sc.synced_session = id_;
-    sc.synced_version = params_version_;
-  }
+  if (sc.synced == wanted_) return {};
+  auto sql = parameter_sync_sql(*wanted_, sc.params, sc.baseline);
+  if (sql.empty()) sc.synced = wanted_;
   return sql;
 }
 
@@ -1251,10 +1299,9 @@ awaitable<std::optional<server_error>> session::sync_params(server_connection& s
   auto r = co_await sc.run_internal_query(sql, worker_.cfg().max_message_bytes);
   if (!r) co_return r.error();
   // Parameters the server does not report: record what we set or reset.
-  for (const auto& [k, v] : wanted_) sc.params[k] = v;
-  std::erase_if(sc.params, [&](const auto& kv) { return !wanted_.count(kv.first) && !sc.baseline.count(kv.first); });
-  sc.synced_session = id_;
-  sc.synced_version = params_version_;
+  for (const auto& [k, v] : *wanted_) sc.params[k] = v;
+  std::erase_if(sc.params, [&](const auto& kv) { return !wanted_->count(kv.first) && !sc.baseline.count(kv.first); });
+  sc.synced = wanted_;
   co_return std::nullopt;
 }
 
@@ -1460,12 +1507,12 @@ session::chunk_result session::process_server_chunk(server_connection& sc) {
         }
         auto name = lower(ps->name);
         sc.params[name] = std::string(ps->value);
+        // The connection moved: in step with the client again only if the client follows.
+        sc.synced = nullptr;
         if (is_tracked_parameter(name)) {
           if (forward) {
-            wanted_[name] = std::string(ps->value);
-            ++params_version_;
-            sc.synced_session = id_;
-            sc.synced_version = params_version_;
+            wanted_ = worker_.parameter_sets().with(wanted_, name, std::string(ps->value));
+            sc.synced = wanted_;
           }
         } else {
           if (is_tainting_parameter(name)) sc.tainted = true;
@@ -1530,11 +1577,9 @@ void session::capture_show(server_connection& sc, const pr::frame& m, std::uint3
       meridian_settings_[show_names_[tag]] = show_value_;
     } else if (!show_failed_) {
       const auto& name = show_names_[tag];
-      wanted_[name] = show_value_;
+      wanted_ = worker_.parameter_sets().with(wanted_, name, show_value_);
       sc.params[name] = show_value_;
-      ++params_version_;
-      sc.synced_session = id_;
-      sc.synced_version = params_version_;
+      sc.synced = wanted_;
     }
     show_value_.clear();
     show_failed_ = false;
@@ -1573,7 +1618,7 @@ awaitable<void> session::reset_and_release(server_conn_ptr sc) {
   }
   sc->statements.clear();
   sc->params = sc->baseline;
-  sc->synced_session = 0;
+  sc->synced = nullptr;
   p->release(sc);
 }
 

@@ -16,6 +16,7 @@
 #include "proxy/byte_buffer.hpp"
 #include "proxy/cancel_registry.hpp"
 #include "proxy/config.hpp"
+#include "proxy/pool.hpp"
 #include "proxy/server_connection.hpp"
 #include "proxy/tls.hpp"
 #include "proxy/user_directory.hpp"
@@ -96,11 +97,18 @@ class session : public std::enable_shared_from_this<session> {
   awaitable<void> client_left();
   void spawn_serve(bool client_gone);  // end() once serve returns false
   // The wait for a plaintext client's next message by a plain completion handler, and the
-  // common turn after it without a coroutine: take the messages, forward them, write; false
-  // when serve() must take over.
+  // common turn after it without a coroutine: take the messages, forward them, write. Then wait
+  // for the client again, or for a pooled connection (the session is in a pool's line and
+  // on_handover goes on), or serve() must take over.
   void wait_client();
   void on_client_readable(error_code ec);
-  bool serve_quick();
+  enum class turn { wait_client, queued, slow };
+  turn serve_quick();
+  void continue_turn();  // serve_quick, then what it says
+  // A pool's answer to this session waiting in its line (see attach_now).
+  void on_handover(handover h);
+  // A handed-over connection that needs the session's parameters set first.
+  awaitable<bool> attach_handed(server_conn_ptr sc);
   // server_out_ to the attached server without waiting: true when it is all gone (sent, or
   // dropped with no server attached, or the write failed, which the server reader reports);
   // false with what is left in server_out_ (the socket is full, or TLS) for a waiting write.
@@ -125,10 +133,11 @@ class session : public std::enable_shared_from_this<session> {
   client_frame next_client_frame(std::size_t max_message);
   // serve()'s work between waits, as a plain function (a coroutine frame holds every local
   // across the session's life): handles the whole client messages in in_ and stops at the
-  // first that needs a server no pool can give at once (`attach`, left in in_), a violation,
-  // Terminate, or when no whole message is left (`read_more`).
+  // first that needs a server no pool can give at once (`attach`, left in in_; `queued` when the
+  // session waits in the pool's line for it), a violation, Terminate, or when no whole message
+  // is left (`read_more`).
   struct client_step {
-    enum class kind { read_more, attach, violation, terminate } what;
+    enum class kind { read_more, attach, queued, violation, terminate } what;
     std::string violation;
     routing::route_request request;  // attach: for the batch at the front of in_
     char type = 0;                   // attach: its first message's type
@@ -139,13 +148,18 @@ class session : public std::enable_shared_from_this<session> {
   void refuse_batch(char type, const server_error& err);
   // Answers an SSLRequest with 'S' already sent: the TLS handshake, as the server.
   awaitable<bool> start_tls();
+  // A connection given back unused: to its pool when it is idle and open, else closed.
+  static void give_back(server_conn_ptr& sc);
   // Checks out a server connection for `request` and attaches it (and with `spawn_reader`,
   // starts relaying its answers): waits for a pool slot, connects, waits for a replica to catch
   // up, brings the session's parameters to it, as needed.
   awaitable<std::optional<server_error>> attach(routing::route_request request, bool spawn_reader);
-  // The same when nothing needs waiting for (an idle connection at hand, parameters in step):
-  // no coroutine. False when attach() must do it.
-  bool attach_now(const routing::route_request& request, bool spawn_reader);
+  // The same without a coroutine: `attached` when an idle connection was at hand with the
+  // session's parameters; `queued` when the pool is at its size and the session now waits in
+  // its line (on_handover goes on); `slow` when attach() must do it (connect, confirm a
+  // replica's replay, set parameters, load function volatilities, wait out a PAUSE).
+  enum class attaching { attached, queued, slow };
+  attaching attach_now(const routing::route_request& request);
   void attach_to(server_conn_ptr sc, const routing::route_decision& decision, bool read, bool spawn_reader);
   // The request as this session's consistency level shapes it.
   [[nodiscard]] routing::route_request with_consistency(routing::route_request request) const;
@@ -240,8 +254,8 @@ class session : public std::enable_shared_from_this<session> {
   const user_config* user_cfg_ = nullptr;
   user_ptr looked_up_user_;  // owns *user_cfg_ for a user found by auth.query
   std::optional<protocol::scram_keys> proven_keys_;  // what the client proved, after SCRAM
-  param_map wanted_;  // the client's view of its session parameters (lower-case names)
-  param_map startup_wanted_;  // what RESET ALL returns to: the start-up parameters
+  param_set wanted_;  // the client's view of its session parameters (lower-case names)
+  param_set startup_params_;  // what RESET ALL returns to: the start-up parameters
   param_map meridian_settings_;  // meridian.consistency, meridian.routing: Meridian's own, never sent on
   param_map startup_meridian_settings_;
   // Parameters the client SET: Meridian asks the server for their resulting values (SHOW) once
@@ -251,13 +265,17 @@ class session : public std::enable_shared_from_this<session> {
   std::string show_value_;
   bool show_failed_ = false;
   routing::tx_effect batch_tx_ = routing::tx_effect::none;  // BEGIN/COMMIT seen in this extended batch
-  std::uint64_t params_version_ = 1;
   std::optional<cancel_key> cancel_key_;
 
   std::unordered_map<std::string, prepared_statement> statements_;
   routing::target unnamed_class_ = routing::target::primary;  // of the last unnamed Parse
 
   server_conn_ptr attached_;
+  // Where the batch waiting in a pool's line goes (attach_now → on_handover).
+  struct queued_attach {
+    routing::route_decision decision;
+    bool read = false;
+  } queued_;
   bool server_writing_ = false;
   bool skipping_until_sync_ = false;
   routing::consistency default_consistency_ = routing::consistency::eventual;  // the user's or database's

@@ -16,6 +16,7 @@
 #include "proxy/login_throttle.hpp"
 #include "proxy/user_directory.hpp"
 #include "proxy/metrics.hpp"
+#include "proxy/params.hpp"
 #include "proxy/pool.hpp"
 #include "proxy/tls.hpp"
 #include "routing/classification_cache.hpp"
@@ -90,6 +91,8 @@ class worker {
   [[nodiscard]] asio::io_context& io() { return io_; }
   // Client receive buffers not in use: a session holds one only while it has bytes to read.
   [[nodiscard]] buffer_stock& client_buffers() { return client_buffers_; }
+  // Session parameter sets of this worker's clients, shared by identity.
+  [[nodiscard]] param_sets& parameter_sets() { return parameter_sets_; }
   [[nodiscard]] bool draining() const { return draining_; }
   [[nodiscard]] unsigned index() const { return index_; }
 
@@ -130,6 +133,7 @@ class worker {
   std::unordered_map<pool_key, std::unique_ptr<pool>, pool_key_hash> pools_;
   std::unordered_set<session*> sessions_;
   console_backend* console_ = nullptr;
+  param_sets parameter_sets_;
   std::unordered_map<std::string, std::unique_ptr<database_routing>> databases_;
   std::vector<std::chrono::steady_clock::time_point> skipped_until_;
   bool draining_ = false;

@@ -118,3 +118,60 @@ TEST_CASE("repeated failed logins are answered slowly, then locked out with 2800
   // After the window without failures the right password works again.
   CHECK(eventually([&] { return login("app", "app-secret")->ok(); }, 10s));
 }
+
+TEST_CASE("clients beyond the pool wait in line: each gets a returned connection, or 53300 past the wait timeout",
+          "[integration][limits][pool]") {
+  constexpr int line_port = 26487;
+  constexpr int metrics_port = 26587;
+  spawned_meridian m("line-test", primary_only_config(line_port,
+                                                    "threads: 1\n"
+                                                    "pool: { size: 2, wait_timeout: 1500ms }\n"
+                                                    "metrics: { host: 127.0.0.1, port: " + std::to_string(metrics_port) + " }\n"
+                                                    "auth: { method: md5 }\n"
+                                                    "users:\n  - { name: app, password: app-secret }\n"));
+  const std::string line_dsn = "host=127.0.0.1 port=" + std::to_string(line_port) +
+                               " user=app password=app-secret dbname=app connect_timeout=5";
+  REQUIRE(eventually([&] { return pg_connection(line_dsn).ok(); }, 10s));
+  const auto waiting = [&] {
+    return metric(http_get(metrics_port, "/metrics"), "meridian_pool_clients_waiting", "node=\"us-east-1\"");
+  };
+
+  // Two clients inside transactions hold both server connections.
+  pg_connection a(line_dsn), b(line_dsn), c(line_dsn), d(line_dsn);
+  REQUIRE((a.ok() && b.ok() && c.ok() && d.ok()));
+  REQUIRE(a.scalar("BEGIN; SELECT 1") == "1");
+  REQUIRE(b.scalar("BEGIN; SELECT 2") == "2");
+
+  // A third waits past the deadline: 53300 with ReadyForQuery, and its connection goes on.
+  const auto began = std::chrono::steady_clock::now();
+  PGresult* r = PQexec(c.raw(), "SELECT 3");
+  const auto waited = std::chrono::steady_clock::now() - began;
+  CHECK(PQresultStatus(r) == PGRES_FATAL_ERROR);
+  const char* code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+  CHECK(std::string(code ? code : "") == "53300");
+  CHECK_THAT(PQresultErrorMessage(r), Catch::Contains("pool wait timeout"));
+  PQclear(r);
+  CHECK(waited >= 1400ms);
+  CHECK(PQtransactionStatus(c.raw()) == PQTRANS_IDLE);
+
+  // Two more wait in line. One transaction ending frees one connection: the first in line
+  // gets it, and the second gets it from the first.
+  REQUIRE(PQsendQuery(c.raw(), "SELECT 'c'") == 1);
+  REQUIRE(eventually([&] { return waiting() == 1; }, 5s));
+  REQUIRE(PQsendQuery(d.raw(), "SELECT 'd'") == 1);
+  REQUIRE(eventually([&] { return waiting() == 2; }, 5s));
+  const auto result_of = [](pg_connection& conn) {
+    std::string value = "?";
+    while (PGresult* res = PQgetResult(conn.raw())) {
+      if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) value = PQgetvalue(res, 0, 0);
+      PQclear(res);
+    }
+    return value;
+  };
+  CHECK(a.scalar("COMMIT; SELECT 'a done'") == "a done");
+  CHECK(result_of(c) == "c");
+  CHECK(result_of(d) == "d");
+  CHECK(eventually([&] { return waiting() == 0; }, 5s));
+  CHECK(b.scalar("COMMIT; SELECT 'b done'") == "b done");
+  CHECK(c.scalar("SELECT 'still here'") == "still here");
+}

@@ -27,6 +27,47 @@ TEST_CASE("parameter sync SQL brings a server to the client's parameters", "[pro
   for (const auto& r : rows) CHECK(parameter_sync_sql(r.wanted, r.current, baseline) == r.sql);
 }
 
+TEST_CASE("parameter sets are shared by identity while held", "[proxy][params]") {
+  param_sets sets;
+  const param_map a{{"application_name", "pgbench"}, {"client_encoding", "UTF8"}};
+  auto first = sets.intern(a);
+  auto second = sets.intern(a);
+  CHECK(first == second);
+  CHECK(*first == a);
+  auto other = sets.intern({{"application_name", "psql"}, {"client_encoding", "UTF8"}});
+  CHECK(other != first);
+  CHECK(sets.size() == 2);
+
+  // Changing one value gives the set equal to the result, shared with whoever holds it.
+  auto changed = sets.with(first, "application_name", "psql");
+  CHECK(changed == other);
+  CHECK(first->at("application_name") == "pgbench");  // sets never change in place
+  CHECK(sets.with(first, "application_name", "pgbench") == first);
+  auto added = sets.with(first, "timezone", "UTC");
+  CHECK(added->size() == 3);
+  CHECK(added != first);
+
+  // A set nobody holds is forgotten; interning it again makes a new one.
+  added.reset();
+  CHECK(sets.size() == 2);
+  other.reset();
+  changed.reset();
+  CHECK(sets.size() == 1);
+  CHECK(sets.intern({}) != nullptr);
+  CHECK(sets.intern({})->empty());
+}
+
+TEST_CASE("many distinct parameter sets come and go without piling up", "[proxy][params]") {
+  param_sets sets;
+  auto kept = sets.intern({{"application_name", "kept"}});
+  for (int i = 0; i < 10000; ++i) {
+    auto s = sets.intern({{"application_name", "client " + std::to_string(i)}});
+    REQUIRE(s->at("application_name") == "client " + std::to_string(i));
+  }
+  CHECK(sets.size() == 1);
+  CHECK(sets.intern({{"application_name", "kept"}}) == kept);
+}
+
 TEST_CASE("startup options", "[proxy][params]") {
   param_map out;
   CHECK(parse_startup_options("-c search_path=app -csynchronous_commit=off --statement-timeout=5s", out));
