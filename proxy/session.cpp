@@ -95,6 +95,7 @@ session::session(worker& w, tcp::socket socket)
 }
 
 session::~session() {
+  stop_login_watch();
   if (cancel_key_) worker_.shared().cancels.remove(*cancel_key_);
   if (admitted_) worker_.shared().limits.release(user_, database_);
   if (counted_) {
@@ -150,7 +151,28 @@ void session::batch_done(const server_connection& sc) {
   }
 }
 
-void session::start() { asio::co_spawn(client_.get_executor(), run(shared_from_this()), asio::detached); }
+void session::start() {
+  login_watch_ = worker_.watch_login(this);
+  // Nothing runs for the client until it speaks: a connection that has not sent its start-up
+  // packet yet holds its session and this wait, no coroutine frame (so a burst of connections
+  // does not leave a heap of frames behind, and one that never speaks costs little).
+  client_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](error_code ec) {
+    if (ec) return self->end();
+    asio::co_spawn(self->client_.get_executor(), run(self), asio::detached);
+  });
+}
+
+void session::stop_login_watch() {
+  if (!login_watch_) return;
+  worker_.unwatch_login(*login_watch_);
+  login_watch_.reset();
+}
+
+void session::startup_expired() {
+  login_watch_.reset();  // the worker took it off its list
+  spdlog::info("[c{}] start-up timeout", id_);
+  close_client();
+}
 
 pool_mode session::mode() const {
   if (user_cfg_ && user_cfg_->mode) return *user_cfg_->mode;
@@ -174,6 +196,7 @@ awaitable<void> session::run(std::shared_ptr<session> self) {
   }
   spdlog::info("[c{}] login user={} database={} from {}", self->id_, self->user_, self->database_, self->peer_);
   self->logged_in_ = true;
+  self->stop_login_watch();
   // The query phase runs on its own, not inside this coroutine: an idle client then holds no
   // coroutine frame at all, only its session and the pending wait (see serve()).
   if (self->database_ == console_database) {
@@ -186,6 +209,7 @@ awaitable<void> session::run(std::shared_ptr<session> self) {
 
 void session::end() {
   ended_ = true;
+  stop_login_watch();
   if (attached_) {
     // Wake the server reader, which returns the connection to its pool or closes it.
     error_code ignored;
@@ -262,21 +286,8 @@ awaitable<bool> session::read_startup_packet(pr::startup_message& out_msg, std::
 }
 
 awaitable<bool> session::startup() {
-  // Start-up and authentication must finish in time, or the socket is closed under them.
-  auto timer = std::make_shared<asio::steady_timer>(client_.get_executor(), worker_.cfg().startup_timeout);
-  auto weak = weak_from_this();
-  timer->async_wait([weak](error_code ec) {
-    if (ec) return;
-    if (auto s = weak.lock()) {
-      spdlog::info("[c{}] start-up timeout", s->id_);
-      s->close_client();
-    }
-  });
-  struct cancel_on_exit {
-    std::shared_ptr<asio::steady_timer> t;
-    ~cancel_on_exit() { t->cancel(); }
-  } guard{timer};
-
+  // Start-up and authentication must finish in time (limits.startup_timeout), or the worker
+  // closes the socket under them (see start()).
   pr::startup_message msg;
   std::string storage;
   if (!co_await read_startup_packet(msg, storage)) co_return false;
@@ -749,12 +760,14 @@ awaitable<bool> session::read_client() {
     co_return true;
   }
   for (;;) {
+    // What the client sent may be there already (the start-up phase reads right after the
+    // client spoke): read it before waiting, and the login runs through without suspending.
+    const auto got = receive_client();
+    if (got != received::nothing) co_return got == received::bytes;
     in_.lend(worker_.client_buffers());  // only while empty: a partial message keeps its buffer
     error_code ec;
     co_await client_.async_wait(tcp::socket::wait_read, asio::redirect_error(use_awaitable, ec));
     if (ec) co_return false;
-    const auto got = receive_client();
-    if (got != received::nothing) co_return got == received::bytes;
   }
 }
 

@@ -4,6 +4,7 @@
 // and the server's answers are forwarded back. While a server is attached both directions run
 // at once on the worker's single thread, each driven by completion handlers (the client's by
 // wait_client, the server's by read_server); coroutines only for what has to wait.
+#include <list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -35,6 +36,9 @@ class session : public std::enable_shared_from_this<session> {
   session& operator=(const session&) = delete;
 
   void start();
+  // limits.startup_timeout passed before the client logged in (worker::watch_login): closed.
+  void startup_expired();
+  [[nodiscard]] std::chrono::steady_clock::time_point connected_at() const { return connected_at_; }
   // Forwards a cancel to the server running this client's query, if any. Session's thread only.
   void cancel_running_query();
   // Leave as soon as no transaction is open. Session's thread only.
@@ -230,6 +234,8 @@ class session : public std::enable_shared_from_this<session> {
   std::string peer_address_;  // address alone, for the login throttle
   std::chrono::steady_clock::time_point connected_at_ = std::chrono::steady_clock::now();
   bool logged_in_ = false;
+  std::optional<std::list<session*>::iterator> login_watch_;  // in the worker's start-up deadlines
+  void stop_login_watch();
   byte_buffer in_{0};  // storage from the worker's stock while there are bytes to read
   std::string client_out_;
   std::string server_out_;

@@ -229,6 +229,33 @@ awaitable<tl::expected<user_ptr, std::string>> worker::look_up_user(std::string 
   co_return user;
 }
 
+worker::login_watch worker::watch_login(session* s) {
+  logins_.push_back(s);
+  if (!login_timer_armed_) arm_login_timer();
+  return std::prev(logins_.end());
+}
+
+void worker::arm_login_timer() {
+  login_timer_armed_ = !logins_.empty();
+  if (!login_timer_armed_) return;
+  login_timer_.expires_at(logins_.front()->connected_at() + cfg().startup_timeout);
+  login_timer_.async_wait([this](error_code ec) {
+    if (ec) {
+      login_timer_armed_ = false;
+      return;
+    }
+    // Oldest first: every client whose deadline passed is at the front.
+    const auto now = clock::now();
+    const auto timeout = cfg().startup_timeout;
+    while (!logins_.empty() && logins_.front()->connected_at() + timeout <= now) {
+      auto* s = logins_.front();
+      logins_.pop_front();
+      s->startup_expired();
+    }
+    arm_login_timer();
+  });
+}
+
 void worker::remove_session(session* s) {
   sessions_.erase(s);
   maybe_stop();

@@ -3,6 +3,7 @@
 // workers) and its own pools: a client and the server connection it uses live on the same
 // thread, so the data path takes no lock.
 #include <atomic>
+#include <list>
 #include <memory>
 #include <unordered_map>
 #include <unordered_set>
@@ -114,6 +115,12 @@ class worker {
   [[nodiscard]] console_backend* console() const { return console_; }
 
   void add_session(session* s) { sessions_.insert(s); }
+  // limits.startup_timeout for the clients not logged in yet: kept in the order they connected
+  // under one timer, so a client that has connected but not spoken holds no timer of its own.
+  // The session unwatches itself once logged in (or gone); past the deadline it is closed.
+  using login_watch = std::list<session*>::iterator;
+  [[nodiscard]] login_watch watch_login(session* s);
+  void unwatch_login(login_watch w) { logins_.erase(w); }
   void remove_session(session* s);
 
  private:
@@ -132,6 +139,10 @@ class worker {
   routing::topology_ptr topology_;
   std::unordered_map<pool_key, std::unique_ptr<pool>, pool_key_hash> pools_;
   std::unordered_set<session*> sessions_;
+  std::list<session*> logins_;  // not logged in yet, oldest first
+  asio::steady_timer login_timer_{io_};
+  bool login_timer_armed_ = false;
+  void arm_login_timer();
   console_backend* console_ = nullptr;
   param_sets parameter_sets_;
   std::unordered_map<std::string, std::unique_ptr<database_routing>> databases_;
