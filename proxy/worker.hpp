@@ -132,7 +132,10 @@ class worker {
   config_ptr cfg_;
   unsigned index_;
   worker_meter& meter_;
-  asio::io_context io_{1};
+  // One thread runs it, and every socket on it is used from that thread only (other threads
+  // post here): the reactor's per-descriptor locks are off. The scheduler keeps its lock, for
+  // those posts.
+  asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   buffer_stock client_buffers_{4096, 64};
   tcp::acceptor acceptor_{io_};
   asio::steady_timer sweep_timer_{io_};
