@@ -124,16 +124,17 @@ bool primary_lost(const std::vector<region_view>& views, const std::string& prim
   return lost * 2 > regions;
 }
 
-candidate_choice choose_candidate(const std::vector<region_view>& views, const std::vector<std::string>& replicas,
-                                  const std::string& failed_primary, const candidate_settings& settings) {
-  candidate_choice out;
-  // What each replica has, as the best-informed view saw it; and the primary's last position.
+namespace {
+// What each replica has (received or replayed, as the best-informed view saw it), and the
+// failed primary's last position.
+std::map<std::string, routing::lsn> replica_positions(const std::vector<region_view>& views,
+                                                      const std::vector<std::string>& replicas,
+                                                      const std::string& failed_primary, routing::lsn* primary_wal) {
   std::map<std::string, routing::lsn> position;
-  routing::lsn primary_wal;
   for (const auto& v : views) {
     for (const auto& [name, n] : v.nodes) {
       if (name == failed_primary) {
-        primary_wal = std::max(primary_wal, n.wal);
+        if (primary_wal) *primary_wal = std::max(*primary_wal, n.wal);
         continue;
       }
       if (std::find(replicas.begin(), replicas.end(), name) == replicas.end()) continue;
@@ -142,6 +143,29 @@ candidate_choice choose_candidate(const std::vector<region_view>& views, const s
       p = std::max({p, n.receive, n.replay});
     }
   }
+  return position;
+}
+
+std::vector<std::string> ahead(const std::map<std::string, routing::lsn>& position, routing::lsn of) {
+  std::vector<std::string> out;
+  for (const auto& [name, p] : position)
+    if (p > of) out.push_back(name);
+  return out;
+}
+}  // namespace
+
+std::vector<std::string> ahead_of(const std::vector<region_view>& views, const std::vector<std::string>& replicas,
+                                  const std::string& failed_primary, const std::string& node) {
+  const auto position = replica_positions(views, replicas, failed_primary, nullptr);
+  const auto it = position.find(node);
+  return it == position.end() ? std::vector<std::string>{} : ahead(position, it->second);
+}
+
+candidate_choice choose_candidate(const std::vector<region_view>& views, const std::vector<std::string>& replicas,
+                                  const std::string& failed_primary, const candidate_settings& settings) {
+  candidate_choice out;
+  routing::lsn primary_wal;
+  auto position = replica_positions(views, replicas, failed_primary, &primary_wal);
   if (position.empty()) {
     out.reason = "no replica is reachable and in recovery";
     return out;
@@ -156,8 +180,8 @@ candidate_choice choose_candidate(const std::vector<region_view>& views, const s
       break;
     }
   std::string best = first;
-  for (const auto& [name, p] : position)
-    if (p > position[best]) best = name;
+  for (const auto& r : ranked)  // the most caught up; the earliest in the order among equals
+    if (position.count(r) && position[r] > position[best]) best = r;
   std::string chosen = first;
   if (best != first && routing::bytes_behind(position[best], position[first]) > settings.prefer_ahead_bytes) {
     chosen = best;
@@ -168,6 +192,11 @@ candidate_choice choose_candidate(const std::vector<region_view>& views, const s
   }
   out.node = chosen;
   out.position = position[chosen];
+  out.diverged = ahead(position, out.position);
+  if (!out.diverged.empty()) {
+    out.reason += "; ahead of it, so fenced until rejoined:";
+    for (const auto& d : out.diverged) out.reason += " " + d;
+  }
   out.loss_bytes = routing::bytes_behind(primary_wal, out.position);
   if (settings.max_loss_bytes > 0 && out.loss_bytes > settings.max_loss_bytes) {
     out.blocked = true;

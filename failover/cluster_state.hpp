@@ -61,7 +61,9 @@ struct region_view {
 
 struct candidate_settings {
   std::vector<std::string> order;     // preferred replicas, nearest to the primary's region first
-  std::uint64_t prefer_ahead_bytes = 0;  // another replica ahead of the first choice by more wins
+  // How far behind the most caught-up replica the first choice of `order` may be and still be
+  // promoted (0: the most caught up always wins, the order breaking ties).
+  std::uint64_t prefer_ahead_bytes = 0;
   std::uint64_t max_loss_bytes = 0;      // RPO guard; 0: none
 };
 
@@ -70,12 +72,22 @@ struct candidate_choice {
   bool blocked = false;             // one could, but the RPO guard holds: an operator decides
   std::uint64_t loss_bytes = 0;     // WAL the primary was seen to have beyond the candidate
   routing::lsn position;            // what the candidate has received
+  // Replicas that received more than the candidate: their history forks from the new
+  // timeline, so they cannot follow it without a rewind (failover.rejoin_command).
+  std::vector<std::string> diverged;
   std::string reason;
 };
 
 // Among the replicas of `topo` that some view saw reachable and in recovery, the first of
 // `order` unless another is ahead of it by more than prefer_ahead_bytes (then the most caught
-// up); blocked when it would lose more than max_loss_bytes of what the primary was seen to write.
+// up, the first of `order` among equals); blocked when it would lose more than max_loss_bytes of
+// what the primary was seen to write.
+// The replicas (reachable, in recovery, as the views saw them) that received more WAL than
+// `node`: promoting `node` forks their history.
+[[nodiscard]] std::vector<std::string> ahead_of(const std::vector<region_view>& views,
+                                                const std::vector<std::string>& replicas,
+                                                const std::string& failed_primary, const std::string& node);
+
 [[nodiscard]] candidate_choice choose_candidate(const std::vector<region_view>& views,
                                                 const std::vector<std::string>& replicas,
                                                 const std::string& failed_primary, const candidate_settings& settings);

@@ -483,12 +483,12 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
       }
     }
   }
+  std::vector<std::string> replicas;
+  for (const auto& n : monitor_.current().nodes)
+    if (!n.removed && n.name != record_.primary &&
+        std::find(record_.fenced.begin(), record_.fenced.end(), n.name) == record_.fenced.end())
+      replicas.push_back(n.name);
   if (!chosen) {
-    std::vector<std::string> replicas;
-    for (const auto& n : monitor_.current().nodes)
-      if (!n.removed && n.name != record_.primary &&
-          std::find(record_.fenced.begin(), record_.fenced.end(), n.name) == record_.fenced.end())
-        replicas.push_back(n.name);
     auto choice = choose_candidate(views, replicas, record_.primary, settings_.candidates);
     if (!choice.node || choice.blocked) {
       if (choice.reason != last_reported_) spdlog::error("failover: not promoting: {}", choice.reason);
@@ -511,6 +511,12 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
   }
   const auto* candidate = node(*chosen);
   if (!candidate) co_return;
+  // Replicas that received more than the one promoted (an operator's choice, or a nearer one
+  // within failover.prefer_ahead) cannot follow its timeline without a rewind.
+  const auto diverged = ahead_of(views, replicas, record_.primary, *chosen);
+  if (!diverged.empty())
+    spdlog::warn("failover: {} replica(s) received more than {}: fenced until rejoined (failover.rejoin_command)",
+                 diverged.size(), *chosen);
   spdlog::warn("failover: promoting {} ({})", *chosen, reason);
   auto timeline = co_await admin_.promote(*candidate);
   if (!timeline) {
@@ -523,6 +529,10 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
   next.primary = *chosen;
   std::erase(next.fenced, *chosen);
   if (std::find(next.fenced.begin(), next.fenced.end(), from) == next.fenced.end()) next.fenced.push_back(from);
+  // Replicas that had received more than the new primary cannot follow its timeline: like the
+  // old primary, nothing goes to them until they rejoin (rewound).
+  for (const auto& d : diverged)
+    if (std::find(next.fenced.begin(), next.fenced.end(), d) == next.fenced.end()) next.fenced.push_back(d);
   next.reason = why;
   if (!co_await publish(next)) co_return;
   const auto published = clock::now();

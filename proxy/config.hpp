@@ -79,7 +79,7 @@ struct failover_config {
   std::string sslmode = "prefer";
   std::chrono::milliseconds detection{2000};
   std::vector<std::string> candidate_order;
-  std::uint64_t prefer_ahead_bytes = 1u << 20;
+  std::uint64_t prefer_ahead_bytes = 0;  // promote the most caught-up replica
   std::uint64_t max_data_loss_bytes = 0;
   std::chrono::milliseconds promote_timeout{30'000};
   std::chrono::milliseconds repoint_timeout{30'000};

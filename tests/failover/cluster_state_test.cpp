@@ -70,10 +70,28 @@ TEST_CASE("candidate: nearest when caught up, most caught up when it is far ahea
   CHECK(*c.node == "eu");
   CHECK(c.loss_bytes == 0);
 
-  // ap is 500 bytes ahead: not enough to pass over eu.
+  CHECK(c.diverged.empty());
+
+  // ap is 500 bytes ahead: not enough to pass over eu, but ap's history then forks from eu's
+  // new timeline: it is named to be fenced until rejoined.
   views[1].nodes["ap"].receive = lsn{10'500};
   views[0].nodes["eu"].receive = views[0].nodes["eu"].replay = lsn{10'000};
-  CHECK(*choose_candidate(views, replicas, "us", s).node == "eu");
+  c = choose_candidate(views, replicas, "us", s);
+  CHECK(*c.node == "eu");
+  CHECK(c.diverged == std::vector<std::string>{"ap"});
+  CHECK_THAT(c.reason, Catch::Contains("fenced until rejoined: ap"));
+  CHECK(ahead_of(views, replicas, "us", "eu") == std::vector<std::string>{"ap"});
+  CHECK(ahead_of(views, replicas, "us", "ap").empty());
+  // Without that allowance (the default) the most caught up wins: nobody is left ahead.
+  auto strict = s;
+  strict.prefer_ahead_bytes = 0;
+  c = choose_candidate(views, replicas, "us", strict);
+  CHECK(*c.node == "ap");
+  CHECK(c.diverged.empty());
+  // Equals: the order decides.
+  views[0].nodes["eu"].receive = lsn{10'500};
+  CHECK(*choose_candidate(views, replicas, "us", strict).node == "eu");
+  views[0].nodes["eu"].receive = lsn{10'000};
   // eu lags 5000 bytes behind ap: ap is promoted.
   views[0].nodes["eu"].receive = views[0].nodes["eu"].replay = lsn{5'500};
   views[1].nodes["eu"].receive = views[1].nodes["eu"].replay = lsn{5'500};
