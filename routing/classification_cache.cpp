@@ -15,8 +15,29 @@ constexpr auto ident_chars = [] {
   return t;
 }();
 inline bool ident_char(char c) { return ident_chars[static_cast<unsigned char>(c)]; }
-bool digit(char c) { return c >= '0' && c <= '9'; }
-bool space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'; }
+constexpr bool digit(char c) { return c >= '0' && c <= '9'; }
+constexpr bool space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'; }
+
+// What a character can start in the key's scan.
+enum class start : unsigned char { other, space, word, digit, dot, quote, double_quote, dollar, dash, slash };
+constexpr auto starts = [] {
+  std::array<start, 256> t{};
+  for (int i = 0; i < 256; ++i) {
+    const char c = static_cast<char>(i);
+    auto& k = t[static_cast<std::size_t>(i)];
+    if (space(c)) k = start::space;
+    else if (digit(c)) k = start::digit;
+    else if (c == '$') k = start::dollar;
+    else if ((i >= 'a' && i <= 'z') || (i >= 'A' && i <= 'Z') || c == '_' || i >= 0x80) k = start::word;
+    else if (c == '.') k = start::dot;
+    else if (c == '\'') k = start::quote;
+    else if (c == '"') k = start::double_quote;
+    else if (c == '-') k = start::dash;
+    else if (c == '/') k = start::slash;
+    else k = start::other;
+  }
+  return t;
+}();
 
 // Where a string literal whose body starts at `i` ends (past its closing quote, or the end):
 // '' is a quote inside it, and with `escapes` (E'…') so is \'.
@@ -59,7 +80,8 @@ std::string cache_key(std::string_view sql) {
 void cache_key(std::string_view sql, std::string& out) {
   // The key is never longer than the statement (every character written stands for at least
   // one read), so it is written through a pointer into storage sized once: no capacity check
-  // per character.
+  // per character. One table lookup says what a character can start; identifiers and numbers
+  // are copied or skipped in tight loops of their own.
   const std::size_t n = sql.size();
   out.resize(n);
   char* const begin = out.data();
@@ -67,109 +89,139 @@ void cache_key(std::string_view sql, std::string& out) {
   const char* const s = sql.data();
   bool pending_space = false;
   std::size_t i = 0;
-  auto emit = [&](char c) {
+  auto space_before = [&] {  // the folded white space before a token, unless at the start
     if (pending_space && o != begin) *o++ = ' ';
     pending_space = false;
-    *o++ = c;
   };
-  auto copy_run = [&](std::size_t start) {  // sql[start, i) as it is
-    if (pending_space && o != begin) *o++ = ' ';
-    pending_space = false;
-    std::memcpy(o, s + start, i - start);
-    o += i - start;
+  auto emit = [&](char c) {
+    space_before();
+    *o++ = c;
   };
   while (i < n) {
     const char c = s[i];
-    if (space(c)) {
-      pending_space = true;
-      ++i;
-    } else if (ident_char(c) && !digit(c) && c != '$') {
-      // A keyword or identifier (digits and $ inside it included): copied as one run.
-      const auto start = i++;
-      while (i < n && ident_char(s[i])) ++i;
-      if (i < n && s[i] == '\'' && i - start == 1 && (c == 'E' || c == 'e') &&
-          (o == begin || pending_space || !ident_char(o[-1]))) {
-        // E'…' is a string with backslash escapes: the same kind of literal as '…'.
-        i = string_end(sql, i + 1, true);
-        emit('?');
-        continue;
+    switch (starts[static_cast<unsigned char>(c)]) {
+      case start::space:
+        pending_space = true;
+        ++i;
+        break;
+      case start::word: {
+        // A keyword or identifier (digits and $ inside it included): copied as one run.
+        const bool escape_string_possible = o == begin || pending_space || !ident_char(o[-1]);
+        space_before();
+        char* const run = o;
+        do {
+          *o++ = s[i++];
+        } while (i < n && ident_char(s[i]));
+        if (o - run == 1 && (c == 'E' || c == 'e') && i < n && s[i] == '\'' && escape_string_possible) {
+          // E'…' is a string with backslash escapes: the same kind of literal as '…'.
+          i = string_end(sql, i + 1, true);
+          o = run;
+          *o++ = '?';
+        }
+        break;
       }
-      copy_run(start);
-    } else if (c == '-' && i + 1 < n && s[i + 1] == '-') {
-      while (i < n && s[i] != '\n') ++i;
-      pending_space = true;
-    } else if (c == '/' && i + 1 < n && s[i + 1] == '*') {
-      // Block comments nest in PostgreSQL.
-      int depth = 0;
-      while (i < n) {
-        if (s[i] == '/' && i + 1 < n && s[i + 1] == '*') {
-          ++depth;
-          i += 2;
-        } else if (s[i] == '*' && i + 1 < n && s[i + 1] == '/') {
-          i += 2;
-          if (--depth == 0) break;
+      case start::dash:
+        if (i + 1 < n && s[i + 1] == '-') {
+          while (i < n && s[i] != '\n') ++i;
+          pending_space = true;
         } else {
+          emit(c);
           ++i;
         }
-      }
-      pending_space = true;
-    } else if (c == '\'') {
-      i = string_end(sql, i + 1, false);
-      emit('?');
-    } else if (c == '"') {
-      // Quoted identifier: kept as written.
-      emit(c);
-      ++i;
-      while (i < n) {
-        *o++ = s[i];
-        if (s[i] == '"') {
-          if (i + 1 < n && s[i + 1] == '"') {
-            *o++ = '"';
-            i += 2;
-            continue;
+        break;
+      case start::slash:
+        if (i + 1 < n && s[i + 1] == '*') {
+          // Block comments nest in PostgreSQL.
+          int depth = 0;
+          while (i < n) {
+            if (s[i] == '/' && i + 1 < n && s[i + 1] == '*') {
+              ++depth;
+              i += 2;
+            } else if (s[i] == '*' && i + 1 < n && s[i + 1] == '/') {
+              i += 2;
+              if (--depth == 0) break;
+            } else {
+              ++i;
+            }
           }
+          pending_space = true;
+        } else {
+          emit(c);
+          ++i;
+        }
+        break;
+      case start::quote:
+        i = string_end(sql, i + 1, false);
+        emit('?');
+        break;
+      case start::double_quote:
+        // Quoted identifier: kept as written.
+        emit(c);
+        ++i;
+        while (i < n) {
+          *o++ = s[i];
+          if (s[i] == '"') {
+            if (i + 1 < n && s[i + 1] == '"') {
+              *o++ = '"';
+              i += 2;
+              continue;
+            }
+            ++i;
+            break;
+          }
+          ++i;
+        }
+        break;
+      case start::dollar:
+        if (o == begin || !ident_char(o[-1]) || pending_space) {
+          // $1 parameters stay; $tag$…$tag$ strings become '?'.
+          std::size_t j = i + 1;
+          if (j < n && digit(s[j])) {
+            emit('$');
+            ++i;
+            while (i < n && digit(s[i])) *o++ = s[i++];
+            break;
+          }
+          while (j < n && ident_char(s[j]) && s[j] != '$') ++j;
+          if (j < n && s[j] == '$') {
+            const std::string_view tag = sql.substr(i, j - i + 1);
+            const auto close = sql.find(tag, j + 1);
+            i = close == std::string_view::npos ? n : close + tag.size();
+            emit('?');
+          } else {
+            emit(c);
+            ++i;
+          }
+        } else {
+          // An identifier going on after a $ (a$b): copied as one run.
+          space_before();
+          do {
+            *o++ = s[i++];
+          } while (i < n && ident_char(s[i]));
+        }
+        break;
+      case start::dot:
+        if (!(i + 1 < n && digit(s[i + 1]))) {
+          emit(c);
           ++i;
           break;
         }
-        ++i;
-      }
-    } else if (c == '$' && (o == begin || !ident_char(o[-1]) || pending_space)) {
-      // $1 parameters stay; $tag$…$tag$ strings become '?'.
-      std::size_t j = i + 1;
-      if (j < n && digit(s[j])) {
-        emit('$');
-        ++i;
-        while (i < n && digit(s[i])) *o++ = s[i++];
-        continue;
-      }
-      while (j < n && ident_char(s[j]) && s[j] != '$') ++j;
-      if (j < n && s[j] == '$') {
-        const std::string_view tag = sql.substr(i, j - i + 1);
-        const auto close = sql.find(tag, j + 1);
-        i = close == std::string_view::npos ? n : close + tag.size();
+        [[fallthrough]];
+      case start::digit:
+        if (o != begin && !pending_space && ident_char(o[-1])) {
+          *o++ = c;  // part of an identifier such as t1
+          ++i;
+          break;
+        }
+        while (i < n && (digit(s[i]) || s[i] == '.' || s[i] == 'e' || s[i] == 'E' || s[i] == '_' ||
+                         ((s[i] == '+' || s[i] == '-') && (s[i - 1] == 'e' || s[i - 1] == 'E'))))
+          ++i;
         emit('?');
-      } else {
+        break;
+      case start::other:
         emit(c);
         ++i;
-      }
-    } else if (digit(c) || (c == '.' && i + 1 < n && digit(s[i + 1]))) {
-      if (o != begin && !pending_space && ident_char(o[-1])) {
-        *o++ = c;  // part of an identifier such as t1
-        ++i;
-        continue;
-      }
-      while (i < n && (digit(s[i]) || s[i] == '.' || s[i] == 'e' || s[i] == 'E' || s[i] == '_' ||
-                       ((s[i] == '+' || s[i] == '-') && (s[i - 1] == 'e' || s[i - 1] == 'E'))))
-        ++i;
-      emit('?');
-    } else if (ident_char(c)) {
-      // An identifier going on after a $ (a$b): copied as one run.
-      const auto start = i++;
-      while (i < n && ident_char(s[i])) ++i;
-      copy_run(start);
-    } else {
-      emit(c);
-      ++i;
+        break;
     }
   }
   out.resize(static_cast<std::size_t>(o - begin));
