@@ -438,6 +438,12 @@ config build_config(const YAML::Node& root, const std::string& base_dir) {
     only_keys(l, "limits", {"max_clients", "max_clients_per_user", "max_clients_per_database", "max_message_size",
                             "startup_timeout", "shutdown_timeout", "idle_in_transaction_timeout", "max_auth_failures",
                             "auth_failure_window", "auth_failure_delay", "auth_failure_max_delay"});
+    // Before the auth failure delays, which must fit inside it.
+    if (l["startup_timeout"]) {
+      c.startup_timeout = duration(l["startup_timeout"], "limits.startup_timeout");
+      // 0 would close every client before it could log in.
+      if (c.startup_timeout.count() <= 0) fail("limits.startup_timeout", "must be longer than 0");
+    }
     if (l["max_auth_failures"])
       c.max_auth_failures = integer<std::size_t>(l["max_auth_failures"], "limits.max_auth_failures", 0, 1'000'000);
     if (l["auth_failure_window"]) {
@@ -462,7 +468,6 @@ config build_config(const YAML::Node& root, const std::string& base_dir) {
       if (c.max_message_bytes < 1024 || c.max_message_bytes > (1ull << 30))
         fail("limits.max_message_size", "must be between 1KiB and 1GiB");
     }
-    if (l["startup_timeout"]) c.startup_timeout = duration(l["startup_timeout"], "limits.startup_timeout");
     if (l["shutdown_timeout"]) c.shutdown_timeout = duration(l["shutdown_timeout"], "limits.shutdown_timeout");
   }
 
