@@ -12,6 +12,11 @@ using proxy::error_code;
 using proxy::use_awaitable;
 
 namespace {
+// Adds `name` to a record's fenced nodes (once).
+void fence_in(std::vector<std::string>& fenced, const std::string& name) {
+  if (std::find(fenced.begin(), fenced.end(), name) == fenced.end()) fenced.push_back(name);
+}
+
 std::int64_t ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count();
 }
@@ -396,7 +401,7 @@ awaitable<tl::expected<std::string, std::string>> coordinator::switch_over(const
   next.epoch = record_.epoch + 1;
   next.primary = target;
   std::erase(next.fenced, target);
-  if (std::find(next.fenced.begin(), next.fenced.end(), old->name) == next.fenced.end()) next.fenced.push_back(old->name);
+  fence_in(next.fenced, old->name);
   next.reason = "switchover from " + old->name + " to " + target + " at " + final_position->to_string();
   if (!co_await publish(next)) {
     (void)co_await request_pause(false);
@@ -528,11 +533,10 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
   next.epoch = record_.epoch + 1;
   next.primary = *chosen;
   std::erase(next.fenced, *chosen);
-  if (std::find(next.fenced.begin(), next.fenced.end(), from) == next.fenced.end()) next.fenced.push_back(from);
+  fence_in(next.fenced, from);
   // Replicas that had received more than the new primary cannot follow its timeline: like the
   // old primary, nothing goes to them until they rejoin (rewound).
-  for (const auto& d : diverged)
-    if (std::find(next.fenced.begin(), next.fenced.end(), d) == next.fenced.end()) next.fenced.push_back(d);
+  for (const auto& d : diverged) fence_in(next.fenced, d);
   next.reason = why;
   if (!co_await publish(next)) co_return;
   const auto published = clock::now();

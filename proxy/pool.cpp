@@ -71,12 +71,17 @@ void pool::put_back(server_conn_ptr conn) {
 
 awaitable<tl::expected<server_conn_ptr, server_error>> pool::acquire(clock::time_point deadline) {
   spdlog::trace("pool {}: acquire (total {}, idle {}, waiting {})", node_.name, total_, idle_.size(), waiters_.size());
+  // Reports the sizes and the time taken, before each co_return. (Not a destructor: a frame
+  // destroyed unfinished at shutdown may outlive the pool.)
   const auto began = clock::now();
+  auto finished = [this, began] {
+    report();
+    if (settings_.meter) settings_.meter->wait.observe(clock::now() - began);
+  };
   for (;;) {
     if (auto conn = take_idle()) {
       ++checkouts_;
-      report();
-      if (settings_.meter) settings_.meter->wait.observe(clock::now() - began);
+      finished();
       co_return conn;
     }
     if (total_ < settings_.max_size) {
@@ -89,16 +94,14 @@ awaitable<tl::expected<server_conn_ptr, server_error>> pool::acquire(clock::time
       if (!r) {
         --total_;
         wake_for_slot();
-        report();
-        if (settings_.meter) settings_.meter->wait.observe(clock::now() - began);
+        finished();
         co_return tl::unexpected(r.error());
       }
       ++connects_;
       ++checkouts_;
       conn->owner = this;
       if (!server_params_) server_params_ = conn->baseline;
-      report();
-      if (settings_.meter) settings_.meter->wait.observe(clock::now() - began);
+      finished();
       co_return conn;
     }
     // In line with the clients that wait by callback; the handler resumes this coroutine.
@@ -123,10 +126,14 @@ void pool::wait(clock::time_point deadline, std::function<void(handover)> then) 
 void pool::hand_over(handover h) {
   auto w = std::move(waiters_.front());
   waiters_.pop_front();
-  if (h.conn) {
-    ++checkouts_;
-    if (settings_.meter) settings_.meter->wait.observe(clock::now() - w.since);
-  }
+  if (h.conn) ++checkouts_;
+  answer(std::move(w), std::move(h));
+}
+
+void pool::answer(waiter w, handover h) {
+  // A wait that ended (with a connection, or past its deadline) is timed; room to connect is not
+  // the end of it.
+  if (settings_.meter && !h.room) settings_.meter->wait.observe(clock::now() - w.since);
   asio::post(ex_, [then = std::move(w.then), h = std::move(h)]() mutable { then(std::move(h)); });
 }
 
@@ -151,11 +158,10 @@ void pool::expire_waiters() {
       continue;
     }
     ++wait_timeouts_;
-    if (settings_.meter) settings_.meter->wait.observe(now - w.since);
-    handover h{nullptr, false,
-               server_error{std::string(pr::sqlstate::too_many_connections),
-                            "no server connection to \"" + node_.name + "\" became free within the pool wait timeout"}};
-    asio::post(ex_, [then = std::move(w.then), h = std::move(h)]() mutable { then(std::move(h)); });
+    answer(std::move(w),
+           handover{nullptr, false,
+                    server_error{std::string(pr::sqlstate::too_many_connections),
+                                 "no server connection to \"" + node_.name + "\" became free within the pool wait timeout"}});
   }
   waiters_ = std::move(kept);
   armed_for_ = clock::time_point::max();

@@ -126,6 +126,8 @@ class pool {
   };
   // The first waiter gets `h` (posted to the executor).
   void hand_over(handover h);
+  // Gives `w` its answer (posted), timing the wait when it ended.
+  void answer(waiter w, handover h);
   void wake_for_slot();
   // The pool's one deadline timer: armed for the earliest deadline in line.
   void arm_deadlines();

@@ -511,11 +511,11 @@ session::client_frame session::next_client_frame(std::size_t max_message) {
 session::client_step session::take_client_messages(std::size_t max_message) {
   for (;;) {
     const auto f = next_client_frame(max_message);
-    if (f.state == client_frame::status::violation) return {client_step::kind::violation, f.violation, {}, {}};
-    if (f.state == client_frame::status::need_more) return {client_step::kind::read_more, {}, {}, {}};
+    if (f.state == client_frame::status::violation) return {client_step::kind::violation, f.violation, {}};
+    if (f.state == client_frame::status::need_more) return {client_step::kind::read_more, {}, {}};
     const auto& m = f.msg;
     spdlog::trace("[c{}] client message '{}' ({} bytes){}", id_, m.type, m.wire_size, attached_ ? "" : " unattached");
-    if (m.type == fe_t::terminate) return {client_step::kind::terminate, {}, {}, {}};
+    if (m.type == fe_t::terminate) return {client_step::kind::terminate, {}, {}};
     if (skipping_until_sync_) {
       // Our own error ended this batch: like PostgreSQL, ignore everything until Sync.
       if (m.type == fe_t::sync) {
@@ -534,16 +534,18 @@ session::client_step session::take_client_messages(std::size_t max_message) {
       // The common case: an idle connection at hand, nothing to wait for, or a place in the
       // pool's line. Else attach() does what must be waited for.
       const auto a = attach_now(request);
-      if (a == attaching::queued) return {client_step::kind::queued, {}, {}, {}};
-      if (a == attaching::slow) return {client_step::kind::attach, {}, request, m.type};
+      if (a == attaching::queued) return {client_step::kind::queued, {}, {}};
+      if (a == attaching::slow) return {client_step::kind::attach, {}, request};
     }
     std::string violation;
-    if (!forward_client_message(m, violation)) return {client_step::kind::violation, std::move(violation), {}, {}};
+    if (!forward_client_message(m, violation)) return {client_step::kind::violation, std::move(violation), {}};
     in_.consume(m.wire_size);
   }
 }
 
-void session::refuse_batch(char type, const server_error& err) {
+void session::refuse_batch(const server_error& err) {
+  const auto max_message = worker_.cfg().max_message_bytes;
+  const char type = in_.readable()[0];
   pr::append_error(client_out_, pr::severity::error, err.sqlstate, err.message);
   worker_.meter().errors.count(error_meter::origin::meridian, err.sqlstate);
   if (type == fe_t::query || type == fe_t::function_call || type == fe_t::sync) {
@@ -551,6 +553,7 @@ void session::refuse_batch(char type, const server_error& err) {
   } else {
     skipping_until_sync_ = true;
   }
+  in_.consume(pr::next_frame(in_.readable(), max_message).msg.wire_size);
 }
 
 awaitable<bool> session::serve(bool client_gone) {
@@ -573,8 +576,7 @@ awaitable<bool> session::serve(bool client_gone) {
       const auto err = co_await attach(step.request, true);
       if (err) {
         // The message that asked for it is answered with the error (its batch skipped).
-        refuse_batch(step.type, *err);
-        in_.consume(pr::next_frame(in_.readable(), max_message).msg.wire_size);
+        refuse_batch(*err);
       }
     }
 
@@ -679,8 +681,7 @@ void session::on_handover(handover h) {
       attach_to(std::move(h.conn), queued_.decision, queued_.read, true);
     } else if (h.error) {
       spdlog::warn("[c{}] no server connection: {}", id_, h.error->message);
-      refuse_batch(in_.readable()[0], *h.error);
-      in_.consume(pr::next_frame(in_.readable(), worker_.cfg().max_message_bytes).msg.wire_size);
+      refuse_batch(*h.error);
     }
     // With room to connect instead, the turn asks again (and serve() connects).
   } catch (const std::exception& e) {
@@ -693,8 +694,7 @@ void session::on_handover(handover h) {
 awaitable<bool> session::attach_handed(server_conn_ptr sc) {
   if (auto err = co_await sync_params(*sc)) {
     give_back(sc);
-    refuse_batch(in_.readable()[0], *err);
-    in_.consume(pr::next_frame(in_.readable(), worker_.cfg().max_message_bytes).msg.wire_size);
+    refuse_batch(*err);
   } else {
     attach_to(std::move(sc), queued_.decision, queued_.read, true);
   }

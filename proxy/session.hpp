@@ -144,12 +144,11 @@ class session : public std::enable_shared_from_this<session> {
     enum class kind { read_more, attach, queued, violation, terminate } what;
     std::string violation;
     routing::route_request request;  // attach: for the batch at the front of in_
-    char type = 0;                   // attach: its first message's type
   };
   client_step take_client_messages(std::size_t max_message);
-  // attach() failed for the batch beginning with a message of `type`: the client gets the
-  // error (and ReadyForQuery, or its batch is skipped until Sync).
-  void refuse_batch(char type, const server_error& err);
+  // No server for the batch at the front of in_: the client gets the error (and ReadyForQuery,
+  // or the rest of its batch is skipped until Sync), and the message that asked is consumed.
+  void refuse_batch(const server_error& err);
   // Answers an SSLRequest with 'S' already sent: the TLS handshake, as the server.
   awaitable<bool> start_tls();
   // A connection given back unused: to its pool when it is idle and open, else closed.
