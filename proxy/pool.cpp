@@ -22,6 +22,7 @@ pool::pool(asio::any_io_executor ex, pool_key key, routing::node node, server_lo
 }
 
 pool::~pool() {
+  for (auto& c : idle_) c->close();  // ends their pending reads
   error_code ignored;
   deadlines_.cancel(ignored);
   report_sizes({});
@@ -46,7 +47,8 @@ server_conn_ptr pool::take_idle() {
   while (!idle_.empty()) {
     auto conn = std::move(idle_.back());
     idle_.pop_back();
-    if (conn->looks_alive()) return conn;
+    // A watched connection would have left the pool had its server closed it.
+    if (conn->watched() || conn->looks_alive()) return conn;
     conn->close();
     --total_;
   }
@@ -171,6 +173,7 @@ void pool::expire_waiters() {
 
 void pool::release(server_conn_ptr conn) {
   spdlog::trace("pool {}: release (total {}, idle {}, waiting {})", node_.name, total_, idle_.size(), waiters_.size());
+  conn->reader.reset();
   conn->last_used = clock::now();
   if (conn->tainted || conn->last_used - conn->created > settings_.server_lifetime || conn->created < drained_at_) {
     discard(conn);
@@ -180,6 +183,7 @@ void pool::release(server_conn_ptr conn) {
     discard(conn);
     return;
   }
+  if (!conn->tls) conn->watch();  // (TLS: checked when taken, looks_alive)
   if (!waiters_.empty()) {
     hand_over(handover{std::move(conn), false, std::nullopt});
     report();
@@ -205,6 +209,22 @@ void pool::discard(const server_conn_ptr& conn) {
   spdlog::trace("pool {}: discard (total {}, idle {}, waiting {})", node_.name, total_, idle_.size(), waiters_.size());
   conn->close();
   if (total_ > 0) --total_;
+  wake_for_slot();
+  report();
+}
+
+void pool::heard_while_idle(const server_conn_ptr& conn, error_code ec, std::size_t n) {
+  auto it = std::find(idle_.begin(), idle_.end(), conn);
+  if (it == idle_.end()) {
+    if (!ec) conn->in.commit(n);
+    conn->tainted = true;  // spoke unasked: not reused after its holder is done
+    return;
+  }
+  spdlog::debug("pool {}: idle server connection closed by the server ({})", node_.name,
+                ec ? ec.message() : std::string("it sent a message"));
+  idle_.erase(it);
+  conn->close();
+  --total_;
   wake_for_slot();
   report();
 }

@@ -92,6 +92,10 @@ class pool {
   void release(server_conn_ptr conn);
   // Closes a connection that is broken or carries state that cannot be reset.
   void discard(const server_conn_ptr& conn);
+  // What a watched connection with no reader received (server_connection::watch): an idle
+  // connection is going away and leaves the pool; one handed out and not read from yet keeps the
+  // bytes for its holder.
+  void heard_while_idle(const server_conn_ptr& conn, error_code ec, std::size_t n);
   // New credentials for connections made from now on (an auth.query user's changed secret or
   // newly proven keys); connections already logged in stay.
   void set_login(server_login login) { login_ = std::move(login); }

@@ -9,6 +9,7 @@
 #include "protocol/scram.hpp"
 #include "protocol/startup.hpp"
 #include "proxy/params.hpp"
+#include "proxy/pool.hpp"
 
 namespace meridian::proxy {
 
@@ -38,9 +39,42 @@ server_connection::server_connection(asio::any_io_executor ex, routing::node_id 
 }
 
 void server_connection::close() {
+  stop_watching();
+  reader.reset();
   error_code ignored;
   socket.shutdown(tcp::socket::shutdown_both, ignored);
   socket.close(ignored);
+}
+
+void server_connection::watch() {
+  if (watching_ || !socket.is_open()) return;
+  watching_ = true;
+  if (in.writable() == 0) in.reserve(in.readable().size() + 1);
+  auto into = asio::buffer(in.write_ptr(), in.writable());
+  auto done = [self = shared_from_this(), generation = watch_generation_](error_code ec, std::size_t n) {
+    self->on_watched(generation, ec, n);
+  };
+  if (tls) {
+    tls->async_read_some(into, std::move(done));
+  } else {
+    socket.async_read_some(into, std::move(done));
+  }
+}
+
+void server_connection::stop_watching() {
+  ++watch_generation_;
+  if (!watching_) return;
+  watching_ = false;
+  error_code ignored;
+  socket.cancel(ignored);  // its completion finds the generation moved on
+}
+
+void server_connection::on_watched(std::uint32_t generation, error_code ec, std::size_t n) {
+  if (generation != watch_generation_) return;
+  watching_ = false;
+  auto self = shared_from_this();
+  if (auto r = reader) return r->on_server_data(std::move(self), ec, n);  // held while it runs
+  if (owner) owner->heard_while_idle(self, ec, n);
 }
 
 bool server_connection::looks_alive() {
@@ -245,6 +279,7 @@ awaitable<tl::expected<void, server_error>> server_connection::establish(const r
 awaitable<tl::expected<void, server_error>> server_connection::run_internal_query(std::string sql,
                                                                                   std::size_t max_message,
                                                                                   query_rows* rows) {
+  stop_watching();  // the answer is read here
   std::string out;
   pr::fe::serialize(pr::fe::query{sql}, out);
   error_code ec;

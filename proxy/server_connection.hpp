@@ -24,6 +24,17 @@
 namespace meridian::proxy {
 
 class pool;
+class server_connection;
+using server_conn_ptr = std::shared_ptr<server_connection>;
+
+// Who takes what a watched connection receives: the session relaying from it.
+class server_reader {
+ public:
+  virtual void on_server_data(server_conn_ptr sc, error_code ec, std::size_t n) = 0;
+
+ protected:
+  ~server_reader() = default;
+};
 
 using param_map = std::map<std::string, std::string, std::less<>>;
 // A parameter set shared by identity (see param_sets in params.hpp).
@@ -52,7 +63,7 @@ struct server_login {
   }
 };
 
-class server_connection {
+class server_connection : public std::enable_shared_from_this<server_connection> {
  public:
   server_connection(asio::any_io_executor ex, routing::node_id node, std::size_t max_prepared);
 
@@ -66,8 +77,10 @@ class server_connection {
                                                                       std::shared_ptr<const upstream_tls> tls = nullptr);
 
   // The connection's byte stream, encrypted or not.
+  // A coroutine's read (no watch may be pending then: see stop_watching).
   template <class Buffers>
   awaitable<std::size_t> read_some(const Buffers& buffers, error_code& ec) {
+    stop_watching();
     if (tls) co_return co_await tls->async_read_some(buffers, asio::redirect_error(use_awaitable, ec));
     co_return co_await socket.async_read_some(buffers, asio::redirect_error(use_awaitable, ec));
   }
@@ -85,6 +98,16 @@ class server_connection {
   [[nodiscard]] awaitable<tl::expected<void, server_error>> run_internal_query(std::string sql,
                                                                                std::size_t max_message,
                                                                                query_rows* rows = nullptr);
+
+  // One read of the socket stays pending while a session relays from the connection and, over
+  // plaintext, while the connection is idle in its pool: what it brings goes to `reader`, or
+  // with none to the pool. An idle server never speaks first, so the pool learns at once of a
+  // connection that is going away (terminated, restarted), and taking an idle connection needs
+  // no liveness check of its own; nor does relaying start a read after every query.
+  void watch();
+  // Before Meridian reads in a coroutine of its own: the pending read ends without effect.
+  void stop_watching();
+  [[nodiscard]] bool watched() const { return watching_; }
 
   // Cheap liveness check before reuse: an idle server never speaks first, so readable data or
   // EOF means it is going away (terminated, restarted).
@@ -116,14 +139,17 @@ class server_connection {
   std::chrono::steady_clock::time_point created;
   std::chrono::steady_clock::time_point last_used;
   pool* owner = nullptr;
+  std::shared_ptr<server_reader> reader;  // the session relaying from the connection, if any
 
  private:
+  void on_watched(std::uint32_t generation, error_code ec, std::size_t n);
+  bool watching_ = false;
+  std::uint32_t watch_generation_ = 0;  // reads started before the last stop_watching are stale
+
   [[nodiscard]] awaitable<tl::expected<protocol::frame, server_error>> read_message(std::size_t max_message);
   // SSLRequest and the handshake; false (with the reason) when the connection cannot go on.
   [[nodiscard]] awaitable<tl::expected<void, std::string>> start_tls(const routing::node& n, const upstream_tls& tls);
   std::size_t consumed_ = 0;
 };
-
-using server_conn_ptr = std::shared_ptr<server_connection>;
 
 }  // namespace meridian::proxy

@@ -219,6 +219,12 @@ void session::end() {
   spdlog::debug("[c{}] closed", id_);
 }
 
+void session::drop_server_reader() {
+  if (!attached_) return;
+  auto sc = attached_;
+  sc->reader.reset();  // may end this session: nothing of it is touched after
+}
+
 // ---------------------------------------------------------------------------------------------
 // Start-up phase
 
@@ -1327,6 +1333,9 @@ bool session::releasable(const server_connection& sc) const {
 
 // The attached server's answers are relayed by plain completion handlers, one read at a time:
 // this runs for every answer, and a coroutine resumed per read costs more than the relaying.
+// The read is the connection's own pending one (server_connection::watch), which this session
+// takes while attached: one started while the connection sat idle in its pool carries the
+// answer to the first query, so relaying starts no read (and no system call) per transaction.
 // What has to wait (a client that cannot take the output yet, a connection to reset, a server
 // lost) continues in a coroutine of its own.
 void session::read_server(server_conn_ptr sc) {
@@ -1336,13 +1345,8 @@ void session::read_server(server_conn_ptr sc) {
       asio::co_spawn(client_.get_executor(), reset_later(shared_from_this(), std::move(sc)), asio::detached);
     return;
   }
-  auto into = asio::buffer(sc->in.write_ptr(), sc->in.writable());
-  auto done = [self = shared_from_this(), sc](error_code ec, std::size_t n) { self->on_server_data(sc, ec, n); };
-  if (sc->tls) {
-    sc->tls->async_read_some(into, std::move(done));
-  } else {
-    sc->socket.async_read_some(into, std::move(done));
-  }
+  if (sc->reader.get() != static_cast<server_reader*>(this)) sc->reader = shared_from_this();
+  sc->watch();
 }
 
 void session::on_server_data(server_conn_ptr sc, error_code ec, std::size_t n) {

@@ -28,7 +28,7 @@ namespace meridian::proxy {
 class worker;
 class pool;
 
-class session : public std::enable_shared_from_this<session> {
+class session : public std::enable_shared_from_this<session>, public server_reader {
  public:
   session(worker& w, tcp::socket socket);
   ~session();
@@ -38,6 +38,8 @@ class session : public std::enable_shared_from_this<session> {
   void start();
   // limits.startup_timeout passed before the client logged in (worker::watch_login): closed.
   void startup_expired();
+  // At a forced stop (worker's destructor): the attached connection lets go of this session.
+  void drop_server_reader();
   [[nodiscard]] std::chrono::steady_clock::time_point connected_at() const { return connected_at_; }
   // Forwards a cancel to the server running this client's query, if any. Session's thread only.
   void cancel_running_query();
@@ -75,10 +77,11 @@ class session : public std::enable_shared_from_this<session> {
   // Start-up, then the query phase (serve or serve_console) spawned on its own; end() after.
   static awaitable<void> run(std::shared_ptr<session> self);
   void end();
-  // Relaying the attached server's answers to the client (see session.cpp): a read, its
-  // completion, what follows once the client took the output.
+  // Relaying the attached server's answers to the client (see session.cpp): the connection's
+  // pending read (server_connection::watch), its completion, what follows once the client took
+  // the output.
   void read_server(server_conn_ptr sc);
-  void on_server_data(server_conn_ptr sc, error_code ec, std::size_t n);
+  void on_server_data(server_conn_ptr sc, error_code ec, std::size_t n) override;
   void relayed(server_conn_ptr sc, const chunk_result& chunk, bool written);
   static awaitable<void> write_then_relay(std::shared_ptr<session> self, server_conn_ptr sc, chunk_result chunk);
   // The server connection broke: ends the client's transaction (and connection) in a coroutine.

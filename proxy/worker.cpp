@@ -118,6 +118,14 @@ void worker::listen() {
   asio::co_spawn(io_, sweep_loop(), asio::detached);
 }
 
+worker::~worker() {
+  // A stop that did not wait for every client leaves sessions attached to a server connection
+  // that holds its session as reader (server_connection::watch): part them, so that both go
+  // with the handlers the io_context destroys.
+  const auto left = sessions_;
+  for (auto* s : left) s->drop_server_reader();
+}
+
 void worker::run() { io_.run(); }
 
 awaitable<void> worker::accept_loop() {

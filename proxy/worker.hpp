@@ -56,6 +56,7 @@ struct shared_state {
 class worker {
  public:
   worker(shared_state& shared, unsigned index, routing::topology_ptr topology);
+  ~worker();
   worker(const worker&) = delete;
   worker& operator=(const worker&) = delete;
 
