@@ -22,6 +22,7 @@ pool::pool(asio::any_io_executor ex, pool_key key, routing::node node, server_lo
 }
 
 pool::~pool() {
+  delivery_->owner = nullptr;  // a delivery still posted finds the pool gone
   for (auto& c : idle_) c->close();  // ends their pending reads
   error_code ignored;
   deadlines_.cancel(ignored);
@@ -72,7 +73,8 @@ void pool::put_back(server_conn_ptr conn) {
 }
 
 awaitable<tl::expected<server_conn_ptr, server_error>> pool::acquire(clock::time_point deadline) {
-  spdlog::trace("pool {}: acquire (total {}, idle {}, waiting {})", node_.name, total_, idle_.size(), waiters_.size());
+  if (spdlog::should_log(spdlog::level::trace))
+    spdlog::trace("pool {}: acquire (total {}, idle {}, waiting {})", node_.name, total_, idle_.size(), waiters_.size());
   // Reports the sizes and the time taken, before each co_return. (Not a destructor: a frame
   // destroyed unfinished at shutdown may outlive the pool.)
   const auto began = clock::now();
@@ -109,8 +111,13 @@ awaitable<tl::expected<server_conn_ptr, server_error>> pool::acquire(clock::time
     // In line with the clients that wait by callback; the handler resumes this coroutine.
     auto h = co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(handover)>(
         [this, deadline](auto handler) {
-          auto held = std::make_shared<decltype(handler)>(std::move(handler));
-          wait(deadline, [held](handover given) { (*held)(std::move(given)); });
+          using handler_type = decltype(handler);
+          struct resume final : pool_waiter {
+            explicit resume(handler_type h) : resume_with(std::move(h)) {}
+            void on_handover(handover given) override { resume_with(std::move(given)); }
+            handler_type resume_with;
+          };
+          wait(deadline, std::make_shared<resume>(std::move(handler)));
         },
         use_awaitable);
     if (h.conn) co_return std::move(h.conn);
@@ -119,8 +126,8 @@ awaitable<tl::expected<server_conn_ptr, server_error>> pool::acquire(clock::time
   }
 }
 
-void pool::wait(clock::time_point deadline, std::function<void(handover)> then) {
-  waiters_.push_back(waiter{clock::now(), deadline, std::move(then)});
+void pool::wait(clock::time_point deadline, std::shared_ptr<pool_waiter> who) {
+  waiters_.push_back(waiter{clock::now(), deadline, std::move(who)});
   if (deadline < armed_for_) arm_deadlines();
   report();
 }
@@ -136,7 +143,19 @@ void pool::answer(waiter w, handover h) {
   // A wait that ended (with a connection, or past its deadline) is timed; room to connect is not
   // the end of it.
   if (settings_.meter && !h.room) settings_.meter->wait.observe(clock::now() - w.since);
-  asio::post(ex_, [then = std::move(w.then), h = std::move(h)]() mutable { then(std::move(h)); });
+  answers_.push_back(answer_to{std::move(w.who), std::move(h)});
+  if (delivery_posted_) return;
+  delivery_posted_ = true;
+  asio::post(ex_, with_memory(delivery_->memory, [d = delivery_] {
+               if (d->owner) d->owner->deliver();
+             }));
+}
+
+void pool::deliver() {
+  delivery_posted_ = false;  // answers given while these are delivered are posted again
+  std::swap(answers_, delivering_);
+  for (auto& a : delivering_) a.who->on_handover(std::move(a.given));
+  delivering_.clear();
 }
 
 void pool::arm_deadlines() {
@@ -172,7 +191,8 @@ void pool::expire_waiters() {
 }
 
 void pool::release(server_conn_ptr conn) {
-  spdlog::trace("pool {}: release (total {}, idle {}, waiting {})", node_.name, total_, idle_.size(), waiters_.size());
+  if (spdlog::should_log(spdlog::level::trace))
+    spdlog::trace("pool {}: release (total {}, idle {}, waiting {})", node_.name, total_, idle_.size(), waiters_.size());
   conn->reader.reset();
   conn->last_used = clock::now();
   if (conn->tainted || conn->last_used - conn->created > settings_.server_lifetime || conn->created < drained_at_) {
@@ -206,7 +226,8 @@ void pool::set_max_size(std::size_t n) {
 }
 
 void pool::discard(const server_conn_ptr& conn) {
-  spdlog::trace("pool {}: discard (total {}, idle {}, waiting {})", node_.name, total_, idle_.size(), waiters_.size());
+  if (spdlog::should_log(spdlog::level::trace))
+    spdlog::trace("pool {}: discard (total {}, idle {}, waiting {})", node_.name, total_, idle_.size(), waiters_.size());
   conn->close();
   if (total_ > 0) --total_;
   wake_for_slot();

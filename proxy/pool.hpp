@@ -16,6 +16,7 @@
 #include <tl/expected.hpp>
 
 #include "proxy/asio.hpp"
+#include "proxy/handler_memory.hpp"
 #include "proxy/meters.hpp"
 #include "proxy/server_connection.hpp"
 #include "routing/topology.hpp"
@@ -66,6 +67,16 @@ struct handover {
   std::optional<server_error> error;
 };
 
+// Who waits in a pool's line (a session; pool::acquire's coroutine): given a handover on the
+// pool's executor.
+class pool_waiter {
+ public:
+  virtual void on_handover(handover h) = 0;
+
+ protected:
+  ~pool_waiter() = default;
+};
+
 class pool {
  public:
   pool(asio::any_io_executor ex, pool_key key, routing::node node, server_login login, pool_settings settings);
@@ -86,8 +97,8 @@ class pool {
   // Whether a client finding no idle connection must wait (the pool is at its size) rather
   // than connect.
   [[nodiscard]] bool full() const { return total_ >= settings_.max_size; }
-  // Queues `then` for the next connection returned (counted as a checkout when handed over).
-  void wait(std::chrono::steady_clock::time_point deadline, std::function<void(handover)> then);
+  // Queues `who` for the next connection returned (counted as a checkout when handed over).
+  void wait(std::chrono::steady_clock::time_point deadline, std::shared_ptr<pool_waiter> who);
   // Returns a connection with nothing in flight and no open transaction.
   void release(server_conn_ptr conn);
   // Closes a connection that is broken or carries state that cannot be reset.
@@ -126,12 +137,14 @@ class pool {
   struct waiter {
     std::chrono::steady_clock::time_point since;
     std::chrono::steady_clock::time_point deadline;
-    std::function<void(handover)> then;
+    std::shared_ptr<pool_waiter> who;
   };
   // The first waiter gets `h` (posted to the executor).
   void hand_over(handover h);
   // Gives `w` its answer (posted), timing the wait when it ended.
   void answer(waiter w, handover h);
+  // The answers given since the last delivery, in order: one posted handler delivers them all.
+  void deliver();
   void wake_for_slot();
   // The pool's one deadline timer: armed for the earliest deadline in line.
   void arm_deadlines();
@@ -157,6 +170,19 @@ class pool {
   asio::steady_timer deadlines_;
   std::chrono::steady_clock::time_point armed_for_ = std::chrono::steady_clock::time_point::max();
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // for the timer's handler
+  struct answer_to {
+    std::shared_ptr<pool_waiter> who;
+    handover given;
+  };
+  std::vector<answer_to> answers_, delivering_;
+  // The posted delivery's memory, and the pool while it lives (the handler holds both).
+  struct delivery_state {
+    explicit delivery_state(pool* p) : owner(p) {}
+    handler_memory memory;
+    pool* owner;
+  };
+  std::shared_ptr<delivery_state> delivery_ = std::make_shared<delivery_state>(this);
+  bool delivery_posted_ = false;
   std::optional<param_map> server_params_;
   std::uint64_t connects_ = 0;
   std::uint64_t checkouts_ = 0;

@@ -51,9 +51,9 @@ void server_connection::watch() {
   watching_ = true;
   if (in.writable() == 0) in.reserve(in.readable().size() + 1);
   auto into = asio::buffer(in.write_ptr(), in.writable());
-  auto done = [self = shared_from_this(), generation = watch_generation_](error_code ec, std::size_t n) {
+  auto done = with_memory(watch_memory_, [self = shared_from_this(), generation = watch_generation_](error_code ec, std::size_t n) {
     self->on_watched(generation, ec, n);
-  };
+  });
   if (tls) {
     tls->async_read_some(into, std::move(done));
   } else {

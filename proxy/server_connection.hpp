@@ -16,6 +16,7 @@
 #include "protocol/pipeline.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/byte_buffer.hpp"
+#include "proxy/handler_memory.hpp"
 #include "proxy/statement_cache.hpp"
 #include "protocol/scram.hpp"
 #include "proxy/tls.hpp"
@@ -144,7 +145,8 @@ class server_connection : public std::enable_shared_from_this<server_connection>
  private:
   void on_watched(std::uint32_t generation, error_code ec, std::size_t n);
   bool watching_ = false;
-  std::uint32_t watch_generation_ = 0;  // reads started before the last stop_watching are stale
+  std::uint32_t watch_generation_ = 0;
+  handler_memory watch_memory_;  // for the pending read's operation  // reads started before the last stop_watching are stale
 
   [[nodiscard]] awaitable<tl::expected<protocol::frame, server_error>> read_message(std::size_t max_message);
   // SSLRequest and the handshake; false (with the reason) when the connection cannot go on.

@@ -520,7 +520,8 @@ session::client_step session::take_client_messages(std::size_t max_message) {
     if (f.state == client_frame::status::violation) return {client_step::kind::violation, f.violation, {}};
     if (f.state == client_frame::status::need_more) return {client_step::kind::read_more, {}, {}};
     const auto& m = f.msg;
-    spdlog::trace("[c{}] client message '{}' ({} bytes){}", id_, m.type, m.wire_size, attached_ ? "" : " unattached");
+    if (spdlog::should_log(spdlog::level::trace))  // spdlog::trace does work even when filtered
+      spdlog::trace("[c{}] client message '{}' ({} bytes){}", id_, m.type, m.wire_size, attached_ ? "" : " unattached");
     if (m.type == fe_t::terminate) return {client_step::kind::terminate, {}, {}};
     if (skipping_until_sync_) {
       // Our own error ended this batch: like PostgreSQL, ignore everything until Sync.
@@ -641,7 +642,9 @@ void session::spawn_serve(bool client_gone) {
 
 void session::wait_client() {
   in_.lend(worker_.client_buffers());  // only while empty: a partial message keeps its buffer
-  client_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](error_code ec) { self->on_client_readable(ec); });
+  client_.async_wait(tcp::socket::wait_read, with_memory(client_wait_memory_, [self = shared_from_this()](error_code ec) {
+                                                         self->on_client_readable(ec);
+                                                       }));
 }
 
 void session::on_client_readable(error_code ec) {
@@ -1152,8 +1155,7 @@ session::attaching session::attach_now(const routing::route_request& asked) {
   if (!sc) {
     if (!p.full()) return attaching::slow;  // room to connect: attach() connects
     queued_ = {decision, routing::wants_replica(request)};
-    p.wait(clock::now() + worker_.cfg().wait_timeout,
-           [self = shared_from_this()](handover h) { self->on_handover(std::move(h)); });
+    p.wait(clock::now() + worker_.cfg().wait_timeout, shared_from_this());
     return attaching::queued;
   }
   if (!params_to_sync(*sc).empty()) {
@@ -1363,8 +1365,9 @@ void session::on_server_data(server_conn_ptr sc, error_code ec, std::size_t n) {
     lose_server(std::move(sc), std::string("internal error relaying its answer: ") + e.what());
     return;
   }
-  spdlog::trace("[c{}] server chunk of {} bytes, {} segment(s), tx {}, pipeline {}", id_, n, segments_.size(),
-                static_cast<char>(sc->tx), sc->pipeline.empty() ? "empty" : "busy");
+  if (spdlog::should_log(spdlog::level::trace))
+    spdlog::trace("[c{}] server chunk of {} bytes, {} segment(s), tx {}, pipeline {}", id_, n, segments_.size(),
+                  static_cast<char>(sc->tx), sc->pipeline.empty() ? "empty" : "busy");
   if (chunk.broken) return lose_server(std::move(sc), chunk.broken);
   bool written = true;
   if (!segments_.empty()) {

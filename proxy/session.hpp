@@ -17,6 +17,7 @@
 #include "proxy/byte_buffer.hpp"
 #include "proxy/cancel_registry.hpp"
 #include "proxy/config.hpp"
+#include "proxy/handler_memory.hpp"
 #include "proxy/pool.hpp"
 #include "proxy/server_connection.hpp"
 #include "proxy/tls.hpp"
@@ -28,7 +29,7 @@ namespace meridian::proxy {
 class worker;
 class pool;
 
-class session : public std::enable_shared_from_this<session>, public server_reader {
+class session : public std::enable_shared_from_this<session>, public server_reader, public pool_waiter {
  public:
   session(worker& w, tcp::socket socket);
   ~session();
@@ -113,7 +114,7 @@ class session : public std::enable_shared_from_this<session>, public server_read
   turn serve_quick();
   void continue_turn();  // serve_quick, then what it says
   // A pool's answer to this session waiting in its line (see attach_now).
-  void on_handover(handover h);
+  void on_handover(handover h) override;
   // A handed-over connection that needs the session's parameters set first.
   awaitable<bool> attach_handed(server_conn_ptr sc);
   // server_out_ to the attached server without waiting: true when it is all gone (sent, or
@@ -279,6 +280,7 @@ class session : public std::enable_shared_from_this<session>, public server_read
   routing::target unnamed_class_ = routing::target::primary;  // of the last unnamed Parse
 
   server_conn_ptr attached_;
+  handler_memory client_wait_memory_;  // for wait_client's operation
   // Where the batch waiting in a pool's line goes (attach_now → on_handover).
   struct queued_attach {
     routing::route_decision decision;
