@@ -33,7 +33,7 @@ Int integer(const YAML::Node& n, const std::string& key, Int min, Int max) {
 
 std::chrono::milliseconds duration(const YAML::Node& n, const std::string& key) {
   auto d = parse_duration(scalar(n, key));
-  if (!d) fail(key, "must be a duration such as 500ms, 5s, 10m or 1h");
+  if (!d) fail(key, "must be a duration such as 500ms, 5s, 10m or 1h, of at most ten years");
   return *d;
 }
 
@@ -149,12 +149,16 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
   auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
   if (ec != std::errc{} || v < 0) return std::nullopt;
   std::string_view unit(p, static_cast<std::size_t>(text.data() + text.size() - p));
-  long long ms = 0;
-  if (unit.empty() || unit == "s") ms = v * 1000;
-  else if (unit == "ms") ms = v;
-  else if (unit == "m" || unit == "min") ms = v * 60'000;
-  else if (unit == "h") ms = v * 3'600'000;
+  long long per_unit = 0;
+  if (unit.empty() || unit == "s") per_unit = 1000;
+  else if (unit == "ms") per_unit = 1;
+  else if (unit == "m" || unit == "min") per_unit = 60'000;
+  else if (unit == "h") per_unit = 3'600'000;
   else return std::nullopt;
+  // At most ten years: every duration is added to a clock's now() somewhere, in nanoseconds.
+  constexpr long long max_ms = 10LL * 365 * 24 * 3'600'000;
+  long long ms = 0;
+  if (__builtin_mul_overflow(v, per_unit, &ms) || ms > max_ms) return std::nullopt;
   return std::chrono::milliseconds(ms);
 }
 
@@ -170,7 +174,9 @@ std::optional<std::size_t> parse_size(std::string_view text) {
   else if (unit == "MB" || unit == "MiB") mult = 1024 * 1024;
   else if (unit == "GB" || unit == "GiB") mult = 1024ull * 1024 * 1024;
   else return std::nullopt;
-  return static_cast<std::size_t>(v * mult);
+  std::size_t bytes = 0;
+  if (__builtin_mul_overflow(v, mult, &bytes)) return std::nullopt;  // more bytes than fit
+  return bytes;
 }
 
 std::vector<user_config> parse_userlist(const std::string& text, const std::string& source) {

@@ -200,10 +200,16 @@ TEST_CASE("durations and sizes", "[proxy][config]") {
   CHECK_FALSE(parse_duration("5 s"));
   CHECK_FALSE(parse_duration("-1s"));
   CHECK_FALSE(parse_duration(""));
+  // More milliseconds than fit (found by the config fuzzer), or more than ten years: refused.
+  CHECK_FALSE(parse_duration("4099276460824344802"));
+  CHECK_FALSE(parse_duration("9223372036854776h"));
+  CHECK_FALSE(parse_duration("87601h"));
+  CHECK(parse_duration("87600h") == std::chrono::hours(87600));
   CHECK(parse_size("64MiB") == 64u << 20);
   CHECK(parse_size("1024") == 1024u);
   CHECK_FALSE(parse_size("lots"));
   CHECK_FALSE(parse_size("5TB"));
+  CHECK_FALSE(parse_size("18446744073709551615GiB"));
 }
 
 TEST_CASE("userlist files in PgBouncer's format", "[proxy][config]") {
