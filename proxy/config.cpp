@@ -459,8 +459,12 @@ config build_config(const YAML::Node& root, const std::string& base_dir) {
     if (l["auth_failure_delay"]) c.auth_failure_delay = duration(l["auth_failure_delay"], "limits.auth_failure_delay");
     if (l["auth_failure_max_delay"])
       c.auth_failure_max_delay = duration(l["auth_failure_max_delay"], "limits.auth_failure_max_delay");
-    if (c.auth_failure_max_delay >= c.startup_timeout && l["auth_failure_max_delay"])
-      fail("limits.auth_failure_max_delay", "must be shorter than limits.startup_timeout");
+    if (c.auth_failure_max_delay >= c.startup_timeout) {
+      if (l["auth_failure_max_delay"]) fail("limits.auth_failure_max_delay", "must be shorter than limits.startup_timeout");
+      // The default would outlast a short start-up deadline, which would close a client whose
+      // login failed before its answer is sent: half the deadline instead.
+      c.auth_failure_max_delay = c.startup_timeout / 2;
+    }
     if (l["idle_in_transaction_timeout"])
       c.idle_in_transaction_timeout = duration(l["idle_in_transaction_timeout"], "limits.idle_in_transaction_timeout");
     if (l["max_clients"]) c.max_clients = integer<std::size_t>(l["max_clients"], "limits.max_clients", 1, 10'000'000);

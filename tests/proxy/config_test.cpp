@@ -79,6 +79,8 @@ log: { level: debug }
   CHECK(c.max_clients == 99);
   CHECK(c.max_message_bytes == 2u << 20);
   CHECK(c.startup_timeout == std::chrono::seconds(4));
+  // Not set, the 5 s default would outlast the 4 s deadline: half of it instead.
+  CHECK(c.auth_failure_max_delay == std::chrono::seconds(2));
   CHECK(c.shutdown_timeout == std::chrono::seconds(5));
   CHECK(c.auth == auth_method::md5);
   CHECK(c.users[0].server_password == "y");
