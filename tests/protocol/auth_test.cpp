@@ -32,6 +32,17 @@ TEST_CASE("SCRAM client side matches RFC 7677", "[protocol][scram]") {
   CHECK_FALSE(client.server_final("v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="));
 }
 
+TEST_CASE("SCRAM client refuses a server asking for more than a million iterations", "[protocol][scram]") {
+  // The SCRAM fuzzer's find: 9,475,917 iterations held the thread for seconds.
+  const std::string first = std::string(rfc_server_first).substr(0, std::string(rfc_server_first).rfind("i=") + 2);
+  scram_client over("pencil", "user", rfc_client_nonce);
+  CHECK(over.client_first() == rfc_client_first);
+  CHECK_FALSE(over.server_first(first + "9475917"));
+  scram_client at_limit("pencil", "user", rfc_client_nonce);
+  CHECK(at_limit.client_first() == rfc_client_first);
+  CHECK(at_limit.server_first(first + "1000000"));
+}
+
 TEST_CASE("SCRAM server side matches RFC 7677", "[protocol][scram]") {
   scram_server server(rfc_verifier(), rfc_server_nonce);
   auto first = server.client_first(rfc_client_first);
