@@ -23,7 +23,7 @@ pool::pool(asio::any_io_executor ex, pool_key key, routing::node node, server_lo
 
 pool::~pool() {
   delivery_->owner = nullptr;  // a delivery still posted finds the pool gone
-  for (auto& c : idle_) c->close();  // ends their pending reads
+  close_idle();                // ends their pending reads
   error_code ignored;
   deadlines_.cancel(ignored);
   report_sizes({});
@@ -244,10 +244,7 @@ void pool::heard_while_idle(const server_conn_ptr& conn, error_code ec, std::siz
   spdlog::debug("pool {}: idle server connection closed by the server ({})", node_.name,
                 ec ? ec.message() : std::string("it sent a message"));
   idle_.erase(it);
-  conn->close();
-  --total_;
-  wake_for_slot();
-  report();
+  discard(conn);
 }
 
 void pool::wake_for_slot() {
