@@ -81,25 +81,40 @@ TEST_CASE("a select-only pgbench run shows in eu-west-1's metrics as it ran", "[
   // pgbench's own set-up adds a statement or two per run (the scale query); nothing else runs.
   constexpr double slack = 10;
   const auto replica = node_label(eu);
-  CHECK(moved("meridian_transaction_duration_seconds_count", replica) >= n);
-  CHECK(moved("meridian_transaction_duration_seconds_count", replica) <= n + slack);
-  CHECK(moved("meridian_query_duration_seconds_count", replica) >= n);
-  CHECK(moved("meridian_query_duration_seconds_count", replica) <= n + slack);
+  // A read leaves the local replica only while the replica is judged unusable (a probe that
+  // timed out on a loaded machine, a refused connection): those are counted where they ran, so
+  // the counts add up over all nodes, and the replica serves all but a few of them.
+  const auto elsewhere =
+      moved("meridian_reads_routed_total", node_label(us)) + moved("meridian_reads_routed_total", node_label(ap));
+  INFO("reads routed away from eu-west-1: " << elsewhere << ", replica skips: "
+                                            << moved("meridian_replica_skips_total", replica));
+  CHECK(elsewhere <= n / 50);
+  auto everywhere = [&](const std::string& name, const std::string& labels = {}) {
+    const auto with = [&](int node) { return labels.empty() ? node_label(node) : labels + "," + node_label(node); };
+    return moved(name, with(us)) + moved(name, with(eu)) + moved(name, with(ap));
+  };
+  for (const char* name : {"meridian_transaction_duration_seconds_count", "meridian_query_duration_seconds_count"}) {
+    INFO(name);
+    CHECK(everywhere(name) >= n);
+    CHECK(everywhere(name) <= n + slack);
+    CHECK(moved(name, replica) >= n - elsewhere);
+  }
   CHECK(moved("meridian_transaction_duration_seconds_sum", replica) > 0);
-  CHECK(moved("meridian_statements_total", "class=\"read\"," + replica) >= n);
-  CHECK(moved("meridian_statements_total", "class=\"read\"," + replica) <= n + slack);
-  CHECK(moved("meridian_reads_routed_total", replica) >= n);
+  CHECK(everywhere("meridian_statements_total", "class=\"read\"") >= n);
+  CHECK(everywhere("meridian_statements_total", "class=\"read\"") <= n + slack);
+  CHECK(moved("meridian_statements_total", "class=\"read\"," + replica) >= n - elsewhere);
+  CHECK(moved("meridian_reads_routed_total", replica) + elsewhere >= n);
   // Transaction pooling: a checkout per transaction.
-  CHECK(moved("meridian_pool_wait_seconds_count", replica) >= n);
-  CHECK(moved("meridian_pool_wait_seconds_count", replica) <= n + slack);
+  CHECK(everywhere("meridian_pool_wait_seconds_count") >= n);
+  CHECK(everywhere("meridian_pool_wait_seconds_count") <= n + slack);
   // Two statement shapes (the scale query and the select): classified from the cache after
   // the first time on each worker thread.
   const auto hits = moved("meridian_classification_cache_lookups_total", "result=\"hit\"");
   const auto misses = moved("meridian_classification_cache_lookups_total", "result=\"miss\"");
   CHECK(hits + misses >= n);
   CHECK(misses <= slack);
-  // Nothing reached the primary's histograms.
-  CHECK(moved("meridian_query_duration_seconds_count", node_label(us)) <= slack);
+  // Nothing reached the primary's histograms but the reads sent there.
+  CHECK(moved("meridian_query_duration_seconds_count", node_label(us)) <= slack + elsewhere);
   check_histogram(after, "meridian_query_duration_seconds", eu);
   check_histogram(after, "meridian_transaction_duration_seconds", eu);
   check_histogram(after, "meridian_pool_wait_seconds", eu);
