@@ -50,15 +50,28 @@ void server_connection::watch() {
   if (watching_ || !socket.is_open()) return;
   watching_ = true;
   if (in.writable() == 0) in.reserve(in.readable().size() + 1);
-  auto into = asio::buffer(in.write_ptr(), in.writable());
-  auto done = with_memory(watch_memory_, [self = shared_from_this(), generation = watch_generation_](error_code ec, std::size_t n) {
-    self->on_watched(generation, ec, n);
-  });
   if (tls) {
-    tls->async_read_some(into, std::move(done));
-  } else {
-    socket.async_read_some(into, std::move(done));
+    tls->async_read_some(asio::buffer(in.write_ptr(), in.writable()),
+                         with_memory(watch_memory_, [self = shared_from_this(), generation = watch_generation_](
+                                                        error_code ec, std::size_t n) { self->on_watched(generation, ec, n); }));
+    return;
   }
+  // A read stopped a moment ago may not have completed yet (its operation is the same object):
+  // its completion starts this one.
+  if (!quiet_watch_.pending()) start_quiet_watch();
+}
+
+void server_connection::start_quiet_watch() {
+  quiet_generation_ = watch_generation_;
+  quiet_watch_.read(socket, in.write_ptr(), in.writable(), shared_from_this(), [](void* me, error_code ec, std::size_t n) {
+    auto* self = static_cast<server_connection*>(me);
+    if (self->quiet_generation_ != self->watch_generation_ && self->watching_ && self->socket.is_open()) {
+      // Stopped, then asked for again before the stopped read came back: read now.
+      if (self->in.writable() == 0) self->in.reserve(self->in.readable().size() + 1);
+      return self->start_quiet_watch();
+    }
+    self->on_watched(self->quiet_generation_, ec, n);
+  });
 }
 
 void server_connection::stop_watching() {

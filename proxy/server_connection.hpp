@@ -17,6 +17,7 @@
 #include "proxy/asio.hpp"
 #include "proxy/byte_buffer.hpp"
 #include "proxy/handler_memory.hpp"
+#include "proxy/quiet_read.hpp"
 #include "proxy/statement_cache.hpp"
 #include "protocol/scram.hpp"
 #include "proxy/tls.hpp"
@@ -146,7 +147,12 @@ class server_connection : public std::enable_shared_from_this<server_connection>
   void on_watched(std::uint32_t generation, error_code ec, std::size_t n);
   bool watching_ = false;
   std::uint32_t watch_generation_ = 0;
-  handler_memory watch_memory_;  // for the pending read's operation  // reads started before the last stop_watching are stale
+  handler_memory watch_memory_;  // for the pending read's operation over TLS
+  // The pending read over plaintext, and the generation it was started in (reads started before
+  // the last stop_watching are stale).
+  void start_quiet_watch();
+  quiet_read quiet_watch_;
+  std::uint32_t quiet_generation_ = 0;
 
   [[nodiscard]] awaitable<tl::expected<protocol::frame, server_error>> read_message(std::size_t max_message);
   // SSLRequest and the handshake; false (with the reason) when the connection cannot go on.

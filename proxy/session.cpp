@@ -642,9 +642,13 @@ void session::spawn_serve(bool client_gone) {
 
 void session::wait_client() {
   in_.lend(worker_.client_buffers());  // only while empty: a partial message keeps its buffer
-  client_.async_wait(tcp::socket::wait_read, with_memory(client_wait_memory_, [self = shared_from_this()](error_code ec) {
-                                                         self->on_client_readable(ec);
-                                                       }));
+  if (!client_drained_) {
+    // The last read filled its buffer: more may be waiting, and no readiness event would say so.
+    asio::post(client_.get_executor(), [self = shared_from_this()] { self->on_client_readable({}); });
+    return;
+  }
+  client_wait_.wait(client_, shared_from_this(),
+                    [](void* self, error_code ec, std::size_t) { static_cast<session*>(self)->on_client_readable(ec); });
 }
 
 void session::on_client_readable(error_code ec) {
@@ -784,10 +788,18 @@ session::received session::receive_client() {
   in_.borrow(worker_.client_buffers());
   const auto n = ::recv(client_.native_handle(), in_.write_ptr(), in_.writable(), MSG_DONTWAIT);
   if (n > 0) {
+    client_drained_ = static_cast<std::size_t>(n) < in_.writable();  // short: nothing was left
     client_spoke(static_cast<std::size_t>(n));
     return received::bytes;
   }
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return received::nothing;
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    client_drained_ = true;
+    return received::nothing;
+  }
+  if (n < 0 && errno == EINTR) {
+    client_drained_ = false;  // not known: read again before waiting
+    return received::nothing;
+  }
   return received::gone;  // closed by the client (0) or broken
 }
 

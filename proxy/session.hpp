@@ -17,8 +17,8 @@
 #include "proxy/byte_buffer.hpp"
 #include "proxy/cancel_registry.hpp"
 #include "proxy/config.hpp"
-#include "proxy/handler_memory.hpp"
 #include "proxy/pool.hpp"
+#include "proxy/quiet_read.hpp"
 #include "proxy/server_connection.hpp"
 #include "proxy/tls.hpp"
 #include "proxy/user_directory.hpp"
@@ -280,7 +280,10 @@ class session : public std::enable_shared_from_this<session>, public server_read
   routing::target unnamed_class_ = routing::target::primary;  // of the last unnamed Parse
 
   server_conn_ptr attached_;
-  handler_memory client_wait_memory_;  // for wait_client's operation
+  // The wait for a plaintext client's next message (wait_client). It costs no system call while
+  // the client's socket is known to be empty: the last read came back short or found nothing.
+  quiet_read client_wait_;
+  bool client_drained_ = false;
   // Where the batch waiting in a pool's line goes (attach_now → on_handover).
   struct queued_attach {
     routing::route_decision decision;
