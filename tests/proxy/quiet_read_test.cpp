@@ -72,6 +72,15 @@ bool completed(asio::io_context& io, pair_owner& o, int count) {
   return o.completions >= count;
 }
 
+// A quiet read of `text`, short of the buffer: afterwards the socket is empty and known to be.
+void read_until_empty(asio::io_context& io, const std::shared_ptr<pair_owner>& o, std::string_view text) {
+  const int before = o->completions;
+  o->op.read(o->ours, o->buffer, sizeof o->buffer, o, record);
+  send(o->peer, text);
+  REQUIRE(completed(io, *o, before + 1));
+  REQUIRE(o->last_n == text.size());
+}
+
 }  // namespace
 
 TEST_CASE("quiet_read reads what arrives, and the next read on an emptied socket makes no recv until data comes",
@@ -101,9 +110,7 @@ TEST_CASE("quiet_read reads what arrives, and the next read on an emptied socket
 TEST_CASE("quiet_read wakes for data that arrived while nothing was pending", "[proxy][quiet_read]") {
   asio::io_context io;
   auto o = std::make_shared<pair_owner>(io);
-  o->op.read(o->ours, o->buffer, sizeof o->buffer, o, record);
-  send(o->peer, "one");
-  REQUIRE(completed(io, *o, 1));
+  read_until_empty(io, o, "one");
   // The socket is empty and known to be. Data comes, and the loop sees its event with no
   // operation pending (the event is spent): the next read must still find the data.
   send(o->peer, "two");
@@ -172,9 +179,7 @@ TEST_CASE("a quiet wait completes when the socket is readable, and is queued onc
 TEST_CASE("Asio's own read after a quiet read sees data that arrives later", "[proxy][quiet_read]") {
   asio::io_context io;
   auto o = std::make_shared<pair_owner>(io);
-  o->op.read(o->ours, o->buffer, sizeof o->buffer, o, record);
-  send(o->peer, "a");
-  REQUIRE(completed(io, *o, 1));
+  read_until_empty(io, o, "a");
   // The socket is marked empty; a coroutine-style read through Asio takes over (as the
   // connection's internal queries do after stop_watching).
   std::size_t got = 0;
