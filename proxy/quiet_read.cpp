@@ -20,7 +20,8 @@ struct socket_access : tcp::socket {
 
 }  // namespace
 
-void quiet_read::start(tcp::socket& socket, void* data, std::size_t size, std::shared_ptr<void> owner, callback done) {
+bool quiet_read::start(tcp::socket& socket, void* data, std::size_t size, std::shared_ptr<void> owner, callback done) {
+  if (pending()) return false;  // the operation is in the reactor's or the scheduler's queue
   if (!reactor_) {
     reactor_ = &boost::asio::use_service<detail::epoll_reactor>(
         boost::asio::query(socket.get_executor(), boost::asio::execution::context));
@@ -35,6 +36,7 @@ void quiet_read::start(tcp::socket& socket, void* data, std::size_t size, std::s
   // Speculation allowed: the reactor tries the operation now only if the socket may hold data.
   reactor_->start_op(detail::epoll_reactor::read_op, op_.fd, socket_access::registration(socket), &op_,
                      /*is_continuation=*/true, /*allow_speculative=*/true);
+  return true;
 }
 
 detail::reactor_op::status quiet_read::op::perform_io(reactor_op* base) {

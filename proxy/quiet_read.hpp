@@ -50,13 +50,16 @@ class quiet_read {
   quiet_read(const quiet_read&) = delete;
   quiet_read& operator=(const quiet_read&) = delete;
 
+  // One operation at a time: while one is pending (a cancelled one included, until its
+  // completion ran), wait() and read() start nothing and return false.
+
   // Completes when `socket` is readable (or closed, or broken). The owner reads right after.
-  void wait(tcp::socket& socket, std::shared_ptr<void> owner, callback done) {
-    start(socket, nullptr, 0, std::move(owner), done);
+  bool wait(tcp::socket& socket, std::shared_ptr<void> owner, callback done) {
+    return start(socket, nullptr, 0, std::move(owner), done);
   }
   // Completes when something was read into [data, data + size) (size > 0).
-  void read(tcp::socket& socket, void* data, std::size_t size, std::shared_ptr<void> owner, callback done) {
-    start(socket, data, size, std::move(owner), done);
+  bool read(tcp::socket& socket, void* data, std::size_t size, std::shared_ptr<void> owner, callback done) {
+    return start(socket, data, size, std::move(owner), done);
   }
 
   bool pending() const { return op_.owner != nullptr; }
@@ -74,7 +77,7 @@ class quiet_read {
     callback on_done = nullptr;
   };
 
-  void start(tcp::socket& socket, void* data, std::size_t size, std::shared_ptr<void> owner, callback done);
+  bool start(tcp::socket& socket, void* data, std::size_t size, std::shared_ptr<void> owner, callback done);
 
   op op_;
   boost::asio::detail::epoll_reactor* reactor_ = nullptr;

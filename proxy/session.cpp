@@ -647,6 +647,7 @@ void session::wait_client() {
     asio::post(client_.get_executor(), [self = shared_from_this()] { self->on_client_readable({}); });
     return;
   }
+  // Already waiting (not expected): the pending wait serves this one too.
   client_wait_.wait(client_, shared_from_this(),
                     [](void* self, error_code ec, std::size_t) { static_cast<session*>(self)->on_client_readable(ec); });
 }

@@ -224,3 +224,24 @@ TEST_CASE("quiet_read reports end of stream, cancellation, and keeps its owner u
     CHECK(watched.expired());  // released, not called, when the io_context went
   }
 }
+
+TEST_CASE("a second start while an operation is pending starts nothing", "[proxy][quiet_read]") {
+  asio::io_context io;
+  auto o = std::make_shared<pair_owner>(io);
+  CHECK(o->op.read(o->ours, o->buffer, sizeof o->buffer, o, record));
+  CHECK_FALSE(o->op.read(o->ours, o->buffer, sizeof o->buffer, o, record));
+  CHECK_FALSE(o->op.wait(o->ours, o, record));
+  // Cancelled but not completed yet: still pending.
+  o->ours.cancel();
+  CHECK(o->op.pending());
+  CHECK_FALSE(o->op.wait(o->ours, o, record));
+  REQUIRE(completed(io, *o, 1));
+  spin(io);
+  CHECK(o->completions == 1);
+  CHECK(o->last_ec == asio::error::operation_aborted);
+  // Completed: it can start again.
+  CHECK(o->op.read(o->ours, o->buffer, sizeof o->buffer, o, record));
+  send(o->peer, "again");
+  REQUIRE(completed(io, *o, 2));
+  CHECK(o->last_n == 5);
+}
