@@ -42,9 +42,12 @@ std::string read_policy::unusable(const routing::topology& topo, routing::node_i
 bool read_policy::within_lag(const routing::node& n, const routing::node_health& h, std::string& problem) {
   if (!h.lag) return true;  // the primary's position is not known yet: lag cannot be judged
   const auto& lag = *h.lag;
+  // Judged on the lag the replica certainly has: the interpolated estimate can be a whole
+  // sampling interval too high (a write after an idle spell), which would exclude a replica
+  // that is milliseconds behind whenever the monitor's interval is near its limit.
   auto over = [&](double ratio) {
     const auto limit = std::chrono::duration<double, std::milli>(n.max_lag) * ratio;
-    if (std::chrono::duration<double, std::milli>(lag.time) > limit) return true;
+    if (std::chrono::duration<double, std::milli>(lag.at_least) > limit) return true;
     return n.max_lag_bytes > 0 && static_cast<double>(lag.bytes) > static_cast<double>(n.max_lag_bytes) * ratio;
   };
   bool excluded = lag_excluded_[n.id.value];
@@ -55,7 +58,8 @@ bool read_policy::within_lag(const routing::node& n, const routing::node_health&
   }
   lag_excluded_[n.id.value] = excluded;
   if (excluded) {
-    problem = "lag " + std::to_string(lag.time.count()) + " ms / " + std::to_string(lag.bytes) + " bytes over its limit " +
+    problem = "lag at least " + std::to_string(lag.at_least.count()) + " ms (about " + std::to_string(lag.time.count()) +
+              " ms) / " + std::to_string(lag.bytes) + " bytes over its limit " +
               std::to_string(n.max_lag.count()) + " ms" +
               (n.max_lag_bytes > 0 ? " / " + std::to_string(n.max_lag_bytes) + " bytes" : std::string()) +
               (over(1.0) ? "" : " (readmitted below " + std::to_string(static_cast<int>(settings_.readmit_ratio * 100)) +

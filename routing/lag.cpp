@@ -48,6 +48,7 @@ std::optional<replica_lag> wal_history::lag(lsn replay, clock::time_point now) c
   auto beyond = std::upper_bound(samples_.begin(), samples_.end(), replay,
                                  [](lsn r, const sample& s) { return r < s.position; });
   clock::time_point since;
+  clock::time_point surely_since = beyond->at;  // the primary was past `replay` by then
   if (beyond == samples_.begin()) {
     since = samples_.front().at;
     out.within_history = false;
@@ -58,8 +59,11 @@ std::optional<replica_lag> wal_history::lag(lsn replay, clock::time_point now) c
                           static_cast<double>(beyond->position.value - before.position.value);
     since = before.at + std::chrono::duration_cast<clock::duration>(span * fraction);
   }
-  out.time = std::chrono::duration_cast<std::chrono::milliseconds>(now - since);
-  if (out.time.count() < 0) out.time = std::chrono::milliseconds(0);
+  auto elapsed = [&](clock::time_point t) {
+    return std::max(std::chrono::duration_cast<std::chrono::milliseconds>(now - t), std::chrono::milliseconds(0));
+  };
+  out.time = elapsed(since);
+  out.at_least = elapsed(surely_since);
   return out;
 }
 

@@ -30,7 +30,13 @@ struct lsn {
 
 struct replica_lag {
   std::uint64_t bytes = 0;
+  // The best estimate: interpolated between the primary's samples around the replay position.
   std::chrono::milliseconds time{0};
+  // What the replica certainly lags: the time since the primary was first seen past its replay
+  // position. `time` may exceed it by up to one sampling interval, and does so fully when WAL
+  // came in a burst after an idle spell (the primary's position jumped between two samples and
+  // a replica a few milliseconds behind sits at the jump's start). Limits are judged on this.
+  std::chrono::milliseconds at_least{0};
   // False when the replica is behind everything the history remembers: `time` is then a lower
   // bound (the true lag is at least that).
   bool within_history = true;
@@ -50,7 +56,8 @@ class wal_history {
   // The lag of a replica that had replayed up to `replay` at `now`. The primary passed
   // `replay` between the last sample at or below it and the next one; the moment is
   // interpolated from the two samples (WAL taken as written at a steady rate in between), so
-  // the error is at most the time between those two samples, one sampling interval.
+  // the error is at most the time between those two samples, one sampling interval. The next
+  // sample bounds it from below (`at_least`).
   [[nodiscard]] std::optional<replica_lag> lag(lsn replay, clock::time_point now) const;
 
   [[nodiscard]] std::size_t size() const { return samples_.size(); }

@@ -30,7 +30,7 @@ topology healthy(const std::string& region = "eu-west-1") {
     s.health.in_recovery = s.role == node_role::replica;
     s.health.system_id = 42;
     s.health.timeline = 1;
-    if (s.health.in_recovery) s.health.lag = replica_lag{0, 0ms, true};
+    if (s.health.in_recovery) s.health.lag = replica_lag{0, 0ms, 0ms, true};
   }
   return t;
 }
@@ -101,7 +101,7 @@ TEST_CASE("lag limits in time and bytes, with hysteresis", "[failover][policy]")
   auto t = healthy();
   auto p = policy();
   auto lag = [&](node_id n, std::chrono::milliseconds time, std::uint64_t bytes = 0) {
-    t.states[n.value].health.lag = replica_lag{bytes, time, true};
+    t.states[n.value].health.lag = replica_lag{bytes, time, time, true};
     p.apply(t);
     return readable(t, n);
   };
@@ -121,6 +121,25 @@ TEST_CASE("lag limits in time and bytes, with hysteresis", "[failover][policy]")
   t.states[ap.value].health.lag.reset();
   p.apply(t);
   CHECK(readable(t, ap));
+}
+
+TEST_CASE("a lag limit is judged on the lag a replica certainly has, not on the estimate", "[failover][policy]") {
+  auto t = healthy();
+  auto p = policy();
+  auto lag = [&](node_id n, std::chrono::milliseconds estimate, std::chrono::milliseconds at_least) {
+    t.states[n.value].health.lag = replica_lag{4096, estimate, at_least, true};
+    p.apply(t);
+    return readable(t, n);
+  };
+  // A write after an idle spell: the estimate is a whole sampling interval (250 ms), the replica
+  // 3 ms behind. It keeps serving reads.
+  CHECK(lag(eu, 250ms, 3ms));
+  // Certainly past its 100 ms limit: excluded, and the message gives both numbers.
+  CHECK_FALSE(lag(eu, 300ms, 120ms));
+  CHECK_THAT(t.state(eu).health.problem, Catch::Contains("lag at least 120 ms (about 300 ms)"));
+  // Readmitted once what it certainly lags is under half its limit.
+  CHECK_FALSE(lag(eu, 200ms, 60ms));
+  CHECK(lag(eu, 200ms, 40ms));
 }
 
 TEST_CASE("read order: own region first, then nearest, configured order breaking ties", "[failover][policy]") {

@@ -41,10 +41,34 @@ TEST_CASE("a replica whose replay is stuck lags more as the primary writes", "[r
   REQUIRE(at_5s);
   REQUIRE(at_10s);
   CHECK(at_10s->bytes == 2000);
-  // The primary was last at 1000 at t0: the lag is the time since.
+  // The primary was last at 1000 at t0: the lag is the time since. It was seen past 1000 at
+  // 500 ms: the lag is surely that much less.
   CHECK(at_5s->time == 5s);
   CHECK(at_10s->time == 10s);
+  CHECK(at_5s->at_least == 4500ms);
+  CHECK(at_10s->at_least == 9500ms);
   CHECK(at_10s->within_history);
+}
+
+TEST_CASE("a write after an idle spell: the estimate is one interval high, the lower bound is not", "[routing][lag]") {
+  // Idle for 2 s at 1000, sampled every 250 ms; a transaction at 2,240 ms writes 3,000 bytes,
+  // seen at the 2,250 ms sample. The replica, probed at 2,253 ms, has not replayed it yet.
+  wal_history h;
+  const auto t0 = clock_type::now();
+  for (int i = 0; i <= 8; ++i) h.record(t0 + i * 250ms, lsn{1000});
+  h.record(t0 + 2250ms, lsn{4000});
+  auto l = h.lag(lsn{1000}, t0 + 2253ms);
+  REQUIRE(l);
+  CHECK(l->bytes == 3000);
+  // The primary left 1000 somewhere in (2,000 ms, 2,250 ms]: the estimate takes the earliest
+  // moment, the lower bound the latest. The true lag, 13 ms, lies between them.
+  CHECK(l->time == 253ms);
+  CHECK(l->at_least == 3ms);
+  CHECK(l->at_least <= l->time);
+  // Caught up at the next probe: no lag either way.
+  auto next = h.lag(lsn{4000}, t0 + 2350ms);
+  CHECK(next->time == 0ms);
+  CHECK(next->at_least == 0ms);
 }
 
 TEST_CASE("lag time is interpolated between the samples around the replay position", "[routing][lag]") {
@@ -59,6 +83,7 @@ TEST_CASE("lag time is interpolated between the samples around the replay positi
   REQUIRE(l);
   CHECK(l->bytes == 500);
   CHECK(l->time == 450ms);
+  CHECK(l->at_least == 200ms);  // the primary was past 2500 at 1000 ms
   CHECK(h.lag(lsn{2900}, t0 + 1200ms)->time == 250ms);
   // Exactly at a sample's position: caught up to that moment.
   CHECK(h.lag(lsn{2000}, t0 + 1200ms)->time == 700ms);
@@ -89,6 +114,7 @@ TEST_CASE("a replica behind the whole history reports a lower bound", "[routing]
   REQUIRE(l);
   CHECK_FALSE(l->within_history);
   CHECK(l->time >= 2s);
+  CHECK(l->at_least == l->time);
 }
 
 TEST_CASE("a lower primary position starts a new history", "[routing][lag]") {
