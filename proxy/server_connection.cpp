@@ -49,8 +49,8 @@ void server_connection::close() {
 void server_connection::watch() {
   if (watching_ || !socket.is_open()) return;
   watching_ = true;
-  if (in.writable() == 0) in.reserve(in.readable().size() + 1);
   if (tls) {
+    make_room();
     tls->async_read_some(asio::buffer(in.write_ptr(), in.writable()),
                          with_memory(watch_memory_, [self = shared_from_this(), generation = watch_generation_](
                                                         error_code ec, std::size_t n) { self->on_watched(generation, ec, n); }));
@@ -61,13 +61,17 @@ void server_connection::watch() {
   if (!quiet_watch_.pending()) start_quiet_watch();
 }
 
+void server_connection::make_room() {
+  if (in.writable() == 0) in.reserve(in.readable().size() + 1);
+}
+
 void server_connection::start_quiet_watch() {
+  make_room();
   quiet_generation_ = watch_generation_;
   quiet_watch_.read(socket, in.write_ptr(), in.writable(), shared_from_this(), [](void* me, error_code ec, std::size_t n) {
     auto* self = static_cast<server_connection*>(me);
     if (self->quiet_generation_ != self->watch_generation_ && self->watching_ && self->socket.is_open()) {
       // Stopped, then asked for again before the stopped read came back: read now.
-      if (self->in.writable() == 0) self->in.reserve(self->in.readable().size() + 1);
       return self->start_quiet_watch();
     }
     self->on_watched(self->quiet_generation_, ec, n);

@@ -145,6 +145,8 @@ class server_connection : public std::enable_shared_from_this<server_connection>
 
  private:
   void on_watched(std::uint32_t generation, error_code ec, std::size_t n);
+  // Room for a read to start with: never while one is pending (it holds the buffer's address).
+  void make_room();
   bool watching_ = false;
   std::uint32_t watch_generation_ = 0;
   handler_memory watch_memory_;  // for the pending read's operation over TLS
