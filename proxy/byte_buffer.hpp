@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <new>
 #include <string_view>
@@ -81,7 +82,10 @@ class byte_buffer {
   [[nodiscard]] std::size_t writable() const { return data_.size() - end_; }
   [[nodiscard]] bool empty() const { return begin_ == end_; }
   void commit(std::size_t n) { end_ += n; }
+  // Bytes consumed since the buffer was made: where the first readable byte lies in the stream.
+  [[nodiscard]] std::uint64_t position() const { return consumed_; }
   void consume(std::size_t n) {
+    consumed_ += n;
     begin_ += n;
     if (begin_ == end_) begin_ = end_ = 0;
   }
@@ -117,6 +121,7 @@ class byte_buffer {
   buffer_storage data_;
   std::size_t begin_ = 0;
   std::size_t end_ = 0;
+  std::uint64_t consumed_ = 0;
 };
 
 }  // namespace meridian::proxy

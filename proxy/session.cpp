@@ -832,7 +832,7 @@ bool session::forward_client_message(const pr::frame& m, std::string& violation)
       auto q = pr::fe::parse_query(m.body);
       if (!q) return fail(q.error());
       time_batch(q->sql);
-      const auto cls = classify(q->sql);
+      const auto cls = classify(q->sql, in_.position() < routed_until_);
       if (cls.sets_meridian || cls.shows_meridian) {
         if (auto instead = meridian_statement(q->sql, cls); !instead.empty()) {
           pr::fe::serialize(pr::fe::query{instead}, server_out_);
@@ -858,7 +858,7 @@ bool session::forward_client_message(const pr::frame& m, std::string& violation)
       if (!p) return fail(p.error());
       time_batch(p->sql);
       sc.batch_open = true;
-      const auto cls = classify(p->sql);
+      const auto cls = classify(p->sql, in_.position() < routed_until_);
       if (cls.sets_meridian || cls.shows_meridian) {
         if (auto instead = meridian_statement(p->sql, cls); !instead.empty()) {
           pr::fe::serialize(pr::fe::parse{p->statement, instead, {}}, server_out_);
@@ -902,7 +902,7 @@ bool session::forward_client_message(const pr::frame& m, std::string& violation)
       if (!b) return fail(b.error());
       time_batch({});  // a prepared statement run again: timed, its text not at hand
       sc.batch_open = true;
-      auto it = b->statement.empty() ? statements_.end() : statements_.find(std::string(b->statement));
+      auto it = b->statement.empty() ? statements_.end() : statements_.find(b->statement);
       note_statement(sc, it != statements_.end() ? it->second.cls.where : unnamed_class_);
       if (it == statements_.end()) {
         raw();  // unnamed, or unknown: the server reports 26000 itself
@@ -918,7 +918,7 @@ bool session::forward_client_message(const pr::frame& m, std::string& violation)
       if (!d) return fail(d.error());
       sc.batch_open = true;
       auto it = (d->kind == pr::fe::target_kind::statement && !d->name.empty())
-                    ? statements_.find(std::string(d->name))
+                    ? statements_.find(d->name)
                     : statements_.end();
       if (it == statements_.end()) {
         raw();
@@ -1251,17 +1251,18 @@ awaitable<std::optional<server_error>> session::attach(routing::route_request as
   }
 }
 
-routing::classification session::classify(std::string_view sql) {
+routing::classification session::classify(std::string_view sql, bool routed) {
   auto& cache = worker_.database(database_).cache;
-  // Routing a batch classifies its statements, forwarding them does again: the last one is
-  // remembered (while the function volatilities it was classified with hold).
-  if (last_classified_ && last_generation_ == cache.generation() && sql == last_sql_) return *last_classified_;
+  // A statement like one of the last few, but for its literals, is classified alike (see
+  // recent_shapes); so is one classified already to route its batch.
+  if (const auto* known = shapes_.find(sql, cache.generation())) {
+    if (!routed) worker_.meter().cache_hits.add(1);
+    return *known;
+  }
   const auto misses = cache.misses();
   auto c = cache.get(sql);
-  (cache.misses() == misses ? worker_.meter().cache_hits : worker_.meter().cache_misses).add(1);
-  last_sql_.assign(sql);
-  last_classified_ = c;
-  last_generation_ = cache.generation();
+  if (!routed) (cache.misses() == misses ? worker_.meter().cache_hits : worker_.meter().cache_misses).add(1);
+  shapes_.remember(sql, cache.literals(), c, cache.generation());
   return c;
 }
 
@@ -1269,6 +1270,14 @@ routing::route_request session::batch_request() {
   routing::route_request req{routing::target::any, routing::hint::none, true, {}};
   std::optional<routing::classification> unnamed;  // the batch's unnamed statement
   std::string_view data = in_.readable();
+  // Forwarding classifies these statements again; the metrics count each once (this runs
+  // again for the same messages when a checkout had to wait).
+  auto classify_once = [&](std::string_view sql) {
+    const auto at = in_.position() + (in_.readable().size() - data.size());  // past the message
+    const bool counted = at <= routed_until_;
+    routed_until_ = std::max(routed_until_, at);
+    return classify(sql, counted);
+  };
   while (!data.empty()) {
     auto r = pr::next_frame(data, worker_.cfg().max_message_bytes);
     if (r.status != pr::frame_status::complete) break;
@@ -1277,13 +1286,13 @@ routing::route_request session::batch_request() {
     switch (m.type) {
       case fe_t::query: {
         auto q = pr::fe::parse_query(m.body);
-        if (q) routing::add_statement(req, classify(q->sql), routing::leading_hint(q->sql));
+        if (q) routing::add_statement(req, classify_once(q->sql), routing::leading_hint(q->sql));
         return req;  // a simple Query is a batch of its own
       }
       case fe_t::parse: {
         auto p = pr::fe::parse_parse(m.body);
         if (!p) return req;
-        auto c = classify(p->sql);
+        auto c = classify_once(p->sql);
         routing::add_statement(req, c, routing::leading_hint(p->sql));
         if (p->statement.empty()) unnamed = c;
         break;
@@ -1303,7 +1312,7 @@ routing::route_request session::batch_request() {
         if (name.empty()) {
           // An unnamed statement parsed in an earlier batch is unknown here: be safe.
           if (!unnamed) req.where = routing::target::primary;
-        } else if (auto it = statements_.find(std::string(name)); it != statements_.end()) {
+        } else if (auto it = statements_.find(name); it != statements_.end()) {
           routing::add_statement(req, it->second.cls, it->second.hint);
         }
         break;

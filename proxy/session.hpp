@@ -13,6 +13,7 @@
 
 #include "protocol/framing.hpp"
 #include "protocol/startup.hpp"
+#include "protocol/string_hash.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/byte_buffer.hpp"
 #include "proxy/cancel_registry.hpp"
@@ -22,6 +23,7 @@
 #include "proxy/server_connection.hpp"
 #include "proxy/tls.hpp"
 #include "proxy/user_directory.hpp"
+#include "routing/recent_shapes.hpp"
 #include "routing/router.hpp"
 
 namespace meridian::proxy {
@@ -173,7 +175,8 @@ class session : public std::enable_shared_from_this<session>, public server_read
   // What the next transaction needs, from the complete messages already received: the first
   // statement batch (up to Sync, or a simple Query) decides where it runs.
   [[nodiscard]] routing::route_request batch_request();
-  [[nodiscard]] routing::classification classify(std::string_view sql);
+  // `routed`: classified already by batch_request (then not counted again in the metrics).
+  [[nodiscard]] routing::classification classify(std::string_view sql, bool routed = false);
   // The consistency this connection asked for (meridian.consistency or meridian.routing), else
   // its user's or database's default.
   [[nodiscard]] routing::consistency consistency() const;
@@ -276,7 +279,7 @@ class session : public std::enable_shared_from_this<session>, public server_read
   routing::tx_effect batch_tx_ = routing::tx_effect::none;  // BEGIN/COMMIT seen in this extended batch
   std::optional<cancel_key> cancel_key_;
 
-  std::unordered_map<std::string, prepared_statement> statements_;
+  std::unordered_map<std::string, prepared_statement, protocol::string_hash, std::equal_to<>> statements_;
   routing::target unnamed_class_ = routing::target::primary;  // of the last unnamed Parse
 
   server_conn_ptr attached_;
@@ -318,10 +321,10 @@ class session : public std::enable_shared_from_this<session>, public server_read
   void time_batch(std::string_view sql);
   void batch_done(const server_connection& sc);
 
-  // The statement classified last and its classification (see classify()).
-  std::string last_sql_;
-  std::optional<routing::classification> last_classified_;
-  std::uint64_t last_generation_ = 0;
+  // What this session classified lately (see classify()), and how far into the client's
+  // stream batch_request classified: forwarding those messages classifies them again.
+  routing::recent_shapes shapes_;
+  std::uint64_t routed_until_ = 0;
 
   std::vector<segment> segments_;
   std::string generated_;

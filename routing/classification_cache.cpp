@@ -59,6 +59,15 @@ std::size_t string_end(std::string_view s, std::size_t i, bool escapes) {
   return n;
 }
 
+// Where a number starting at `i` (a digit, or a dot before one) ends.
+std::size_t number_end(std::string_view s, std::size_t i) {
+  const std::size_t n = s.size();
+  while (i < n && (digit(s[i]) || s[i] == '.' || s[i] == 'e' || s[i] == 'E' || s[i] == '_' ||
+                   ((s[i] == '+' || s[i] == '-') && (s[i - 1] == 'e' || s[i - 1] == 'E'))))
+    ++i;
+  return i;
+}
+
 bool starts_with_explain(std::string_view key) {
   if (key.size() < 7) return false;
   static constexpr std::string_view word = "explain";
@@ -71,13 +80,30 @@ bool starts_with_explain(std::string_view key) {
 }
 }  // namespace
 
+std::size_t literal_end(std::string_view sql, std::size_t at, literal_kind kind) {
+  const std::size_t n = sql.size();
+  if (at >= n) return 0;
+  switch (kind) {
+    case literal_kind::number:
+      return digit(sql[at]) ? number_end(sql, at) : 0;
+    case literal_kind::dot_number:
+      return sql[at] == '.' && at + 1 < n && digit(sql[at + 1]) ? number_end(sql, at) : 0;
+    case literal_kind::string:
+      return sql[at] == '\'' ? string_end(sql, at + 1, false) : 0;
+    case literal_kind::escape_string:
+      return (sql[at] == 'E' || sql[at] == 'e') && at + 1 < n && sql[at + 1] == '\'' ? string_end(sql, at + 2, true)
+                                                                                      : 0;
+  }
+  return 0;
+}
+
 std::string cache_key(std::string_view sql) {
   std::string out;
   cache_key(sql, out);
   return out;
 }
 
-void cache_key(std::string_view sql, std::string& out) {
+void cache_key(std::string_view sql, std::string& out, std::vector<literal_span>* literals) {
   // The key is never longer than the statement (every character written stands for at least
   // one read), so it is written through a pointer into storage sized once: no capacity check
   // per character. One table lookup says what a character can start; identifiers and numbers
@@ -89,6 +115,11 @@ void cache_key(std::string_view sql, std::string& out) {
   const char* const s = sql.data();
   bool pending_space = false;
   std::size_t i = 0;
+  if (literals) literals->clear();
+  auto literal = [&](std::size_t from, literal_kind kind) {
+    if (literals)
+      literals->push_back(literal_span{static_cast<std::uint32_t>(from), static_cast<std::uint32_t>(i), kind});
+  };
   auto space_before = [&] {  // the folded white space before a token, unless at the start
     if (pending_space && o != begin) *o++ = ' ';
     pending_space = false;
@@ -107,6 +138,7 @@ void cache_key(std::string_view sql, std::string& out) {
       case start::word: {
         // A keyword or identifier (digits and $ inside it included): copied as one run.
         const bool escape_string_possible = o == begin || pending_space || !ident_char(o[-1]);
+        const std::size_t i_begin = i;
         space_before();
         char* const run = o;
         do {
@@ -115,6 +147,7 @@ void cache_key(std::string_view sql, std::string& out) {
         if (o - run == 1 && (c == 'E' || c == 'e') && i < n && s[i] == '\'' && escape_string_possible) {
           // E'…' is a string with backslash escapes: the same kind of literal as '…'.
           i = string_end(sql, i + 1, true);
+          literal(i_begin, literal_kind::escape_string);
           o = run;
           *o++ = '?';
         }
@@ -150,10 +183,13 @@ void cache_key(std::string_view sql, std::string& out) {
           ++i;
         }
         break;
-      case start::quote:
+      case start::quote: {
+        const std::size_t from = i;
         i = string_end(sql, i + 1, false);
+        literal(from, literal_kind::string);
         emit('?');
         break;
+      }
       case start::double_quote:
         // Quoted identifier: kept as written.
         emit(c);
@@ -213,11 +249,13 @@ void cache_key(std::string_view sql, std::string& out) {
           ++i;
           break;
         }
-        while (i < n && (digit(s[i]) || s[i] == '.' || s[i] == 'e' || s[i] == 'E' || s[i] == '_' ||
-                         ((s[i] == '+' || s[i] == '-') && (s[i - 1] == 'e' || s[i - 1] == 'E'))))
-          ++i;
+      {
+        const std::size_t from = i;
+        i = number_end(sql, i);
+        literal(from, c == '.' ? literal_kind::dot_number : literal_kind::number);
         emit('?');
         break;
+      }
       case start::other:
         emit(c);
         ++i;
@@ -225,14 +263,17 @@ void cache_key(std::string_view sql, std::string& out) {
     }
   }
   out.resize(static_cast<std::size_t>(o - begin));
-  if (starts_with_explain(out)) out.assign(sql);
+  if (starts_with_explain(out)) {
+    out.assign(sql);
+    if (literals) literals->clear();
+  }
 }
 
 classification_cache::classification_cache(std::size_t capacity, volatility_ptr functions)
     : capacity_(capacity), functions_(std::move(functions)) {}
 
 classification classification_cache::get(std::string_view sql) {
-  cache_key(sql, key_);
+  cache_key(sql, key_, &literals_);
   if (auto it = index_.find(std::string_view(key_)); it != index_.end()) {
     ++hits_;
     lru_.splice(lru_.begin(), lru_, it->second);
