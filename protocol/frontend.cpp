@@ -13,14 +13,15 @@ bool read_target_kind(body_reader& in, target_kind& kind) {
   return true;
 }
 
-// Formats, values and (optionally) result formats, as Bind and FunctionCall lay them out.
-bool read_parameters(body_reader& in, bind_parameters& p, bool bind_layout) {
+// Formats, values and (optionally) result formats, as Bind and FunctionCall lay them out; into
+// `p`, or only checked when `p` is null (Bind is checked on every call: no vectors built).
+bool read_parameters(body_reader& in, bind_parameters* p, bool bind_layout) {
   auto nformats = in.i16();
   if (nformats < 0) return false;
   for (int i = 0; i < nformats && !in.failed(); ++i) {
     auto f = in.i16();
     if (f != 0 && f != 1) return false;
-    p.formats.push_back(f);
+    if (p) p->formats.push_back(f);
   }
   auto nvalues = in.i16();
   if (nvalues < 0) return false;
@@ -29,11 +30,12 @@ bool read_parameters(body_reader& in, bind_parameters& p, bool bind_layout) {
   for (int i = 0; i < nvalues && !in.failed(); ++i) {
     auto len = in.i32();
     if (len == -1) {
-      p.values.emplace_back(std::nullopt);
+      if (p) p->values.emplace_back(std::nullopt);
     } else if (len < -1) {
       return false;
     } else {
-      p.values.emplace_back(in.bytes(static_cast<std::size_t>(len)));
+      auto value = in.bytes(static_cast<std::size_t>(len));
+      if (p) p->values.emplace_back(value);
     }
   }
   if (bind_layout) {
@@ -42,12 +44,12 @@ bool read_parameters(body_reader& in, bind_parameters& p, bool bind_layout) {
     for (int i = 0; i < nresult && !in.failed(); ++i) {
       auto f = in.i16();
       if (f != 0 && f != 1) return false;
-      p.result_formats.push_back(f);
+      if (p) p->result_formats.push_back(f);
     }
   } else {
     auto f = in.i16();
     if (f != 0 && f != 1) return false;
-    p.result_formats.push_back(f);
+    if (p) p->result_formats.push_back(f);
   }
   return !in.failed();
 }
@@ -99,15 +101,15 @@ result<bind> parse_bind(std::string_view body) {
   m.statement = in.cstring();
   m.tail = in.rest();
   if (in.failed()) return violation("invalid Bind message format");
-  auto params = parse_bind_parameters(m.tail);
-  if (!params) return tl::unexpected(params.error());
+  body_reader tail(m.tail);
+  if (!read_parameters(tail, nullptr, true) || !tail.complete()) return violation("invalid Bind message format");
   return m;
 }
 
 result<bind_parameters> parse_bind_parameters(std::string_view tail) {
   body_reader in(tail);
   bind_parameters p;
-  if (!read_parameters(in, p, true)) return violation("invalid Bind message format");
+  if (!read_parameters(in, &p, true)) return violation("invalid Bind message format");
   return complete_or_violation(in, std::move(p), "Bind");
 }
 
@@ -147,7 +149,7 @@ result<function_call> parse_function_call(std::string_view body) {
   body_reader in(body);
   function_call m;
   m.function_oid = in.i32();
-  if (!read_parameters(in, m.arguments, false)) return violation("invalid FunctionCall message format");
+  if (!read_parameters(in, &m.arguments, false)) return violation("invalid FunctionCall message format");
   return complete_or_violation(in, std::move(m), "FunctionCall");
 }
 

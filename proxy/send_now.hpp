@@ -53,8 +53,8 @@ inline send_status send_now(int fd, std::vector<asio::const_buffer>& buffers, er
       break;                   // the socket took less than offered: it is full
     }
   }
+  while (first < buffers.size() && buffers[first].size() == 0) ++first;  // empty ones left: done too
   buffers.erase(buffers.begin(), buffers.begin() + static_cast<std::ptrdiff_t>(first));
-  while (!buffers.empty() && buffers.front().size() == 0) buffers.erase(buffers.begin());
   return buffers.empty() ? send_status::done : send_status::partial;
 }
 

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "protocol/string_hash.hpp"
+
 namespace meridian::proxy {
 
 class statement_cache {
@@ -22,13 +24,9 @@ class statement_cache {
   [[nodiscard]] std::size_t size() const { return index_.size(); }
 
  private:
-  struct hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
   std::size_t capacity_;
   std::list<std::string> lru_;  // front = most recent
-  std::unordered_map<std::string, std::list<std::string>::iterator, hash, std::equal_to<>> index_;
+  std::unordered_map<std::string, std::list<std::string>::iterator, protocol::string_hash, std::equal_to<>> index_;
 };
 
 }  // namespace meridian::proxy

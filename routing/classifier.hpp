@@ -10,6 +10,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include "protocol/string_hash.hpp"
+
 namespace meridian::routing {
 
 enum class target : std::uint8_t {
@@ -54,13 +56,10 @@ class function_volatility {
   [[nodiscard]] std::size_t size() const { return volatile_.size() + stable_.size(); }
 
  private:
-  struct hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
-  std::unordered_set<std::string, hash, std::equal_to<>> volatile_;
-  std::unordered_set<std::string, hash, std::equal_to<>> stable_;  // immutable or stable
-  std::unordered_set<std::string, hash, std::equal_to<>> allowed_;
+  using name_set = std::unordered_set<std::string, protocol::string_hash, std::equal_to<>>;
+  name_set volatile_;
+  name_set stable_;  // immutable or stable
+  name_set allowed_;
 };
 
 using volatility_ptr = std::shared_ptr<const function_volatility>;
