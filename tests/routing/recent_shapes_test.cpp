@@ -63,17 +63,14 @@ TEST_CASE("strings, escape strings and several literals in one statement", "[rou
   CHECK_FALSE(shapes.find("INSERT INTO t VALUES (1, E'a', E'b', .5) RETURNING lower('x')", cache.generation()));
 }
 
-TEST_CASE("EXPLAIN keeps its literals: only the same text is recognised", "[routing][shapes]") {
+TEST_CASE("text the key keeps, or does not take apart, is matched as text", "[routing][shapes]") {
   classification_cache cache(100, functions());
   recent_shapes shapes;
+  // EXPLAIN keeps its literals in the key: only the same text is recognised.
   remember(shapes, cache, "EXPLAIN (ANALYZE 0) DELETE FROM t");
   CHECK(shapes.find("EXPLAIN (ANALYZE 0) DELETE FROM t", cache.generation()));
   CHECK_FALSE(shapes.find("EXPLAIN (ANALYZE 1) DELETE FROM t", cache.generation()));
-}
-
-TEST_CASE("dollar-quoted strings are matched as text", "[routing][shapes]") {
-  classification_cache cache(100, functions());
-  recent_shapes shapes;
+  // Dollar-quoted strings are not matched as literals, the numbers beside them are.
   remember(shapes, cache, "SELECT $q$a$q$, 1");
   CHECK(shapes.find("SELECT $q$a$q$, 2", cache.generation()));
   CHECK_FALSE(shapes.find("SELECT $q$b$q$, 2", cache.generation()));
