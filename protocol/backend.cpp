@@ -38,10 +38,11 @@ result<parameter_status> parse_parameter_status(std::string_view body) {
 }
 
 result<ready_for_query> parse_ready_for_query(std::string_view body) {
-  body_reader in(body);
-  auto c = static_cast<char>(in.u8());
+  // One per statement relayed: read directly rather than through a body_reader.
+  const char c = body.empty() ? '\0' : body[0];
   if (c != 'I' && c != 'T' && c != 'E') return violation("invalid ReadyForQuery status");
-  return complete_or_violation(in, ready_for_query{static_cast<tx_status>(c)}, "ReadyForQuery");
+  if (body.size() != 1) return violation("invalid ReadyForQuery message format");
+  return ready_for_query{static_cast<tx_status>(c)};
 }
 
 result<command_complete> parse_command_complete(std::string_view body) {

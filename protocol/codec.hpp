@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "protocol/byte_order.hpp"
 #include "protocol/result.hpp"
 
 namespace meridian::protocol {
@@ -62,9 +63,5 @@ template <class T>
   if (!in.complete()) return violation(std::string("invalid ") + what + " message format");
   return value;
 }
-
-void put_i32(char* at, std::int32_t v);
-[[nodiscard]] std::int32_t get_i32(const char* at);
-[[nodiscard]] std::int16_t get_i16(const char* at);
 
 }  // namespace meridian::protocol

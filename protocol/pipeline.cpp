@@ -35,13 +35,6 @@ void pipeline::sent(pending_request request) {
   queue_.push_back(request);
 }
 
-std::optional<pending_request> pipeline::take_local() {
-  if (!has_head() || !head().local) return std::nullopt;
-  auto r = head();
-  pop();
-  return r;
-}
-
 void pipeline::pop() {
   ++head_;
   if (head_ == queue_.size()) {

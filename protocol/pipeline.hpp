@@ -60,8 +60,16 @@ class pipeline {
     if (head_ < queue_.size()) return queue_[head_];
     return std::nullopt;
   }
-  // Pops a local request that has reached the head (its turn to be answered), if any.
-  [[nodiscard]] std::optional<pending_request> take_local();
+  // Whether a local request has reached the head.
+  [[nodiscard]] bool local_at_head() const { return has_head() && queue_[head_].local; }
+  // Pops a local request that has reached the head (its turn to be answered), if any. Asked
+  // after every message relayed, so the common "none" is answered inline.
+  [[nodiscard]] std::optional<pending_request> take_local() {
+    if (!has_head() || !head().local) return std::nullopt;
+    auto r = head();
+    pop();
+    return r;
+  }
 
   // After an extended-protocol error: the server ignores everything but Sync.
   [[nodiscard]] bool discarding() const { return skipping_; }
