@@ -35,22 +35,41 @@ bool recent_shapes::same_shape(const entry& e, std::string_view sql) {
   return sql.size() - at == rest && std::memcmp(sql.data() + at, was.data() + was_at, rest) == 0;
 }
 
-const classification* recent_shapes::find(std::string_view sql, std::uint64_t generation) {
+bool recent_shapes::matches(std::uint32_t slot, std::uint64_t head, std::string_view sql) const {
+  if (slot >= entries_.size()) return false;
+  const auto& e = entries_[slot];
+  return (head & e.head_mask) == e.head && same_shape(e, sql);
+}
+
+const classification* recent_shapes::found(std::uint32_t slot) {
+  if (last_ < entries_.size() && last_ != slot) entries_[last_].next = slot;
+  last_ = slot;
+  auto& e = entries_[slot];
+  e.last_used = ++clock_;
+  return &e.value;
+}
+
+const classification* recent_shapes::find(std::string_view sql, std::uint64_t generation, bool again) {
   if (generation != generation_) return nullptr;
   const std::uint64_t head = first_bytes(sql);
-  for (auto& e : entries_) {
-    if ((head & e.head_mask) != e.head || !same_shape(e, sql)) continue;
-    e.last_used = ++clock_;
-    return &e.value;
+  const std::uint32_t predicted = last_ < entries_.size() ? entries_[last_].next : none;
+  const std::uint32_t first = again ? last_ : predicted;
+  const std::uint32_t second = again ? predicted : last_;
+  if (matches(first, head, sql)) return found(first);
+  if (matches(second, head, sql)) return found(second);
+  for (std::uint32_t i = 0; i < entries_.size(); ++i) {
+    if (i == first || i == second || !matches(i, head, sql)) continue;
+    return found(i);
   }
   return nullptr;
 }
 
-void recent_shapes::remember(std::string_view sql, const std::vector<literal_span>& literals,
-                             const classification& value, std::uint64_t generation) {
-  if (sql.size() > longest) return;
+const classification* recent_shapes::remember(std::string_view sql, const std::vector<literal_span>& literals,
+                                              const classification& value, std::uint64_t generation) {
+  if (sql.size() > longest) return nullptr;
   if (generation != generation_) {
     entries_.clear();
+    last_ = none;
     generation_ = generation;
   }
   entry* slot = nullptr;
@@ -67,7 +86,8 @@ void recent_shapes::remember(std::string_view sql, const std::vector<literal_spa
   const std::size_t fixed = std::min<std::size_t>(literals.empty() ? sql.size() : literals.front().begin, 8);
   slot->head_mask = fixed == 8 ? ~std::uint64_t{0} : (std::uint64_t{1} << (8 * fixed)) - 1;
   slot->head = first_bytes(sql) & slot->head_mask;
-  slot->last_used = ++clock_;
+  slot->next = none;
+  return found(static_cast<std::uint32_t>(slot - entries_.data()));
 }
 
 }  // namespace meridian::routing

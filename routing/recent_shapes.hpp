@@ -34,11 +34,15 @@ class recent_shapes {
   // The classification of a remembered statement of the same shape as `sql` (nullptr when
   // none). `generation`: the classification cache's (see classification_cache::generation);
   // what was remembered under another is forgotten.
-  [[nodiscard]] const classification* find(std::string_view sql, std::uint64_t generation);
+  // Sessions repeat their statements in the same order, and a statement is often classified
+  // twice in a row (to route its batch, then to forward it): the entry that followed the last
+  // one found last time, and that one itself (first when `again`), are tried before the rest.
+  [[nodiscard]] const classification* find(std::string_view sql, std::uint64_t generation, bool again = false);
   // Remembers `sql`, whose literals are `literals` (cache_key's), as classified `value`.
-  // Replaces the entry used least recently once all are taken.
-  void remember(std::string_view sql, const std::vector<literal_span>& literals, const classification& value,
-                std::uint64_t generation);
+  // Replaces the entry used least recently once all are taken. The remembered classification
+  // (valid until the next call), or nullptr for a statement longer than `longest`.
+  const classification* remember(std::string_view sql, const std::vector<literal_span>& literals,
+                                 const classification& value, std::uint64_t generation);
 
   [[nodiscard]] std::size_t size() const { return entries_.size(); }
 
@@ -52,9 +56,14 @@ class recent_shapes {
     std::uint64_t head = 0;
     std::uint64_t head_mask = 0;
     std::uint64_t last_used = 0;
+    std::uint32_t next = none;  // the entry found after this one, last time
   };
+  static constexpr std::uint32_t none = ~std::uint32_t{0};
   [[nodiscard]] static bool same_shape(const entry& e, std::string_view sql);
+  [[nodiscard]] bool matches(std::uint32_t slot, std::uint64_t head, std::string_view sql) const;
+  const classification* found(std::uint32_t slot);
   std::vector<entry> entries_;
+  std::uint32_t last_ = none;  // the entry found or remembered last
   std::uint64_t generation_ = 0;
   std::uint64_t clock_ = 0;
 };
