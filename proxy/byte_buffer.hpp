@@ -92,17 +92,9 @@ class byte_buffer {
   // Makes room so that `total` bytes counted from the first readable byte fit, and at least
   // some space is writable.
   void reserve(std::size_t total) {
-    // Lent (or never given) storage: borrow() brings a standard buffer before the next read,
-    // which holds what an empty buffer can need (a message header).
-    if (data_.empty() && total <= min_read_) return;
-    const std::size_t want = std::max(total, (end_ - begin_) + 1);
-    if (begin_ > 0 && data_.size() - begin_ < want + min_read_) {
-      std::memmove(data_.data(), data_.data() + begin_, end_ - begin_);
-      end_ -= begin_;
-      begin_ = 0;
-    }
-    if (data_.size() - begin_ < want) data_.resize(begin_ + want);
-    if (writable() == 0) data_.resize(data_.size() + min_read_);
+    // Nearly always (an empty buffer after a relayed answer): nothing to move, room to read.
+    if (begin_ == 0 && total <= data_.size() && end_ < data_.size()) return;
+    make_room(total);
   }
   // Gives back memory after a large message passed through.
   void shrink(std::size_t to) {
@@ -117,6 +109,20 @@ class byte_buffer {
   [[nodiscard]] std::size_t capacity() const { return data_.size(); }
 
  private:
+  void make_room(std::size_t total) {
+    // Lent (or never given) storage: borrow() brings a standard buffer before the next read,
+    // which holds what an empty buffer can need (a message header).
+    if (data_.empty() && total <= min_read_) return;
+    const std::size_t want = std::max(total, (end_ - begin_) + 1);
+    if (begin_ > 0 && data_.size() - begin_ < want + min_read_) {
+      std::memmove(data_.data(), data_.data() + begin_, end_ - begin_);
+      end_ -= begin_;
+      begin_ = 0;
+    }
+    if (data_.size() - begin_ < want) data_.resize(begin_ + want);
+    if (writable() == 0) data_.resize(data_.size() + min_read_);
+  }
+
   static constexpr std::size_t min_read_ = 4096;
   buffer_storage data_;
   std::size_t begin_ = 0;

@@ -50,7 +50,7 @@ awaitable<void> session::serve_console() {
     for (;;) {
       const auto f = next_client_frame(max_console_message);
       if (f.state == client_frame::status::violation) {
-        co_await fatal(pr::sqlstate::protocol_violation, f.violation);
+        co_await fatal(pr::sqlstate::protocol_violation, violation_);
         co_return;
       }
       if (f.state == client_frame::status::need_more) break;

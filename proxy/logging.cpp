@@ -47,6 +47,7 @@ class json_message final : public spdlog::custom_flag_formatter {
 
 void configure_logging(const std::string& level, bool json, const std::string& region) {
   spdlog::set_level(spdlog::level::from_str(level));
+  trace_logging.store(spdlog::get_level() <= spdlog::level::trace, std::memory_order_relaxed);
   if (!json) {
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ [" + region + "] %v");
     return;

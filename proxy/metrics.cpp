@@ -80,6 +80,18 @@ class meter_collector : public prometheus::Collectable {
         errors.metric.push_back(std::move(m));
       }
     }
+    auto& statements = family("meridian_statements_total",
+                              "Statements forwarded, by target node and by class (read: may run on a replica)",
+                              prometheus::MetricType::Counter);
+    for (std::size_t n = 0; n < nodes.size(); ++n) {
+      if (nodes[n].empty()) continue;
+      for (bool read : {true, false}) {
+        prometheus::ClientMetric m;
+        m.label = {{"class", read ? "read" : "write"}, {"node", nodes[n]}};
+        m.counter.value = sum([&](const worker_meter& w) { return w.statements[n * 2 + (read ? 0 : 1)].get(); });
+        statements.metric.push_back(std::move(m));
+      }
+    }
     auto& cache = family("meridian_classification_cache_lookups_total",
                          "Statement classifications, by whether the cache had the statement's shape",
                          prometheus::MetricType::Counter);
@@ -146,10 +158,6 @@ metrics::metrics(const routing::topology& topology, unsigned workers, const std:
                                 "switchover or operator promotion)")
                           .Register(*registry_)
                           .Add({});
-  statements_family_ = &prometheus::BuildCounter()
-                            .Name("meridian_statements_total")
-                            .Help("Statements forwarded, by target node and by class (read: may run on a replica)")
-                            .Register(*registry_);
   skips_family_ = &prometheus::BuildCounter()
                        .Name("meridian_replica_skips_total")
                        .Help("Times a replica refused a connection and reads went elsewhere")
@@ -203,14 +211,11 @@ void metrics::track_nodes(const routing::topology& topology) {
   for (std::size_t i = 0; i < count; ++i) {
     const auto& n = topology.nodes[i];
     auto& g = gauges_[i];
-    if (!statements_[i * 2].load(std::memory_order_relaxed)) {
+    if (!reads_routed_[i].load(std::memory_order_relaxed)) {
       // First seen: its counters, kept for Meridian's lifetime (a worker may be counting on
       // them), published to the workers last.
       reads_routed_[i].store(&reads_family_->Add({{"node", n.name}}), std::memory_order_release);
       replica_skips_[i].store(&skips_family_->Add({{"node", n.name}}), std::memory_order_release);
-      statements_[i * 2 + 1].store(&statements_family_->Add({{"node", n.name}, {"class", "write"}}),
-                                   std::memory_order_release);
-      statements_[i * 2].store(&statements_family_->Add({{"node", n.name}, {"class", "read"}}), std::memory_order_release);
     }
     const bool wanted = !n.removed;
     if (!g.series.empty() && (!wanted || g.region != n.region)) {

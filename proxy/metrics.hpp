@@ -36,10 +36,6 @@ class metrics {
   // Worker `index`'s meter: only that worker's thread writes it.
   [[nodiscard]] worker_meter& worker(unsigned index) { return *meters_[index]; }
 
-  // A statement forwarded to `node`, by what it may do.
-  void statement(routing::node_id node, routing::target where) {
-    count(statements_, std::size_t{node.value} * 2 + (where == routing::target::any ? 0 : 1));
-  }
   void client_connected() { clients_->Increment(); }
   void client_disconnected() { clients_->Decrement(); }
   void tls_handshake() { tls_handshakes_->Increment(); }
@@ -75,10 +71,8 @@ class metrics {
     if (i < N)
       if (auto* c = counters[i].load(std::memory_order_acquire)) c->Increment();
   }
-  std::array<std::atomic<prometheus::Counter*>, routing::max_nodes * 2> statements_{};  // [node * 2 + (read ? 0 : 1)]
   std::array<std::atomic<prometheus::Counter*>, routing::max_nodes> replica_skips_{};
   std::array<std::atomic<prometheus::Counter*>, routing::max_nodes> reads_routed_{};
-  prometheus::Family<prometheus::Counter>* statements_family_ = nullptr;
   prometheus::Family<prometheus::Counter>* skips_family_ = nullptr;
   prometheus::Family<prometheus::Counter>* reads_family_ = nullptr;
   prometheus::Counter* ryw_caught_up_ = nullptr;

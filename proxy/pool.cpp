@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "protocol/error.hpp"
+#include "proxy/logging.hpp"
 
 namespace meridian::proxy {
 
@@ -73,7 +74,7 @@ void pool::put_back(server_conn_ptr conn) {
 }
 
 awaitable<tl::expected<server_conn_ptr, server_error>> pool::acquire(clock::time_point deadline) {
-  if (spdlog::should_log(spdlog::level::trace))
+  if (tracing())
     spdlog::trace("pool {}: acquire (total {}, idle {}, waiting {})", node_.name, total_, idle_.size(), waiters_.size());
   // Reports the sizes and the time taken, before each co_return. (Not a destructor: a frame
   // destroyed unfinished at shutdown may outlive the pool.)
@@ -191,7 +192,7 @@ void pool::expire_waiters() {
 }
 
 void pool::release(server_conn_ptr conn) {
-  if (spdlog::should_log(spdlog::level::trace))
+  if (tracing())
     spdlog::trace("pool {}: release (total {}, idle {}, waiting {})", node_.name, total_, idle_.size(), waiters_.size());
   conn->reader.reset();
   conn->last_used = clock::now();
@@ -226,7 +227,7 @@ void pool::set_max_size(std::size_t n) {
 }
 
 void pool::discard(const server_conn_ptr& conn) {
-  if (spdlog::should_log(spdlog::level::trace))
+  if (tracing())
     spdlog::trace("pool {}: discard (total {}, idle {}, waiting {})", node_.name, total_, idle_.size(), waiters_.size());
   conn->close();
   if (total_ > 0) --total_;

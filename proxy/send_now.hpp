@@ -24,7 +24,7 @@ enum class send_status {
 inline send_status send_now(int fd, std::vector<asio::const_buffer>& buffers, error_code& ec) {
   std::size_t first = 0;  // buffers before this one went out whole
   while (first < buffers.size()) {
-    std::array<iovec, 64> iov{};
+    std::array<iovec, 64> iov;  // only the first `count` are filled (and read): not zeroed
     std::size_t count = 0;
     for (std::size_t i = first; i < buffers.size() && count < iov.size(); ++i) {
       if (buffers[i].size() == 0) continue;

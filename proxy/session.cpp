@@ -11,6 +11,7 @@
 #include "protocol/frontend.hpp"
 #include "protocol/startup.hpp"
 #include "proxy/client_auth.hpp"
+#include "proxy/logging.hpp"
 #include "proxy/params.hpp"
 #include "proxy/pool.hpp"
 #include "proxy/send_now.hpp"
@@ -503,26 +504,31 @@ session::client_frame session::next_client_frame(std::size_t max_message) {
   using st = client_frame::status;
   // The type byte is judged at once, as PostgreSQL does: a stray start-up packet (an
   // SSLRequest after start-up) must not leave the client waiting on a nonsense length.
-  if (!in_.empty() && !fe_t::known(in_.readable()[0]))
-    return {st::violation, {}, "invalid frontend message type " + std::to_string(static_cast<unsigned char>(in_.readable()[0]))};
+  if (!in_.empty() && !fe_t::known(in_.readable()[0])) {
+    violation_ = "invalid frontend message type " + std::to_string(static_cast<unsigned char>(in_.readable()[0]));
+    return {st::violation, {}};
+  }
   auto r = pr::next_frame(in_.readable(), max_message);
-  if (r.status == pr::frame_status::invalid) return {st::violation, {}, std::string("invalid message: ") + r.reason};
+  if (r.status == pr::frame_status::invalid) {
+    violation_ = std::string("invalid message: ") + r.reason;
+    return {st::violation, {}};
+  }
   if (r.status == pr::frame_status::need_more) {
     in_.reserve(r.needed);
-    return {st::need_more, {}, {}};
+    return {st::need_more, {}};
   }
-  return {st::ready, r.msg, {}};
+  return {st::ready, r.msg};
 }
 
 session::client_step session::take_client_messages(std::size_t max_message) {
   for (;;) {
     const auto f = next_client_frame(max_message);
-    if (f.state == client_frame::status::violation) return {client_step::kind::violation, f.violation, {}};
-    if (f.state == client_frame::status::need_more) return {client_step::kind::read_more, {}, {}};
+    if (f.state == client_frame::status::violation) return {client_step::kind::violation, {}};
+    if (f.state == client_frame::status::need_more) return {client_step::kind::read_more, {}};
     const auto& m = f.msg;
-    if (spdlog::should_log(spdlog::level::trace))  // spdlog::trace does work even when filtered
+    if (tracing())  // spdlog::trace does work even when filtered
       spdlog::trace("[c{}] client message '{}' ({} bytes){}", id_, m.type, m.wire_size, attached_ ? "" : " unattached");
-    if (m.type == fe_t::terminate) return {client_step::kind::terminate, {}, {}};
+    if (m.type == fe_t::terminate) return {client_step::kind::terminate, {}};
     if (skipping_until_sync_) {
       // Our own error ended this batch: like PostgreSQL, ignore everything until Sync.
       if (m.type == fe_t::sync) {
@@ -541,11 +547,10 @@ session::client_step session::take_client_messages(std::size_t max_message) {
       // The common case: an idle connection at hand, nothing to wait for, or a place in the
       // pool's line. Else attach() does what must be waited for.
       const auto a = attach_now(request);
-      if (a == attaching::queued) return {client_step::kind::queued, {}, {}};
-      if (a == attaching::slow) return {client_step::kind::attach, {}, request};
+      if (a == attaching::queued) return {client_step::kind::queued, {}};
+      if (a == attaching::slow) return {client_step::kind::attach, request};
     }
-    std::string violation;
-    if (!forward_client_message(m, violation)) return {client_step::kind::violation, std::move(violation), {}};
+    if (!forward_client_message(m)) return {client_step::kind::violation, {}};
     in_.consume(m.wire_size);
   }
 }
@@ -576,7 +581,7 @@ awaitable<bool> session::serve(bool client_gone) {
       if (step.what == client_step::kind::queued) co_return true;  // on_handover goes on
       if (step.what == client_step::kind::terminate) co_return false;
       if (step.what == client_step::kind::violation) {
-        co_await fatal(pr::sqlstate::protocol_violation, step.violation);
+        co_await fatal(pr::sqlstate::protocol_violation, violation_);
         co_return false;
       }
       // The next message needs a server, and getting one means waiting.
@@ -812,11 +817,11 @@ void session::client_spoke(std::size_t n) {
   }
 }
 
-bool session::forward_client_message(const pr::frame& m, std::string& violation) {
+bool session::forward_client_message(const pr::frame& m) {
   auto& sc = *attached_;
   auto& pl = sc.pipeline;
   auto fail = [&](const pr::protocol_error& e) {
-    violation = e.message;
+    violation_ = e.message;
     return false;
   };
   auto raw = [&] { server_out_.append(m.body.data() - pr::typed_header_size, m.wire_size); };
@@ -832,7 +837,7 @@ bool session::forward_client_message(const pr::frame& m, std::string& violation)
       auto q = pr::fe::parse_query(m.body);
       if (!q) return fail(q.error());
       time_batch(q->sql);
-      const auto cls = classify(q->sql, in_.position() < routed_until_);
+      const auto& cls = classify(q->sql, in_.position() < routed_until_);
       if (cls.sets_meridian || cls.shows_meridian) {
         if (auto instead = meridian_statement(q->sql, cls); !instead.empty()) {
           pr::fe::serialize(pr::fe::query{instead}, server_out_);
@@ -844,8 +849,8 @@ bool session::forward_client_message(const pr::frame& m, std::string& violation)
       note_statement(sc, cls.where);
       raw();
       pl.sent(fe_t::query);
-      note_settings(sc, cls);
-      flush_shows(sc, cls.tx);
+      if (!cls.sets_parameters.empty()) note_settings(sc, cls);
+      if (!deferred_shows_.empty()) flush_shows(sc, cls.tx);
       if (cls.copy_in) {
         capture_after_copy_ = tx_wrote_;  // the position is asked for once the COPY data is sent
       } else {
@@ -858,7 +863,7 @@ bool session::forward_client_message(const pr::frame& m, std::string& violation)
       if (!p) return fail(p.error());
       time_batch(p->sql);
       sc.batch_open = true;
-      const auto cls = classify(p->sql, in_.position() < routed_until_);
+      const auto& cls = classify(p->sql, in_.position() < routed_until_);
       if (cls.sets_meridian || cls.shows_meridian) {
         if (auto instead = meridian_statement(p->sql, cls); !instead.empty()) {
           pr::fe::serialize(pr::fe::parse{p->statement, instead, {}}, server_out_);
@@ -870,7 +875,7 @@ bool session::forward_client_message(const pr::frame& m, std::string& violation)
       if (cls.pins_session) pinned_ = true;
       // A SET through the extended protocol (JDBC sends its own at start-up) is followed up
       // after the batch's Sync.
-      note_settings(sc, cls);
+      if (!cls.sets_parameters.empty()) note_settings(sc, cls);
       if (cls.tx != routing::tx_effect::none) batch_tx_ = cls.tx;
       if (p->statement.empty()) {
         unnamed_class_ = cls.where;
@@ -956,7 +961,7 @@ bool session::forward_client_message(const pr::frame& m, std::string& violation)
       raw();
       pl.sent(fe_t::sync);
       sc.batch_open = false;
-      flush_shows(sc, batch_tx_);
+      if (!deferred_shows_.empty()) flush_shows(sc, batch_tx_);
       batch_tx_ = routing::tx_effect::none;
       // A batch that started COPY FROM STDIN ends at the Sync after its data: ask then.
       if (!batch_copy_in_) capture_commit_position(sc);
@@ -989,10 +994,10 @@ bool session::forward_client_message(const pr::frame& m, std::string& violation)
       break;
     }
     default:
-      violation = "invalid frontend message type " + std::to_string(static_cast<unsigned char>(m.type));
+      violation_ = "invalid frontend message type " + std::to_string(static_cast<unsigned char>(m.type));
       return false;
   }
-  answer_local_requests(sc, client_out_);
+  if (sc.pipeline.local_at_head()) answer_local_requests(sc, client_out_);
   return true;
 }
 
@@ -1030,7 +1035,7 @@ void session::flush_shows(server_connection& sc, routing::tx_effect tx) {
 }
 
 void session::note_statement(server_connection& sc, routing::target where) {
-  worker_.shared().stats->statement(sc.node, where);
+  worker_.meter().statement(sc.node.value, where == routing::target::any);
   if (where == routing::target::primary && !on_replica_) tx_wrote_ = true;
 }
 
@@ -1162,7 +1167,7 @@ session::attaching session::attach_now(const routing::route_request& asked) {
   auto decision = routing::choose_node(worker_.topology(), worker_.route_context(), request);
   if (!decision.node) return attaching::slow;
   if (decision.confirm && !replay_confirmed(*decision.node)) return attaching::slow;
-  if (!worker_.database(database_).functions_loaded) return attaching::slow;
+  if (!routing_state().functions_loaded) return attaching::slow;
   auto& p = worker_.pool_for(pool_key{*decision.node, user_, database_}, user_cfg_);
   auto sc = p.try_acquire();
   if (!sc) {
@@ -1216,7 +1221,7 @@ awaitable<std::optional<server_error>> session::attach(routing::route_request as
       co_return r.error();
     }
     auto sc = std::move(*r);
-    auto& db = worker_.database(database_);
+    auto& db = routing_state();
     if (!db.functions_loaded && !db.loading) {
       // First use of this database on this worker: learn which functions are read-only.
       db.loading = true;
@@ -1251,28 +1256,35 @@ awaitable<std::optional<server_error>> session::attach(routing::route_request as
   }
 }
 
-routing::classification session::classify(std::string_view sql, bool routed) {
-  auto& cache = worker_.database(database_).cache;
+database_routing& session::routing_state() {
+  if (!database_routing_) database_routing_ = &worker_.database(database_);
+  return *database_routing_;
+}
+
+const routing::classification& session::classify(std::string_view sql, bool routed) {
+  auto& cache = routing_state().cache;
   // A statement like one of the last few, but for its literals, is classified alike (see
   // recent_shapes); so is one classified already to route its batch.
-  if (const auto* known = shapes_.find(sql, cache.generation())) {
+  if (const auto* known = shapes_.find(sql, cache.generation(), routed)) {
     if (!routed) worker_.meter().cache_hits.add(1);
     return *known;
   }
   const auto misses = cache.misses();
   auto c = cache.get(sql);
   if (!routed) (cache.misses() == misses ? worker_.meter().cache_hits : worker_.meter().cache_misses).add(1);
-  shapes_.remember(sql, cache.literals(), c, cache.generation());
-  return c;
+  if (const auto* remembered = shapes_.remember(sql, cache.literals(), c, cache.generation())) return *remembered;
+  if (!unremembered_) unremembered_ = std::make_unique<routing::classification>();
+  *unremembered_ = std::move(c);
+  return *unremembered_;
 }
 
 routing::route_request session::batch_request() {
   routing::route_request req{routing::target::any, routing::hint::none, true, {}};
-  std::optional<routing::classification> unnamed;  // the batch's unnamed statement
+  bool unnamed = false;  // the batch parses an unnamed statement
   std::string_view data = in_.readable();
   // Forwarding classifies these statements again; the metrics count each once (this runs
   // again for the same messages when a checkout had to wait).
-  auto classify_once = [&](std::string_view sql) {
+  auto classify_once = [&](std::string_view sql) -> const routing::classification& {
     const auto at = in_.position() + (in_.readable().size() - data.size());  // past the message
     const bool counted = at <= routed_until_;
     routed_until_ = std::max(routed_until_, at);
@@ -1292,9 +1304,8 @@ routing::route_request session::batch_request() {
       case fe_t::parse: {
         auto p = pr::fe::parse_parse(m.body);
         if (!p) return req;
-        auto c = classify_once(p->sql);
-        routing::add_statement(req, c, routing::leading_hint(p->sql));
-        if (p->statement.empty()) unnamed = c;
+        routing::add_statement(req, classify_once(p->sql), routing::leading_hint(p->sql));
+        if (p->statement.empty()) unnamed = true;
         break;
       }
       case fe_t::bind:
@@ -1387,7 +1398,7 @@ void session::on_server_data(server_conn_ptr sc, error_code ec, std::size_t n) {
     lose_server(std::move(sc), std::string("internal error relaying its answer: ") + e.what());
     return;
   }
-  if (spdlog::should_log(spdlog::level::trace))
+  if (tracing())
     spdlog::trace("[c{}] server chunk of {} bytes, {} segment(s), tx {}, pipeline {}", id_, n, segments_.size(),
                   static_cast<char>(sc->tx), sc->pipeline.empty() ? "empty" : "busy");
   if (chunk.broken) return lose_server(std::move(sc), chunk.broken);
@@ -1599,7 +1610,7 @@ session::chunk_result session::process_server_chunk(server_connection& sc) {
       pos += m.wire_size;
       run_start = pos;
     }
-    answer_local_requests(sc, generated_);
+    if (sc.pipeline.local_at_head()) answer_local_requests(sc, generated_);
     emit_generated(generated_before);
   }
   close_run();

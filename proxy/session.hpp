@@ -30,6 +30,7 @@ namespace meridian::proxy {
 
 class worker;
 class pool;
+struct database_routing;
 
 class session : public std::enable_shared_from_this<session>, public server_reader, public pool_waiter {
  public:
@@ -136,9 +137,8 @@ class session : public std::enable_shared_from_this<session>, public server_read
   // or a violation to end the connection with 08P01: an unknown type, judged from its first
   // byte as PostgreSQL does, or a malformed or oversized frame. For serve and serve_console.
   struct client_frame {
-    enum class status { ready, need_more, violation } state;
+    enum class status { ready, need_more, violation } state;  // violation: why is in violation_
     protocol::frame msg;
-    std::string violation;
   };
   client_frame next_client_frame(std::size_t max_message);
   // serve()'s work between waits, as a plain function (a coroutine frame holds every local
@@ -147,10 +147,11 @@ class session : public std::enable_shared_from_this<session>, public server_read
   // session waits in the pool's line for it), a violation, Terminate, or when no whole message
   // is left (`read_more`).
   struct client_step {
-    enum class kind { read_more, attach, queued, violation, terminate } what;
-    std::string violation;
+    enum class kind { read_more, attach, queued, violation, terminate } what;  // violation: see violation_
     routing::route_request request;  // attach: for the batch at the front of in_
   };
+  // Why the client's last message broke the protocol (kept here, off the per-message path).
+  std::string violation_;
   client_step take_client_messages(std::size_t max_message);
   // No server for the batch at the front of in_: the client gets the error (and ReadyForQuery,
   // or the rest of its batch is skipped until Sync), and the message that asked is consumed.
@@ -176,7 +177,8 @@ class session : public std::enable_shared_from_this<session>, public server_read
   // statement batch (up to Sync, or a simple Query) decides where it runs.
   [[nodiscard]] routing::route_request batch_request();
   // `routed`: classified already by batch_request (then not counted again in the metrics).
-  [[nodiscard]] routing::classification classify(std::string_view sql, bool routed = false);
+  // The answer stays valid until the next call.
+  [[nodiscard]] const routing::classification& classify(std::string_view sql, bool routed = false);
   // The consistency this connection asked for (meridian.consistency or meridian.routing), else
   // its user's or database's default.
   [[nodiscard]] routing::consistency consistency() const;
@@ -208,7 +210,7 @@ class session : public std::enable_shared_from_this<session>, public server_read
                                         protocol::be::backend_key_data key);
 
   // Appends one client message (renamed where needed) to server_out_; false on a malformed message.
-  bool forward_client_message(const protocol::frame& m, std::string& violation);
+  bool forward_client_message(const protocol::frame& m);  // false: a violation (violation_ says why)
   void ensure_prepared(server_connection& sc, const prepared_statement& st);
   // Sends the statement's Parse (evicting the least recently used one if the connection is
   // full); `synthetic` when the client did not ask for it and its answer must be swallowed.
@@ -325,6 +327,11 @@ class session : public std::enable_shared_from_this<session>, public server_read
   // stream batch_request classified: forwarding those messages classifies them again.
   routing::recent_shapes shapes_;
   std::uint64_t routed_until_ = 0;
+  std::unique_ptr<routing::classification> unremembered_;  // classify()'s answer for a statement too long to remember
+  // The worker's routing state of this session's database, found once (the worker keeps it
+  // while it runs) rather than looked up by name per statement.
+  database_routing* database_routing_ = nullptr;
+  database_routing& routing_state();
 
   std::vector<segment> segments_;
   std::string generated_;
