@@ -17,6 +17,17 @@ constexpr auto ident_chars = [] {
 inline bool ident_char(char c) { return ident_chars[static_cast<unsigned char>(c)]; }
 constexpr bool digit(char c) { return c >= '0' && c <= '9'; }
 constexpr bool space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'; }
+// After these (as the last character written to the key), a '-' before a number is a sign, not
+// a binary minus: the number and its sign are one literal. (After an identifier, a literal or
+// ')' it may be either, and stays an operator.)
+constexpr bool sign_may_follow(char c) {
+  switch (c) {
+    case '(': case ',': case '=': case '<': case '>': case '+': case '-': case '*': case '/': case '%': case '^':
+      return true;
+    default:
+      return false;
+  }
+}
 
 // What a character can start in the key's scan.
 enum class start : unsigned char { other, space, word, digit, dot, quote, double_quote, dollar, dash, slash };
@@ -85,6 +96,9 @@ std::size_t literal_end(std::string_view sql, std::size_t at, literal_kind kind)
   if (at >= n) return 0;
   switch (kind) {
     case literal_kind::number:
+      return digit(sql[at]) ? number_end(sql, at) : 0;
+    case literal_kind::signed_number:
+      if (sql[at] == '-' && at + 1 < n && digit(sql[at + 1])) return number_end(sql, at + 1);
       return digit(sql[at]) ? number_end(sql, at) : 0;
     case literal_kind::dot_number:
       return sql[at] == '.' && at + 1 < n && digit(sql[at + 1]) ? number_end(sql, at) : 0;
@@ -157,6 +171,11 @@ void cache_key(std::string_view sql, std::string& out, std::vector<literal_span>
         if (i + 1 < n && s[i + 1] == '-') {
           while (i < n && s[i] != '\n') ++i;
           pending_space = true;
+        } else if (i + 1 < n && digit(s[i + 1]) && o != begin && sign_may_follow(o[-1])) {
+          const std::size_t from = i;  // a negative number
+          i = number_end(sql, i + 1);
+          literal(from, literal_kind::signed_number);
+          emit('?');
         } else {
           emit(c);
           ++i;
@@ -251,8 +270,13 @@ void cache_key(std::string_view sql, std::string& out, std::vector<literal_span>
         }
       {
         const std::size_t from = i;
+        // Where a sign would have been part of it, the number is a signed_number: with or
+        // without one, it makes the same key there.
+        const auto kind = c == '.' ? literal_kind::dot_number
+                          : o != begin && sign_may_follow(o[-1]) ? literal_kind::signed_number
+                                                                 : literal_kind::number;
         i = number_end(sql, i);
-        literal(from, c == '.' ? literal_kind::dot_number : literal_kind::number);
+        literal(from, kind);
         emit('?');
         break;
       }

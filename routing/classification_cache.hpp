@@ -20,6 +20,7 @@ enum class literal_kind : std::uint8_t {
   dot_number,     // .5
   string,         // 'text'
   escape_string,  // E'text'
+  signed_number,  // 42 or -42 after an operator, a comma or '(' (`+ -5` and `+ 5` share a key)
 };
 struct literal_span {
   std::uint32_t begin = 0;  // in the statement's text
@@ -31,8 +32,8 @@ struct literal_span {
 // such literal starts there.
 [[nodiscard]] std::size_t literal_end(std::string_view sql, std::size_t at, literal_kind kind);
 
-// Blanks literals (strings, dollar-quoted strings, numbers) to '?', drops comments and folds
-// white space; identifiers, keywords, operators and $n parameters stay. EXPLAIN statements keep
+// Blanks literals (strings, dollar-quoted strings, numbers, with their minus sign where it can
+// only be unary: after an operator, a comma or '(') to '?', drops comments and folds white space; identifiers, keywords, operators and $n parameters stay. EXPLAIN statements keep
 // their literals: EXPLAIN (ANALYZE 0) and (ANALYZE 1) differ in what they run.
 [[nodiscard]] std::string cache_key(std::string_view sql);
 // The same into `out` (replacing what it held): a buffer reused saves an allocation per lookup.

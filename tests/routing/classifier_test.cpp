@@ -451,6 +451,13 @@ TEST_CASE("cache keys ignore literals but keep everything that decides the class
       // standard string, so what follows the string stays outside it.
       {"SELECT e 'a\\' , nextval('s')", "SELECT e 'a\\' , lower('s')", false},
       {"SELECT e'a\\' , nextval('s')'", "SELECT e'a\\' , lower('s')'", true},
+      // A minus that can only be a sign is part of the number; after an operand it is an
+      // operator, and a second one starts a comment.
+      {"UPDATE t SET b = b + -5 WHERE id = -7", "UPDATE t SET b = b + 5 WHERE id = 7", true},
+      {"SELECT f(-1, -2.5e-3)", "SELECT f(1, 2)", true},
+      {"SELECT a -1 FROM t", "SELECT a 1 FROM t", false},
+      {"SELECT a - 1 FROM t", "SELECT a 1 FROM t", false},
+      {"SELECT 1 = --5\n 2", "SELECT 1 = 2", true},
   };
   for (const auto& p : pairs) {
     INFO(p.a << " vs " << p.b);

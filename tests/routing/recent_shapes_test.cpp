@@ -32,7 +32,8 @@ TEST_CASE("a statement differing in its literals only is recognised", "[routing]
   CHECK(c.where == target::any);
   for (const char* same : {"SELECT abalance FROM pgbench_accounts WHERE aid = 7;",
                            "SELECT abalance FROM pgbench_accounts WHERE aid = 1.5e3;",
-                           "SELECT abalance FROM pgbench_accounts WHERE aid = 123456789012;"}) {
+                           "SELECT abalance FROM pgbench_accounts WHERE aid = 123456789012;",
+                           "SELECT abalance FROM pgbench_accounts WHERE aid = -7;"}) {
     INFO(same);
     const auto* found = shapes.find(same, cache.generation());
     REQUIRE(found);
@@ -48,6 +49,29 @@ TEST_CASE("a statement differing in its literals only is recognised", "[routing]
     INFO(other);
     CHECK_FALSE(shapes.find(other, cache.generation()));
   }
+}
+
+TEST_CASE("a negative number where a sign can only be unary is the same shape", "[routing][shapes]") {
+  classification_cache cache(100, functions());
+  recent_shapes shapes;
+  const auto c = remember(shapes, cache, "UPDATE pgbench_tellers SET tbalance = tbalance + 2412 WHERE tid = 3;");
+  for (const char* same : {"UPDATE pgbench_tellers SET tbalance = tbalance + -4877 WHERE tid = 9;",
+                           "UPDATE pgbench_tellers SET tbalance = tbalance + -1.5e-3 WHERE tid = -1;"}) {
+    INFO(same);
+    const auto* found = shapes.find(same, cache.generation());
+    REQUIRE(found);
+    CHECK(*found == c);
+  }
+  for (const char* other : {"UPDATE pgbench_tellers SET tbalance = tbalance + - 4877 WHERE tid = 9;",  // an operator
+                            "UPDATE pgbench_tellers SET tbalance = tbalance + -.5 WHERE tid = 9;",
+                            "UPDATE pgbench_tellers SET tbalance = tbalance + --4877\n WHERE tid = 9;"}) {
+    INFO(other);
+    CHECK_FALSE(shapes.find(other, cache.generation()));
+  }
+  // After an operand the minus is an operator: `a -1` is not `a 1` with a sign.
+  remember(shapes, cache, "SELECT a -1 FROM t");
+  CHECK_FALSE(shapes.find("SELECT a 1 FROM t", cache.generation()));
+  CHECK(shapes.find("SELECT a -2 FROM t", cache.generation()));
 }
 
 TEST_CASE("strings, escape strings and several literals in one statement", "[routing][shapes]") {
@@ -108,7 +132,8 @@ TEST_CASE("a statement recognised by shape always has the remembered one's cache
   // the same). Variants that keep each literal's kind and spacing are, most of them, recognised
   // (not all: a number glued to a word is part of an identifier).
   const std::vector<std::string> words{"SELECT", "FROM", "t", "e", "E", "x1", "a$b", "explain", "$", "$1", "$2"};
-  const std::vector<std::string> literals{"1", "42", "1.5e3", "1e+5", "7_000", ".25", "'a'", "'it''s'", "''",
+  const std::vector<std::string> literals{"1", "42", "1.5e3", "1e+5", "7_000", ".25", "-3", "-1.5e-3", "-.5", "- 7",
+                                          "'a'", "'it''s'", "''",
                                           "E'a\\'b'", "e'x'", "'unterminated", "$$x$$", "$q$y$q$", "$z$open"};
   const std::vector<std::string> others{",", "(", ")", ".", "=", "-", "/", "*", "+", ";", "'", "\"",
                                         "-- c\n", "/* c */", "/* a /* b */ c */", "/* open", "\"a b\"", "\"x\"\"y\"",
@@ -137,6 +162,7 @@ TEST_CASE("a statement recognised by shape always has the remembered one's cache
       b += (t.literal ? pick(literals) : t.text) + gap;
       std::string like = t.text;
       if (t.literal && (t.text[0] >= '0' && t.text[0] <= '9')) like = std::to_string(random() % 100000);
+      if (t.literal && t.text == "-3") like = random() % 2 ? "-" + std::to_string(random() % 100) : std::to_string(random() % 100);
       if (t.literal && t.text == "'a'") like = "'" + std::string(random() % 4, 'q') + "'";
       same_kind += like + gap;
     }
