@@ -35,14 +35,6 @@ void pipeline::sent(pending_request request) {
   queue_.push_back(request);
 }
 
-void pipeline::pop() {
-  ++head_;
-  if (head_ == queue_.size()) {
-    queue_.clear();
-    head_ = 0;
-  }
-}
-
 std::size_t pipeline::outstanding_syncs() const {
   std::size_t n = 0;
   for (std::size_t i = head_; i < queue_.size(); ++i) {
@@ -57,6 +49,14 @@ void pipeline::clear() {
   head_ = 0;
   skipping_ = false;
   discarded_.clear();
+}
+
+void pipeline::discard_until_sync() {
+  while (has_head() && head().kind != request_kind::sync) {
+    discarded_.push_back(head());
+    pop();
+  }
+  if (!has_head()) skipping_ = true;
 }
 
 response_verdict pipeline::received(char type) {
@@ -138,11 +138,7 @@ response_verdict pipeline::received(char type) {
       // discarded requests and the client must learn why.
       v.forward = true;
       if (h.synthetic) v.synthetic_error = true;
-      while (has_head() && head().kind != request_kind::sync) {
-        discarded_.push_back(head());
-        pop();
-      }
-      if (!has_head()) skipping_ = true;
+      discard_until_sync();
       break;
     case be_t::ready_for_query:
       expect(h.kind == request_kind::sync || h.kind == request_kind::query || h.kind == request_kind::function_call);

@@ -81,7 +81,16 @@ class pipeline {
  private:
   [[nodiscard]] bool has_head() const { return head_ < queue_.size(); }
   pending_request& head() { return queue_[head_]; }
-  void pop();
+  void pop() {
+    ++head_;
+    if (head_ == queue_.size()) {
+      queue_.clear();
+      head_ = 0;
+    }
+  }
+  // After an extended-protocol error: what the server will skip, up to the next Sync. Apart
+  // (and not inlined) so that classifying the common messages spills no registers.
+  [[gnu::noinline]] void discard_until_sync();
 
   std::vector<pending_request> queue_;
   std::size_t head_ = 0;
