@@ -76,9 +76,10 @@ void write_parameters(message_writer& w, const bind_parameters& p, bool bind_lay
 }  // namespace
 
 result<query> parse_query(std::string_view body) {
-  body_reader in(body);
-  query m{in.cstring()};
-  return complete_or_violation(in, m, "Query");
+  // One string and its terminator, nothing after: checked directly (one per statement).
+  const auto end = body.find('\0');
+  if (end == std::string_view::npos || end + 1 != body.size()) return violation("invalid Query message format");
+  return query{body.substr(0, end)};
 }
 
 result<parse> parse_parse(std::string_view body) {
