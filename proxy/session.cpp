@@ -837,7 +837,12 @@ bool session::forward_client_message(const pr::frame& m) {
       auto q = pr::fe::parse_query(m.body);
       if (!q) return fail(q.error());
       time_batch(q->sql);
-      const auto& cls = classify(q->sql, in_.position() < routed_until_);
+      // A Query before the routed position is the one batch_request classified (it stops at
+      // the first Query), unless classifications came since or the cache moved on.
+      const bool routed = in_.position() < routed_until_;
+      const auto& cls = routed && routed_query_ && shapes_.generation() == routing_state().cache.generation()
+                            ? *routed_query_
+                            : classify(q->sql, routed);
       if (cls.sets_meridian || cls.shows_meridian) {
         if (auto instead = meridian_statement(q->sql, cls); !instead.empty()) {
           pr::fe::serialize(pr::fe::query{instead}, server_out_);
@@ -1262,6 +1267,7 @@ database_routing& session::routing_state() {
 }
 
 const routing::classification& session::classify(std::string_view sql, bool routed) {
+  routed_query_ = nullptr;  // whatever it pointed to may be replaced now
   auto& cache = routing_state().cache;
   // A statement like one of the last few, but for its literals, is classified alike (see
   // recent_shapes); so is one classified already to route its batch.
@@ -1298,7 +1304,11 @@ routing::route_request session::batch_request() {
     switch (m.type) {
       case fe_t::query: {
         auto q = pr::fe::parse_query(m.body);
-        if (q) routing::add_statement(req, classify_once(q->sql), routing::leading_hint(q->sql));
+        if (q) {
+          const auto& c = classify_once(q->sql);
+          routing::add_statement(req, c, routing::leading_hint(q->sql));
+          routed_query_ = &c;
+        }
         return req;  // a simple Query is a batch of its own
       }
       case fe_t::parse: {

@@ -328,6 +328,9 @@ class session : public std::enable_shared_from_this<session>, public server_read
   routing::recent_shapes shapes_;
   std::uint64_t routed_until_ = 0;
   std::unique_ptr<routing::classification> unremembered_;  // classify()'s answer for a statement too long to remember
+  // batch_request's classification of the simple Query it routed (valid until the next
+  // classify()): forwarding that Query takes it instead of matching the statement again.
+  const routing::classification* routed_query_ = nullptr;
   // The worker's routing state of this session's database, found once (the worker keeps it
   // while it runs) rather than looked up by name per statement.
   database_routing* database_routing_ = nullptr;

@@ -45,6 +45,8 @@ class recent_shapes {
                                  const classification& value, std::uint64_t generation);
 
   [[nodiscard]] std::size_t size() const { return entries_.size(); }
+  // The classification cache's generation the remembered statements belong to.
+  [[nodiscard]] std::uint64_t generation() const { return generation_; }
 
  private:
   struct entry {
