@@ -353,7 +353,7 @@ awaitable<bool> session::startup() {
     if (!co_await write_client(response)) co_return false;
   }
 
-  if (worker_.draining()) {
+  if (shutdown_requested_) {  // draining, and this connection is past its grace (request_shutdown)
     co_await fatal(pr::sqlstate::cannot_connect_now, "the database system is shutting down");
     co_return false;
   }
@@ -1807,6 +1807,16 @@ awaitable<void> session::forward_cancel(std::shared_ptr<session> self, routing::
 }
 
 void session::request_shutdown() {
+  const auto connected_for = clock::now() - connected_at_;
+  if (!attached_ && connected_for < shutdown_grace) {
+    // Just connected (a rolling restart under pgbench -C): its login and first statement are
+    // most likely on their way. It runs as usual until the grace is over, then is asked again.
+    auto again = std::make_shared<asio::steady_timer>(client_.get_executor(), shutdown_grace - connected_for);
+    again->async_wait([weak = weak_from_this(), again](error_code ec) {
+      if (auto s = weak.lock(); s && !ec && !s->ended_) s->request_shutdown();
+    });
+    return;
+  }
   shutdown_requested_ = true;
   if (!attached_) {
     // Between transactions: wake the reader so it can say goodbye now.

@@ -47,8 +47,11 @@ class session : public std::enable_shared_from_this<session>, public server_read
   [[nodiscard]] std::chrono::steady_clock::time_point connected_at() const { return connected_at_; }
   // Forwards a cancel to the server running this client's query, if any. Session's thread only.
   void cancel_running_query();
-  // Leave as soon as no transaction is open. Session's thread only.
+  // Leave as soon as no transaction is open; a client that connected less than
+  // shutdown_grace ago is asked once that much time has passed instead (it is about to use its
+  // connection: refused now, its first statement would fail). Session's thread only.
   void request_shutdown();
+  static constexpr std::chrono::seconds shutdown_grace{1};
   // A server connection is attached: a transaction (or a session-pooled session) is running.
   [[nodiscard]] bool attached() const { return attached_ != nullptr; }
   [[nodiscard]] const server_conn_ptr& attached_server() const { return attached_; }

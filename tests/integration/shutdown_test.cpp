@@ -66,12 +66,18 @@ TEST_CASE("SIGTERM lets open transactions finish, then exits", "[integration][sh
   in_tx.scalar("BEGIN");
   in_tx.scalar("INSERT INTO itest_drain VALUES (1)");
 
+  pg_connection fresh(drain_dsn());
+  REQUIRE(fresh.ok());
   REQUIRE(kill(pid, SIGTERM) == 0);
 
-  // The idle client is told and disconnected; new clients are no longer accepted.
+  // New clients are no longer accepted.
+  REQUIRE(eventually([] { return !pg_connection(drain_dsn()).ok(); }, 10s));
+  // One that connected a moment before the drain began is about to use its connection: its
+  // statements are still answered (session::shutdown_grace, 1 s after it connected).
+  CHECK(fresh.sqlstate_of("SELECT 1") == "");
+  // An idle client is told and disconnected (these connected just before: once their grace is over).
   REQUIRE(eventually([&] { return idle.sqlstate_of("SELECT 1") != ""; }, 10s));
   CHECK_THAT(idle_notices + idle.error(), Catch::Contains("terminating connection due to administrator command"));
-  CHECK(eventually([] { return !pg_connection(drain_dsn()).ok(); }, 10s));
 
   // The open transaction still commits.
   CHECK(in_tx.scalar("INSERT INTO itest_drain VALUES (2)") == std::nullopt);
