@@ -65,7 +65,7 @@ class pipeline {
   // Pops a local request that has reached the head (its turn to be answered), if any. Asked
   // after every message relayed, so the common "none" is answered inline.
   [[nodiscard]] std::optional<pending_request> take_local() {
-    if (!has_head() || !head().local) return std::nullopt;
+    if (!local_at_head()) return std::nullopt;
     auto r = head();
     pop();
     return r;

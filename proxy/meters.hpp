@@ -94,14 +94,15 @@ struct worker_meter {
   explicit worker_meter(std::size_t nodes) : pools(nodes), queries(nodes), transactions(nodes), statements(2 * nodes) {}
   // A statement forwarded to `node`, by what it may do (read: it may run on a replica).
   void statement(std::size_t node, bool read) {
-    if (node * 2 + 1 < statements.size()) statements[node * 2 + (read ? 0 : 1)].add(1);
+    if (node * 2 + 1 < statements.size()) statements[statement_slot(node, read)].add(1);
   }
+  [[nodiscard]] static std::size_t statement_slot(std::size_t node, bool read) { return node * 2 + (read ? 0 : 1); }
   std::vector<pool_meter> pools;                // [node]
   std::vector<latency_histogram> queries;       // [node]: a batch sent until its ReadyForQuery
   std::vector<latency_histogram> transactions;  // [node]: first statement until idle again
   error_meter errors;
   relaxed_value cache_hits, cache_misses;  // statement classification
-  std::vector<relaxed_value> statements;   // [node * 2 + (read ? 0 : 1)]
+  std::vector<relaxed_value> statements;   // [statement_slot(node, read)]
 };
 
 }  // namespace meridian::proxy

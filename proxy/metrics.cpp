@@ -88,7 +88,7 @@ class meter_collector : public prometheus::Collectable {
       for (bool read : {true, false}) {
         prometheus::ClientMetric m;
         m.label = {{"class", read ? "read" : "write"}, {"node", nodes[n]}};
-        m.counter.value = sum([&](const worker_meter& w) { return w.statements[n * 2 + (read ? 0 : 1)].get(); });
+        m.counter.value = sum([&](const worker_meter& w) { return w.statements[worker_meter::statement_slot(n, read)].get(); });
         statements.metric.push_back(std::move(m));
       }
     }

@@ -33,7 +33,8 @@ struct literal_span {
 [[nodiscard]] std::size_t literal_end(std::string_view sql, std::size_t at, literal_kind kind);
 
 // Blanks literals (strings, dollar-quoted strings, numbers, with their minus sign where it can
-// only be unary: after an operator, a comma or '(') to '?', drops comments and folds white space; identifiers, keywords, operators and $n parameters stay. EXPLAIN statements keep
+// only be unary: after an operator, a comma or '(') to '?', drops comments and folds white
+// space; identifiers, keywords, operators and $n parameters stay. EXPLAIN statements keep
 // their literals: EXPLAIN (ANALYZE 0) and (ANALYZE 1) differ in what they run.
 [[nodiscard]] std::string cache_key(std::string_view sql);
 // The same into `out` (replacing what it held): a buffer reused saves an allocation per lookup.
