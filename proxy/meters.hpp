@@ -91,18 +91,24 @@ class error_meter {
 
 // Everything one worker thread counts. Per-node vectors are sized once at start.
 struct worker_meter {
-  explicit worker_meter(std::size_t nodes) : pools(nodes), queries(nodes), transactions(nodes), statements(2 * nodes) {}
+  explicit worker_meter(std::size_t nodes)
+      : pools(nodes), queries(nodes), transactions(nodes), statements(2 * nodes), reads_routed(nodes) {}
   // A statement forwarded to `node`, by what it may do (read: it may run on a replica).
   void statement(std::size_t node, bool read) {
     if (node * 2 + 1 < statements.size()) statements[statement_slot(node, read)].add(1);
   }
   [[nodiscard]] static std::size_t statement_slot(std::size_t node, bool read) { return node * 2 + (read ? 0 : 1); }
+  // A transaction that could read was given a connection to `node`.
+  void read_routed(std::size_t node) {
+    if (node < reads_routed.size()) reads_routed[node].add(1);
+  }
   std::vector<pool_meter> pools;                // [node]
   std::vector<latency_histogram> queries;       // [node]: a batch sent until its ReadyForQuery
   std::vector<latency_histogram> transactions;  // [node]: first statement until idle again
   error_meter errors;
   relaxed_value cache_hits, cache_misses;  // statement classification
   std::vector<relaxed_value> statements;   // [statement_slot(node, read)]
+  std::vector<relaxed_value> reads_routed; // [node]
 };
 
 }  // namespace meridian::proxy

@@ -92,6 +92,16 @@ class meter_collector : public prometheus::Collectable {
         statements.metric.push_back(std::move(m));
       }
     }
+    auto& reads = family("meridian_reads_routed_total",
+                         "Transactions that could read from a replica, by the node chosen to serve them",
+                         prometheus::MetricType::Counter);
+    for (std::size_t n = 0; n < nodes.size(); ++n) {
+      if (nodes[n].empty()) continue;
+      prometheus::ClientMetric m;
+      m.label = {{"node", nodes[n]}};
+      m.counter.value = sum([n](const worker_meter& w) { return w.reads_routed[n].get(); });
+      reads.metric.push_back(std::move(m));
+    }
     auto& cache = family("meridian_classification_cache_lookups_total",
                          "Statement classifications, by whether the cache had the statement's shape",
                          prometheus::MetricType::Counter);
@@ -162,10 +172,6 @@ metrics::metrics(const routing::topology& topology, unsigned workers, const std:
                        .Name("meridian_replica_skips_total")
                        .Help("Times a replica refused a connection and reads went elsewhere")
                        .Register(*registry_);
-  reads_family_ = &prometheus::BuildCounter()
-                       .Name("meridian_reads_routed_total")
-                       .Help("Transactions that could read from a replica, by the node chosen to serve them")
-                       .Register(*registry_);
   auto gauge = [&](const char* name, const char* help) {
     return &prometheus::BuildGauge().Name(name).Help(help).Register(*registry_);
   };
@@ -211,10 +217,9 @@ void metrics::track_nodes(const routing::topology& topology) {
   for (std::size_t i = 0; i < count; ++i) {
     const auto& n = topology.nodes[i];
     auto& g = gauges_[i];
-    if (!reads_routed_[i].load(std::memory_order_relaxed)) {
-      // First seen: its counters, kept for Meridian's lifetime (a worker may be counting on
-      // them), published to the workers last.
-      reads_routed_[i].store(&reads_family_->Add({{"node", n.name}}), std::memory_order_release);
+    if (!replica_skips_[i].load(std::memory_order_relaxed)) {
+      // First seen: its counter, kept for Meridian's lifetime (a worker may be counting on it),
+      // published to the workers last.
       replica_skips_[i].store(&skips_family_->Add({{"node", n.name}}), std::memory_order_release);
     }
     const bool wanted = !n.removed;

@@ -42,7 +42,6 @@ class metrics {
   void replica_skipped(routing::node_id node) { count(replica_skips_, node.value); }
   // A transaction that could read from a replica was sent to `node` (a replica, or the
   // primary when none could serve it).
-  void read_routed(routing::node_id node) { count(reads_routed_, node.value); }
   // Read-your-writes: a read waited for a replica to replay the client's commit, and where the
   // wait ended (the replica had it, or the read went to the primary).
   void read_your_writes_wait(bool replica_caught_up) { (replica_caught_up ? ryw_caught_up_ : ryw_gave_up_)->Increment(); }
@@ -72,9 +71,7 @@ class metrics {
       if (auto* c = counters[i].load(std::memory_order_acquire)) c->Increment();
   }
   std::array<std::atomic<prometheus::Counter*>, routing::max_nodes> replica_skips_{};
-  std::array<std::atomic<prometheus::Counter*>, routing::max_nodes> reads_routed_{};
   prometheus::Family<prometheus::Counter>* skips_family_ = nullptr;
-  prometheus::Family<prometheus::Counter>* reads_family_ = nullptr;
   prometheus::Counter* ryw_caught_up_ = nullptr;
   prometheus::Counter* ryw_gave_up_ = nullptr;
   prometheus::Gauge* clients_ = nullptr;

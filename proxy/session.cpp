@@ -1160,7 +1160,7 @@ routing::route_request session::with_consistency(routing::route_request request)
 }
 
 void session::attach_to(server_conn_ptr sc, const routing::route_decision& decision, bool read, bool spawn_reader) {
-  if (read) worker_.shared().stats->read_routed(*decision.node);
+  if (read) worker_.meter().read_routed(decision.node->value);
   on_replica_ = decision.replica;
   attached_ = std::move(sc);
   if (spawn_reader) read_server(attached_);
