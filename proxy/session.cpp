@@ -426,7 +426,7 @@ awaitable<bool> session::startup() {
     co_await fatal(pr::sqlstate::connection_failure, "no primary node is available");
     co_return false;
   }
-  auto& primary_pool = worker_.pool_for(pool_key{*primary, user_, database_}, user_cfg_);
+  auto& primary_pool = pool_of(*primary);
   if (!primary_pool.server_params() || mode() == pool_mode::session) {
     // Session pooling holds one connection for the whole session: the primary's.
     auto err = co_await attach(routing::route_request{routing::target::primary, routing::hint::none, false, {}},
@@ -1166,6 +1166,14 @@ void session::attach_to(server_conn_ptr sc, const routing::route_decision& decis
   if (spawn_reader) read_server(attached_);
 }
 
+pool& session::pool_of(routing::node_id node) {
+  if (recent_pools_[0].p && recent_pools_[0].node == node) return *recent_pools_[0].p;
+  if (!recent_pools_[1].p || recent_pools_[1].node != node)
+    recent_pools_[1] = {node, &worker_.pool_for(pool_key{node, user_, database_}, user_cfg_)};
+  std::swap(recent_pools_[0], recent_pools_[1]);  // the one just used first
+  return *recent_pools_[0].p;
+}
+
 session::attaching session::attach_now(const routing::route_request& asked) {
   if (worker_.paused()) return attaching::slow;
   const auto request = with_consistency(asked);
@@ -1173,7 +1181,7 @@ session::attaching session::attach_now(const routing::route_request& asked) {
   if (!decision.node) return attaching::slow;
   if (decision.confirm && !replay_confirmed(*decision.node)) return attaching::slow;
   if (!routing_state().functions_loaded) return attaching::slow;
-  auto& p = worker_.pool_for(pool_key{*decision.node, user_, database_}, user_cfg_);
+  auto& p = pool_of(*decision.node);
   auto sc = p.try_acquire();
   if (!sc) {
     if (!p.full()) return attaching::slow;  // room to connect: attach() connects
@@ -1213,7 +1221,7 @@ awaitable<std::optional<server_error>> session::attach(routing::route_request as
     if (!decision.node)
       co_return server_error{std::string(pr::sqlstate::connection_failure), "no primary node is available"};
     if (decision.confirm && replay_confirmed(*decision.node)) decision.confirm = false;
-    auto& p = worker_.pool_for(pool_key{*decision.node, user_, database_}, user_cfg_);
+    auto& p = pool_of(*decision.node);
     auto r = co_await p.acquire(clock::now() + worker_.cfg().wait_timeout);
     if (!r) {
       if (decision.replica && r.error().sqlstate == pr::sqlstate::connection_failure) {

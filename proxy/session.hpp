@@ -4,6 +4,7 @@
 // and the server's answers are forwarded back. While a server is attached both directions run
 // at once on the worker's single thread, each driven by completion handlers (the client's by
 // wait_client, the server's by read_server); coroutines only for what has to wait.
+#include <array>
 #include <list>
 #include <memory>
 #include <optional>
@@ -338,6 +339,15 @@ class session : public std::enable_shared_from_this<session>, public server_read
   // while it runs) rather than looked up by name per statement.
   database_routing* database_routing_ = nullptr;
   database_routing& routing_state();
+  // The pools of the last two nodes this session used (the worker keeps its pools while it
+  // runs): a transaction finds its pool without building and hashing a key of user and
+  // database. Two, because a session reads from one node and writes to another.
+  struct pool_slot {
+    routing::node_id node;
+    pool* p = nullptr;
+  };
+  std::array<pool_slot, 2> recent_pools_{};
+  pool& pool_of(routing::node_id node);
 
   std::vector<segment> segments_;
   std::string generated_;
