@@ -98,7 +98,8 @@ struct worker_meter {
     if (node * 2 + 1 < statements.size()) statements[statement_slot(node, read)].add(1);
   }
   [[nodiscard]] static std::size_t statement_slot(std::size_t node, bool read) { return node * 2 + (read ? 0 : 1); }
-  // A transaction that could read was given a connection to `node`.
+  // A transaction that could read from a replica was sent to `node` (a replica, or the
+  // primary when none could serve it).
   void read_routed(std::size_t node) {
     if (node < reads_routed.size()) reads_routed[node].add(1);
   }

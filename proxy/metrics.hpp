@@ -40,8 +40,6 @@ class metrics {
   void client_disconnected() { clients_->Decrement(); }
   void tls_handshake() { tls_handshakes_->Increment(); }
   void replica_skipped(routing::node_id node) { count(replica_skips_, node.value); }
-  // A transaction that could read from a replica was sent to `node` (a replica, or the
-  // primary when none could serve it).
   // Read-your-writes: a read waited for a replica to replay the client's commit, and where the
   // wait ended (the replica had it, or the read went to the primary).
   void read_your_writes_wait(bool replica_caught_up) { (replica_caught_up ? ryw_caught_up_ : ryw_gave_up_)->Increment(); }
