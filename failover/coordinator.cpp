@@ -22,7 +22,8 @@ std::int64_t ms_between(std::chrono::steady_clock::time_point a, std::chrono::st
 }
 }  // namespace
 
-coordinator::coordinator(coordinator_settings settings, node_monitor& monitor, std::string configured_primary)
+coordinator::coordinator(coordinator_settings settings, node_monitor& monitor, std::string configured_primary,
+                         routing::write_authority& authority)
     : settings_(std::move(settings)),
       topology_key_(key("topology")),
       views_key_(key("views/")),
@@ -31,6 +32,7 @@ coordinator::coordinator(coordinator_settings settings, node_monitor& monitor, s
       status_key_(key("failover")),
       monitor_(monitor),
       configured_primary_(std::move(configured_primary)),
+      authority_(authority),
       admin_(monitor.io().get_executor(), settings_.admin) {
   record_.primary = configured_primary_;
   requests_key_ = key("requests/");
@@ -50,7 +52,22 @@ coordinator::coordinator(coordinator_settings settings, node_monitor& monitor, s
             spdlog::info("coordination: leader is {}", leader.empty() ? std::string("(none)") : leader);
           }
         });
+    // Renewals on a client of their own whose requests end well before the authority they
+    // would renew: one hanging in a partition must not hold up the next.
+    const auto window = std::chrono::duration_cast<std::chrono::milliseconds>(settings_.lease_ttl) - settings_.authority_margin;
+    const auto timeout = std::clamp<std::chrono::milliseconds>(settings_.interval * 8, std::chrono::milliseconds(500), window / 2);
+    lease_etcd_ = std::make_unique<etcd_client>(ex, settings_.etcd, timeout);
+    lease_ = std::make_unique<write_lease>(
+        *lease_etcd_,
+        write_lease_settings{topology_key_, settings_.lease_ttl, settings_.authority_margin, settings_.interval},
+        authority_);
+  } else {
+    authority_.grant_forever();
   }
+}
+
+void coordinator::on_authority(write_lease::listener handler) {
+  if (lease_) lease_->on_change(std::move(handler));
 }
 
 void coordinator::start() { asio::co_spawn(monitor_.io(), run(), asio::detached); }
@@ -88,6 +105,7 @@ void coordinator::apply(const topology_record& r, std::int64_t revision) {
                  }());
     monitor_.assign(r.epoch, r.primary, r.fenced);
   }
+  if (lease_) lease_->follow(r.epoch, r.primary, revision);
 }
 
 awaitable<void> coordinator::run() {
@@ -128,6 +146,7 @@ awaitable<void> coordinator::run() {
     if (auto rec = topology_record::from_json(kv->value)) apply(*rec, kv->mod_revision);
   }), asio::detached);
   asio::co_spawn(monitor_.io(), publish_views(), asio::detached);
+  asio::co_spawn(monitor_.io(), lease_->run(), asio::detached);
   asio::co_spawn(monitor_.io(), election_->run(), asio::detached);
   asio::co_spawn(monitor_.io(), lead(), asio::detached);
   asio::co_spawn(monitor_.io(), follow(pause_key_, [this](const etcd_kv* kv) { set_paused(kv && kv->value == "true"); }),
@@ -459,6 +478,21 @@ awaitable<std::string> coordinator::status_json() {
   json views = json::array();
   for (const auto& v : co_await collect_views()) views.push_back(json::parse(v.to_json()));
   out["views"] = views;
+  if (lease_) {
+    const auto& a = lease_->state();
+    const auto now = clock::now();
+    const auto last = a.last_confirmed();
+    out["write_authority"] = json{
+        {"held", a.held(now)},
+        {"epoch", a.epoch()},
+        {"remaining_ms", a.held(now) ? ms_between(now, a.deadline()) : 0},
+        {"last_confirmed_ms_ago", last == clock::time_point{} ? -1 : ms_between(last, now)},
+        {"lapses", a.lapses()},
+        {"ttl_ms", std::chrono::duration_cast<std::chrono::milliseconds>(settings_.lease_ttl).count()},
+        {"margin_ms", settings_.authority_margin.count()}};
+  } else {
+    out["write_authority"] = json{{"held", true}, {"epoch", record_.epoch}, {"alone", true}};
+  }
   if (etcd_) {
     auto last = co_await etcd_->get(status_key_);
     if (last && !last->empty()) {

@@ -9,6 +9,10 @@
 // repoints the other replicas and fences the old primary. An intent record written before
 // promoting lets a new leader finish a failover its predecessor started.
 //
+// Every Meridian also holds write authority over the epoch it follows only while the etcd
+// majority keeps confirming that epoch's record (write_lease): past its deadline nothing that
+// may write reaches the primary from here.
+//
 // Without etcd, one Meridian decides alone from its own view: for a single instance only.
 #include <chrono>
 #include <functional>
@@ -23,6 +27,8 @@
 #include "failover/etcd_client.hpp"
 #include "failover/node_admin.hpp"
 #include "failover/node_monitor.hpp"
+#include "failover/write_lease.hpp"
+#include "routing/write_authority.hpp"
 
 namespace meridian::failover {
 
@@ -33,6 +39,9 @@ struct coordinator_settings {
   std::vector<std::string> etcd;        // host:port of etcd's members; empty: decide alone
   std::string prefix = "/meridian/default/";
   std::chrono::seconds lease_ttl{3};
+  // Write authority ends this long before lease_ttl after the renewal that granted it: at
+  // least the clock-rate drift over a TTL plus one round trip to etcd.
+  std::chrono::milliseconds authority_margin{500};
   std::chrono::milliseconds interval{250};
   std::chrono::milliseconds detection{2000};
   bool automatic = false;               // fail over without an operator (needs admin's login)
@@ -42,7 +51,10 @@ struct coordinator_settings {
 
 class coordinator {
  public:
-  coordinator(coordinator_settings settings, node_monitor& monitor, std::string configured_primary);
+  // `authority`: what the sessions read before sending work that may write to the primary
+  // (granted forever without etcd).
+  coordinator(coordinator_settings settings, node_monitor& monitor, std::string configured_primary,
+              routing::write_authority& authority);
   coordinator(const coordinator&) = delete;
   coordinator& operator=(const coordinator&) = delete;
 
@@ -70,6 +82,8 @@ class coordinator {
   awaitable<tl::expected<void, std::string>> request_pause(bool paused);
   // Called on the monitor's thread when the cluster-wide pause changes.
   void on_pause(std::function<void(bool)> handler) { on_pause_ = std::move(handler); }
+  // Called on the monitor's thread when this Meridian's write authority changes (with etcd).
+  void on_authority(write_lease::listener handler);
 
  private:
   using clock = std::chrono::steady_clock;
@@ -125,6 +139,9 @@ class coordinator {
   std::unique_ptr<etcd_client> watch_etcd_;
   std::unique_ptr<etcd_client> election_etcd_;
   std::unique_ptr<leader_election> election_;
+  routing::write_authority& authority_;
+  std::unique_ptr<etcd_client> lease_etcd_;
+  std::unique_ptr<write_lease> lease_;
   node_admin admin_;
   topology_record record_;
   std::int64_t record_revision_ = 0;  // etcd's mod revision of the record applied

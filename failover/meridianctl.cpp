@@ -130,6 +130,23 @@ void print_status(const json& s) {
   }
   std::cout << (s.value("paused", false) ? ", new transactions PAUSED" : "") << "\n";
   if (!t.value("reason", std::string()).empty()) std::cout << "  (" << t.value("reason", std::string()) << ")\n";
+  if (s.contains("write_authority")) {
+    // Whether this Meridian may send writes to the primary (the etcd majority's confirmation).
+    const auto& a = s["write_authority"];
+    std::cout << "write authority: ";
+    if (a.value("alone", false)) {
+      std::cout << "held (no etcd: this Meridian decides alone)\n";
+    } else if (a.value("held", false)) {
+      std::cout << "held for epoch " << a.value("epoch", 0) << ", " << a.value("remaining_ms", 0) << " ms left";
+    } else {
+      std::cout << "NOT HELD for epoch " << a.value("epoch", 0) << ": writes are refused";
+    }
+    if (!a.value("alone", false)) {
+      const long long ago = a.value("last_confirmed_ms_ago", -1LL);
+      std::cout << " (last renewal confirmed " << (ago < 0 ? std::string("never") : std::to_string(ago) + " ms ago")
+                << ", lapses " << a.value("lapses", 0) << ")\n";
+    }
+  }
   std::cout << "\n" << std::left << std::setw(16) << "seen from" << std::setw(16) << "node" << std::setw(16) << "state"
             << std::setw(10) << "timeline" << std::setw(14) << "position" << std::setw(10) << "lag ms" << "lag bytes\n";
   for (const auto& v : s.value("views", json::array())) {

@@ -374,7 +374,7 @@ config build_config(const YAML::Node& root, const std::string& base_dir) {
   }
 
   if (auto co = root["coordination"]) {
-    only_keys(co, "coordination", {"etcd", "cluster", "lease_ttl", "regions"});
+    only_keys(co, "coordination", {"etcd", "cluster", "lease_ttl", "regions", "authority_margin", "write_wait"});
     if (auto e = co["etcd"]) {
       if (!e.IsSequence() || e.size() == 0) fail("coordination.etcd", "must list etcd endpoints as host:port");
       for (std::size_t i = 0; i < e.size(); ++i) {
@@ -390,6 +390,11 @@ config build_config(const YAML::Node& root, const std::string& base_dir) {
       c.coordination.lease_ttl = std::chrono::duration_cast<std::chrono::seconds>(ttl);
     }
     if (co["regions"]) c.coordination.regions = integer<std::size_t>(co["regions"], "coordination.regions", 1, 64);
+    if (co["authority_margin"]) c.coordination.authority_margin = duration(co["authority_margin"], "coordination.authority_margin");
+    if (co["write_wait"]) c.coordination.write_wait = duration(co["write_wait"], "coordination.write_wait");
+    const auto ttl = std::chrono::duration_cast<std::chrono::milliseconds>(c.coordination.lease_ttl);
+    if (c.coordination.authority_margin.count() < 100 || c.coordination.authority_margin * 2 > ttl)
+      fail("coordination.authority_margin", "must be at least 100ms and at most half of lease_ttl");
   }
   if (auto f = root["failover"]) {
     only_keys(f, "failover", {"automatic", "user", "password", "password_file", "password_env", "database", "sslmode", "detection",

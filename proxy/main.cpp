@@ -57,6 +57,7 @@ meridian::failover::coordinator_settings coordinator_settings(const meridian::pr
   c.etcd = cfg.coordination.etcd;
   c.prefix = "/meridian/" + cfg.coordination.cluster + "/";
   c.lease_ttl = cfg.coordination.lease_ttl;
+  c.authority_margin = cfg.coordination.authority_margin;
   std::set<std::string> regions;
   for (const auto& n : cfg.nodes) regions.insert(n.region);
   c.regions = cfg.coordination.regions != 0 ? cfg.coordination.regions : regions.size();
@@ -307,6 +308,9 @@ int main(int argc, char** argv) {
       cfg.max_auth_failures, cfg.auth_failure_window, cfg.auth_failure_delay, cfg.auth_failure_max_delay});
   auto topology = routing::make_configured_topology(cfg.nodes, cfg.region);
   shared.stats = std::make_unique<proxy::metrics>(*topology, cfg.threads, cfg.region);
+  // With etcd, no write reaches the primary before the majority has confirmed the epoch
+  // (failover/write_lease): not even in the moment between listening and the coordinator.
+  if (!cfg.coordination.etcd.empty()) shared.authority.revoke(0);
   if (cfg.metrics_port != 0) {
     try {
       shared.stats->serve(cfg.metrics_host, cfg.metrics_port);
@@ -344,7 +348,13 @@ int main(int argc, char** argv) {
       std::string primary;
       for (const auto& n : cfg.nodes)
         if (n.configured_role == routing::node_role::primary) primary = n.name;
-      coordinator = std::make_unique<failover::coordinator>(coordinator_settings(cfg), *monitor, primary);
+      coordinator = std::make_unique<failover::coordinator>(coordinator_settings(cfg), *monitor, primary, shared.authority);
+      if (!cfg.coordination.etcd.empty()) {
+        shared.stats->watch_authority(shared.authority);
+        coordinator->on_authority([stats = shared.stats.get()](failover::authority_clock::change c, std::uint64_t, const std::string&) {
+          if (c == failover::authority_clock::change::lapsed) stats->authority_lapsed();
+        });
+      }
       coordinator->start();
     }
   } else {

@@ -111,6 +111,26 @@ class meter_collector : public prometheus::Collectable {
       m.counter.value = sum([hit](const worker_meter& w) { return (hit ? w.cache_hits : w.cache_misses).get(); });
       cache.metric.push_back(std::move(m));
     }
+    if (const auto* a = metrics_.authority()) {
+      // Read at the scrape: the deadline passes with no event that would set a gauge.
+      const auto g = a->current();
+      const auto now = std::chrono::steady_clock::now();
+      const bool held = now < g.until;
+      prometheus::ClientMetric m;
+      m.gauge.value = held ? 1 : 0;
+      family("meridian_write_authority",
+             "1 while this Meridian may send work that may write to the primary (the etcd majority confirmed its "
+             "topology epoch within lease_ttl - authority_margin)",
+             prometheus::MetricType::Gauge)
+          .metric.push_back(m);
+      m.gauge.value = held && g.until != std::chrono::steady_clock::time_point::max()
+                          ? std::chrono::duration<double>(g.until - now).count()
+                          : 0;
+      family("meridian_write_authority_remaining_seconds",
+             "Until write authority lapses unless a renewal is confirmed (0 without it, or without etcd)",
+             prometheus::MetricType::Gauge)
+          .metric.push_back(m);
+    }
     return {std::make_move_iterator(out.begin()), std::make_move_iterator(out.end())};
   }
 
@@ -203,6 +223,12 @@ metrics::metrics(const routing::topology& topology, unsigned workers, const std:
                          .Help("TLS handshakes completed with clients")
                          .Register(*registry_)
                          .Add({});
+  authority_lapses_ = &prometheus::BuildCounter()
+                           .Name("meridian_write_authority_lapses_total")
+                           .Help("Times this Meridian's write authority lapsed: no renewal confirmed by the etcd "
+                                 "majority in time (a new epoch replacing the old one is not counted)")
+                           .Register(*registry_)
+                           .Add({});
 }
 
 std::vector<std::string> metrics::node_names() const {

@@ -19,6 +19,7 @@
 #include "proxy/meters.hpp"
 #include "routing/classifier.hpp"
 #include "routing/topology.hpp"
+#include "routing/write_authority.hpp"
 
 namespace meridian::proxy {
 
@@ -39,6 +40,10 @@ class metrics {
   void client_connected() { clients_->Increment(); }
   void client_disconnected() { clients_->Decrement(); }
   void tls_handshake() { tls_handshakes_->Increment(); }
+  // Write authority: read at each scrape (held, time left); lapses counted as they happen.
+  void watch_authority(const routing::write_authority& a) { authority_ = &a; }
+  [[nodiscard]] const routing::write_authority* authority() const { return authority_; }
+  void authority_lapsed() { authority_lapses_->Increment(); }
   void replica_skipped(routing::node_id node) { count(replica_skips_, node.value); }
   // Read-your-writes: a read waited for a replica to replay the client's commit, and where the
   // wait ended (the replica had it, or the read went to the primary).
@@ -74,6 +79,8 @@ class metrics {
   prometheus::Counter* ryw_gave_up_ = nullptr;
   prometheus::Gauge* clients_ = nullptr;
   prometheus::Counter* tls_handshakes_ = nullptr;
+  prometheus::Counter* authority_lapses_ = nullptr;
+  const routing::write_authority* authority_ = nullptr;
   // Per-node gauges, in node_families_'s order.
   enum gauge_index { g_up, g_primary, g_readable, g_lag_bytes, g_lag_seconds, g_probe, g_timeline, g_max_lag, g_max_lag_bytes };
   std::vector<prometheus::Family<prometheus::Gauge>*> node_families_;

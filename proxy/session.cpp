@@ -1216,8 +1216,15 @@ awaitable<std::optional<server_error>> session::attach(routing::route_request as
       co_return server_error{std::string(pr::sqlstate::too_many_connections),
                              "Meridian is paused: no transaction could start within pool.wait_timeout"};
   }
+  // Work that may write waits this long at most for write authority, then is refused.
+  std::optional<clock::time_point> authority_wait;
   for (;;) {
     auto decision = routing::choose_node(worker_.topology(), worker_.route_context(), request);
+    if (decision.no_write_authority) {
+      if (!authority_wait) authority_wait = clock::now() + worker_.cfg().coordination.write_wait;
+      if (co_await await_write_authority(*authority_wait)) continue;
+      co_return write_authority_refusal();
+    }
     if (!decision.node)
       co_return server_error{std::string(pr::sqlstate::connection_failure), "no primary node is available"};
     if (decision.confirm && replay_confirmed(*decision.node)) decision.confirm = false;
@@ -1264,9 +1271,41 @@ awaitable<std::optional<server_error>> session::attach(routing::route_request as
       give_back(sc);
       co_return err;
     }
+    if (!decision.replica && !worker_.route_context().may_write && request.where == routing::target::primary) {
+      // Authority lapsed while this waited for the connection: the work must not start.
+      give_back(sc);
+      continue;
+    }
     attach_to(std::move(sc), decision, read, spawn_reader);
     co_return std::nullopt;
   }
+}
+
+awaitable<bool> session::await_write_authority(clock::time_point deadline) {
+  asio::steady_timer t(client_.get_executor());
+  for (;;) {
+    // The topology may move on meanwhile (a failover's new epoch): its primary is the one asked.
+    if (worker_.route_context().may_write) co_return true;
+    const auto now = clock::now();
+    if (now >= deadline || shutdown_requested_) co_return false;
+    t.expires_after(std::min<clock::duration>(std::chrono::milliseconds(10), deadline - now));
+    error_code ec;
+    co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
+  }
+}
+
+server_error session::write_authority_refusal() const {
+  const auto g = worker_.shared().authority.current();
+  const auto now = clock::now();
+  std::string since = "not yet confirmed in this topology epoch";
+  if (g.until != clock::time_point{} && g.until <= now)
+    since = "lapsed " + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(now - g.until).count()) + " ms ago";
+  spdlog::warn("[c{}] refused work that may write: no write authority over epoch {} ({})", id_, worker_.topology().epoch, since);
+  return server_error{std::string(pr::sqlstate::cannot_connect_now),
+                      "Meridian in region " + worker_.cfg().region +
+                          " may not send writes to the primary: the etcd majority has not confirmed its topology "
+                          "epoch (write authority " + since + "; this region may be cut off from the others). Nothing was "
+                          "executed; reads go on"};
 }
 
 database_routing& session::routing_state() {

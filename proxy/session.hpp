@@ -168,6 +168,11 @@ class session : public std::enable_shared_from_this<session>, public server_read
   // starts relaying its answers): waits for a pool slot, connects, waits for a replica to catch
   // up, brings the session's parameters to it, as needed.
   awaitable<std::optional<server_error>> attach(routing::route_request request, bool spawn_reader);
+  // Work that may write goes to the primary only under write authority (routing::
+  // write_authority): waits for it until `deadline` (coordination.write_wait); false when it
+  // did not come. The refusal then, with SQLSTATE 57P03.
+  awaitable<bool> await_write_authority(std::chrono::steady_clock::time_point deadline);
+  [[nodiscard]] server_error write_authority_refusal() const;
   // The same without a coroutine: `attached` when an idle connection was at hand with the
   // session's parameters; `queued` when the pool is at its size and the session now waits in
   // its line (on_handover goes on); `slow` when attach() must do it (connect, confirm a

@@ -96,7 +96,8 @@ std::size_t worker::active_transactions() const {
 }
 
 routing::route_context worker::route_context() const {
-  return routing::route_context{cfg().region, skipped_until_, clock::now()};
+  const auto now = clock::now();
+  return routing::route_context{cfg().region, skipped_until_, now, shared_.authority.allows(topology().epoch, now)};
 }
 
 void worker::skip_node(routing::node_id node) {

@@ -23,6 +23,7 @@
 #include "routing/classification_cache.hpp"
 #include "routing/router.hpp"
 #include "routing/topology.hpp"
+#include "routing/write_authority.hpp"
 
 namespace meridian::proxy {
 
@@ -51,6 +52,10 @@ struct shared_state {
   std::atomic<std::size_t> clients{0};
   std::atomic<std::uint64_t> next_session_id{1};
   std::atomic<std::uint64_t> cancels_forwarded{0};
+  // Until when work that may write may go to the primary (renewed through etcd by the
+  // coordinator's write_lease; forever without etcd).
+  routing::write_authority authority;
+  shared_state() { authority.grant_forever(); }
 };
 
 class worker {

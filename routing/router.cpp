@@ -39,6 +39,9 @@ route_decision choose_node(const topology& topo, const route_context& ctx, const
       return route_decision{id, true, topo.state(id).health.replay < request.min_replay};
     }
   }
+  // Only what may write needs authority: a read sent to the primary (no replica, or the
+  // client's routing mode) cannot make a write that a failover would lose.
+  if (!ctx.may_write && request.where == target::primary) return route_decision{std::nullopt, false, false, true};
   return route_decision{topo.primary(), false, false};
 }
 

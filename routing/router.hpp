@@ -38,6 +38,9 @@ struct route_context {
   // Per node (by id): until when it is skipped after refusing connections.
   std::span<const std::chrono::steady_clock::time_point> skipped_until;
   std::chrono::steady_clock::time_point now;
+  // Whether this Meridian holds write authority over the topology's epoch now
+  // (write_authority.hpp): without it nothing that may write goes to the primary.
+  bool may_write = true;
 };
 
 struct route_decision {
@@ -46,13 +49,18 @@ struct route_decision {
   // The replica is the best choice but the monitor has not yet seen it replay min_replay: the
   // session confirms on the connection itself (or waits, or goes to the primary).
   bool confirm = false;
+  // No node: the request may write and this Meridian has no write authority (its region lost
+  // the etcd majority, or a failover is ending the epoch). The session waits for it a short
+  // while, then refuses the work.
+  bool no_write_authority = false;
 };
 
 // Whether the request may be served by a replica at all.
 [[nodiscard]] bool wants_replica(const route_request& request);
 
 // Reads go to the first replica of the topology's read order that may serve reads and was not
-// skipped after refusing connections; with none, to the primary.
+// skipped after refusing connections; with none, to the primary. Whatever may write goes to the
+// primary only under write authority; a read sent to the primary needs none.
 [[nodiscard]] route_decision choose_node(const topology& topo, const route_context& ctx, const route_request& request);
 
 // Merges one statement's needs into the request for the transaction it belongs to.

@@ -286,6 +286,8 @@ failover:
   CHECK(c.coordination.cluster == "prod");
   CHECK(c.coordination.lease_ttl == std::chrono::seconds(4));
   CHECK(c.coordination.regions == 3);
+  CHECK(c.coordination.authority_margin == std::chrono::milliseconds(500));
+  CHECK(c.coordination.write_wait == std::chrono::milliseconds(2000));
   CHECK(c.failover.enabled());
   CHECK(c.failover.automatic);
   CHECK(c.failover.detection == std::chrono::milliseconds(1500));
@@ -303,6 +305,16 @@ failover:
   CHECK_THAT(error_of(with_monitor + "coordination: { etcd: [nohostport] }\n"), Catch::Contains("coordination.etcd[0]"));
   CHECK_THAT(error_of(with_monitor + "coordination: { etcd: [a:1], lease_ttl: 1500ms }\n"),
              Catch::Contains("coordination.lease_ttl"));
+  // Write authority: the margin under the TTL, and how long a write waits for authority.
+  auto a = load_config_string(with_monitor + "coordination: { etcd: [a:1], lease_ttl: 4s, authority_margin: 800ms, write_wait: 0s }\n");
+  CHECK(a.coordination.authority_margin == std::chrono::milliseconds(800));
+  CHECK(a.coordination.write_wait == std::chrono::milliseconds(0));
+  CHECK_THAT(error_of(with_monitor + "coordination: { etcd: [a:1], lease_ttl: 3s, authority_margin: 2s }\n"),
+             Catch::Contains("coordination.authority_margin"));
+  CHECK_THAT(error_of(with_monitor + "coordination: { etcd: [a:1], authority_margin: 10ms }\n"),
+             Catch::Contains("coordination.authority_margin"));
+  CHECK_THAT(error_of(with_monitor + "coordination: { etcd: [a:1], write_wait: soon }\n"),
+             Catch::Contains("coordination.write_wait"));
 }
 
 TEST_CASE("client TLS: allowed once a certificate is configured, paths relative to the config", "[proxy][config]") {

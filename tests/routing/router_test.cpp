@@ -109,6 +109,45 @@ TEST_CASE("read-your-writes: a replica not yet seen at the commit's position mus
   CHECK(d.confirm);
 }
 
+TEST_CASE("without write authority, what may write is refused and reads go on", "[routing][router][authority]") {
+  auto base = three_regions();
+  auto t = std::make_shared<topology>(*base);
+  std::vector<std::chrono::steady_clock::time_point> skipped(3);
+  route_context ctx{"eu-west-1", skipped, std::chrono::steady_clock::now()};
+  ctx.may_write = false;
+
+  auto w = read();
+  w.where = target::primary;
+  const auto refused = choose_node(*t, ctx, w);
+  CHECK_FALSE(refused.node);
+  CHECK(refused.no_write_authority);
+  // Forced to the primary, or with reads not split: still a write, still refused.
+  auto hinted = w;
+  hinted.forced = hint::primary;
+  CHECK(choose_node(*t, ctx, hinted).no_write_authority);
+  auto unsplit = w;
+  unsplit.split = false;
+  CHECK(choose_node(*t, ctx, unsplit).no_write_authority);
+
+  // Reads: the replica as before.
+  auto r = choose_node(*t, ctx, read());
+  CHECK(r.node == eu);
+  CHECK_FALSE(r.no_write_authority);
+  // A read sent to the primary (reads not split, or no replica left) cannot write: served.
+  auto all_primary = read();
+  all_primary.split = false;
+  CHECK(choose_node(*t, ctx, all_primary).node == us);
+  t->states[eu.value].health.readable = false;
+  t->states[ap.value].health.readable = false;
+  const auto fallback = choose_node(*t, ctx, read());
+  CHECK(fallback.node == us);
+  CHECK_FALSE(fallback.no_write_authority);
+
+  // With authority, the same write goes to the primary.
+  ctx.may_write = true;
+  CHECK(choose_node(*t, ctx, w).node == us);
+}
+
 TEST_CASE("consistency names", "[routing][router]") {
   CHECK(parse_consistency("eventual") == consistency::eventual);
   CHECK(parse_consistency("split") == consistency::eventual);

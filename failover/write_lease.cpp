@@ -1,0 +1,104 @@
+#include "failover/write_lease.hpp"
+
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+namespace meridian::failover {
+
+using proxy::error_code;
+using proxy::use_awaitable;
+
+namespace {
+std::int64_t ms(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
+}  // namespace
+
+write_lease::write_lease(etcd_client& etcd, write_lease_settings settings, routing::write_authority& authority)
+    : etcd_(etcd),
+      settings_(std::move(settings)),
+      authority_(authority),
+      clock_(authority_clock_settings{settings_.ttl, settings_.margin}) {
+  authority_.revoke(0);  // none until the majority confirms a renewal
+}
+
+void write_lease::follow(std::uint64_t epoch, const std::string& primary, std::int64_t revision) {
+  const auto now = clock::now();
+  const auto previous = clock_.epoch();
+  const auto c = clock_.follow(epoch, revision, now);
+  if (epoch != previous) primary_ = primary;
+  publish(c, now);
+}
+
+awaitable<void> write_lease::pause(clock::duration d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  error_code ec;
+  co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
+}
+
+awaitable<void> write_lease::run() {
+  asio::co_spawn(co_await asio::this_coro::executor, watch_deadline(), asio::detached);
+  co_await renew_loop();
+}
+
+awaitable<void> write_lease::renew_loop() {
+  for (;;) {
+    const auto sent = clock::now();
+    if (const auto r = clock_.send(sent)) {
+      // A linearizable read: etcd's leader answers only after a majority of members confirmed
+      // it still leads. It must read a key in both branches: a transaction without operations
+      // counts as serializable and any member answers it alone, even one cut off from the rest.
+      std::vector<etcd_compare> current{{settings_.topology_key, etcd_compare::target::mod_revision, r->revision, {}}};
+      std::vector<etcd_op> read{{etcd_op::kind::get, settings_.topology_key, {}, 0, false}};
+      auto answer = co_await etcd_.txn(std::move(current), read, read);
+      const auto now = clock::now();
+      if (answer && answer->succeeded) {
+        publish(clock_.confirmed(*r, now), now);
+      } else {
+        if (!answer && clock_.unconfirmed_in_a_row() == 0)
+          spdlog::warn("write authority: renewal for epoch {} unanswered: {}", r->epoch, answer.error());
+        publish(clock_.unconfirmed(*r, now), now);
+      }
+    }
+    const auto spent = clock::now() - sent;
+    if (spent < settings_.interval) co_await pause(settings_.interval - spent);
+  }
+}
+
+awaitable<void> write_lease::watch_deadline() {
+  // Independent of the renewals, which may each hang up to the client's timeout.
+  for (;;) {
+    auto now = clock::now();
+    publish(clock_.tick(now), now);
+    auto next = now + settings_.interval / 2;
+    if (const auto until = clock_.deadline(); until > now && until < next) next = until;
+    co_await pause(next - now);
+  }
+}
+
+void write_lease::publish(authority_clock::change c, clock::time_point now) {
+  // The sessions see exactly the clock's state, whatever changed.
+  const auto current = authority_.current();
+  if (current.epoch != clock_.epoch() || current.until != clock_.deadline()) authority_.grant(clock_.epoch(), clock_.deadline());
+  switch (c) {
+    case authority_clock::change::none: return;
+    case authority_clock::change::gained:
+      spdlog::warn("write authority: held for epoch {} (primary {}), until {} ms from now", clock_.epoch(), primary_,
+                   ms(clock_.deadline() - now));
+      break;
+    case authority_clock::change::lapsed:
+      spdlog::error("write authority: lapsed for epoch {}: no renewal confirmed by the etcd majority in {} ms "
+                    "(this region lost its quorum, or the topology moved on); writes to {} are refused",
+                    clock_.epoch(),
+                    clock_.last_confirmed() == clock::time_point{} ? -1 : ms(now - clock_.last_confirmed()), primary_);
+      break;
+    case authority_clock::change::replaced:
+      spdlog::info("write authority: over the previous epoch ended: epoch {} (primary {}) begins, held once renewed",
+                   clock_.epoch(), primary_);
+      break;
+  }
+  if (on_change_) on_change_(c, clock_.epoch(), primary_);
+}
+
+}  // namespace meridian::failover

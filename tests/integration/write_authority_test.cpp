@@ -1,0 +1,125 @@
+// Write authority on the shared sandbox: the us-east-1 Meridian is cut off from the etcd
+// majority (its region's etcd member isolated, the other members out of its reach) while
+// PostgreSQL and every other link stay up, so that nothing but the lost quorum explains what
+// changes. Its writes must stop being acknowledged within lease_ttl − authority_margin of the
+// cut and be refused with 57P03; its reads and the other regions' writes go on; healed, it
+// writes again. Every wait polls for its condition within a bound.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <string>
+
+#include "support.hpp"
+
+using namespace meridian::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+long long ms_since(steady::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t).count();
+}
+
+struct insert_result {
+  std::string sqlstate;  // "" when acknowledged
+  std::string message;
+};
+
+insert_result insert(pg_connection& c, int value, const char* region) {
+  PGresult* r = PQexec(c.raw(), ("INSERT INTO itest_authority VALUES (" + std::to_string(value) + ", '" + region + "')").c_str());
+  insert_result out;
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+    const char* code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    out.sqlstate = code ? code : "?????";
+    out.message = PQresultErrorMessage(r);
+  }
+  PQclear(r);
+  return out;
+}
+
+// Cuts us-east-1 off from the etcd majority and nothing else: its member from the other members
+// (both ways) and its Meridian from the other members' client ports. Inside a region nothing
+// is cut, so the us-east-1 Meridian still reaches its own member, which has no quorum.
+void cut_us_from_etcd_majority() {
+  for (const char* c : {"net isolate us-east-1/etcd-peer", "net cut us-east-1 eu-west-1/etcd-peer",
+                        "net cut us-east-1 ap-southeast-1/etcd-peer", "net cut us-east-1 eu-west-1/etcd",
+                        "net cut us-east-1 ap-southeast-1/etcd"})
+    REQUIRE(sandbox::script(c) == 0);
+}
+
+// Heals the network however the test ends.
+struct healed_after {
+  ~healed_after() { sandbox::script("net heal"); }
+};
+
+}  // namespace
+
+TEST_CASE("a region cut off from the etcd majority stops acknowledging writes, keeps reading, and writes again once healed",
+          "[authority]") {
+  {
+    pg_connection setup(sandbox::dsn(us));
+    REQUIRE(setup.ok());
+    setup.scalar("CREATE TABLE IF NOT EXISTS itest_authority (v int, region text)");
+    setup.scalar("TRUNCATE itest_authority");
+  }
+  pg_connection us_client(sandbox::dsn(us));
+  pg_connection eu_client(sandbox::dsn(eu));
+  REQUIRE(us_client.ok());
+  REQUIRE(eu_client.ok());
+  REQUIRE(eventually([&] { return metric(http_get(sandbox::metrics_port(us), "/metrics"), "meridian_write_authority", "") == 1; }, 30s));
+  REQUIRE(insert(us_client, 0, "us-east-1").sqlstate.empty());
+  const double lapses_before =
+      metric(http_get(sandbox::metrics_port(us), "/metrics"), "meridian_write_authority_lapses_total", "");
+
+  healed_after heal;
+  cut_us_from_etcd_majority();
+  const auto cut = steady::now();
+
+  // Writes go on until the authority granted before the cut runs out, then are refused.
+  int value = 1;
+  long long last_ack_ms = -1;
+  insert_result refused;
+  REQUIRE(eventually([&] {
+    const auto r = insert(us_client, value++, "us-east-1");
+    if (r.sqlstate.empty()) {
+      last_ack_ms = ms_since(cut);
+      return false;
+    }
+    refused = r;
+    return true;
+  }, 20s));
+  const auto refused_ms = ms_since(cut);
+  WARN("cut -> last acknowledged write through us-east-1: " << last_ack_ms << " ms; first refusal: " << refused_ms << " ms");
+  INFO(refused.message);
+  CHECK(refused.sqlstate == "57P03");
+  CHECK_THAT(refused.message, Catch::Contains("may not send writes to the primary"));
+  // No write starts past lease_ttl (3 s) − authority_margin (0.5 s) after the cut, for the last
+  // renewal the majority confirmed was sent before it; the bound adds the one INSERT's own
+  // execution.
+  CHECK(last_ack_ms < 2500 + 250);
+  // The refusal comes once write_wait (2 s) has passed after the lapse.
+  CHECK(refused_ms < 2500 + 2000 + 1500);
+
+  // The Meridian says so.
+  const auto exposition = http_get(sandbox::metrics_port(us), "/metrics");
+  CHECK(metric(exposition, "meridian_write_authority", "") == 0);
+  CHECK(metric(exposition, "meridian_write_authority_lapses_total", "") == lapses_before + 1);
+  // Reads through us-east-1 go on (on its primary: a read needs no write authority), and see
+  // every acknowledged write.
+  CHECK(us_client.scalar("SELECT count(*) FROM itest_authority") == std::to_string(value - 1));
+  // A transaction that may write is refused at its start, nothing executed.
+  CHECK(us_client.sqlstate_of("BEGIN") == "57P03");
+  CHECK(us_client.sqlstate_of("SELECT 1") == "");
+  // eu-west-1 still has the majority: its writes go to the same primary.
+  CHECK(insert(eu_client, 1000, "eu-west-1").sqlstate.empty());
+  CHECK(metric(http_get(sandbox::metrics_port(eu), "/metrics"), "meridian_write_authority", "") == 1);
+
+  // Healed: writes through us-east-1 are acknowledged again.
+  REQUIRE(sandbox::script("net heal") == 0);
+  const auto healed = steady::now();
+  REQUIRE(eventually([&] { return insert(us_client, 2000, "us-east-1").sqlstate.empty(); }, 30s));
+  WARN("heal -> first acknowledged write through us-east-1: " << ms_since(healed) << " ms");
+  CHECK(metric(http_get(sandbox::metrics_port(us), "/metrics"), "meridian_write_authority", "") == 1);
+}
