@@ -426,23 +426,34 @@ awaitable<bool> session::startup() {
     co_await fatal(pr::sqlstate::connection_failure, "no primary node is available");
     co_return false;
   }
-  auto& primary_pool = pool_of(*primary);
-  if (!primary_pool.server_params() || mode() == pool_mode::session) {
-    // Session pooling holds one connection for the whole session: the primary's.
-    auto err = co_await attach(routing::route_request{routing::target::primary, routing::hint::none, false, {}},
-                               mode() == pool_mode::session);
+  pool* params_pool = &pool_of(*primary);
+  if (!params_pool->server_params() || mode() == pool_mode::session) {
+    // Session pooling holds one connection for the whole session: the primary's, which will
+    // carry writes, so it needs write authority. Under transaction pooling the connection only
+    // tells the server's parameters and goes back to the pool: a read, which needs none (a
+    // region cut off from the majority still lets clients in to read).
+    const auto request = mode() == pool_mode::session
+                             ? routing::route_request{routing::target::primary, routing::hint::none, false, {}}
+                             : routing::route_request{routing::target::any, routing::hint::primary, false, {}};
+    auto err = co_await attach(request, mode() == pool_mode::session);
     if (err) {
       co_await fatal(err->sqlstate, err->message);
       co_return false;
     }
+    // The topology may have moved on while attaching (a new epoch, another primary).
+    params_pool = attached_->owner;
     if (mode() == pool_mode::transaction) {
       auto sc = std::move(attached_);
       sc->owner->release(sc);
     }
   }
+  if (!params_pool->server_params()) {
+    co_await fatal(pr::sqlstate::connection_failure, "the primary's server parameters are not known yet");
+    co_return false;
+  }
 
   response.clear();
-  for (const auto& [k, v] : *primary_pool.server_params()) {
+  for (const auto& [k, v] : *params_pool->server_params()) {
     std::string_view value = v;
     if (auto it = wanted_->find(k); it != wanted_->end()) value = it->second;
     // Meridian as a whole accepts writes, whichever node answers a given query.

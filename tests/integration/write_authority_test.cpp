@@ -116,10 +116,21 @@ TEST_CASE("a region cut off from the etcd majority stops acknowledging writes, k
   CHECK(insert(eu_client, 1000, "eu-west-1").sqlstate.empty());
   CHECK(metric(http_get(sandbox::metrics_port(eu), "/metrics"), "meridian_write_authority", "") == 1);
 
+  // A Meridian started inside the cut-off region (its pools new, the topology record out of
+  // reach) lets clients in and serves reads: start-meridian waits for a SELECT through it.
+  // Writes through it are refused.
+  REQUIRE(sandbox::script("kill-meridian us-east-1") == 0);
+  REQUIRE(sandbox::script("start-meridian us-east-1") == 0);
+  pg_connection fresh(sandbox::dsn(us));
+  REQUIRE(fresh.ok());
+  CHECK(fresh.scalar("SELECT count(*) FROM itest_authority WHERE region = 'us-east-1'") == std::to_string(value - 1));
+  CHECK(insert(fresh, 1500, "us-east-1").sqlstate == "57P03");
+  CHECK(metric(http_get(sandbox::metrics_port(us), "/metrics"), "meridian_write_authority", "") == 0);
+
   // Healed: writes through us-east-1 are acknowledged again.
   REQUIRE(sandbox::script("net heal") == 0);
   const auto healed = steady::now();
-  REQUIRE(eventually([&] { return insert(us_client, 2000, "us-east-1").sqlstate.empty(); }, 30s));
+  REQUIRE(eventually([&] { return insert(fresh, 2000, "us-east-1").sqlstate.empty(); }, 30s));
   WARN("heal -> first acknowledged write through us-east-1: " << ms_since(healed) << " ms");
   CHECK(metric(http_get(sandbox::metrics_port(us), "/metrics"), "meridian_write_authority", "") == 1);
 }
