@@ -161,6 +161,17 @@ std::vector<std::string> ahead_of(const std::vector<region_view>& views, const s
   return it == position.end() ? std::vector<std::string>{} : ahead(position, it->second);
 }
 
+std::string describe(const std::vector<candidate_report>& candidates) {
+  std::string out;
+  for (const auto& c : candidates) {
+    if (!out.empty()) out += ", ";
+    out += c.node + " (rank " + std::to_string(c.rank) + ", received " + c.position.to_string() + ", " +
+           std::to_string(c.behind_bytes) + " bytes behind the primary, lag " +
+           (c.lag_ms ? std::to_string(*c.lag_ms) + " ms" : std::string("unknown")) + ")";
+  }
+  return out.empty() ? "none" : out;
+}
+
 candidate_choice choose_candidate(const std::vector<region_view>& views, const std::vector<std::string>& replicas,
                                   const std::string& failed_primary, const candidate_settings& settings) {
   candidate_choice out;
@@ -198,6 +209,17 @@ candidate_choice choose_candidate(const std::vector<region_view>& views, const s
     for (const auto& d : out.diverged) out.reason += " " + d;
   }
   out.loss_bytes = routing::bytes_behind(primary_wal, out.position);
+  out.primary_wal = primary_wal;
+  for (std::size_t i = 0; i < ranked.size(); ++i) {
+    const auto& r = ranked[i];
+    if (!position.count(r)) continue;
+    candidate_report c{r, i + 1, position[r], routing::bytes_behind(primary_wal, position[r]), std::nullopt};
+    for (const auto& v : views)
+      if (auto it = v.nodes.find(r); it != v.nodes.end() && it->second.lag_ms && it->second.reachable)
+        c.lag_ms = c.lag_ms ? std::min(*c.lag_ms, *it->second.lag_ms) : *it->second.lag_ms;
+    if (r == chosen) out.window_ms = c.lag_ms;
+    out.candidates.push_back(std::move(c));
+  }
   if (settings.max_loss_bytes > 0 && out.loss_bytes > settings.max_loss_bytes) {
     out.blocked = true;
     out.reason = "promoting " + chosen + " would lose " + std::to_string(out.loss_bytes) + " bytes of WAL, over the " +

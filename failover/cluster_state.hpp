@@ -67,6 +67,15 @@ struct candidate_settings {
   std::uint64_t max_loss_bytes = 0;      // RPO guard; 0: none
 };
 
+// One replica as the candidate choice weighed it.
+struct candidate_report {
+  std::string node;
+  std::size_t rank = 0;                // 1: the first of failover.candidate_order (nearest the primary's region)
+  routing::lsn position;               // WAL it received, as the best-informed view saw it
+  std::uint64_t behind_bytes = 0;      // the failed primary's last seen WAL beyond it
+  std::optional<std::int64_t> lag_ms;  // the least lag any view last measured for it
+};
+
 struct candidate_choice {
   std::optional<std::string> node;  // nullopt: none can be promoted
   bool blocked = false;             // one could, but the RPO guard holds: an operator decides
@@ -76,7 +85,16 @@ struct candidate_choice {
   // timeline, so they cannot follow it without a rewind (failover.rejoin_command).
   std::vector<std::string> diverged;
   std::string reason;
+  // Every replica that could be promoted, by rank; the failed primary's WAL as last seen. The
+  // async window (what acknowledged writes a promotion may lose) is loss_bytes and, in time,
+  // the chosen replica's lag as last measured.
+  std::vector<candidate_report> candidates;
+  routing::lsn primary_wal;
+  std::optional<std::int64_t> window_ms;
 };
+
+// "eu-west-1 (rank 1, received 0/5F000060, 0 bytes behind the primary, lag 12 ms), ..." for logs.
+[[nodiscard]] std::string describe(const std::vector<candidate_report>& candidates);
 
 // Among the replicas of `topo` that some view saw reachable and in recovery, the first of
 // `order` unless another is ahead of it by more than prefer_ahead_bytes (then the most caught

@@ -512,6 +512,7 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
   // the same candidate, which it may already have promoted.
   std::optional<std::string> chosen = operator_choice;
   std::string reason = operator_choice ? "chosen by an operator" : "";
+  std::optional<candidate_choice> weighed;  // the automatic choice, reported with the failover
   if (etcd_ && !chosen) {
     auto intent = co_await etcd_->get(intent_key_);
     if (intent && !intent->empty()) {
@@ -540,6 +541,7 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
     }
     chosen = *choice.node;
     reason = choice.reason;
+    weighed = std::move(choice);
   }
   if (etcd_ && !reason.starts_with("finishing")) {
     const std::string intent = json{{"epoch", record_.epoch + 1}, {"candidate", *chosen}, {"leader", settings_.id}}.dump();
@@ -556,6 +558,11 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
   if (!diverged.empty())
     spdlog::warn("failover: {} replica(s) received more than {}: fenced until rejoined (failover.rejoin_command)",
                  diverged.size(), *chosen);
+  if (weighed)
+    spdlog::warn("failover: candidates weighed: {}; chosen {}; async window at promotion: {} bytes of WAL the primary "
+                 "was last seen to have beyond it, {} (acknowledged writes in it may be lost)",
+                 describe(weighed->candidates), *chosen, weighed->loss_bytes,
+                 weighed->window_ms ? std::to_string(*weighed->window_ms) + " ms of lag as last measured" : "lag unknown");
   spdlog::warn("failover: promoting {} ({})", *chosen, reason);
   auto timeline = co_await admin_.promote(*candidate);
   if (!timeline) {
@@ -589,6 +596,18 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
   t.reason = why;
   t.kind = operator_choice ? "operator promote" : "failover";
   t.choice = reason;
+  if (weighed) {
+    json candidates = json::array();
+    for (const auto& c : weighed->candidates) {
+      json j{{"node", c.node}, {"rank", c.rank}, {"received", c.position.to_string()}, {"behind_bytes", c.behind_bytes}};
+      if (c.lag_ms) j["lag_ms"] = *c.lag_ms;
+      candidates.push_back(std::move(j));
+    }
+    t.candidates = candidates.dump();
+    t.window_bytes = static_cast<long long>(weighed->loss_bytes);
+    t.window_ms = weighed->window_ms.value_or(-1);
+    if (on_failover_) on_failover_(weighed->loss_bytes, weighed->window_ms);
+  }
   asio::co_spawn(monitor_.io(), finish_failover(std::move(t), next), asio::detached);
 }
 
@@ -609,6 +628,9 @@ awaitable<void> coordinator::finish_failover(failover_timeline t, topology_recor
               {"promote_ms", resumed ? t.carried_promote_ms : ms_between(t.detected, t.promoted)},
               {"publish_ms", resumed ? t.carried_publish_ms : ms_between(t.detected, t.published)}};
   if (resumed) status["begun_by"] = t.begun_by;
+  if (!t.candidates.empty()) status["candidates"] = json::parse(t.candidates, nullptr, false);
+  if (t.window_bytes >= 0) status["window_bytes"] = t.window_bytes;
+  if (t.window_ms >= 0) status["window_ms"] = t.window_ms;
   status["state"] = "repointing";
   const std::string repointing = status.dump();
   co_await record_status(repointing);
@@ -666,6 +688,9 @@ awaitable<void> coordinator::resume_unfinished() {
   t.begun_by = begun_by;
   t.carried_promote_ms = j.value("promote_ms", -1LL);
   t.carried_publish_ms = j.value("publish_ms", -1LL);
+  if (j.contains("candidates")) t.candidates = j["candidates"].dump();
+  t.window_bytes = j.value("window_bytes", -1LL);
+  t.window_ms = j.value("window_ms", -1LL);
   spdlog::warn("failover: epoch {} was left repointing by {}: finishing it", record_.epoch, begun_by);
   asio::co_spawn(monitor_.io(), finish_failover(std::move(t), record_), asio::detached);
 }

@@ -84,6 +84,11 @@ class coordinator {
   void on_pause(std::function<void(bool)> handler) { on_pause_ = std::move(handler); }
   // Called on the monitor's thread when this Meridian's write authority changes (with etcd).
   void on_authority(write_lease::listener handler);
+  // Called on the monitor's thread when this Meridian, leading, promotes a replica it chose:
+  // the async window at promotion, in bytes and as the candidate's last measured lag.
+  void on_failover(std::function<void(std::uint64_t window_bytes, std::optional<std::int64_t> window_ms)> handler) {
+    on_failover_ = std::move(handler);
+  }
 
  private:
   using clock = std::chrono::steady_clock;
@@ -115,6 +120,9 @@ class coordinator {
     // When a new leader finishes what a lost one began: who began it, and its figures.
     std::string begun_by;
     long long carried_promote_ms = -1, carried_publish_ms = -1;
+    // The automatic choice: every candidate weighed (JSON array), and the async window.
+    std::string candidates;
+    long long window_bytes = -1, window_ms = -1;
   };
   // Repoints the other replicas, fences the old primary, records the outcome. The record says
   // "repointing" until then, so that a leader taking over finishes the job.
@@ -151,6 +159,7 @@ class coordinator {
   std::set<std::string> fenced_;  // "<epoch>/<node>" fenced successfully
   std::string requests_key_, pause_key_;
   std::function<void(bool)> on_pause_;
+  std::function<void(std::uint64_t, std::optional<std::int64_t>)> on_failover_;
   bool paused_ = false;
   bool checked_unfinished_ = false;  // since this Meridian last became the leader
 };

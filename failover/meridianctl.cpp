@@ -108,6 +108,20 @@ void print_last_failover(const json& f) {
   std::cout << "\n";
   if (!text("reason").empty()) std::cout << "  why: " << text("reason") << "\n";
   if (!text("choice").empty()) std::cout << "  choice: " << text("choice") << "\n";
+  if (f.contains("candidates") && f["candidates"].is_array() && !f["candidates"].empty()) {
+    std::cout << "  candidates:";
+    const char* separator = " ";
+    for (const auto& c : f["candidates"]) {
+      std::cout << separator << c.value("node", "?") << " (rank " << c.value("rank", 0) << ", received " << c.value("received", "?")
+                << ", " << c.value("behind_bytes", 0) << " bytes behind the primary, lag "
+                << (c.contains("lag_ms") ? std::to_string(c.value("lag_ms", 0)) + " ms" : std::string("unknown")) << ")";
+      separator = ", ";
+    }
+    std::cout << "\n";
+  }
+  if (f.contains("window_bytes"))
+    std::cout << "  async window at promotion: " << f["window_bytes"].dump() << " bytes"
+              << (f.contains("window_ms") ? ", " + f["window_ms"].dump() + " ms" : std::string()) << "\n";
   if (f.contains("promote_ms")) {
     std::cout << "  timeline: detection " << ms("detection_ms") << ", promoted +" << ms("promote_ms") << ", published +"
               << ms("publish_ms");

@@ -355,6 +355,9 @@ int main(int argc, char** argv) {
           if (c == failover::authority_clock::change::lapsed) stats->authority_lapsed();
         });
       }
+      coordinator->on_failover([stats = shared.stats.get()](std::uint64_t bytes, std::optional<std::int64_t> ms) {
+        stats->failover_window(bytes, ms);
+      });
       coordinator->start();
     }
   } else {

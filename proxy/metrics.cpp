@@ -229,6 +229,24 @@ metrics::metrics(const routing::topology& topology, unsigned workers, const std:
                                  "majority in time (a new epoch replacing the old one is not counted)")
                            .Register(*registry_)
                            .Add({});
+  window_bytes_ = &prometheus::BuildGauge()
+                       .Name("meridian_failover_window_bytes")
+                       .Help("The last failover this Meridian led: WAL the lost primary was last seen to have beyond "
+                             "the replica promoted (acknowledged writes in it may be lost under asynchronous replication)")
+                       .Register(*registry_)
+                       .Add({});
+  window_seconds_ = &prometheus::BuildGauge()
+                         .Name("meridian_failover_window_seconds")
+                         .Help("The last failover this Meridian led: the promoted replica's lag as last measured (NaN: unknown)")
+                         .Register(*registry_)
+                         .Add({});
+  window_bytes_->Set(std::numeric_limits<double>::quiet_NaN());  // none led yet
+  window_seconds_->Set(std::numeric_limits<double>::quiet_NaN());
+}
+
+void metrics::failover_window(std::uint64_t bytes, std::optional<std::int64_t> ms) {
+  window_bytes_->Set(static_cast<double>(bytes));
+  window_seconds_->Set(ms ? static_cast<double>(*ms) / 1000.0 : std::numeric_limits<double>::quiet_NaN());
 }
 
 std::vector<std::string> metrics::node_names() const {

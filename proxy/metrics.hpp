@@ -44,6 +44,8 @@ class metrics {
   void watch_authority(const routing::write_authority& a) { authority_ = &a; }
   [[nodiscard]] const routing::write_authority* authority() const { return authority_; }
   void authority_lapsed() { authority_lapses_->Increment(); }
+  // The async window of the last failover this Meridian led (unknown lag: NaN).
+  void failover_window(std::uint64_t bytes, std::optional<std::int64_t> ms);
   void replica_skipped(routing::node_id node) { count(replica_skips_, node.value); }
   // Read-your-writes: a read waited for a replica to replay the client's commit, and where the
   // wait ended (the replica had it, or the read went to the primary).
@@ -80,6 +82,8 @@ class metrics {
   prometheus::Gauge* clients_ = nullptr;
   prometheus::Counter* tls_handshakes_ = nullptr;
   prometheus::Counter* authority_lapses_ = nullptr;
+  prometheus::Gauge* window_bytes_ = nullptr;
+  prometheus::Gauge* window_seconds_ = nullptr;
   const routing::write_authority* authority_ = nullptr;
   // Per-node gauges, in node_families_'s order.
   enum gauge_index { g_up, g_primary, g_readable, g_lag_bytes, g_lag_seconds, g_probe, g_timeline, g_max_lag, g_max_lag_bytes };

@@ -111,3 +111,48 @@ TEST_CASE("candidate: nearest when caught up, most caught up when it is far ahea
     for (auto& [name, n] : v.nodes) n.reachable = false;
   CHECK_FALSE(choose_candidate(views, replicas, "us", s).node);
 }
+
+TEST_CASE("candidate: every replica weighed is reported, with the async window", "[failover][state]") {
+  candidate_settings s{{"eu", "ap"}, 0, 0};
+  const std::vector<std::string> replicas{"eu", "ap"};
+  auto views = std::vector<region_view>{view("eu-west-1", false, 5000), view("ap-southeast-1", false, 5000)};
+  // The primary was last seen at 10'400; eu has 10'300, ap 10'000 (it lags 90 ms, or 70 as
+  // the other region measured).
+  views[0].nodes["us"].wal = lsn{10'400};
+  for (auto& v : views) {
+    v.nodes["eu"].receive = lsn{10'300};
+    v.nodes["eu"].lag_ms = 15;
+    v.nodes["ap"].lag_ms = 90;
+  }
+  views[1].nodes["ap"].lag_ms = 70;
+  views[1].nodes["eu"].lag_ms = 12;
+  auto c = choose_candidate(views, replicas, "us", s);
+  REQUIRE(c.node);
+  CHECK(*c.node == "eu");
+  CHECK(c.primary_wal == lsn{10'400});
+  CHECK(c.loss_bytes == 100);
+  REQUIRE(c.window_ms);
+  CHECK(*c.window_ms == 12);
+  REQUIRE(c.candidates.size() == 2);
+  CHECK(c.candidates[0].node == "eu");
+  CHECK(c.candidates[0].rank == 1);
+  CHECK(c.candidates[0].position == lsn{10'300});
+  CHECK(c.candidates[0].behind_bytes == 100);
+  CHECK(c.candidates[1].node == "ap");
+  CHECK(c.candidates[1].rank == 2);
+  CHECK(c.candidates[1].behind_bytes == 400);
+  REQUIRE(c.candidates[1].lag_ms);
+  CHECK(*c.candidates[1].lag_ms == 70);
+  CHECK(describe(c.candidates) ==
+        "eu (rank 1, received " + lsn{10'300}.to_string() + ", 100 bytes behind the primary, lag 12 ms), ap (rank 2, received " +
+            lsn{10'000}.to_string() + ", 400 bytes behind the primary, lag 70 ms)");
+
+  // A replica no view sees reachable is not weighed; one a view could not measure has no lag.
+  for (auto& v : views) v.nodes["ap"].reachable = false;
+  views[0].nodes["eu"].lag_ms.reset();
+  views[1].nodes["eu"].lag_ms.reset();
+  c = choose_candidate(views, replicas, "us", s);
+  REQUIRE(c.candidates.size() == 1);
+  CHECK_FALSE(c.window_ms);
+  CHECK_THAT(describe(c.candidates), Catch::Contains("lag unknown"));
+}

@@ -119,11 +119,21 @@ TEST_CASE("the primary killed under load: every region writes to the promoted re
     CHECK(status.exit_code == 0);
     CHECK_THAT(status.output, Catch::Contains("epoch 2: primary eu-west-1, fenced: us-east-1"));
     CHECK_THAT(status.output, Catch::Contains("last failover"));
+    // Every candidate weighed, nearest first, and the async window at promotion.
+    CHECK_THAT(status.output, Catch::Contains("candidates: eu-west-1 (rank 1, received ") &&
+                                  Catch::Contains("ap-southeast-1 (rank 2, received "));
+    CHECK_THAT(status.output, Catch::Contains("async window at promotion: "));
   }
   // The record of it in etcd.
   auto status = sandbox::script_output("etcd-get failover");
   INFO(status.output);
   CHECK_THAT(status.output, Catch::Contains("\"state\":\"done\"") && Catch::Contains("\"to\":\"eu-west-1\""));
+  CHECK_THAT(status.output, Catch::Contains("\"window_bytes\":") && Catch::Contains("\"candidates\":[{"));
+  // The leader's metrics carry the window (the others', none led: NaN).
+  int leaders_reporting = 0;
+  for (int r : {us, eu, ap})
+    if (metric(http_get(sandbox::metrics_port(r), "/metrics"), "meridian_failover_window_bytes", "") >= 0) ++leaders_reporting;
+  CHECK(leaders_reporting == 1);
 }
 
 TEST_CASE("a switchover under load: no client error, no acknowledged write lost", "[failover][switchover]") {
