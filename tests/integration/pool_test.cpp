@@ -62,10 +62,12 @@ awaitable<void> limits_scenario(asio::io_context& io, pool& p, const pool_meter&
   CHECK(c.error().sqlstate == "53300");
   CHECK(p.stats().wait_timeouts == 1);
   CHECK(m.waiting.get() == 0);
-  // The timed-out checkout waited its 100 ms: it is in a bucket above 0.1 s.
+  // The timed-out checkout waited its 100 ms: it is in the bucket up to 0.1 s or above (its
+  // deadline was taken just before the call, so the wait the pool measures can fall a hair short
+  // of 100 ms; a fresh-clone run on an idle machine saw it do so).
   std::int64_t slow = 0;
   for (std::size_t i = 0; i <= latency_histogram::bounds.size(); ++i)
-    if (i == latency_histogram::bounds.size() || latency_histogram::bounds[i] > 0.1) slow += m.wait.count_in(i);
+    if (i == latency_histogram::bounds.size() || latency_histogram::bounds[i] >= 0.1) slow += m.wait.count_in(i);
   CHECK(slow == 1);
 
   // A waiter gets the connection another user returns.
