@@ -2,9 +2,9 @@
 // This Meridian's write authority, renewed through etcd: the I/O around authority_clock.
 // Every interval it sends a renewal, a read-only transaction that compares the topology
 // record's revision with the one applied (a linearizable read, which etcd's leader answers only
-// once a majority of members confirmed it leads), and feeds the answer to the clock. After every event it publishes
-// the clock's epoch and deadline to the sessions (routing::write_authority), logs what changed
-// and tells the coordinator through on_change.
+// once a majority of members confirmed it leads), and feeds the answer to the clock. After
+// every event it publishes the clock's epoch and deadline to the sessions
+// (routing::write_authority), logs what changed and tells the coordinator through on_change.
 #include <chrono>
 #include <cstdint>
 #include <functional>

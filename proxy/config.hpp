@@ -68,7 +68,8 @@ struct coordination_config {
   std::string cluster = "meridian";  // keys live under /meridian/<cluster>/
   std::chrono::seconds lease_ttl{3};
   std::size_t regions = 0;  // Meridians' regions taking part; 0: the regions of the nodes
-  // Write authority ends this long before lease_ttl after each renewal (clock drift + a round trip).
+  // Write authority ends this long before lease_ttl after each renewal (clock drift + a round
+  // trip).
   std::chrono::milliseconds authority_margin{500};
   // A write with no authority to go to the primary waits this long for it, then fails (57P03).
   std::chrono::milliseconds write_wait{2000};

@@ -1282,7 +1282,7 @@ awaitable<std::optional<server_error>> session::attach(routing::route_request as
       give_back(sc);
       co_return err;
     }
-    if (!decision.replica && !worker_.route_context().may_write && request.where == routing::target::primary) {
+    if (!decision.replica && routing::needs_write_authority(request) && !worker_.may_write()) {
       // Authority lapsed while this waited for the connection: the work must not start.
       give_back(sc);
       continue;
@@ -1296,7 +1296,7 @@ awaitable<bool> session::await_write_authority(clock::time_point deadline) {
   asio::steady_timer t(client_.get_executor());
   for (;;) {
     // The topology may move on meanwhile (a failover's new epoch): its primary is the one asked.
-    if (worker_.route_context().may_write) co_return true;
+    if (worker_.may_write()) co_return true;
     const auto now = clock::now();
     if (now >= deadline || shutdown_requested_) co_return false;
     t.expires_after(std::min<clock::duration>(std::chrono::milliseconds(10), deadline - now));

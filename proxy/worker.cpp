@@ -97,7 +97,7 @@ std::size_t worker::active_transactions() const {
 
 routing::route_context worker::route_context() const {
   const auto now = clock::now();
-  return routing::route_context{cfg().region, skipped_until_, now, shared_.authority.allows(topology().epoch, now)};
+  return routing::route_context{cfg().region, skipped_until_, now, may_write(now)};
 }
 
 void worker::skip_node(routing::node_id node) {

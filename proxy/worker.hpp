@@ -81,6 +81,10 @@ class worker {
   // Function volatilities read from a database's pg_proc (rows of name, volatility).
   void set_functions(const std::string& database, const std::vector<std::vector<std::string>>& rows);
   [[nodiscard]] routing::route_context route_context() const;
+  // Whether this Meridian holds write authority over the epoch of this worker's topology.
+  [[nodiscard]] bool may_write(std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now()) const {
+    return shared_.authority.allows(topology().epoch, now);
+  }
   // A replica that refused connections is skipped for routing.replica_retry.
   void skip_node(routing::node_id node);
   [[nodiscard]] const config& cfg() const { return *cfg_; }

@@ -31,6 +31,8 @@ bool wants_replica(const route_request& request) {
          (request.split && request.forced != hint::primary && request.where == target::any);
 }
 
+bool needs_write_authority(const route_request& request) { return request.where == target::primary; }
+
 route_decision choose_node(const topology& topo, const route_context& ctx, const route_request& request) {
   if (wants_replica(request)) {
     for (auto id : topo.read_order) {
@@ -39,9 +41,7 @@ route_decision choose_node(const topology& topo, const route_context& ctx, const
       return route_decision{id, true, topo.state(id).health.replay < request.min_replay};
     }
   }
-  // Only what may write needs authority: a read sent to the primary (no replica, or the
-  // client's routing mode) cannot make a write that a failover would lose.
-  if (!ctx.may_write && request.where == target::primary) return route_decision{std::nullopt, false, false, true};
+  if (!ctx.may_write && needs_write_authority(request)) return route_decision{std::nullopt, false, false, true};
   return route_decision{topo.primary(), false, false};
 }
 

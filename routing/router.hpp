@@ -58,6 +58,11 @@ struct route_decision {
 // Whether the request may be served by a replica at all.
 [[nodiscard]] bool wants_replica(const route_request& request);
 
+// Whether the request may write, so that it goes to the primary only under write authority. A
+// read sent to the primary (no replica, or the client's routing mode) needs none: it cannot
+// make a write that a failover would lose.
+[[nodiscard]] bool needs_write_authority(const route_request& request);
+
 // Reads go to the first replica of the topology's read order that may serve reads and was not
 // skipped after refusing connections; with none, to the primary. Whatever may write goes to the
 // primary only under write authority; a read sent to the primary needs none.
