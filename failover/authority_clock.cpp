@@ -13,6 +13,7 @@ authority_clock::change authority_clock::follow(std::uint64_t epoch, std::int64_
   revision_ = revision;
   until_ = {};
   confirmed_sent_ = {};
+  ended_sent_ = {};
   unconfirmed_ = 0;
   reported_held_ = false;
   return was_held ? change::replaced : change::none;
@@ -27,6 +28,8 @@ authority_clock::change authority_clock::confirmed(const renewal& r, time_point 
   // A confirmation of an earlier epoch proves nothing about this one. One of an earlier
   // revision of this epoch does: the epoch's primary was current when the majority read it.
   if (r.epoch != epoch_ || epoch_ == 0) return report(now);
+  // Sent before the majority said the epoch was ending: older news than that.
+  if (ended_sent_ != time_point{} && r.sent <= ended_sent_) return report(now);
   unconfirmed_ = 0;
   if (r.sent > confirmed_sent_) confirmed_sent_ = r.sent;
   // Answers may come out of order: a deadline only moves forward.
@@ -37,6 +40,14 @@ authority_clock::change authority_clock::confirmed(const renewal& r, time_point 
 
 authority_clock::change authority_clock::unconfirmed(const renewal& r, time_point now) {
   if (r.epoch == epoch_) ++unconfirmed_;
+  return report(now);
+}
+
+authority_clock::change authority_clock::ended(const renewal& r, time_point now) {
+  if (r.epoch != epoch_ || epoch_ == 0) return report(now);
+  ++unconfirmed_;
+  if (r.sent > ended_sent_) ended_sent_ = r.sent;
+  if (until_ > now) until_ = now;
   return report(now);
 }
 

@@ -15,6 +15,10 @@
 // clock-rate drift between this Meridian and whoever counts the TTL on the majority's side, plus
 // one round trip. When renewals stop being confirmed (this region lost the majority, or the
 // record moved on), authority lapses at that deadline with no message from anyone.
+//
+// A leader about to promote first ends the epoch in etcd (the coordinator's ending key), which
+// every later renewal of it fails on, and then waits ttl + margin before promoting. A Meridian
+// told of the ending by the majority stops at once instead of at its deadline.
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -58,6 +62,10 @@ class authority_clock {
   // The majority answered that the record changed (the watch brings the new one), or no answer
   // came: nothing is granted, and what was granted runs out at its deadline.
   change unconfirmed(const renewal& r, time_point now);
+  // The majority answered that the leader is ending `r`'s epoch: authority ends now, and no
+  // confirmation of a renewal sent before `r` grants it again (a later one does: the leader
+  // gave the ending up).
+  change ended(const renewal& r, time_point now);
   // Time passing.
   change tick(time_point now);
 
@@ -79,6 +87,7 @@ class authority_clock {
   std::int64_t revision_ = 0;
   time_point until_{};
   time_point confirmed_sent_{};
+  time_point ended_sent_{};  // the latest renewal answered with the epoch's ending
   bool reported_held_ = false;
   std::uint64_t lapses_ = 0;
   std::uint64_t unconfirmed_ = 0;

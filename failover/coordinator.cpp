@@ -30,6 +30,7 @@ coordinator::coordinator(coordinator_settings settings, node_monitor& monitor, s
       own_view_key_(key("views/" + settings_.region)),
       intent_key_(key("intent")),
       status_key_(key("failover")),
+      ending_prefix_(key("ending/")),
       monitor_(monitor),
       configured_primary_(std::move(configured_primary)),
       authority_(authority),
@@ -59,7 +60,8 @@ coordinator::coordinator(coordinator_settings settings, node_monitor& monitor, s
     lease_etcd_ = std::make_unique<etcd_client>(ex, settings_.etcd, timeout);
     lease_ = std::make_unique<write_lease>(
         *lease_etcd_,
-        write_lease_settings{topology_key_, settings_.lease_ttl, settings_.authority_margin, settings_.interval},
+        write_lease_settings{topology_key_, ending_prefix_, settings_.lease_ttl, settings_.authority_margin,
+                             settings_.interval},
         authority_);
   } else {
     authority_.grant_forever();
@@ -78,6 +80,11 @@ const routing::node* coordinator::node(const std::string& name) const {
   for (const auto& n : monitor_.current().nodes)
     if (n.name == name && !n.removed) return &n;
   return nullptr;
+}
+
+awaitable<void> coordinator::pause_until(clock::time_point t) {
+  if (const auto now = clock::now(); t > now)
+    co_await pause(std::chrono::duration_cast<std::chrono::milliseconds>(t - now) + std::chrono::milliseconds(1));
 }
 
 awaitable<void> coordinator::pause(std::chrono::milliseconds d) {
@@ -223,15 +230,34 @@ awaitable<std::vector<region_view>> coordinator::collect_views() {
 awaitable<void> coordinator::lead() {
   for (;;) {
     co_await pause(settings_.interval);
-    if (!leading()) checked_unfinished_ = false;
+    if (!leading()) {
+      checked_unfinished_ = false;
+      ending_epoch_ = 0;  // a leader taking over finds any ending in etcd
+    }
     if (!have_record_ || !leading()) continue;
     if (!checked_unfinished_) {
       checked_unfinished_ = true;
+      co_await adopt_ending();
       co_await resume_unfinished();
     }
+    const auto asked = clock::now();
     auto views = co_await collect_views();
+    views_took_ = std::min<clock::duration>(clock::now() - asked, std::chrono::seconds(1));
     std::string why;
     const std::size_t regions = etcd_ ? settings_.regions : 1;
+    if (etcd_) {
+      // A primary that a majority of regions cannot reach even briefly: its epoch's write
+      // authority starts ending now, so that a promotion, if detection follows, waits less.
+      // Ending costs nothing until lease_ttl − authority_margin has passed (the Meridians hold
+      // what they were granted), and it is given up as soon as the majority reaches it again.
+      std::string seen;
+      const bool suspected = primary_lost(views, record_.primary, regions, settings_.detection / 4, seen);
+      if (suspected && settings_.automatic && ending_epoch_ != record_.epoch) {
+        co_await end_epoch(seen);
+      } else if (!suspected && ending_epoch_ == record_.epoch) {
+        co_await give_up_ending(seen);
+      }
+    }
     if (primary_lost(views, record_.primary, regions, settings_.detection, why)) {
       if (settings_.automatic) {
         co_await fail_over(views, why);
@@ -494,6 +520,12 @@ awaitable<std::string> coordinator::status_json() {
     out["write_authority"] = json{{"held", true}, {"epoch", record_.epoch}, {"alone", true}};
   }
   if (etcd_) {
+    // An ending of the epoch in force: a leader is about to promote, or waits for the primary.
+    auto ending = co_await etcd_->get(ending_prefix_ + std::to_string(record_.epoch));
+    if (ending && !ending->empty()) {
+      json e = json::parse(ending->front().value, nullptr, false);
+      if (!e.is_discarded()) out["ending"] = e;
+    }
     auto last = co_await etcd_->get(status_key_);
     if (last && !last->empty()) {
       json f = json::parse(last->front().value, nullptr, false);
@@ -523,13 +555,43 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
       }
     }
   }
+  const bool finishing = reason.starts_with("finishing");
+  // No promotion while a Meridian anywhere may still write to the old primary: first the
+  // epoch's ending is committed, after which no renewal of its write authority succeeds; the
+  // last one that did was sent before that commit and granted at most lease_ttl −
+  // authority_margin from its sending; promotion waits lease_ttl + authority_margin from the
+  // commit, a margin twice over for clock-rate drift.
+  std::vector<region_view> seen = views;
+  auto safe = detected;
+  if (etcd_) {
+    if (!co_await end_epoch(why)) co_return;
+    safe = ending_committed_ + settings_.lease_ttl + settings_.authority_margin;
+    if (const auto now = clock::now(); now < safe) {
+      spdlog::warn("failover: waiting {} ms for write authority over epoch {} to end everywhere (lease_ttl + "
+                   "authority_margin after its ending was committed)",
+                   ms_between(now, safe), record_.epoch);
+      // What is seen, chosen and recorded is read and written while the wait runs out, timed
+      // to end with it (twice the round trips the last reading of the views took), so that
+      // the promotion follows the wait at once, decided on what was seen at its end.
+      co_await pause_until(safe - 2 * views_took_);
+      if (!leading()) co_return;  // the next leader finds the ending and decides
+      seen = co_await collect_views();
+      std::string still;
+      if (!operator_choice && !finishing &&
+          !primary_lost(seen, record_.primary, settings_.regions, settings_.detection, still)) {
+        spdlog::warn("failover: not promoting: the primary is reachable again ({})", still);
+        co_await give_up_ending(still);
+        co_return;
+      }
+    }
+  }
   std::vector<std::string> replicas;
   for (const auto& n : monitor_.current().nodes)
     if (!n.removed && n.name != record_.primary &&
         std::find(record_.fenced.begin(), record_.fenced.end(), n.name) == record_.fenced.end())
       replicas.push_back(n.name);
   if (!chosen) {
-    auto choice = choose_candidate(views, replicas, record_.primary, settings_.candidates);
+    auto choice = choose_candidate(seen, replicas, record_.primary, settings_.candidates);
     if (!choice.node || choice.blocked) {
       if (choice.reason != last_reported_) spdlog::error("failover: not promoting: {}", choice.reason);
       last_reported_ = choice.reason;
@@ -543,18 +605,22 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
     reason = choice.reason;
     weighed = std::move(choice);
   }
-  if (etcd_ && !reason.starts_with("finishing")) {
+  if (etcd_ && !finishing) {
     const std::string intent = json{{"epoch", record_.epoch + 1}, {"candidate", *chosen}, {"leader", settings_.id}}.dump();
     if (auto p = co_await etcd_->put(intent_key_, intent); !p) {
       spdlog::error("failover: cannot record the intent: {}", p.error());
       co_return;
     }
   }
+  if (etcd_) {
+    co_await pause_until(safe);
+    if (!leading()) co_return;
+  }
   const auto* candidate = node(*chosen);
   if (!candidate) co_return;
   // Replicas that received more than the one promoted (an operator's choice, or a nearer one
   // within failover.prefer_ahead) cannot follow its timeline without a rewind.
-  const auto diverged = ahead_of(views, replicas, record_.primary, *chosen);
+  const auto diverged = ahead_of(seen, replicas, record_.primary, *chosen);
   if (!diverged.empty())
     spdlog::warn("failover: {} replica(s) received more than {}: fenced until rejoined (failover.rejoin_command)",
                  diverged.size(), *chosen);
@@ -570,6 +636,9 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
     co_return;
   }
   const auto promoted = clock::now();
+  if (etcd_)
+    spdlog::warn("failover: {} promoted {} ms after the ending of epoch {} was committed", *chosen,
+                 ms_between(ending_committed_, promoted), record_.epoch);
   topology_record next = record_;
   next.epoch = record_.epoch + 1;
   next.primary = *chosen;
@@ -588,6 +657,7 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
   // leader must meanwhile keep watching the new primary.
   failover_timeline t;
   t.detected = detected;
+  t.ending = etcd_ ? ending_committed_ : detected;
   t.promoted = promoted;
   t.published = published;
   t.from = from;
@@ -628,6 +698,8 @@ awaitable<void> coordinator::finish_failover(failover_timeline t, topology_recor
               {"promote_ms", resumed ? t.carried_promote_ms : ms_between(t.detected, t.promoted)},
               {"publish_ms", resumed ? t.carried_publish_ms : ms_between(t.detected, t.published)}};
   if (resumed) status["begun_by"] = t.begun_by;
+  // How long after the old epoch's ending the promotion came (at least lease_ttl + margin).
+  if (!resumed && etcd_ && t.kind != "switchover") status["ending_to_promote_ms"] = ms_between(t.ending, t.promoted);
   if (!t.candidates.empty()) status["candidates"] = json::parse(t.candidates, nullptr, false);
   if (t.window_bytes >= 0) status["window_bytes"] = t.window_bytes;
   if (t.window_ms >= 0) status["window_ms"] = t.window_ms;
@@ -695,6 +767,58 @@ awaitable<void> coordinator::resume_unfinished() {
   asio::co_spawn(monitor_.io(), finish_failover(std::move(t), record_), asio::detached);
 }
 
+awaitable<bool> coordinator::end_epoch(const std::string& why) {
+  if (!etcd_ || ending_epoch_ == record_.epoch) co_return true;
+  const auto epoch = record_.epoch;
+  const std::string ending = ending_prefix_ + std::to_string(epoch);
+  const std::string value = json{{"epoch", epoch}, {"leader", settings_.id}, {"why", why}}.dump();
+  // Only over the record this leader decided on: a concurrent change of epoch wins.
+  std::vector<etcd_compare> unchanged{{topology_key_, etcd_compare::target::mod_revision, record_revision_, {}}};
+  std::vector<etcd_op> write{{etcd_op::kind::put, ending, value, 0, false}};
+  auto r = co_await etcd_->txn(std::move(unchanged), std::move(write), {});
+  if (!r || !r->succeeded) {
+    spdlog::error("failover: cannot end epoch {}: {}", epoch, r ? "the topology changed meanwhile" : r.error());
+    co_return false;
+  }
+  // Stamped once the commit is known: later than the commit itself, so waits counted from it
+  // are never short.
+  ending_epoch_ = epoch;
+  ending_committed_ = clock::now();
+  spdlog::warn("failover: ending epoch {} ({}): write authority over {} is renewed nowhere from now on; no promotion "
+               "for {} ms",
+               epoch, why, record_.primary, (settings_.lease_ttl + settings_.authority_margin).count());
+  co_return true;
+}
+
+awaitable<void> coordinator::give_up_ending(const std::string& why) {
+  if (!etcd_ || ending_epoch_ == 0) co_return;
+  // Not while a failover is under way: its intent names the next epoch, and it goes on.
+  auto intent = co_await etcd_->get(intent_key_);
+  if (!intent) co_return;
+  if (!intent->empty()) {
+    json j = json::parse(intent->front().value, nullptr, false);
+    if (!j.is_discarded() && j.value("epoch", std::uint64_t{0}) == ending_epoch_ + 1) co_return;
+  }
+  const auto epoch = ending_epoch_;
+  if (auto r = co_await etcd_->erase(ending_prefix_ + std::to_string(epoch)); !r) {
+    spdlog::error("failover: cannot give up the ending of epoch {}: {}", epoch, r.error());
+    co_return;
+  }
+  ending_epoch_ = 0;
+  spdlog::warn("failover: epoch {} goes on ({}): write authority is renewed again", epoch, why);
+}
+
+awaitable<void> coordinator::adopt_ending() {
+  if (!etcd_) co_return;
+  auto found = co_await etcd_->get(ending_prefix_ + std::to_string(record_.epoch));
+  if (!found || found->empty()) co_return;
+  // Committed by a previous leader at some time before now: counting from now is never short.
+  ending_epoch_ = record_.epoch;
+  ending_committed_ = clock::now();
+  spdlog::warn("failover: epoch {} is being ended ({}): this leader carries on from there", record_.epoch,
+               found->front().value);
+}
+
 awaitable<bool> coordinator::publish(const topology_record& next) {
   if (!etcd_) {
     apply(next, 0);
@@ -702,7 +826,9 @@ awaitable<bool> coordinator::publish(const topology_record& next) {
   }
   // Only over the record this leader based its decision on: a concurrent change wins.
   std::vector<etcd_compare> unchanged{{topology_key_, etcd_compare::target::mod_revision, record_revision_, {}}};
-  std::vector<etcd_op> write{{etcd_op::kind::put, topology_key_, next.to_json(), 0, false}};
+  // The ending of the epoch replaced goes with it: renewals of the next one never see it.
+  std::vector<etcd_op> write{{etcd_op::kind::put, topology_key_, next.to_json(), 0, false},
+                             {etcd_op::kind::erase, ending_prefix_ + std::to_string(record_.epoch), {}, 0, false}};
   auto r = co_await etcd_->txn(std::move(unchanged), std::move(write), {});
   if (!r || !r->succeeded) {
     spdlog::error("failover: publishing epoch {} failed: {}", next.epoch, r ? "the topology changed meanwhile" : r.error());

@@ -111,7 +111,7 @@ class coordinator {
   [[nodiscard]] std::optional<std::string> promotable(const std::string& target) const;
   void set_paused(bool paused);
   struct failover_timeline {
-    clock::time_point detected, promoted, published;
+    clock::time_point detected, ending, promoted, published;
     std::string from, to;
     std::uint32_t timeline = 0;
     std::string reason;
@@ -130,9 +130,19 @@ class coordinator {
   // A new leader: finishes the repointing of a failover whose leader was lost.
   awaitable<void> resume_unfinished();
   awaitable<bool> publish(const topology_record& next);
+  // Ends write authority over the current epoch everywhere (<prefix>ending/<epoch>, written only
+  // over the record applied): no renewal of it succeeds after the commit. True once committed,
+  // now or earlier by this leader.
+  awaitable<bool> end_epoch(const std::string& why);
+  // Takes the ending back (the primary is reachable again), unless a failover's intent names
+  // the next epoch.
+  awaitable<void> give_up_ending(const std::string& why);
+  // A new leader: an ending its predecessor committed is its own, counted from now.
+  awaitable<void> adopt_ending();
   awaitable<void> fence_old_primaries();
   awaitable<void> record_status(const std::string& json);
   awaitable<void> pause(std::chrono::milliseconds d);
+  awaitable<void> pause_until(clock::time_point t);
   [[nodiscard]] bool leading() const;
   [[nodiscard]] const routing::node* node(const std::string& name) const;
   void apply(const topology_record& r, std::int64_t revision);
@@ -140,7 +150,7 @@ class coordinator {
 
   coordinator_settings settings_;
   // The keys, spelled once (and held, not built inside co_await expressions).
-  std::string topology_key_, views_key_, own_view_key_, intent_key_, status_key_;
+  std::string topology_key_, views_key_, own_view_key_, intent_key_, status_key_, ending_prefix_;
   node_monitor& monitor_;
   std::string configured_primary_;
   std::unique_ptr<etcd_client> etcd_;
@@ -162,6 +172,9 @@ class coordinator {
   std::function<void(std::uint64_t, std::optional<std::int64_t>)> on_failover_;
   bool paused_ = false;
   bool checked_unfinished_ = false;  // since this Meridian last became the leader
+  std::uint64_t ending_epoch_ = 0;           // the epoch this leader is ending (0: none)
+  clock::time_point ending_committed_{};     // when its ending was known committed
+  clock::duration views_took_{};             // the last reading of every region's view
 };
 
 }  // namespace meridian::failover

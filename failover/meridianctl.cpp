@@ -125,6 +125,8 @@ void print_last_failover(const json& f) {
   if (f.contains("promote_ms")) {
     std::cout << "  timeline: detection " << ms("detection_ms") << ", promoted +" << ms("promote_ms") << ", published +"
               << ms("publish_ms");
+    if (f.contains("ending_to_promote_ms"))
+      std::cout << " (" << ms("ending_to_promote_ms") << " after the old epoch's ending)";
     if (f.contains("repoint_ms")) std::cout << ", other replicas streaming +" << ms("repoint_ms");
     if (f.contains("repoint_after_takeover_ms")) std::cout << ", other replicas streaming " << ms("repoint_after_takeover_ms") << " after the takeover";
     std::cout << "\n";
@@ -160,6 +162,11 @@ void print_status(const json& s) {
       std::cout << " (last renewal confirmed " << (ago < 0 ? std::string("never") : std::to_string(ago) + " ms ago")
                 << ", lapses " << a.value("lapses", 0) << ")\n";
     }
+  }
+  if (s.contains("ending")) {
+    const auto& e = s["ending"];
+    std::cout << "epoch " << e.value("epoch", 0) << " is ending (leader " << e.value("leader", std::string("?"))
+              << "): no write authority is renewed; " << e.value("why", std::string()) << "\n";
   }
   std::cout << "\n" << std::left << std::setw(16) << "seen from" << std::setw(16) << "node" << std::setw(16) << "state"
             << std::setw(10) << "timeline" << std::setw(14) << "position" << std::setw(10) << "lag ms" << "lag bytes\n";

@@ -49,12 +49,24 @@ awaitable<void> write_lease::renew_loop() {
       // A linearizable read: etcd's leader answers only after a majority of members confirmed
       // it still leads. It must read a key in both branches: a transaction without operations
       // counts as serializable and any member answers it alone, even one cut off from the rest.
-      std::vector<etcd_compare> current{{settings_.topology_key, etcd_compare::target::mod_revision, r->revision, {}}};
+      // Version 0 is a key that does not exist.
+      const std::string ending = settings_.ending_key + std::to_string(r->epoch);
+      std::vector<etcd_compare> current{{settings_.topology_key, etcd_compare::target::mod_revision, r->revision, {}},
+                                        {ending, etcd_compare::target::version, 0, {}}};
       std::vector<etcd_op> read{{etcd_op::kind::get, settings_.topology_key, {}, 0, false}};
-      auto answer = co_await etcd_.txn(std::move(current), read, read);
+      std::vector<etcd_op> why{{etcd_op::kind::get, settings_.topology_key, {}, 0, false},
+                               {etcd_op::kind::get, ending, {}, 0, false}};
+      auto answer = co_await etcd_.txn(std::move(current), std::move(read), std::move(why));
       const auto now = clock::now();
       if (answer && answer->succeeded) {
         publish(clock_.confirmed(*r, now), now);
+      } else if (answer && answer->ranges.size() == 2 && !answer->ranges[1].empty()) {
+        if (told_ending_ != r->epoch) {
+          told_ending_ = r->epoch;
+          spdlog::error("write authority: the leader is ending epoch {} ({}): writes to {} are refused from now on",
+                        r->epoch, answer->ranges[1].front().value, primary_);
+        }
+        publish(clock_.ended(*r, now), now);
       } else {
         if (!answer && clock_.unconfirmed_in_a_row() == 0)
           spdlog::warn("write authority: renewal for epoch {} unanswered: {}", r->epoch, answer.error());
@@ -84,6 +96,7 @@ void write_lease::publish(authority_clock::change c, clock::time_point now) {
   switch (c) {
     case authority_clock::change::none: return;
     case authority_clock::change::gained:
+      told_ending_ = 0;
       spdlog::warn("write authority: held for epoch {} (primary {}), until {} ms from now", clock_.epoch(), primary_,
                    ms(clock_.deadline() - now));
       break;

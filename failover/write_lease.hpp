@@ -2,7 +2,9 @@
 // This Meridian's write authority, renewed through etcd: the I/O around authority_clock.
 // Every interval it sends a renewal, a read-only transaction that compares the topology
 // record's revision with the one applied (a linearizable read, which etcd's leader answers only
-// once a majority of members confirmed it leads), and feeds the answer to the clock. After
+// once a majority of members confirmed it leads) and that finds no ending of its epoch
+// (<prefix>ending/<epoch>, written by a leader about to promote), and feeds the answer to the
+// clock. After
 // every event it publishes the clock's epoch and deadline to the sessions
 // (routing::write_authority), logs what changed and tells the coordinator through on_change.
 #include <chrono>
@@ -18,6 +20,7 @@ namespace meridian::failover {
 
 struct write_lease_settings {
   std::string topology_key;  // <prefix>topology
+  std::string ending_key;    // <prefix>ending/: + the epoch, while a leader ends it
   std::chrono::seconds ttl{3};
   std::chrono::milliseconds margin{500};
   std::chrono::milliseconds interval{250};
@@ -56,6 +59,7 @@ class write_lease {
   authority_clock clock_;
   std::string primary_;
   listener on_change_;
+  std::uint64_t told_ending_ = 0;  // the epoch whose ending was last logged
 };
 
 }  // namespace meridian::failover

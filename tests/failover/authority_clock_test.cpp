@@ -136,6 +136,36 @@ TEST_CASE("a new revision of the same epoch keeps authority", "[failover][author
   CHECK(c.deadline() == t0 + 2750ms);
 }
 
+TEST_CASE("an epoch the leader is ending ends authority at once, and older renewals do not bring it back",
+          "[failover][authority]") {
+  auto c = make();
+  c.follow(1, 7, t0);
+  c.confirmed(*c.send(t0), t0 + 40ms);
+  const auto before = *c.send(t0 + 250ms);
+  const auto told = *c.send(t0 + 500ms);
+  CHECK(c.ended(told, t0 + 540ms) == change::lapsed);
+  CHECK_FALSE(c.held(t0 + 540ms));
+  CHECK(c.deadline() == t0 + 540ms);
+  CHECK(c.lapses() == 1);
+  // Read before the ending was committed: no proof after it.
+  CHECK(c.confirmed(before, t0 + 560ms) == change::none);
+  CHECK_FALSE(c.held(t0 + 560ms));
+  CHECK(c.tick(t0 + 600ms) == change::none);
+  // The leader gave the ending up (the primary came back): a renewal sent after grants again.
+  const auto after = *c.send(t0 + 750ms);
+  CHECK(c.confirmed(after, t0 + 790ms) == change::gained);
+  CHECK(c.deadline() == t0 + 3250ms);
+  // An ending of another epoch is not this one's.
+  auto d = make();
+  d.follow(1, 7, t0);
+  const auto old = *d.send(t0);
+  d.confirmed(old, t0 + 40ms);
+  d.follow(2, 9, t0 + 100ms);
+  d.confirmed(*d.send(t0 + 120ms), t0 + 150ms);
+  CHECK(d.ended(old, t0 + 200ms) == change::none);
+  CHECK(d.held(t0 + 200ms));
+}
+
 TEST_CASE("held only within TTL minus margin of a renewal the majority confirmed, whatever the schedule",
           "[failover][authority]") {
   // Random schedules of renewals, delays, lost answers and epoch changes, checked against the

@@ -7,6 +7,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
+#include <vector>
 #include <thread>
 
 #include "support.hpp"
@@ -265,11 +267,88 @@ TEST_CASE("the primary cut off from every region: failover, and the old primary,
   // values up from 1000 with regions named switchover-*).
   const std::string after_failover =
       "SELECT count(*) FROM itest_failover WHERE v BETWEEN 9000 AND 9199 AND region NOT LIKE 'switchover-%'";
+  // A writer through ap-southeast-1's Meridian, which keeps reaching the old primary next door
+  // and etcd: every write it has acknowledged on the old primary must precede the promotion, or
+  // two primaries took writes at once (the leader ends the old epoch's write authority first,
+  // and promotes lease_ttl + authority_margin later). A poller on eu-west-1's PostgreSQL sees
+  // when the promotion happened.
+  using steady = std::chrono::steady_clock;
+  std::atomic<bool> stop{false};
+  std::atomic<int> acked_on_ap{0};
+  std::atomic<bool> acked_on_eu{false};
+  steady::time_point isolated{};
+  struct ack {
+    steady::time_point at;
+    std::string port;
+  };
+  std::vector<ack> acks;
+  std::thread writer([&] {
+    std::unique_ptr<pg_connection> c;
+    for (int v = 9300; !stop; ++v) {
+      if (!c || !c->ok()) c = std::make_unique<pg_connection>(sandbox::dsn(ap));
+      if (!c->ok()) continue;
+      PGresult* r = PQexec(c->raw(), ("INSERT INTO itest_failover VALUES (" + std::to_string(v) +
+                                      ", 'ending-ap') RETURNING inet_server_port()").c_str());
+      if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+        acks.push_back({steady::now(), PQgetvalue(r, 0, 0)});
+        if (acks.back().port == pg_port_str(ap)) ++acked_on_ap;
+        if (acks.back().port == pg_port_str(eu)) acked_on_eu = true;
+      } else if (PQstatus(c->raw()) != CONNECTION_OK) {
+        c.reset();
+      }
+      PQclear(r);
+    }
+  });
+  struct joined {
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~joined() {
+      stop = true;
+      if (t.joinable()) t.join();
+    }
+  } join_writer{stop, writer};
+  REQUIRE(eventually([&] { return acked_on_ap > 3; }, 10s));
   // Only ap-southeast-1's PostgreSQL is cut off: its region's Meridian and etcd member stay
   // connected, and that Meridian can still reach the old primary inside its region.
   REQUIRE(sandbox::script("net isolate ap-southeast-1/postgres") == 0);
+  isolated = steady::now();
+  pg_connection eu_admin(sandbox::admin_dsn(eu));
+  REQUIRE(eu_admin.ok());
+  steady::time_point last_seen_replica = steady::now();
+  REQUIRE(eventually([&] {
+    const auto asked = steady::now();
+    if (eu_admin.scalar("SELECT pg_is_in_recovery()") != "t") return true;
+    last_seen_replica = asked;
+    return false;
+  }, 30s));
   REQUIRE(eventually([] { return sandbox::script_output("ctl status").output.find("epoch 6: primary eu-west-1") != std::string::npos; },
                      30s));
+  REQUIRE(eventually([&] { return acked_on_eu.load(); }, 30s));
+  stop = true;
+  writer.join();
+  {
+    auto ms = [&](steady::time_point t) { return std::chrono::duration_cast<std::chrono::milliseconds>(t - isolated).count(); };
+    steady::time_point last_on_old{};
+    int after_cut = 0;
+    for (const auto& a : acks)
+      if (a.port == pg_port_str(ap)) {
+        last_on_old = a.at;
+        if (a.at > isolated) ++after_cut;
+      }
+    WARN("ap-southeast-1/postgres isolated -> last write acknowledged on the old primary: " << ms(last_on_old)
+         << " ms (" << after_cut << " after the cut, lost with it); eu-west-1 still a replica at " << ms(last_seen_replica)
+         << " ms");
+    CHECK(last_on_old < last_seen_replica);
+  }
+  // The leader says how long after the ending it promoted: never less than lease_ttl (3 s) +
+  // authority_margin (0.5 s).
+  {
+    auto record = sandbox::script_output("etcd-get failover");
+    INFO(record.output);
+    const auto at = record.output.find("\"ending_to_promote_ms\":");
+    REQUIRE(at != std::string::npos);
+    CHECK(std::stoll(record.output.substr(at + 23)) >= 3500);
+  }
   CHECK(on_ap("SELECT pg_is_in_recovery()") == "f");  // still a primary, behind the partition
   // Every region writes to the new primary, ap-southeast-1's too, though its old primary is next door.
   for (int r : {us, eu, ap}) {
