@@ -156,6 +156,7 @@ awaitable<void> coordinator::run() {
   asio::co_spawn(monitor_.io(), lease_->run(), asio::detached);
   asio::co_spawn(monitor_.io(), election_->run(), asio::detached);
   asio::co_spawn(monitor_.io(), lead(), asio::detached);
+  asio::co_spawn(monitor_.io(), guard_primary(), asio::detached);
   asio::co_spawn(monitor_.io(), follow(pause_key_, [this](const etcd_kv* kv) { set_paused(kv && kv->value == "true"); }),
                  asio::detached);
 }
@@ -266,8 +267,71 @@ awaitable<void> coordinator::lead() {
       }
       last_reported_ = why;
     }
+    co_await lift_fence();
     co_await serve_requests();
     co_await fence_old_primaries();
+  }
+}
+
+awaitable<void> coordinator::guard_primary() {
+  std::uint64_t held_in = 0;   // the epoch over which authority was last held
+  std::uint64_t fenced_in = 0;  // fenced (or found fenced) during the present loss
+  std::uint64_t told = 0;       // the epoch whose failure to fence was logged
+  auto last_attempt = clock::time_point{};
+  for (;;) {
+    co_await pause(settings_.interval);
+    const auto now = clock::now();
+    const auto& a = lease_->state();
+    if (a.held(now)) {
+      held_in = a.epoch();
+      fenced_in = 0;
+      continue;
+    }
+    // Lost: it was held over the epoch in force, and its deadline passed a margin ago (the
+    // deadline is when it lapsed, or when the leader's ending stopped it).
+    if (a.epoch() == 0 || a.epoch() != held_in || a.epoch() != record_.epoch || fenced_in == a.epoch()) continue;
+    if (now - a.deadline() < settings_.authority_margin || now - last_attempt < std::chrono::seconds(1)) continue;
+    const auto* p = node(record_.primary);
+    if (!p || p->region != settings_.region) continue;  // another region's: its own Meridians guard it
+    const auto& h = monitor_.current().state(p->id).health;
+    if (!h.probed || !h.reachable || h.in_recovery) continue;
+    last_attempt = now;
+    const auto epoch = a.epoch();
+    const auto lost_ms = ms_between(a.deadline(), now);
+    auto f = co_await admin_.self_fence(*p, epoch);
+    if (!f) {
+      if (told != epoch) spdlog::error("write authority: cannot fence the primary {} of this region: {}", p->name, f.error());
+      told = epoch;
+      continue;
+    }
+    fenced_in = epoch;
+    if (*f)
+      spdlog::error("write authority: lost {} ms ago over epoch {}: fenced the primary {} of this region (read-only, "
+                    "meridian.fenced_epoch = {}, its client sessions ended), so that nothing writes to it, direct "
+                    "clients included, unless the etcd majority's leader lifts it",
+                    lost_ms, epoch, p->name, epoch);
+  }
+}
+
+awaitable<void> coordinator::lift_fence() {
+  // A primary fenced by a Meridian that lost write authority, while this leader holds it over
+  // the same epoch and reaches the primary: the majority keeps it, so it takes writes again.
+  if (!lease_ || ending_epoch_ == record_.epoch) co_return;
+  const auto* p = node(record_.primary);
+  if (!p) co_return;
+  const auto& h = monitor_.current().state(p->id).health;
+  const auto now = clock::now();
+  if (!h.probed || !h.reachable || h.in_recovery || h.fenced_epoch != record_.epoch || !lease_->state().held(now) ||
+      now - last_lift_attempt_ < std::chrono::seconds(1))
+    co_return;
+  last_lift_attempt_ = now;
+  auto lifted = co_await admin_.lift_self_fence(*p, record_.epoch);
+  if (!lifted) {
+    spdlog::error("write authority: cannot lift the fence of the primary {}: {}", p->name, lifted.error());
+  } else if (*lifted) {
+    spdlog::warn("write authority: the primary {} was fenced by a Meridian that lost write authority over epoch {}; "
+                 "the etcd majority keeps it (this leader holds that authority and reaches it): writable again",
+                 p->name, record_.epoch);
   }
 }
 

@@ -140,6 +140,12 @@ class coordinator {
   // A new leader: an ending its predecessor committed is its own, counted from now.
   awaitable<void> adopt_ending();
   awaitable<void> fence_old_primaries();
+  // Every Meridian: once its write authority over the epoch in force has been lost for
+  // authority_margin, it fences the primary if that is in its region (node_admin::self_fence),
+  // once per loss, so that direct clients and transactions already open cannot write either.
+  awaitable<void> guard_primary();
+  // The leader, holding write authority: lifts such a fence from the primary it reaches.
+  awaitable<void> lift_fence();
   awaitable<void> record_status(const std::string& json);
   awaitable<void> pause(std::chrono::milliseconds d);
   awaitable<void> pause_until(clock::time_point t);
@@ -175,6 +181,7 @@ class coordinator {
   std::uint64_t ending_epoch_ = 0;           // the epoch this leader is ending (0: none)
   clock::time_point ending_committed_{};     // when its ending was known committed
   clock::duration views_took_{};             // the last reading of every region's view
+  clock::time_point last_lift_attempt_{};
 };
 
 }  // namespace meridian::failover

@@ -269,6 +269,41 @@ awaitable<tl::expected<void, std::string>> node_admin::wait_replayed(const routi
   }
 }
 
+awaitable<tl::expected<bool, std::string>> node_admin::self_fence(const routing::node& primary, std::uint64_t epoch) {
+  pg_client c(executor_);
+  if (auto o = co_await open(c, primary); !o) co_return false;  // unreachable: nothing to fence now
+  const auto deadline = clock::now() + settings_.repoint_timeout;
+  auto state = co_await c.query(
+      "SELECT pg_catalog.pg_is_in_recovery(), pg_catalog.current_setting('default_transaction_read_only')", deadline);
+  if (!state) co_return tl::unexpected(primary.name + ": " + state.error());
+  if (state->size() == 1 && ((*state)[0][0] == "t" || (*state)[0][1] == "on")) co_return false;
+  // ALTER SYSTEM knows a custom parameter only once the session has it as a placeholder.
+  const std::string value = "'" + std::to_string(epoch) + "'";
+  for (const std::string& sql :
+       {std::string("ALTER SYSTEM SET default_transaction_read_only = on"), "SET meridian.fenced_epoch = " + value,
+        "ALTER SYSTEM SET meridian.fenced_epoch = " + value,
+        std::string("SELECT pg_catalog.pg_reload_conf()"),
+        std::string("SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity"
+                    " WHERE backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()")}) {
+    if (auto r = co_await c.query(sql, deadline); !r) co_return tl::unexpected(primary.name + ": " + r.error());
+  }
+  co_return true;
+}
+
+awaitable<tl::expected<bool, std::string>> node_admin::lift_self_fence(const routing::node& primary, std::uint64_t epoch) {
+  pg_client c(executor_);
+  if (auto o = co_await open(c, primary); !o) co_return tl::unexpected(o.error());
+  const auto deadline = clock::now() + settings_.repoint_timeout;
+  auto mark = co_await c.query("SELECT pg_catalog.current_setting('meridian.fenced_epoch', true)", deadline);
+  if (!mark) co_return tl::unexpected(primary.name + ": " + mark.error());
+  if (mark->size() != 1 || (*mark)[0][0] != std::to_string(epoch)) co_return false;
+  for (const char* sql : {"ALTER SYSTEM RESET default_transaction_read_only", "ALTER SYSTEM RESET meridian.fenced_epoch",
+                          "SELECT pg_catalog.pg_reload_conf()"}) {
+    if (auto r = co_await c.query(sql, deadline); !r) co_return tl::unexpected(primary.name + ": " + r.error());
+  }
+  co_return true;
+}
+
 awaitable<tl::expected<bool, std::string>> node_admin::fence(const routing::node& old_primary) {
   if (!settings_.fence_command.empty()) {
     auto h = co_await hook(settings_.fence_command, old_primary, nullptr, settings_.repoint_timeout);

@@ -47,6 +47,14 @@ class node_admin {
   // true: the node was a primary and is now read-only; false: it is not reachable, already in
   // recovery or already read-only (nothing to do).
   awaitable<tl::expected<bool, std::string>> fence(const routing::node& old_primary);
+  // A Meridian that lost write authority over `epoch` fences the primary it can still reach:
+  // read-only by default, marked meridian.fenced_epoch = epoch, client sessions terminated (an
+  // open transaction must not commit behind a promotion). true: fenced now; false: already
+  // read-only, in recovery or unreachable.
+  awaitable<tl::expected<bool, std::string>> self_fence(const routing::node& primary, std::uint64_t epoch);
+  // Undoes self_fence where the mark is still `epoch` (the majority kept the primary). true:
+  // writable again; false: not so marked (nothing done).
+  awaitable<tl::expected<bool, std::string>> lift_self_fence(const routing::node& primary, std::uint64_t epoch);
 
   awaitable<tl::expected<void, std::string>> rejoin(const routing::node& old_primary, const routing::node& primary);
   // Waits until `replica` streams from `primary`.

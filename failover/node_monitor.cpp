@@ -21,7 +21,9 @@ const char* const probe_sql =
     " CASE WHEN pg_catalog.pg_is_in_recovery()"
     "  THEN coalesce((SELECT received_tli FROM pg_catalog.pg_stat_wal_receiver),"
     "                (SELECT timeline_id FROM pg_catalog.pg_control_checkpoint()))"
-    "  ELSE ('x' || substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8))::bit(32)::int END";
+    "  ELSE ('x' || substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8))::bit(32)::int END,"
+    // The epoch in which a Meridian that lost write authority fenced this node (node_admin).
+    " pg_catalog.current_setting('meridian.fenced_epoch', true)";
 
 struct node_monitor::node_probe {
   explicit node_probe(asio::any_io_executor ex) : client(ex), timer(ex) {}
@@ -40,6 +42,7 @@ struct node_monitor::probe_result {
   std::optional<double> last_replay_epoch;
   std::uint64_t system_id = 0;
   std::uint32_t timeline = 0;
+  std::uint64_t fenced_epoch = 0;
 };
 
 namespace {
@@ -194,7 +197,7 @@ awaitable<node_monitor::probe_result> node_monitor::probe(std::size_t index) {
     r.error = rows.error();
     co_return r;
   }
-  if (rows->size() != 1 || (*rows)[0].size() != 7) {
+  if (rows->size() != 1 || (*rows)[0].size() != 8) {
     r.error = "unexpected answer to the probe query";
     co_return r;
   }
@@ -213,6 +216,7 @@ awaitable<node_monitor::probe_result> node_monitor::probe(std::size_t index) {
   }
   r.system_id = number<std::uint64_t>(row[5]).value_or(0);
   r.timeline = number<std::uint32_t>(row[6]).value_or(0);
+  r.fenced_epoch = number<std::uint64_t>(row[7]).value_or(0);
   r.ok = true;
   co_return r;
 }
@@ -241,6 +245,7 @@ void node_monitor::apply(std::size_t index, const probe_result& r) {
   h.in_recovery = r.in_recovery;
   h.timeline = r.timeline;
   h.system_id = r.system_id;
+  h.fenced_epoch = r.fenced_epoch;
   h.last_replay_epoch = r.last_replay_epoch;
   // Smoothed, so one slow probe does not reorder the replicas.
   h.probe_latency = first ? r.latency : (h.probe_latency * 4 + r.latency) / 5;

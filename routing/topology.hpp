@@ -53,6 +53,8 @@ struct node_health {
   bool in_recovery = false;
   std::uint32_t timeline = 0;
   std::uint64_t system_id = 0;
+  // Fenced by a Meridian whose write authority over this epoch lapsed (0: not so fenced).
+  std::uint64_t fenced_epoch = 0;
   lsn wal;      // the primary's current WAL position
   lsn receive;  // a replica's received and replayed positions
   lsn replay;

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <memory>
 #include <vector>
 #include <thread>
@@ -364,4 +365,108 @@ TEST_CASE("the primary cut off from every region: failover, and the old primary,
   CHECK(eventually([&] { return on_ap("SHOW default_transaction_read_only") == "on"; }, 30s));
   for (int r : {us, eu, ap}) CHECK(write_through(r, 9100 + r) == pg_port_str(eu));
   CHECK(on_ap(after_failover).value_or("(no answer)") == "0");
+}
+
+namespace {
+// How many lines of a region's Meridian log hold `text`.
+int log_lines_with(const std::string& region, const std::string& text) {
+  std::ifstream in(sandbox::dir() + "/log/meridian-" + region + ".log");
+  int n = 0;
+  for (std::string line; std::getline(in, line);)
+    if (line.find(text) != std::string::npos) ++n;
+  return n;
+}
+
+int log_lines_anywhere(const std::string& text) {
+  return log_lines_with("us-east-1", text) + log_lines_with("eu-west-1", text) + log_lines_with("ap-southeast-1", text);
+}
+
+// Cuts a region off from the etcd majority and nothing else (see write_authority_test).
+void cut_from_etcd_majority(const std::string& region, const std::string& a, const std::string& b) {
+  for (const auto& c : {"net isolate " + region + "/etcd-peer", "net cut " + region + " " + a + "/etcd-peer",
+                        "net cut " + region + " " + b + "/etcd-peer", "net cut " + region + " " + a + "/etcd",
+                        "net cut " + region + " " + b + "/etcd"})
+    REQUIRE(sandbox::script(c) == 0);
+}
+
+struct healed_after {
+  ~healed_after() { sandbox::script("net heal"); }
+};
+}  // namespace
+
+TEST_CASE("a region that lost write authority fences its own primary: lifted while the majority keeps it, kept when the "
+          "majority promotes",
+          "[failover][fence]") {
+  REQUIRE_THAT(sandbox::script_output("ctl status").output, Catch::Contains("epoch 6: primary eu-west-1, fenced: ap-southeast-1\n"));
+  using steady = std::chrono::steady_clock;
+  healed_after heal;
+  const std::string fenced_line = "fenced the primary eu-west-1 of this region";
+  const int fenced_before = log_lines_with("eu-west-1", fenced_line);
+  const int lifted_before = log_lines_anywhere("writable again");
+
+  // 1. eu-west-1 is cut off from the etcd majority only: its Meridian loses write authority and
+  // fences the primary next to it; the leader, in the majority, holds authority over the same
+  // epoch and reaches that primary, so it lifts the fence. No failover.
+  cut_from_etcd_majority("eu-west-1", "us-east-1", "ap-southeast-1");
+  REQUIRE(eventually([&] { return log_lines_with("eu-west-1", fenced_line) > fenced_before; }, 15s));
+  REQUIRE(eventually([&] { return log_lines_anywhere("writable again") > lifted_before; }, 15s));
+  CHECK(eventually([] { return write_through(us, 9500) == pg_port_str(eu); }, 10s));
+  CHECK(eventually([] { return write_through(ap, 9501) == pg_port_str(eu); }, 10s));
+  {
+    pg_connection direct(sandbox::admin_dsn(eu));
+    REQUIRE(direct.ok());
+    CHECK(direct.scalar("SHOW default_transaction_read_only") == "off");
+    CHECK(direct.sqlstate_of("INSERT INTO itest_failover VALUES (9502, 'direct')").empty());
+  }
+  // Fenced once for this loss, not again and again: a window, since what is checked is that
+  // nothing happens.
+  std::this_thread::sleep_for(3s);
+  CHECK(log_lines_with("eu-west-1", fenced_line) == fenced_before + 1);
+  CHECK_THAT(sandbox::script_output("ctl status").output, Catch::Contains("epoch 6: primary eu-west-1, fenced: ap-southeast-1\n"));
+  REQUIRE(sandbox::script("net heal") == 0);
+  REQUIRE(eventually([] { return metric(http_get(sandbox::metrics_port(eu), "/metrics"), "meridian_write_authority", "") == 1; },
+                     30s));
+
+  // 2. The whole eu-west-1 region is cut off. A direct client there has a transaction open with
+  // a write in it. The region's Meridian fences its primary before the majority promotes
+  // us-east-1: the open transaction never commits, and direct writes are refused (25006).
+  pg_connection open_tx(sandbox::admin_dsn(eu));
+  REQUIRE(open_tx.ok());
+  REQUIRE(open_tx.sqlstate_of("BEGIN").empty());
+  REQUIRE(open_tx.sqlstate_of("INSERT INTO itest_failover VALUES (9600, 'open-tx')").empty());
+  REQUIRE(sandbox::script("net isolate eu-west-1") == 0);
+  const auto cut = steady::now();
+  pg_connection us_admin(sandbox::admin_dsn(us));
+  REQUIRE(us_admin.ok());
+  steady::time_point fenced{}, last_seen_replica = cut;
+  REQUIRE(eventually([&] {
+    const auto asked = steady::now();
+    if (fenced == steady::time_point{}) {
+      pg_connection direct(sandbox::admin_dsn(eu));
+      if (direct.ok() && direct.sqlstate_of("INSERT INTO itest_failover VALUES (9601, 'direct')") == "25006") fenced = asked;
+    }
+    if (us_admin.scalar("SELECT pg_is_in_recovery()") != "t") return fenced != steady::time_point{};
+    last_seen_replica = asked;
+    return false;
+  }, 30s));
+  auto ms = [&](steady::time_point t) { return std::chrono::duration_cast<std::chrono::milliseconds>(t - cut).count(); };
+  WARN("eu-west-1 isolated -> its primary refuses direct writes: " << ms(fenced) << " ms; us-east-1 still a replica at "
+       << ms(last_seen_replica) << " ms");
+  CHECK(fenced < last_seen_replica);
+  // The open transaction's session was ended: its write never commits.
+  CHECK(open_tx.sqlstate_of("COMMIT") != "");
+  pg_connection eu_direct(sandbox::admin_dsn(eu));
+  REQUIRE(eu_direct.ok());
+  CHECK(eu_direct.scalar("SELECT count(*) FROM itest_failover WHERE region = 'open-tx'") == "0");
+  CHECK(eu_direct.scalar("SELECT current_setting('meridian.fenced_epoch', true)") == "6");
+  REQUIRE(eventually([] { return sandbox::script_output("ctl us-east-1 status").output.find("epoch 7: primary us-east-1") != std::string::npos; },
+                     30s));
+  // Healed: the old primary stays fenced (the new epoch fences it too); every region writes to
+  // the new primary.
+  REQUIRE(sandbox::script("net heal") == 0);
+  for (int r : {us, eu, ap}) {
+    INFO(region_name(r));
+    CHECK(eventually([r] { return write_through(r, 9700 + r) == pg_port_str(us); }, 30s));
+  }
+  CHECK(eu_direct.sqlstate_of("INSERT INTO itest_failover VALUES (9602, 'direct')") != "");
 }
