@@ -14,6 +14,7 @@ authority_clock::change authority_clock::follow(std::uint64_t epoch, std::int64_
   until_ = {};
   confirmed_sent_ = {};
   ended_sent_ = {};
+  told_ending_ = false;
   unconfirmed_ = 0;
   reported_held_ = false;
   return was_held ? change::replaced : change::none;
@@ -31,6 +32,7 @@ authority_clock::change authority_clock::confirmed(const renewal& r, time_point 
   // Sent before the majority said the epoch was ending: older news than that.
   if (ended_sent_ != time_point{} && r.sent <= ended_sent_) return report(now);
   unconfirmed_ = 0;
+  told_ending_ = false;
   if (r.sent > confirmed_sent_) confirmed_sent_ = r.sent;
   // Answers may come out of order: a deadline only moves forward.
   const auto until = r.sent + settings_.ttl - settings_.margin;
@@ -46,6 +48,7 @@ authority_clock::change authority_clock::unconfirmed(const renewal& r, time_poin
 authority_clock::change authority_clock::ended(const renewal& r, time_point now) {
   if (r.epoch != epoch_ || epoch_ == 0) return report(now);
   ++unconfirmed_;
+  told_ending_ = true;
   if (r.sent > ended_sent_) ended_sent_ = r.sent;
   if (until_ > now) until_ = now;
   return report(now);

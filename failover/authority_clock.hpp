@@ -76,6 +76,8 @@ class authority_clock {
   [[nodiscard]] time_point last_confirmed() const { return confirmed_sent_; }
   [[nodiscard]] std::uint64_t lapses() const { return lapses_; }
   [[nodiscard]] std::uint64_t unconfirmed_in_a_row() const { return unconfirmed_; }
+  // The last answer was that the leader is ending the epoch (not a lost majority).
+  [[nodiscard]] bool told_ending() const { return told_ending_; }
   [[nodiscard]] const authority_clock_settings& settings() const { return settings_; }
 
  private:
@@ -88,6 +90,7 @@ class authority_clock {
   time_point until_{};
   time_point confirmed_sent_{};
   time_point ended_sent_{};  // the latest renewal answered with the epoch's ending
+  bool told_ending_ = false;
   bool reported_held_ = false;
   std::uint64_t lapses_ = 0;
   std::uint64_t unconfirmed_ = 0;

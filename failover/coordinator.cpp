@@ -287,10 +287,17 @@ awaitable<void> coordinator::guard_primary() {
       fenced_in = 0;
       continue;
     }
-    // Lost: it was held over the epoch in force, and its deadline passed a margin ago (the
-    // deadline is when it lapsed, or when the leader's ending stopped it).
+    // Lost: it was held over the epoch in force, and its deadline passed a while ago (the
+    // deadline is when it lapsed, or when the leader's ending stopped it). Cut off from the
+    // majority, a margin: the majority may promote 3.5 s after its ending, which comes at the
+    // earliest with this lapse. Told of the ending, lease_ttl − margin: it is fenced before the
+    // promotion all the same (the ending is older than what this Meridian was told), and a
+    // leader that gives the ending up (the majority sees the primary again) does so in time.
     if (a.epoch() == 0 || a.epoch() != held_in || a.epoch() != record_.epoch || fenced_in == a.epoch()) continue;
-    if (now - a.deadline() < settings_.authority_margin || now - last_attempt < std::chrono::seconds(1)) continue;
+    const auto after = a.told_ending() ? std::chrono::duration_cast<std::chrono::milliseconds>(settings_.lease_ttl) -
+                                             settings_.authority_margin
+                                       : settings_.authority_margin;
+    if (now - a.deadline() < after || now - last_attempt < std::chrono::seconds(1)) continue;
     const auto* p = node(record_.primary);
     if (!p || p->region != settings_.region) continue;  // another region's: its own Meridians guard it
     const auto& h = monitor_.current().state(p->id).health;
@@ -626,6 +633,7 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
   // authority_margin from its sending; promotion waits lease_ttl + authority_margin from the
   // commit, a margin twice over for clock-rate drift.
   std::vector<region_view> seen = views;
+  auto seen_at = detected;
   auto safe = detected;
   if (etcd_) {
     if (!co_await end_epoch(why)) co_return;
@@ -640,6 +648,7 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
       co_await pause_until(safe - 2 * views_took_);
       if (!leading()) co_return;  // the next leader finds the ending and decides
       seen = co_await collect_views();
+      seen_at = clock::now();
       std::string still;
       if (!operator_choice && !finishing &&
           !primary_lost(seen, record_.primary, settings_.regions, settings_.detection, still)) {
@@ -688,11 +697,27 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
   if (!diverged.empty())
     spdlog::warn("failover: {} replica(s) received more than {}: fenced until rejoined (failover.rejoin_command)",
                  diverged.size(), *chosen);
+  // The rest of the window, which no view can measure: how long the old primary may have taken
+  // writes that no replica received, from when the majority lost sight of it (a replication
+  // link cut with it) until its write authority had ended everywhere, lease_ttl − margin after
+  // the ending's commit at the latest. An upper bound (plus one view interval of imprecision).
+  long long blind_ms = -1;
+  if (etcd_) {
+    std::int64_t unseen = 0;
+    for (const auto& v : seen)
+      if (auto it = v.nodes.find(record_.primary); it != v.nodes.end() && it->second.probed && !it->second.reachable)
+        unseen = std::max(unseen, it->second.unreachable_ms);
+    const auto lost_sight = seen_at - std::chrono::milliseconds(unseen) - settings_.interval;
+    const auto authority_end = ending_committed_ + settings_.lease_ttl - settings_.authority_margin;
+    blind_ms = std::max<long long>(0, ms_between(lost_sight, authority_end));
+  }
   if (weighed)
     spdlog::warn("failover: candidates weighed: {}; chosen {}; async window at promotion: {} bytes of WAL the primary "
-                 "was last seen to have beyond it, {} (acknowledged writes in it may be lost)",
+                 "was last seen to have beyond it, {}, and up to {} ms in which it may have acknowledged writes after "
+                 "the majority lost sight of it (acknowledged writes in either may be lost)",
                  describe(weighed->candidates), *chosen, weighed->loss_bytes,
-                 weighed->window_ms ? std::to_string(*weighed->window_ms) + " ms of lag as last measured" : "lag unknown");
+                 weighed->window_ms ? std::to_string(*weighed->window_ms) + " ms of lag as last measured" : "lag unknown",
+                 blind_ms);
   spdlog::warn("failover: promoting {} ({})", *chosen, reason);
   auto timeline = co_await admin_.promote(*candidate);
   if (!timeline) {
@@ -740,6 +765,7 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
     t.candidates = candidates.dump();
     t.window_bytes = static_cast<long long>(weighed->loss_bytes);
     t.window_ms = weighed->window_ms.value_or(-1);
+    t.blind_ms = blind_ms;
     if (on_failover_) on_failover_(weighed->loss_bytes, weighed->window_ms);
   }
   asio::co_spawn(monitor_.io(), finish_failover(std::move(t), next), asio::detached);
@@ -767,6 +793,7 @@ awaitable<void> coordinator::finish_failover(failover_timeline t, topology_recor
   if (!t.candidates.empty()) status["candidates"] = json::parse(t.candidates, nullptr, false);
   if (t.window_bytes >= 0) status["window_bytes"] = t.window_bytes;
   if (t.window_ms >= 0) status["window_ms"] = t.window_ms;
+  if (t.blind_ms >= 0) status["blind_ms"] = t.blind_ms;
   status["state"] = "repointing";
   const std::string repointing = status.dump();
   co_await record_status(repointing);
@@ -827,6 +854,7 @@ awaitable<void> coordinator::resume_unfinished() {
   if (j.contains("candidates")) t.candidates = j["candidates"].dump();
   t.window_bytes = j.value("window_bytes", -1LL);
   t.window_ms = j.value("window_ms", -1LL);
+  t.blind_ms = j.value("blind_ms", -1LL);
   spdlog::warn("failover: epoch {} was left repointing by {}: finishing it", record_.epoch, begun_by);
   asio::co_spawn(monitor_.io(), finish_failover(std::move(t), record_), asio::detached);
 }

@@ -123,6 +123,8 @@ class coordinator {
     // The automatic choice: every candidate weighed (JSON array), and the async window.
     std::string candidates;
     long long window_bytes = -1, window_ms = -1;
+    // Up to how long the old primary may have acknowledged writes unseen by any replica.
+    long long blind_ms = -1;
   };
   // Repoints the other replicas, fences the old primary, records the outcome. The record says
   // "repointing" until then, so that a leader taking over finishes the job.

@@ -121,7 +121,11 @@ void print_last_failover(const json& f) {
   }
   if (f.contains("window_bytes"))
     std::cout << "  async window at promotion: " << f["window_bytes"].dump() << " bytes"
-              << (f.contains("window_ms") ? ", " + f["window_ms"].dump() + " ms" : std::string()) << "\n";
+              << (f.contains("window_ms") ? ", " + f["window_ms"].dump() + " ms" : std::string())
+              << (f.contains("blind_ms") ? "; unseen by any replica for up to " + f["blind_ms"].dump() +
+                                               " ms after the majority lost sight of it"
+                                         : std::string())
+              << "\n";
   if (f.contains("promote_ms")) {
     std::cout << "  timeline: detection " << ms("detection_ms") << ", promoted +" << ms("promote_ms") << ", published +"
               << ms("publish_ms");

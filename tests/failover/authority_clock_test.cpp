@@ -143,7 +143,9 @@ TEST_CASE("an epoch the leader is ending ends authority at once, and older renew
   c.confirmed(*c.send(t0), t0 + 40ms);
   const auto before = *c.send(t0 + 250ms);
   const auto told = *c.send(t0 + 500ms);
+  CHECK_FALSE(c.told_ending());
   CHECK(c.ended(told, t0 + 540ms) == change::lapsed);
+  CHECK(c.told_ending());
   CHECK_FALSE(c.held(t0 + 540ms));
   CHECK(c.deadline() == t0 + 540ms);
   CHECK(c.lapses() == 1);
@@ -154,6 +156,7 @@ TEST_CASE("an epoch the leader is ending ends authority at once, and older renew
   // The leader gave the ending up (the primary came back): a renewal sent after grants again.
   const auto after = *c.send(t0 + 750ms);
   CHECK(c.confirmed(after, t0 + 790ms) == change::gained);
+  CHECK_FALSE(c.told_ending());
   CHECK(c.deadline() == t0 + 3250ms);
   // An ending of another epoch is not this one's.
   auto d = make();
