@@ -282,6 +282,7 @@ awaitable<void> coordinator::guard_primary() {
     co_await pause(settings_.interval);
     const auto now = clock::now();
     const auto& a = lease_->state();
+    monitor_.set_primary_ending(!a.held(now) && a.told_ending() && a.epoch() == record_.epoch);
     if (a.held(now)) {
       held_in = a.epoch();
       fenced_in = 0;

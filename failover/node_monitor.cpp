@@ -231,6 +231,7 @@ void node_monitor::apply(std::size_t index, const probe_result& r) {
     if (h.reachable || first) spdlog::warn("node {} unreachable: {}", n.name, r.error);
     if (first) h.last_seen = clock::now();  // unreachable since start: count from there
     h.reachable = false;
+    h.refused = r.error.find("Connection refused") != std::string::npos;
     h.problem = "unreachable: " + r.error;
     return;
   }
@@ -238,6 +239,7 @@ void node_monitor::apply(std::size_t index, const probe_result& r) {
     spdlog::info("node {} reachable: {}, timeline {}, probe {} us", n.name, r.in_recovery ? "in recovery" : "primary",
                  r.timeline, r.latency.count());
   h.reachable = true;
+  h.refused = false;
   h.last_seen = clock::now();
   h.problem.clear();
   if (h.in_recovery != r.in_recovery && !first)
@@ -256,10 +258,26 @@ void node_monitor::apply(std::size_t index, const probe_result& r) {
   if (r.in_recovery) {
     h.receive = r.receive.value_or(routing::lsn{});
     h.replay = r.replay.value_or(routing::lsn{});
-    h.lag = history_.lag(h.replay, r.at);
+    // A primary that is down takes no more writes: the lag is what a replica lacked when it
+    // was last seen. Down means its host refused the probe (nothing listens), or the majority's
+    // leader is ending its epoch; merely unreachable, it may be writing behind a partition.
+    auto at = r.at;
+    if (const auto p = current_.primary()) {
+      const auto& ph = current_.state(*p).health;
+      if (!ph.reachable && (primary_ending_ || ph.refused) && ph.last_seen != clock::time_point{} && ph.last_seen < at)
+        at = ph.last_seen;
+    }
+    h.lag = history_.lag(h.replay, at);
   } else {
     h.lag.reset();
   }
+}
+
+void node_monitor::set_primary_ending(bool ending) {
+  if (ending == primary_ending_) return;
+  primary_ending_ = ending;
+  spdlog::info("replication lag is counted {}", ending ? "as of the lost primary's last probe (its epoch is ending)"
+                                                       : "against the primary's current position again");
 }
 
 void node_monitor::assign(std::uint64_t epoch, const std::string& primary, const std::vector<std::string>& fenced) {

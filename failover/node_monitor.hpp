@@ -51,6 +51,12 @@ class node_monitor {
   // Roles as the topology authority (etcd, or this instance alone) assigns them: `primary`,
   // the `fenced` former primaries, every other node a replica. Monitor's thread only.
   void assign(std::uint64_t epoch, const std::string& primary, const std::vector<std::string>& fenced);
+  // The etcd majority's leader is ending the epoch (its primary is lost to a majority of
+  // regions): no write the primary takes from now on survives, so while this monitor cannot
+  // reach it, replicas' lag is counted as of when it was last seen rather than growing with
+  // the clock, and those that had what it had then serve reads again. (So it is, too, while
+  // the primary's host refuses connections.) Monitor's thread.
+  void set_primary_ending(bool ending);
   // A reloaded configuration: `configured` keeps every node at its id (removed ones flagged),
   // new nodes come after; lag limits, addresses and the read policy change in place. A node
   // added joins as a replica and serves no reads until probed; a node that moved is probed
@@ -73,6 +79,7 @@ class node_monitor {
   publisher publish_;
   read_policy policy_;
   routing::wal_history history_;
+  bool primary_ending_ = false;
   asio::io_context io_{1};
   std::vector<std::unique_ptr<node_probe>> probes_;
   std::thread thread_;

@@ -1229,6 +1229,7 @@ awaitable<std::optional<server_error>> session::attach(routing::route_request as
   }
   // Work that may write waits this long at most for write authority, then is refused.
   std::optional<clock::time_point> authority_wait;
+  bool primary_skipped = false;  // a read skips a primary it cannot reach once, for a replica
   for (;;) {
     auto decision = routing::choose_node(worker_.topology(), worker_.route_context(), request);
     if (decision.no_write_authority) {
@@ -1246,6 +1247,14 @@ awaitable<std::optional<server_error>> session::attach(routing::route_request as
         // Nothing was sent yet: the client need not notice. Skip the replica for a while.
         spdlog::warn("[c{}] replica {} unavailable, reading from elsewhere: {}", id_, p.node().name, r.error().message);
         worker_.skip_node(*decision.node);
+        continue;
+      }
+      if (read && !primary_skipped && r.error().sqlstate == pr::sqlstate::connection_failure) {
+        // A read the region's primary would have served, and it is down: the nearest replica
+        // that may serve it instead (the router skips the primary for reads a while).
+        spdlog::warn("[c{}] primary {} unavailable, reading from a replica: {}", id_, p.node().name, r.error().message);
+        worker_.skip_node(*decision.node);
+        primary_skipped = true;
         continue;
       }
       spdlog::warn("[c{}] no server connection to {}: {}", id_, p.node().name, r.error().message);

@@ -19,10 +19,21 @@ std::string_view to_string(consistency c) {
 }
 
 namespace {
+bool skipped(const route_context& ctx, node_id id) {
+  return id.value < ctx.skipped_until.size() && ctx.skipped_until[id.value] > ctx.now;
+}
+
 bool usable_replica(const topology& topo, const route_context& ctx, node_id id) {
   const auto& s = topo.state(id);
   if (s.role != node_role::replica || !s.health.readable) return false;
-  return id.value >= ctx.skipped_until.size() || ctx.skipped_until[id.value] <= ctx.now;
+  return !skipped(ctx, id);
+}
+
+// The local primary can serve a read unless the monitor found it down or a connection to it
+// just failed.
+bool primary_serves_reads(const topology& topo, const route_context& ctx, node_id id) {
+  const auto& h = topo.state(id).health;
+  return (!h.probed || h.reachable) && !skipped(ctx, id);
 }
 }  // namespace
 
@@ -36,7 +47,12 @@ bool needs_write_authority(const route_request& request) { return request.where 
 route_decision choose_node(const topology& topo, const route_context& ctx, const route_request& request) {
   if (wants_replica(request)) {
     for (auto id : topo.read_order) {
-      if (topo.state(id).role == node_role::primary) break;  // the local primary: reads stay in the region
+      // The local primary: reads stay in the region, unless it is down; then the nearest
+      // replica that may serve them.
+      if (topo.state(id).role == node_role::primary) {
+        if (primary_serves_reads(topo, ctx, id)) break;
+        continue;
+      }
       if (!usable_replica(topo, ctx, id)) continue;
       return route_decision{id, true, topo.state(id).health.replay < request.min_replay};
     }

@@ -49,6 +49,9 @@ struct node {
 struct node_health {
   bool probed = false;     // false until the first probe finished: the node is taken as configured
   bool reachable = true;
+  // Unreachable because its host refused the connection: nothing listens on its port (the
+  // server is down, not cut off).
+  bool refused = false;
   std::chrono::steady_clock::time_point last_seen{};  // the last probe that succeeded
   bool in_recovery = false;
   std::uint32_t timeline = 0;

@@ -73,6 +73,32 @@ TEST_CASE("the primary killed under load: every region writes to the promoted re
       return eu_admin.scalar("SELECT pg_last_wal_receive_lsn() > '" + *held_at + "'::pg_lsn") == "t";
     }, 10s));
   }
+  // A reader in the primary's region, on one connection through its Meridian: once the primary
+  // is down, its reads go to the nearest replica that may serve them (issue 24).
+  std::atomic<bool> reading{true};
+  std::atomic<int> reads{0}, read_errors{0};
+  std::string first_read_error;
+  std::thread reader([&] {
+    pg_connection c(sandbox::dsn(us));
+    while (reading) {
+      PGresult* r = PQexec(c.raw(), "SELECT count(*) FROM itest_failover");
+      if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+        ++reads;
+      } else if (read_errors++ == 0) {
+        first_read_error = PQresultErrorMessage(r);
+      }
+      PQclear(r);
+      std::this_thread::sleep_for(20ms);
+    }
+  });
+  struct stop_reader {
+    std::atomic<bool>& reading;
+    std::thread& t;
+    ~stop_reader() {
+      reading = false;
+      if (t.joinable()) t.join();
+    }
+  } stop_reading{reading, reader};
   REQUIRE(sandbox::script("kill-node us-east-1") == 0);
   const auto killed = std::chrono::steady_clock::now();
 
@@ -87,6 +113,11 @@ TEST_CASE("the primary killed under load: every region writes to the promoted re
     ++value;
   }
   for (auto& t : load) t.join();
+  reading = false;
+  reader.join();
+  WARN("reads through us-east-1 while its primary was down: " << reads << ", errors " << read_errors << " "
+       << first_read_error);
+  CHECK(read_errors == 0);
   CHECK(eu_admin.scalar("SELECT pg_is_in_recovery()") == "f");
   // Every Meridian routes by the new topology.
   for (int r : {us, eu, ap}) {

@@ -94,6 +94,42 @@ TEST_CASE("in the primary's region, reads stay on the primary rather than cross 
   CHECK_FALSE(d.replica);
 }
 
+TEST_CASE("in the primary's region, reads go to the nearest replica while the primary is down or was just refused",
+          "[routing][router]") {
+  std::vector<node> nodes{
+      {{}, "us", "us-east-1", "127.0.0.1", 5432, node_role::primary},
+      {{}, "eu", "eu-west-1", "127.0.0.2", 5432, node_role::replica},
+      {{}, "ap", "ap-southeast-1", "127.0.0.3", 5432, node_role::replica},
+  };
+  auto configured = make_configured_topology(nodes, "us-east-1");
+  topology t = *configured;
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<std::chrono::steady_clock::time_point> skipped(3);
+  route_context ctx{"us-east-1", skipped, now};
+  // The monitor found the primary down.
+  t.states[us.value].health.probed = true;
+  t.states[us.value].health.reachable = false;
+  auto d = choose_node(t, ctx, read());
+  CHECK(d.node == eu);
+  CHECK(d.replica);
+  // Writes still go to the primary (there is no other).
+  route_request write{target::primary, hint::none, true, {}};
+  CHECK(choose_node(t, ctx, write).node == us);
+  // No replica may serve reads: the primary, down or not, and the error it brings.
+  t.states[eu.value].health.readable = false;
+  t.states[ap.value].health.readable = false;
+  CHECK(choose_node(t, ctx, read()).node == us);
+  // Up again but just refused a connection: skipped for reads a while.
+  t.states[us.value].health.reachable = true;
+  t.states[ap.value].health.readable = true;
+  skipped[us.value] = now + 1s;
+  route_context after_refusal{"us-east-1", skipped, now};
+  CHECK(choose_node(t, after_refusal, read()).node == ap);
+  skipped[us.value] = now - 1ms;
+  route_context later{"us-east-1", skipped, now};
+  CHECK(choose_node(t, later, read()).node == us);
+}
+
 TEST_CASE("read-your-writes: a replica not yet seen at the commit's position must be confirmed", "[routing][router]") {
   auto base = three_regions();
   auto t = std::make_shared<topology>(*base);
