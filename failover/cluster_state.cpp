@@ -194,15 +194,20 @@ candidate_choice choose_candidate(const std::vector<region_view>& views, const s
   for (const auto& r : ranked)  // the most caught up; the earliest in the order among equals
     if (position.count(r) && position[r] > position[best]) best = r;
   std::string chosen = first;
-  if (best != first && routing::bytes_behind(position[best], position[first]) > settings.prefer_ahead_bytes) {
+  const auto gap = routing::bytes_behind(position[best], position[first]);
+  if (gap > settings.prefer_ahead_bytes) {
     chosen = best;
-    out.reason = chosen + " is " + std::to_string(routing::bytes_behind(position[best], position[first])) +
-                 " bytes ahead of " + first;
+    out.reason = chosen + " is " + std::to_string(gap) + " bytes ahead of " + first;
+  } else if (gap > 0) {
+    out.catch_up_from = best;
+    out.catch_up_to = position[best];
+    out.reason = chosen + " is the nearest replica; it first catches up the " + std::to_string(gap) +
+                 " bytes it lacks from " + best;
   } else {
     out.reason = chosen + " is the nearest caught-up replica";
   }
   out.node = chosen;
-  out.position = position[chosen];
+  out.position = out.catch_up_from ? out.catch_up_to : position[chosen];
   out.diverged = ahead(position, out.position);
   if (!out.diverged.empty()) {
     out.reason += "; ahead of it, so fenced until rejoined:";

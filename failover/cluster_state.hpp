@@ -62,7 +62,8 @@ struct region_view {
 struct candidate_settings {
   std::vector<std::string> order;     // preferred replicas, nearest to the primary's region first
   // How far behind the most caught-up replica the first choice of `order` may be and still be
-  // promoted (0: the most caught up always wins, the order breaking ties).
+  // promoted, once it has caught up from it (0: the most caught up always wins, the order
+  // breaking ties).
   std::uint64_t prefer_ahead_bytes = 0;
   std::uint64_t max_loss_bytes = 0;      // RPO guard; 0: none
 };
@@ -84,6 +85,11 @@ struct candidate_choice {
   // Replicas that received more than the candidate: their history forks from the new
   // timeline, so they cannot follow it without a rewind (failover.rejoin_command).
   std::vector<std::string> diverged;
+  // The candidate lacks WAL that a farther replica received (no more than prefer_ahead): it
+  // first streams the difference from that one (cascading replication) up to catch_up_to, then
+  // is promoted, and nothing forks. If it cannot, that replica is promoted instead.
+  std::optional<std::string> catch_up_from;
+  routing::lsn catch_up_to;
   std::string reason;
   // Every replica that could be promoted, by rank; the failed primary's WAL as last seen. The
   // async window (what acknowledged writes a promotion may lose) is loss_bytes and, in time,
@@ -97,9 +103,10 @@ struct candidate_choice {
 [[nodiscard]] std::string describe(const std::vector<candidate_report>& candidates);
 
 // Among the replicas of `topo` that some view saw reachable and in recovery, the first of
-// `order` unless another is ahead of it by more than prefer_ahead_bytes (then the most caught
-// up, the first of `order` among equals); blocked when it would lose more than max_loss_bytes of
-// what the primary was seen to write.
+// `order` (catching up first from the most caught up when that one is ahead by at most
+// prefer_ahead_bytes) unless another is ahead of it by more (then the most caught up, the
+// first of `order` among equals); blocked when it would lose more than max_loss_bytes of what
+// the primary was seen to write.
 // The replicas (reachable, in recovery, as the views saw them) that received more WAL than
 // `node`: promoting `node` forks their history.
 [[nodiscard]] std::vector<std::string> ahead_of(const std::vector<region_view>& views,

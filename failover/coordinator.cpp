@@ -639,25 +639,10 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
   if (etcd_) {
     if (!co_await end_epoch(why)) co_return;
     safe = ending_committed_ + settings_.lease_ttl + settings_.authority_margin;
-    if (const auto now = clock::now(); now < safe) {
+    if (const auto now = clock::now(); now < safe)
       spdlog::warn("failover: waiting {} ms for write authority over epoch {} to end everywhere (lease_ttl + "
                    "authority_margin after its ending was committed)",
                    ms_between(now, safe), record_.epoch);
-      // What is seen, chosen and recorded is read and written while the wait runs out, timed
-      // to end with it (twice the round trips the last reading of the views took), so that
-      // the promotion follows the wait at once, decided on what was seen at its end.
-      co_await pause_until(safe - 2 * views_took_);
-      if (!leading()) co_return;  // the next leader finds the ending and decides
-      seen = co_await collect_views();
-      seen_at = clock::now();
-      std::string still;
-      if (!operator_choice && !finishing &&
-          !primary_lost(seen, record_.primary, settings_.regions, settings_.detection, still)) {
-        spdlog::warn("failover: not promoting: the primary is reachable again ({})", still);
-        co_await give_up_ending(still);
-        co_return;
-      }
-    }
   }
   std::vector<std::string> replicas;
   for (const auto& n : monitor_.current().nodes)
@@ -679,6 +664,52 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
     reason = choice.reason;
     weighed = std::move(choice);
   }
+  // The nearest lacks WAL a farther replica received: it streams it from that one first, so
+  // that nothing forks and nothing the other received is lost; if it cannot in time, the
+  // farther one is promoted.
+  std::optional<std::string> caught_up_from;
+  if (weighed && weighed->catch_up_from) {
+    const auto* target = node(*chosen);
+    const auto* source = node(*weighed->catch_up_from);
+    const auto started = clock::now();
+    auto caught = target && source ? co_await admin_.catch_up(*target, *source, weighed->catch_up_to)
+                                   : tl::expected<void, std::string>(tl::unexpect, "unknown node");
+    if (caught) {
+      caught_up_from = *weighed->catch_up_from;
+      spdlog::warn("failover: {} caught up to {} from {} in {} ms", *chosen, weighed->catch_up_to.to_string(),
+                   *caught_up_from, ms_between(started, clock::now()));
+    } else {
+      spdlog::error("failover: {} could not catch up from {} ({}): promoting {} instead", *chosen,
+                    *weighed->catch_up_from, caught.error(), *weighed->catch_up_from);
+      chosen = *weighed->catch_up_from;
+      reason = *chosen + " is the most caught-up replica (the nearer " + weighed->node.value_or("") +
+               " could not catch up from it: " + caught.error() + ")";
+    }
+  }
+  // The views are read again as the wait runs out, timed to end with it (twice the round trips
+  // the last reading took), so that the promotion follows the wait at once, on what was seen
+  // at its end: the primary may be back, a replica further on.
+  if (etcd_ && clock::now() < safe) {
+    co_await pause_until(safe - 2 * views_took_);
+    if (!leading()) co_return;  // the next leader finds the ending and decides
+    seen = co_await collect_views();
+    seen_at = clock::now();
+    std::string still;
+    if (!operator_choice && !finishing &&
+        !primary_lost(seen, record_.primary, settings_.regions, settings_.detection, still)) {
+      spdlog::warn("failover: not promoting: the primary is reachable again ({})", still);
+      if (caught_up_from) {
+        // It streams from the other replica: back to the primary.
+        const auto* target = node(*chosen);
+        const auto* primary = node(record_.primary);
+        if (target && primary)
+          if (auto back = co_await admin_.repoint(*target, *primary); !back)
+            spdlog::error("failover: {} does not stream from {} again: {}", *chosen, record_.primary, back.error());
+      }
+      co_await give_up_ending(still);
+      co_return;
+    }
+  }
   if (etcd_ && !finishing) {
     const std::string intent = json{{"epoch", record_.epoch + 1}, {"candidate", *chosen}, {"leader", settings_.id}}.dump();
     if (auto p = co_await etcd_->put(intent_key_, intent); !p) {
@@ -694,7 +725,8 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
   if (!candidate) co_return;
   // Replicas that received more than the one promoted (an operator's choice, or a nearer one
   // within failover.prefer_ahead) cannot follow its timeline without a rewind.
-  const auto diverged = ahead_of(seen, replicas, record_.primary, *chosen);
+  // (One that caught up has what the other received: only replicas ahead of that one.)
+  const auto diverged = ahead_of(seen, replicas, record_.primary, caught_up_from.value_or(*chosen));
   if (!diverged.empty())
     spdlog::warn("failover: {} replica(s) received more than {}: fenced until rejoined (failover.rejoin_command)",
                  diverged.size(), *chosen);
@@ -756,6 +788,7 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
   t.reason = why;
   t.kind = operator_choice ? "operator promote" : "failover";
   t.choice = reason;
+  t.caught_up_from = caught_up_from.value_or("");
   if (weighed) {
     json candidates = json::array();
     for (const auto& c : weighed->candidates) {
@@ -821,6 +854,11 @@ awaitable<void> coordinator::finish_failover(failover_timeline t, topology_recor
     co_await all_done.async_wait(asio::redirect_error(use_awaitable, ec));
   }
   const auto repointed = clock::now();
+  // The slot the new primary streamed from while it caught up would keep WAL on that replica.
+  if (!t.caught_up_from.empty()) {
+    if (const auto* source = node(t.caught_up_from)) co_await admin_.drop_catch_up_slot(*primary, *source);
+    status["caught_up_from"] = t.caught_up_from;
+  }
   co_await fence_old_primaries();
   status["state"] = "done";
   // Measured from detection, or, by a leader that took over, from the takeover.

@@ -117,6 +117,7 @@ class coordinator {
     std::string reason;
     std::string kind = "failover";  // or "switchover", "operator promote"
     std::string choice;             // why this candidate
+    std::string caught_up_from;     // the replica it streamed what it lacked from, first
     // When a new leader finishes what a lost one began: who began it, and its figures.
     std::string begun_by;
     long long carried_promote_ms = -1, carried_publish_ms = -1;

@@ -164,6 +164,30 @@ awaitable<tl::expected<void, std::string>> node_admin::repoint_once(const routin
   co_return co_await verify_streaming(replica, primary, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()));
 }
 
+awaitable<tl::expected<void, std::string>> node_admin::catch_up(const routing::node& replica, const routing::node& source,
+                                                               routing::lsn position) {
+  if (!settings_.repoint_command.empty())
+    co_return tl::unexpected(std::string("failover.repoint_command is set: replicas cannot stream from each other here"));
+  const auto deadline = clock::now() + settings_.catch_up_timeout;
+  if (auto r = co_await repoint_once(replica, source, deadline); !r) co_return r;
+  co_return co_await wait_replayed(replica, position,
+                                   std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()));
+}
+
+awaitable<void> node_admin::drop_catch_up_slot(const routing::node& replica, const routing::node& source) {
+  pg_client r(executor_);
+  if (auto o = co_await open(r, replica); !o) co_return;
+  const auto deadline = clock::now() + settings_.connect_timeout;
+  auto slot = co_await r.query("SHOW primary_slot_name", deadline);
+  if (!slot || slot->size() != 1 || !(*slot)[0][0] || (*slot)[0][0]->empty()) co_return;
+  pg_client s(executor_);
+  if (auto o = co_await open(s, source); !o) co_return;
+  const auto name = sql_literal(*(*slot)[0][0]);
+  (void)co_await s.query("SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots"
+                         " WHERE slot_name = " + name + " AND NOT active",
+                         deadline);
+}
+
 awaitable<tl::expected<void, std::string>> node_admin::verify_streaming(const routing::node& replica,
                                                                         const routing::node& primary,
                                                                         std::chrono::milliseconds timeout) {

@@ -21,6 +21,7 @@ struct admin_settings {
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds promote_timeout{30'000};
   std::chrono::milliseconds repoint_timeout{30'000};
+  std::chrono::milliseconds catch_up_timeout{5'000};
   // primary_conninfo for a repointed replica; {host}, {port} and {name} (the replica's node
   // name) are filled in.
   std::string primary_conninfo = "host={host} port={port} user=replicator application_name={name}";
@@ -44,6 +45,12 @@ class node_admin {
   // The new primary's timeline once it reports it is out of recovery.
   awaitable<tl::expected<std::uint32_t, std::string>> promote(const routing::node& n);
   awaitable<tl::expected<void, std::string>> repoint(const routing::node& replica, const routing::node& primary);
+  // Before its promotion: `replica` streams from `source`, another replica (cascading), until it
+  // has replayed `position`; within catch_up_timeout. SQL only (not with a repoint command).
+  awaitable<tl::expected<void, std::string>> catch_up(const routing::node& replica, const routing::node& source,
+                                                      routing::lsn position);
+  // After it: the slot `replica` used on `source` goes, unless something streams from it.
+  awaitable<void> drop_catch_up_slot(const routing::node& replica, const routing::node& source);
   // true: the node was a primary and is now read-only; false: it is not reachable, already in
   // recovery or already read-only (nothing to do).
   awaitable<tl::expected<bool, std::string>> fence(const routing::node& old_primary);

@@ -398,7 +398,8 @@ config build_config(const YAML::Node& root, const std::string& base_dir) {
   }
   if (auto f = root["failover"]) {
     only_keys(f, "failover", {"automatic", "user", "password", "password_file", "password_env", "database", "sslmode", "detection",
-                              "candidate_order", "prefer_ahead", "max_data_loss", "promote_timeout", "repoint_timeout",
+                              "candidate_order", "prefer_ahead", "catch_up_timeout", "max_data_loss", "promote_timeout",
+                              "repoint_timeout",
                               "primary_conninfo", "promote_command", "repoint_command", "fence_command",
                               "rejoin_command"});
     auto& fo = c.failover;
@@ -416,6 +417,7 @@ config build_config(const YAML::Node& root, const std::string& base_dir) {
     if (auto o = f["candidate_order"]) fo.candidate_order = string_list(o, "failover.candidate_order", "node names");
     if (f["prefer_ahead"]) fo.prefer_ahead_bytes = size(f["prefer_ahead"], "failover.prefer_ahead");
     if (f["max_data_loss"]) fo.max_data_loss_bytes = size(f["max_data_loss"], "failover.max_data_loss");
+    if (f["catch_up_timeout"]) fo.catch_up_timeout = duration(f["catch_up_timeout"], "failover.catch_up_timeout");
     if (f["promote_timeout"]) fo.promote_timeout = duration(f["promote_timeout"], "failover.promote_timeout");
     if (f["repoint_timeout"]) fo.repoint_timeout = duration(f["repoint_timeout"], "failover.repoint_timeout");
     if (f["primary_conninfo"]) fo.primary_conninfo = scalar(f["primary_conninfo"], "failover.primary_conninfo");

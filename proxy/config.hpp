@@ -84,7 +84,9 @@ struct failover_config {
   std::string sslmode = "prefer";
   std::chrono::milliseconds detection{2000};
   std::vector<std::string> candidate_order;
-  std::uint64_t prefer_ahead_bytes = 0;  // promote the most caught-up replica
+  // The nearest replica catches up from one at most this far ahead, then is promoted.
+  std::uint64_t prefer_ahead_bytes = 1 << 20;
+  std::chrono::milliseconds catch_up_timeout{5'000};
   std::uint64_t max_data_loss_bytes = 0;
   std::chrono::milliseconds promote_timeout{30'000};
   std::chrono::milliseconds repoint_timeout{30'000};

@@ -73,6 +73,7 @@ meridian::failover::coordinator_settings coordinator_settings(const meridian::pr
                    {"application_name", "meridian-failover " + cfg.region}};
   if (!cfg.failover.password.empty()) c.admin.login.emplace_back("password", cfg.failover.password);
   c.admin.promote_timeout = cfg.failover.promote_timeout;
+  c.admin.catch_up_timeout = cfg.failover.catch_up_timeout;
   c.admin.repoint_timeout = cfg.failover.repoint_timeout;
   c.admin.primary_conninfo = cfg.failover.primary_conninfo;
   c.admin.promote_command = cfg.failover.promote_command;

@@ -72,14 +72,19 @@ TEST_CASE("candidate: nearest when caught up, most caught up when it is far ahea
 
   CHECK(c.diverged.empty());
 
-  // ap is 500 bytes ahead: not enough to pass over eu, but ap's history then forks from eu's
-  // new timeline: it is named to be fenced until rejoined.
+  // ap is 500 bytes ahead: not enough to pass over eu, which first catches up from ap, so
+  // nothing forks and nothing ap received is lost.
   views[1].nodes["ap"].receive = lsn{10'500};
   views[0].nodes["eu"].receive = views[0].nodes["eu"].replay = lsn{10'000};
   c = choose_candidate(views, replicas, "us", s);
   CHECK(*c.node == "eu");
-  CHECK(c.diverged == std::vector<std::string>{"ap"});
-  CHECK_THAT(c.reason, Catch::Contains("fenced until rejoined: ap"));
+  REQUIRE(c.catch_up_from);
+  CHECK(*c.catch_up_from == "ap");
+  CHECK(c.catch_up_to == lsn{10'500});
+  CHECK(c.position == lsn{10'500});
+  CHECK(c.diverged.empty());
+  CHECK_THAT(c.reason, Catch::Contains("catches up the 500 bytes it lacks from ap"));
+  // Were eu promoted as it is, ap would have received more than it.
   CHECK(ahead_of(views, replicas, "us", "eu") == std::vector<std::string>{"ap"});
   CHECK(ahead_of(views, replicas, "us", "ap").empty());
   // Without that allowance (the default) the most caught up wins: nobody is left ahead.
@@ -87,6 +92,7 @@ TEST_CASE("candidate: nearest when caught up, most caught up when it is far ahea
   strict.prefer_ahead_bytes = 0;
   c = choose_candidate(views, replicas, "us", strict);
   CHECK(*c.node == "ap");
+  CHECK_FALSE(c.catch_up_from);
   CHECK(c.diverged.empty());
   // Equals: the order decides.
   views[0].nodes["eu"].receive = lsn{10'500};

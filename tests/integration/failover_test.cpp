@@ -58,19 +58,21 @@ TEST_CASE("the primary killed under load: every region writes to the promoted re
   for (int r : {us, eu, ap})
     load.emplace_back([r] { run_command(pgbench(r, "-c 4 -j 4 -T 6")); });
   std::this_thread::sleep_for(1s);  // the load is running: that is the point of the wait
-  // The nearest replica is promoted when it is the most caught up (failover.prefer_ahead 0).
-  // Under load either replica may be a few KB ahead when the primary dies (ap-southeast-1 was,
-  // by 1,976 bytes, in one run), so ap-southeast-1's stream stops first: eu-west-1 then has more.
+  // The nearest replica is promoted even when the other received more, having first streamed
+  // what it lacked from that one (failover.prefer_ahead, 1 MiB): nothing forks, nothing the
+  // other received is lost. eu-west-1's stream stops first, so ap-southeast-1 has more.
   {
-    pg_connection ap_hold(sandbox::admin_dsn(ap));
-    REQUIRE(ap_hold.ok());
-    REQUIRE(ap_hold.sqlstate_of("ALTER SYSTEM SET primary_conninfo = ''").empty());
-    REQUIRE(ap_hold.scalar("SELECT pg_reload_conf()") == "t");
-    REQUIRE(eventually([&] { return ap_hold.scalar("SELECT count(*) FROM pg_stat_wal_receiver") == "0"; }, 10s));
-    const auto held_at = ap_hold.scalar("SELECT pg_last_wal_receive_lsn()");
+    pg_connection eu_hold(sandbox::admin_dsn(eu));
+    REQUIRE(eu_hold.ok());
+    REQUIRE(eu_hold.sqlstate_of("ALTER SYSTEM SET primary_conninfo = ''").empty());
+    REQUIRE(eu_hold.scalar("SELECT pg_reload_conf()") == "t");
+    REQUIRE(eventually([&] { return eu_hold.scalar("SELECT count(*) FROM pg_stat_wal_receiver") == "0"; }, 10s));
+    const auto held_at = eu_hold.scalar("SELECT pg_last_wal_receive_lsn()");
     REQUIRE(held_at);
+    pg_connection ap_admin(sandbox::admin_dsn(ap));
+    REQUIRE(ap_admin.ok());
     REQUIRE(eventually([&] {
-      return eu_admin.scalar("SELECT pg_last_wal_receive_lsn() > '" + *held_at + "'::pg_lsn") == "t";
+      return ap_admin.scalar("SELECT pg_last_wal_receive_lsn() > '" + *held_at + "'::pg_lsn") == "t";
     }, 10s));
   }
   // A reader in the primary's region, on one connection through its Meridian: once the primary
@@ -163,6 +165,7 @@ TEST_CASE("the primary killed under load: every region writes to the promoted re
   INFO(status.output);
   CHECK_THAT(status.output, Catch::Contains("\"state\":\"done\"") && Catch::Contains("\"to\":\"eu-west-1\""));
   CHECK_THAT(status.output, Catch::Contains("\"window_bytes\":") && Catch::Contains("\"candidates\":[{"));
+  CHECK_THAT(status.output, Catch::Contains("\"caught_up_from\":\"ap-southeast-1\""));
   // The leader's metrics carry the window (the others', none led: NaN).
   int leaders_reporting = 0;
   for (int r : {us, eu, ap})
