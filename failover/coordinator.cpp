@@ -313,6 +313,7 @@ awaitable<void> coordinator::guard_primary() {
       continue;
     }
     fenced_in = epoch;
+    if (*f && on_fence_) on_fence_(false);
     if (*f)
       spdlog::error("write authority: lost {} ms ago over epoch {}: fenced the primary {} of this region (read-only, "
                     "meridian.fenced_epoch = {}, its client sessions ended), so that nothing writes to it, direct "
@@ -337,6 +338,7 @@ awaitable<void> coordinator::lift_fence() {
   if (!lifted) {
     spdlog::error("write authority: cannot lift the fence of the primary {}: {}", p->name, lifted.error());
   } else if (*lifted) {
+    if (on_fence_) on_fence_(true);
     spdlog::warn("write authority: the primary {} was fenced by a Meridian that lost write authority over epoch {}; "
                  "the etcd majority keeps it (this leader holds that authority and reaches it): writable again",
                  p->name, record_.epoch);
@@ -800,7 +802,9 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
     t.window_bytes = static_cast<long long>(weighed->loss_bytes);
     t.window_ms = weighed->window_ms.value_or(-1);
     t.blind_ms = blind_ms;
-    if (on_failover_) on_failover_(weighed->loss_bytes, weighed->window_ms);
+    if (on_failover_)
+      on_failover_(weighed->loss_bytes, weighed->window_ms,
+                   blind_ms >= 0 ? std::optional<std::int64_t>(blind_ms) : std::nullopt);
   }
   asio::co_spawn(monitor_.io(), finish_failover(std::move(t), next), asio::detached);
 }

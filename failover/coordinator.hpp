@@ -85,10 +85,14 @@ class coordinator {
   // Called on the monitor's thread when this Meridian's write authority changes (with etcd).
   void on_authority(write_lease::listener handler);
   // Called on the monitor's thread when this Meridian, leading, promotes a replica it chose:
-  // the async window at promotion, in bytes and as the candidate's last measured lag.
-  void on_failover(std::function<void(std::uint64_t window_bytes, std::optional<std::int64_t> window_ms)> handler) {
-    on_failover_ = std::move(handler);
-  }
+  // the async window at promotion, in bytes and as the candidate's last measured lag, and up to
+  // how long the lost primary may have acknowledged writes no replica received.
+  using failover_listener = std::function<void(std::uint64_t window_bytes, std::optional<std::int64_t> window_ms,
+                                               std::optional<std::int64_t> blind_ms)>;
+  void on_failover(failover_listener handler) { on_failover_ = std::move(handler); }
+  // Called on the monitor's thread when this Meridian fenced its region's primary after losing
+  // write authority (false), or lifted such a fence as the leader (true).
+  void on_fence(std::function<void(bool lifted)> handler) { on_fence_ = std::move(handler); }
 
  private:
   using clock = std::chrono::steady_clock;
@@ -178,7 +182,8 @@ class coordinator {
   std::set<std::string> fenced_;  // "<epoch>/<node>" fenced successfully
   std::string requests_key_, pause_key_;
   std::function<void(bool)> on_pause_;
-  std::function<void(std::uint64_t, std::optional<std::int64_t>)> on_failover_;
+  failover_listener on_failover_;
+  std::function<void(bool)> on_fence_;
   bool paused_ = false;
   bool checked_unfinished_ = false;  // since this Meridian last became the leader
   std::uint64_t ending_epoch_ = 0;           // the epoch this leader is ending (0: none)

@@ -356,9 +356,11 @@ int main(int argc, char** argv) {
           if (c == failover::authority_clock::change::lapsed) stats->authority_lapsed();
         });
       }
-      coordinator->on_failover([stats = shared.stats.get()](std::uint64_t bytes, std::optional<std::int64_t> ms) {
-        stats->failover_window(bytes, ms);
+      coordinator->on_failover([stats = shared.stats.get()](std::uint64_t bytes, std::optional<std::int64_t> ms,
+                                                            std::optional<std::int64_t> blind_ms) {
+        stats->failover_window(bytes, ms, blind_ms);
       });
+      coordinator->on_fence([stats = shared.stats.get()](bool lifted) { stats->self_fence(lifted); });
       coordinator->start();
     }
   } else {

@@ -240,13 +240,29 @@ metrics::metrics(const routing::topology& topology, unsigned workers, const std:
                          .Help("The last failover this Meridian led: the promoted replica's lag as last measured (NaN: unknown)")
                          .Register(*registry_)
                          .Add({});
+  blind_seconds_ = &prometheus::BuildGauge()
+                        .Name("meridian_failover_blind_seconds")
+                        .Help("The last failover this Meridian led: up to how long the lost primary may have acknowledged "
+                              "writes no replica received, from when the majority lost sight of it until its write "
+                              "authority had ended everywhere (NaN: unknown)")
+                        .Register(*registry_)
+                        .Add({});
   window_bytes_->Set(std::numeric_limits<double>::quiet_NaN());  // none led yet
   window_seconds_->Set(std::numeric_limits<double>::quiet_NaN());
+  blind_seconds_->Set(std::numeric_limits<double>::quiet_NaN());
+  auto& fences = prometheus::BuildCounter()
+                     .Name("meridian_self_fences_total")
+                     .Help("Fences of this region's primary after this Meridian lost write authority (fenced), and "
+                           "such fences this Meridian lifted as the leader holding authority (lifted)")
+                     .Register(*registry_);
+  self_fences_ = &fences.Add({{"action", "fenced"}});
+  fence_lifts_ = &fences.Add({{"action", "lifted"}});
 }
 
-void metrics::failover_window(std::uint64_t bytes, std::optional<std::int64_t> ms) {
+void metrics::failover_window(std::uint64_t bytes, std::optional<std::int64_t> ms, std::optional<std::int64_t> blind_ms) {
   window_bytes_->Set(static_cast<double>(bytes));
   window_seconds_->Set(ms ? static_cast<double>(*ms) / 1000.0 : std::numeric_limits<double>::quiet_NaN());
+  blind_seconds_->Set(blind_ms ? static_cast<double>(*blind_ms) / 1000.0 : std::numeric_limits<double>::quiet_NaN());
 }
 
 std::vector<std::string> metrics::node_names() const {

@@ -45,7 +45,10 @@ class metrics {
   [[nodiscard]] const routing::write_authority* authority() const { return authority_; }
   void authority_lapsed() { authority_lapses_->Increment(); }
   // The async window of the last failover this Meridian led (unknown lag: NaN).
-  void failover_window(std::uint64_t bytes, std::optional<std::int64_t> ms);
+  void failover_window(std::uint64_t bytes, std::optional<std::int64_t> ms, std::optional<std::int64_t> blind_ms);
+  // This Meridian fenced its region's primary after losing write authority, or (leading)
+  // lifted such a fence.
+  void self_fence(bool lifted) { (lifted ? fence_lifts_ : self_fences_)->Increment(); }
   void replica_skipped(routing::node_id node) { count(replica_skips_, node.value); }
   // Read-your-writes: a read waited for a replica to replay the client's commit, and where the
   // wait ended (the replica had it, or the read went to the primary).
@@ -83,6 +86,9 @@ class metrics {
   prometheus::Counter* tls_handshakes_ = nullptr;
   prometheus::Counter* authority_lapses_ = nullptr;
   prometheus::Gauge* window_bytes_ = nullptr;
+  prometheus::Gauge* blind_seconds_ = nullptr;
+  prometheus::Counter* self_fences_ = nullptr;
+  prometheus::Counter* fence_lifts_ = nullptr;
   prometheus::Gauge* window_seconds_ = nullptr;
   const routing::write_authority* authority_ = nullptr;
   // Per-node gauges, in node_families_'s order.

@@ -168,8 +168,14 @@ TEST_CASE("the primary killed under load: every region writes to the promoted re
   CHECK_THAT(status.output, Catch::Contains("\"caught_up_from\":\"ap-southeast-1\""));
   // The leader's metrics carry the window (the others', none led: NaN).
   int leaders_reporting = 0;
-  for (int r : {us, eu, ap})
-    if (metric(http_get(sandbox::metrics_port(r), "/metrics"), "meridian_failover_window_bytes", "") >= 0) ++leaders_reporting;
+  for (int r : {us, eu, ap}) {
+    const auto exposition = http_get(sandbox::metrics_port(r), "/metrics");
+    if (metric(exposition, "meridian_failover_window_bytes", "") >= 0) {
+      ++leaders_reporting;
+      // And up to how long the lost primary may have taken writes no replica received.
+      CHECK(metric(exposition, "meridian_failover_blind_seconds", "") > 0);
+    }
+  }
   CHECK(leaders_reporting == 1);
 }
 
@@ -444,6 +450,11 @@ TEST_CASE("a region that lost write authority fences its own primary: lifted whi
   cut_from_etcd_majority("eu-west-1", "us-east-1", "ap-southeast-1");
   REQUIRE(eventually([&] { return log_lines_with("eu-west-1", fenced_line) > fenced_before; }, 15s));
   REQUIRE(eventually([&] { return log_lines_anywhere("writable again") > lifted_before; }, 15s));
+  // Counted where it happened: the fence in eu-west-1, the lift by the leader elsewhere.
+  CHECK(metric(http_get(sandbox::metrics_port(eu), "/metrics"), "meridian_self_fences_total", "action=\"fenced\"") >= 1);
+  double lifts = 0;
+  for (int r : {us, ap}) lifts += metric(http_get(sandbox::metrics_port(r), "/metrics"), "meridian_self_fences_total", "action=\"lifted\"");
+  CHECK(lifts >= 1);
   CHECK(eventually([] { return write_through(us, 9500) == pg_port_str(eu); }, 10s));
   CHECK(eventually([] { return write_through(ap, 9501) == pg_port_str(eu); }, 10s));
   {
