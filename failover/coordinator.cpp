@@ -620,13 +620,9 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
   std::string reason = operator_choice ? "chosen by an operator" : "";
   std::optional<candidate_choice> weighed;  // the automatic choice, reported with the failover
   if (etcd_ && !chosen) {
-    auto intent = co_await etcd_->get(intent_key_);
-    if (intent && !intent->empty()) {
-      json j = json::parse(intent->front().value, nullptr, false);
-      if (!j.is_discarded() && j.value("epoch", std::uint64_t{0}) == record_.epoch + 1) {
-        chosen = j.value("candidate", std::string());
-        reason = "finishing the failover begun by " + j.value("leader", std::string("another Meridian"));
-      }
+    if (auto intent = co_await next_epoch_intent(record_.epoch); intent && *intent) {
+      chosen = (*intent)->candidate;
+      reason = "finishing the failover begun by " + (*intent)->leader;
     }
   }
   const bool finishing = reason.starts_with("finishing");
@@ -902,6 +898,16 @@ awaitable<void> coordinator::resume_unfinished() {
   asio::co_spawn(monitor_.io(), finish_failover(std::move(t), record_), asio::detached);
 }
 
+awaitable<tl::expected<std::optional<coordinator::failover_intent>, std::string>> coordinator::next_epoch_intent(
+    std::uint64_t epoch) {
+  auto found = co_await etcd_->get(intent_key_);
+  if (!found) co_return tl::unexpected(found.error());
+  if (found->empty()) co_return std::optional<failover_intent>{};
+  json j = json::parse(found->front().value, nullptr, false);
+  if (j.is_discarded() || j.value("epoch", std::uint64_t{0}) != epoch + 1) co_return std::optional<failover_intent>{};
+  co_return failover_intent{j.value("candidate", std::string()), j.value("leader", std::string("another Meridian"))};
+}
+
 awaitable<bool> coordinator::end_epoch(const std::string& why) {
   if (!etcd_ || ending_epoch_ == record_.epoch) co_return true;
   const auto epoch = record_.epoch;
@@ -928,12 +934,8 @@ awaitable<bool> coordinator::end_epoch(const std::string& why) {
 awaitable<void> coordinator::give_up_ending(const std::string& why) {
   if (!etcd_ || ending_epoch_ == 0) co_return;
   // Not while a failover is under way: its intent names the next epoch, and it goes on.
-  auto intent = co_await etcd_->get(intent_key_);
-  if (!intent) co_return;
-  if (!intent->empty()) {
-    json j = json::parse(intent->front().value, nullptr, false);
-    if (!j.is_discarded() && j.value("epoch", std::uint64_t{0}) == ending_epoch_ + 1) co_return;
-  }
+  auto intent = co_await next_epoch_intent(ending_epoch_);
+  if (!intent || *intent) co_return;
   const auto epoch = ending_epoch_;
   if (auto r = co_await etcd_->erase(ending_prefix_ + std::to_string(epoch)); !r) {
     spdlog::error("failover: cannot give up the ending of epoch {}: {}", epoch, r.error());

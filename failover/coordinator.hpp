@@ -141,6 +141,12 @@ class coordinator {
   // over the record applied): no renewal of it succeeds after the commit. True once committed,
   // now or earlier by this leader.
   awaitable<bool> end_epoch(const std::string& why);
+  // The failover a leader recorded it would make (…/intent) after `epoch`: its candidate and
+  // leader; none when the intent names another epoch or there is none.
+  struct failover_intent {
+    std::string candidate, leader;
+  };
+  awaitable<tl::expected<std::optional<failover_intent>, std::string>> next_epoch_intent(std::uint64_t epoch);
   // Takes the ending back (the primary is reachable again), unless a failover's intent names
   // the next epoch.
   awaitable<void> give_up_ending(const std::string& why);

@@ -1,5 +1,7 @@
 #include "failover/node_admin.hpp"
 
+#include <vector>
+
 #include <libpq-fe.h>
 #include <spdlog/spdlog.h>
 
@@ -294,24 +296,7 @@ awaitable<tl::expected<void, std::string>> node_admin::wait_replayed(const routi
 }
 
 awaitable<tl::expected<bool, std::string>> node_admin::self_fence(const routing::node& primary, std::uint64_t epoch) {
-  pg_client c(executor_);
-  if (auto o = co_await open(c, primary); !o) co_return false;  // unreachable: nothing to fence now
-  const auto deadline = clock::now() + settings_.repoint_timeout;
-  auto state = co_await c.query(
-      "SELECT pg_catalog.pg_is_in_recovery(), pg_catalog.current_setting('default_transaction_read_only')", deadline);
-  if (!state) co_return tl::unexpected(primary.name + ": " + state.error());
-  if (state->size() == 1 && ((*state)[0][0] == "t" || (*state)[0][1] == "on")) co_return false;
-  // ALTER SYSTEM knows a custom parameter only once the session has it as a placeholder.
-  const std::string value = "'" + std::to_string(epoch) + "'";
-  for (const std::string& sql :
-       {std::string("ALTER SYSTEM SET default_transaction_read_only = on"), "SET meridian.fenced_epoch = " + value,
-        "ALTER SYSTEM SET meridian.fenced_epoch = " + value,
-        std::string("SELECT pg_catalog.pg_reload_conf()"),
-        std::string("SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity"
-                    " WHERE backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()")}) {
-    if (auto r = co_await c.query(sql, deadline); !r) co_return tl::unexpected(primary.name + ": " + r.error());
-  }
-  co_return true;
+  co_return co_await fence_with_sql(primary, epoch);
 }
 
 awaitable<tl::expected<bool, std::string>> node_admin::lift_self_fence(const routing::node& primary, std::uint64_t epoch) {
@@ -334,19 +319,31 @@ awaitable<tl::expected<bool, std::string>> node_admin::fence(const routing::node
     if (!h) co_return tl::unexpected(h.error());
     co_return true;
   }
+  co_return co_await fence_with_sql(old_primary, std::nullopt);
+}
+
+awaitable<tl::expected<bool, std::string>> node_admin::fence_with_sql(const routing::node& n,
+                                                                      std::optional<std::uint64_t> mark) {
   pg_client c(executor_);
-  if (auto o = co_await open(c, old_primary); !o) co_return false;  // unreachable: nothing to fence now
+  if (auto o = co_await open(c, n); !o) co_return false;  // unreachable: nothing to fence now
   const auto deadline = clock::now() + settings_.repoint_timeout;
   auto state = co_await c.query(
       "SELECT pg_catalog.pg_is_in_recovery(), pg_catalog.current_setting('default_transaction_read_only')", deadline);
-  if (!state) co_return tl::unexpected(old_primary.name + ": " + state.error());
+  if (!state) co_return tl::unexpected(n.name + ": " + state.error());
   // Already a replica, or already fenced: nothing to do.
   if (state->size() == 1 && ((*state)[0][0] == "t" || (*state)[0][1] == "on")) co_return false;
-  for (const char* sql : {"ALTER SYSTEM SET default_transaction_read_only = on", "SELECT pg_catalog.pg_reload_conf()",
-                          "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity"
-                          " WHERE backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()"}) {
-    if (auto r = co_await c.query(sql, deadline); !r) co_return tl::unexpected(old_primary.name + ": " + r.error());
+  std::vector<std::string> steps{"ALTER SYSTEM SET default_transaction_read_only = on"};
+  if (mark) {
+    // ALTER SYSTEM knows a custom parameter only once the session has it as a placeholder.
+    const std::string value = "'" + std::to_string(*mark) + "'";
+    steps.push_back("SET meridian.fenced_epoch = " + value);
+    steps.push_back("ALTER SYSTEM SET meridian.fenced_epoch = " + value);
   }
+  steps.push_back("SELECT pg_catalog.pg_reload_conf()");
+  steps.push_back("SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity"
+                  " WHERE backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()");
+  for (const auto& sql : steps)
+    if (auto r = co_await c.query(sql, deadline); !r) co_return tl::unexpected(n.name + ": " + r.error());
   co_return true;
 }
 

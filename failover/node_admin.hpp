@@ -5,6 +5,7 @@
 // fence an old primary that is still up (read-only by default, its sessions terminated).
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -83,6 +84,9 @@ class node_admin {
   static std::pair<std::string, std::string> conninfo_target(const std::string& conninfo, const routing::node& primary);
 
  private:
+  // Read-only by default (and marked meridian.fenced_epoch = mark, when given), reloaded, client
+  // sessions terminated. false: unreachable, in recovery or already read-only.
+  awaitable<tl::expected<bool, std::string>> fence_with_sql(const routing::node& n, std::optional<std::uint64_t> mark);
   awaitable<tl::expected<void, std::string>> repoint_once(const routing::node& replica, const routing::node& primary,
                                                           std::chrono::steady_clock::time_point deadline);
   awaitable<tl::expected<void, std::string>> open(pg_client& c, const routing::node& n);

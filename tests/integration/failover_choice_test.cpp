@@ -64,17 +64,6 @@ void write_wal(int region, int mib) {
   FAIL("could not write " << mib << " MiB of WAL");
 }
 
-// Joins its threads however the test ends (a failed REQUIRE unwinds through here).
-struct joined_threads {
-  std::atomic<bool>& stop;
-  std::vector<std::thread> threads;
-  ~joined_threads() {
-    stop = true;
-    for (auto& t : threads)
-      if (t.joinable()) t.join();
-  }
-};
-
 }  // namespace
 
 TEST_CASE("synchronous replication to eu-west-1: every acknowledged write survives the primary's loss",

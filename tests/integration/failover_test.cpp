@@ -77,12 +77,13 @@ TEST_CASE("the primary killed under load: every region writes to the promoted re
   }
   // A reader in the primary's region, on one connection through its Meridian: once the primary
   // is down, its reads go to the nearest replica that may serve them (issue 24).
-  std::atomic<bool> reading{true};
+  std::atomic<bool> stop_reading{false};
   std::atomic<int> reads{0}, read_errors{0};
   std::string first_read_error;
-  std::thread reader([&] {
+  joined_threads reader{stop_reading, {}};
+  reader.threads.emplace_back([&] {
     pg_connection c(sandbox::dsn(us));
-    while (reading) {
+    while (!stop_reading) {
       PGresult* r = PQexec(c.raw(), "SELECT count(*) FROM itest_failover");
       if (PQresultStatus(r) == PGRES_TUPLES_OK) {
         ++reads;
@@ -93,14 +94,6 @@ TEST_CASE("the primary killed under load: every region writes to the promoted re
       std::this_thread::sleep_for(20ms);
     }
   });
-  struct stop_reader {
-    std::atomic<bool>& reading;
-    std::thread& t;
-    ~stop_reader() {
-      reading = false;
-      if (t.joinable()) t.join();
-    }
-  } stop_reading{reading, reader};
   REQUIRE(sandbox::script("kill-node us-east-1") == 0);
   const auto killed = std::chrono::steady_clock::now();
 
@@ -115,7 +108,6 @@ TEST_CASE("the primary killed under load: every region writes to the promoted re
     ++value;
   }
   for (auto& t : load) t.join();
-  reading = false;
   reader.join();
   WARN("reads through us-east-1 while its primary was down: " << reads << ", errors " << read_errors << " "
        << first_read_error);
@@ -323,7 +315,8 @@ TEST_CASE("the primary cut off from every region: failover, and the old primary,
     std::string port;
   };
   std::vector<ack> acks;
-  std::thread writer([&] {
+  joined_threads writer{stop, {}};
+  writer.threads.emplace_back([&] {
     std::unique_ptr<pg_connection> c;
     for (int v = 9300; !stop; ++v) {
       if (!c || !c->ok()) c = std::make_unique<pg_connection>(sandbox::dsn(ap));
@@ -340,14 +333,6 @@ TEST_CASE("the primary cut off from every region: failover, and the old primary,
       PQclear(r);
     }
   });
-  struct joined {
-    std::atomic<bool>& stop;
-    std::thread& t;
-    ~joined() {
-      stop = true;
-      if (t.joinable()) t.join();
-    }
-  } join_writer{stop, writer};
   REQUIRE(eventually([&] { return acked_on_ap > 3; }, 10s));
   // Only ap-southeast-1's PostgreSQL is cut off: its region's Meridian and etcd member stay
   // connected, and that Meridian can still reach the old primary inside its region.
@@ -365,7 +350,6 @@ TEST_CASE("the primary cut off from every region: failover, and the old primary,
   REQUIRE(eventually([] { return sandbox::script_output("ctl status").output.find("epoch 6: primary eu-west-1") != std::string::npos; },
                      30s));
   REQUIRE(eventually([&] { return acked_on_eu.load(); }, 30s));
-  stop = true;
   writer.join();
   {
     auto ms = [&](steady::time_point t) { return std::chrono::duration_cast<std::chrono::milliseconds>(t - isolated).count(); };
@@ -420,18 +404,6 @@ int log_lines_with(const std::string& region, const std::string& text) {
 int log_lines_anywhere(const std::string& text) {
   return log_lines_with("us-east-1", text) + log_lines_with("eu-west-1", text) + log_lines_with("ap-southeast-1", text);
 }
-
-// Cuts a region off from the etcd majority and nothing else (see write_authority_test).
-void cut_from_etcd_majority(const std::string& region, const std::string& a, const std::string& b) {
-  for (const auto& c : {"net isolate " + region + "/etcd-peer", "net cut " + region + " " + a + "/etcd-peer",
-                        "net cut " + region + " " + b + "/etcd-peer", "net cut " + region + " " + a + "/etcd",
-                        "net cut " + region + " " + b + "/etcd"})
-    REQUIRE(sandbox::script(c) == 0);
-}
-
-struct healed_after {
-  ~healed_after() { sandbox::script("net heal"); }
-};
 }  // namespace
 
 TEST_CASE("a region that lost write authority fences its own primary: lifted while the majority keeps it, kept when the "

@@ -309,6 +309,13 @@ double metric(const std::string& exposition, const std::string& name, const std:
   return std::stod(exposition.substr(at + key.size()));
 }
 
+void cut_from_etcd_majority(const std::string& region, const std::string& a, const std::string& b) {
+  for (const auto& c : {"net isolate " + region + "/etcd-peer", "net cut " + region + " " + a + "/etcd-peer",
+                        "net cut " + region + " " + b + "/etcd-peer", "net cut " + region + " " + a + "/etcd",
+                        "net cut " + region + " " + b + "/etcd"})
+    REQUIRE(sandbox::script(c) == 0);
+}
+
 void check_pause_holds(int region, const std::function<bool()>& pause, const std::function<bool()>& resume) {
   pg_connection c(sandbox::dsn(region));
   REQUIRE(c.ok());

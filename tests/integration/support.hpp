@@ -3,11 +3,13 @@
 // CTest fixture with the ports given in the environment.
 #include <libpq-fe.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace meridian::testing {
@@ -136,6 +138,30 @@ double node_gauge(int seen_from, const std::string& name, int node);
 // window); once `resume` returns it runs, without error. Each action returns whether it worked;
 // `resume` also runs however the check ends.
 void check_pause_holds(int region, const std::function<bool()>& pause, const std::function<bool()>& resume);
+
+// Threads told to stop through `stop`, joined however the test ends (a failed REQUIRE unwinds
+// through here).
+struct joined_threads {
+  std::atomic<bool>& stop;
+  std::vector<std::thread> threads;
+  void join() {
+    stop = true;
+    for (auto& t : threads)
+      if (t.joinable()) t.join();
+  }
+  ~joined_threads() { join(); }
+};
+
+// Cuts `region` off from the etcd majority and nothing else: its member from the other members
+// (both ways) and its Meridian from the other members' client ports (`a` and `b`, the other
+// regions). Inside a region nothing is cut, so its Meridian still reaches its own member, which
+// has no quorum.
+void cut_from_etcd_majority(const std::string& region, const std::string& a, const std::string& b);
+
+// Heals the sandbox's network however the test ends.
+struct healed_after {
+  ~healed_after() { sandbox::script("net heal"); }
+};
 
 // GET http://127.0.0.1:port/path; the body, or "" on failure.
 std::string http_get(int port, const std::string& path, const std::string& token = {});

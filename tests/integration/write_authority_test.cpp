@@ -39,21 +39,6 @@ insert_result insert(pg_connection& c, int value, const char* region) {
   return out;
 }
 
-// Cuts us-east-1 off from the etcd majority and nothing else: its member from the other members
-// (both ways) and its Meridian from the other members' client ports. Inside a region nothing
-// is cut, so the us-east-1 Meridian still reaches its own member, which has no quorum.
-void cut_us_from_etcd_majority() {
-  for (const char* c : {"net isolate us-east-1/etcd-peer", "net cut us-east-1 eu-west-1/etcd-peer",
-                        "net cut us-east-1 ap-southeast-1/etcd-peer", "net cut us-east-1 eu-west-1/etcd",
-                        "net cut us-east-1 ap-southeast-1/etcd"})
-    REQUIRE(sandbox::script(c) == 0);
-}
-
-// Heals the network however the test ends.
-struct healed_after {
-  ~healed_after() { sandbox::script("net heal"); }
-};
-
 }  // namespace
 
 TEST_CASE("a region cut off from the etcd majority stops acknowledging writes, keeps reading, and writes again once healed",
@@ -74,7 +59,7 @@ TEST_CASE("a region cut off from the etcd majority stops acknowledging writes, k
       metric(http_get(sandbox::metrics_port(us), "/metrics"), "meridian_write_authority_lapses_total", "");
 
   healed_after heal;
-  cut_us_from_etcd_majority();
+  cut_from_etcd_majority("us-east-1", "eu-west-1", "ap-southeast-1");
   const auto cut = steady::now();
 
   // Writes go on until the authority granted before the cut runs out, then are refused.
