@@ -18,12 +18,20 @@ void pipeline::sent(char type, char describe_kind, bool synthetic, std::uint32_t
     case fe_t::sync: kind = request_kind::sync; break;
     case fe_t::query: kind = request_kind::query; break;
     case fe_t::function_call: kind = request_kind::function_call; break;
+    case fe_t::copy_done:
+    case fe_t::copy_fail: kind = request_kind::copy_end; break;
     default: return;
   }
   sent(pending_request{kind, synthetic, false, tag});
 }
 
 void pipeline::sent(pending_request request) {
+  if (copy_in_) {
+    // The server reads copy messages only: it ignores a Sync, and the copy ends here.
+    if (request.kind == request_kind::copy_end) copy_in_ = false;
+    if (request.kind == request_kind::sync || request.kind == request_kind::copy_end) return;
+  }
+  if (request.kind == request_kind::copy_end && (skipping_ || !has_head())) return;  // no copy to end
   if (skipping_) {
     // The server discards everything up to the next Sync after an error.
     if (request.kind != request_kind::sync) {
@@ -48,12 +56,25 @@ void pipeline::clear() {
   queue_.clear();
   head_ = 0;
   skipping_ = false;
+  copy_in_ = false;
   discarded_.clear();
+}
+
+void pipeline::enter_copy_in() {
+  for (std::size_t i = head_ + 1; i < queue_.size(); ++i) {
+    const auto k = queue_[i].kind;
+    if (k == request_kind::sync || k == request_kind::copy_end) {
+      queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(i));
+      --i;
+      if (k == request_kind::copy_end) return;
+    }
+  }
+  copy_in_ = true;  // the copy's end is still to come from the client
 }
 
 void pipeline::discard_until_sync() {
   while (has_head() && head().kind != request_kind::sync) {
-    discarded_.push_back(head());
+    if (head().kind != request_kind::copy_end) discarded_.push_back(head());
     pop();
   }
   if (!has_head()) skipping_ = true;
@@ -116,10 +137,13 @@ response_verdict pipeline::received(char type) {
       expect(h.kind == request_kind::execute);
       pop();
       break;
+    case be_t::copy_in_response:
+      expect(h.kind == request_kind::execute || h.kind == request_kind::query);
+      enter_copy_in();
+      break;
     case be_t::data_row:
     case be_t::copy_data:
     case be_t::copy_done:
-    case be_t::copy_in_response:
     case be_t::copy_out_response:
     case be_t::copy_both_response:
       expect(h.kind == request_kind::execute || h.kind == request_kind::query);
@@ -128,6 +152,7 @@ response_verdict pipeline::received(char type) {
       expect(h.kind == request_kind::function_call);
       break;
     case be_t::error_response:
+      copy_in_ = false;  // an error ends a copy: the server no longer reads copy messages
       if (h.kind == request_kind::query || h.kind == request_kind::function_call) {
         // Simple protocol: ReadyForQuery follows. A failed injected query is swallowed whole.
         if (h.synthetic) v.synthetic_error = true;

@@ -5,9 +5,12 @@
 // connection that lacks the statement, a parameter-sync query), know when a server connection has
 // nothing in flight, and answer every outstanding Sync if the server dies.
 //
-// Rules followed (PostgreSQL, "Extended Query" and "Simple Query"): after an ErrorResponse in the
-// extended protocol the server discards messages until Sync; a simple Query or FunctionCall ends
-// with ReadyForQuery; Describe of a statement yields ParameterDescription then RowDescription/NoData.
+// Rules followed (PostgreSQL, "Extended Query", "Simple Query" and "COPY Operations"): after an
+// ErrorResponse in the extended protocol the server discards messages until Sync; a simple Query
+// or FunctionCall ends with ReadyForQuery; Describe of a statement yields ParameterDescription
+// then RowDescription/NoData; from CopyInResponse until the client's CopyDone or CopyFail the
+// server reads only copy messages and ignores Sync and Flush, including a Sync the client sent
+// before the copy began (libpq's PQexecParams of a COPY … FROM STDIN sends Execute and Sync).
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -27,6 +30,7 @@ enum class request_kind : std::uint8_t {
   sync,
   query,
   function_call,
+  copy_end,  // the client's CopyDone or CopyFail: answers nothing, marks where a copy-in ends
 };
 
 struct pending_request {
@@ -47,7 +51,8 @@ struct response_verdict {
 class pipeline {
  public:
   // Records a frontend message sent to the server. Messages without answers of their own
-  // (Flush, CopyData, CopyDone, CopyFail, Terminate) are ignored.
+  // (Flush, CopyData, Terminate) are ignored; CopyDone and CopyFail mark where a copy-in ends
+  // (see above), and a Sync sent during a copy-in is ignored as the server ignores it.
   void sent(char frontend_message_type, char describe_kind = 'S', bool synthetic = false, std::uint32_t tag = 0);
   void sent(pending_request request);
 
@@ -60,6 +65,8 @@ class pipeline {
     if (head_ < queue_.size()) return queue_[head_];
     return std::nullopt;
   }
+  // The server is reading a copy-in whose end the client has not sent yet.
+  [[nodiscard]] bool copying_in() const { return copy_in_; }
   // Whether a local request has reached the head.
   [[nodiscard]] bool local_at_head() const { return has_head() && queue_[head_].local; }
   // Pops a local request that has reached the head (its turn to be answered), if any. Asked
@@ -83,6 +90,8 @@ class pipeline {
   pending_request& head() { return queue_[head_]; }
   void pop() {
     ++head_;
+    // A copy's end marker left at the head (a COPY that never started) answers nothing.
+    while (head_ < queue_.size() && queue_[head_].kind == request_kind::copy_end) ++head_;
     if (head_ == queue_.size()) {
       queue_.clear();
       head_ = 0;
@@ -91,12 +100,17 @@ class pipeline {
   // After an extended-protocol error: what the server will skip, up to the next Sync. Apart
   // (and not inlined) so that classifying the common messages spills no registers.
   [[gnu::noinline]] void discard_until_sync();
+  // CopyInResponse: the Syncs the client sent between the request and its copy's end are not
+  // answered. Apart for the same reason.
+  [[gnu::noinline]] void enter_copy_in();
 
   std::vector<pending_request> queue_;
   std::size_t head_ = 0;
   // An extended-protocol error arrived with no Sync queued: the server drops what comes next
   // until the client's Sync.
   bool skipping_ = false;
+  // The server is in copy-in and the client has not yet sent CopyDone or CopyFail.
+  bool copy_in_ = false;
   std::vector<pending_request> discarded_;
 };
 

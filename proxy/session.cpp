@@ -1003,6 +1003,7 @@ bool session::forward_client_message(const pr::frame& m) {
       auto v = pr::fe::validate(m.type, m.body);
       if (!v) return fail(v.error());
       raw();
+      pl.sent(m.type);  // where the copy-in ends: Syncs before it are ignored by the server
       if (capture_after_copy_) {
         capture_after_copy_ = false;
         capture_commit_position(sc);

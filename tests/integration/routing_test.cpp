@@ -243,3 +243,37 @@ TEST_CASE("SET follows the client to every server connection, replicas included"
     CHECK(c.sqlstate_of("SELECT v FROM itest_where") == "42P01");
   }
 }
+
+TEST_CASE("COPY through the extended protocol leaves the connection usable, in every region",
+          "[integration][routing][copy]") {
+  // libpq's PQexecParams("COPY … FROM STDIN") sends Execute and Sync before the data; the server
+  // ignores that Sync during the copy, so only one ReadyForQuery comes back.
+  {
+    pg_connection setup(sandbox::dsn(us));
+    REQUIRE(setup.ok());
+    setup.scalar("CREATE TABLE IF NOT EXISTS itest_copy_extended (region text, id int)");
+  }
+  for (int region : {us, eu, ap}) {
+    INFO(region_name(region));
+    pg_connection c(sandbox::dsn(region));
+    REQUIRE(c.ok());
+    PGresult* r = PQexecParams(c.raw(), "COPY itest_copy_extended (region, id) FROM STDIN", 0, nullptr, nullptr,
+                               nullptr, nullptr, 0);
+    REQUIRE(PQresultStatus(r) == PGRES_COPY_IN);
+    PQclear(r);
+    const std::string rows = std::string(region_name(region)) + "\t1\n" + region_name(region) + "\t2\n";
+    REQUIRE(PQputCopyData(c.raw(), rows.data(), static_cast<int>(rows.size())) == 1);
+    REQUIRE(PQputCopyEnd(c.raw(), nullptr) == 1);
+    r = PQgetResult(c.raw());
+    CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
+    PQclear(r);
+    while ((r = PQgetResult(c.raw())) != nullptr) PQclear(r);
+    // The next statements run, and are routed as ever.
+    const auto count = c.scalar("/* meridian:primary */ SELECT count(*) FROM itest_copy_extended WHERE region = '" +
+                                std::string(region_name(region)) + "'");
+    CHECK(count == "2");
+    CHECK(port_of(c) == pg_port_str(region));
+    c.scalar("DELETE FROM itest_copy_extended WHERE region = '" + std::string(region_name(region)) + "'");
+    CHECK(c.ok());
+  }
+}

@@ -2,7 +2,10 @@
 // and what an error discards.
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+
 #include "protocol/pipeline.hpp"
+#include "tests/recordings/pgtrace.hpp"
 
 using namespace meridian::protocol;
 
@@ -132,4 +135,89 @@ TEST_CASE("COPY inside a simple query", "[protocol][pipeline]") {
   p.sent('c');
   CHECK(feed(p, "GCZ") == "GCZ");
   CHECK(p.empty());
+}
+
+TEST_CASE("extended COPY: the Sync sent before the copy began is ignored", "[protocol][pipeline]") {
+  // libpq's PQexecParams("COPY … FROM STDIN"): Parse/Bind/Describe/Execute/Sync, then the data.
+  pipeline p;
+  send(p, "PBDES");
+  CHECK(feed(p, "12nG") == "12nG");
+  CHECK(p.copying_in());
+  send(p, "dcS");
+  CHECK_FALSE(p.copying_in());
+  CHECK(feed(p, "CZ") == "CZ");
+  CHECK(p.empty());
+}
+
+TEST_CASE("extended COPY with its data sent before the server answered", "[protocol][pipeline]") {
+  pipeline p;
+  send(p, "PBDESdcS");
+  CHECK(feed(p, "12nGCZ") == "12nGCZ");
+  CHECK(p.empty());
+}
+
+TEST_CASE("a Sync or Flush inside a copy-in is ignored", "[protocol][pipeline]") {
+  pipeline p;
+  send(p, "Q");
+  CHECK(feed(p, "G") == "G");
+  send(p, "dSHdc");
+  CHECK(feed(p, "CZ") == "CZ");
+  CHECK(p.empty());
+}
+
+TEST_CASE("an error ends a copy-in: then the server skips to the next Sync", "[protocol][pipeline]") {
+  pipeline p;
+  send(p, "PBDES");
+  CHECK(feed(p, "12nG") == "12nG");
+  p.sent('d');
+  CHECK(feed(p, "E") == "E");
+  CHECK(p.discarding());
+  send(p, "dcS");
+  CHECK(feed(p, "Z") == "Z");
+  CHECK(p.empty());
+}
+
+TEST_CASE("a COPY that never started leaves no copy to end", "[protocol][pipeline]") {
+  pipeline p;
+  send(p, "Qdc");
+  CHECK(feed(p, "EZ") == "EZ");
+  CHECK(p.empty());
+  send(p, "Q");
+  CHECK(feed(p, "CZ") == "CZ");
+  CHECK(p.empty());
+}
+
+TEST_CASE("every recorded conversation: each answer has its request, none is left over", "[protocol][pipeline]") {
+  using meridian::testing::side;
+  const auto dir = std::filesystem::path(MERIDIAN_TEST_DATA_DIR) / "recordings";
+  int conversations = 0;
+  for (const auto& t : meridian::testing::read_all_traces(dir)) {
+    for (const auto& c : t.conversations) {
+      pipeline p;
+      bool fatal = false;
+      std::size_t syncs = 0, ready = 0;
+      for (auto i = meridian::testing::query_phase_start(c); i < c.messages.size(); ++i) {
+        const auto& m = c.messages[i];
+        if (!m.typed) continue;
+        INFO(t.name << " connection " << c.number << " message " << i);
+        const char type = m.bytes[0];
+        if (m.from == side::client) {
+          if (type == 'S' || type == 'Q') ++syncs;
+          p.sent(type, type == 'D' ? m.bytes[5] : 'S');
+          continue;
+        }
+        const auto v = p.received(type);
+        CHECK_FALSE(v.unexpected);
+        if (v.ready) ++ready;
+        if (type == 'E' && m.bytes.find(std::string("SFATAL\0", 7)) != std::string::npos) fatal = true;
+      }
+      INFO(t.name << " connection " << c.number);
+      if (fatal) continue;  // the server went away with its request unanswered
+      ++conversations;
+      CHECK(p.empty());
+      // What the server ignored (a Sync inside a copy-in) is all that went unanswered.
+      CHECK(ready <= syncs);
+    }
+  }
+  CHECK(conversations > 30);
 }

@@ -31,6 +31,12 @@ bool frames_as_typed(const std::string& b) {
 
 }  // namespace
 
+std::size_t query_phase_start(const conversation& c) {
+  for (std::size_t i = 0; i < c.messages.size(); ++i)
+    if (c.messages[i].from == side::server && c.messages[i].typed && c.messages[i].bytes[0] == 'Z') return i + 1;
+  return c.messages.size();
+}
+
 trace read_trace(const std::filesystem::path& file) {
   std::ifstream in(file);
   if (!in) throw std::runtime_error("cannot open " + file.string());

@@ -26,6 +26,10 @@ struct trace {
   std::vector<conversation> conversations;
 };
 
+// Where the query phase begins: the index after the server's first ReadyForQuery (the end of
+// start-up and authentication); messages.size() when the conversation never got there.
+[[nodiscard]] std::size_t query_phase_start(const conversation& c);
+
 // Throws std::runtime_error on a line that is not part of the format.
 [[nodiscard]] trace read_trace(const std::filesystem::path& file);
 
