@@ -8,18 +8,14 @@
 
 #include "routing/classification_cache.hpp"
 #include "routing/classifier.hpp"
+#include "tests/routing/pg15_functions.hpp"
 
 using namespace meridian::routing;
 
 namespace {
 
 std::shared_ptr<function_volatility> pg15_functions() {
-  auto f = std::make_shared<function_volatility>();
-  std::ifstream in(std::string(MERIDIAN_TEST_DATA_DIR) + "/routing/pg15_function_volatility.txt");
-  REQUIRE(in);
-  std::string name;
-  char v;
-  while (in >> name >> v) f->add(name, v);
+  auto f = meridian::testing::pg15_functions();
   REQUIRE(f->size() > 2000);
   return f;
 }

@@ -1,0 +1,147 @@
+#pragma once
+// The session core: where each statement of a client's query phase runs, decided in one place,
+// free of I/O. The edge (proxy/) hands it the client's unconsumed bytes and the attached
+// server's whole messages; it answers with one step at a time: check out a server for a unit of
+// work, forward the front message, wait for the server, close a batch with a Sync of its own,
+// give the server back. Tested without sockets over real drivers' recorded conversations
+// (tests/recordings), each also fed split at every byte.
+//
+// A unit is what must run on one server: a simple Query; an extended-protocol batch up to its
+// Sync (Flush does not end it); a transaction block up to the ReadyForQuery that says idle; a
+// copy up to its end. The rules (routing/README.md, "The session core"):
+//   - A unit starts on the server its statements need, judged from every whole message already
+//     received up to the unit's end (Sync or Query): the primary if any of them may write.
+//   - A write is never sent to a replica, whatever the message order. A batch open on a replica
+//     that is then asked to write is closed there with a Sync of Meridian's own (it ran reads
+//     only: nothing of it is lost) and goes on on the primary. Had the replica failed the batch,
+//     the rest of it is skipped up to the client's Sync, which Meridian answers, as PostgreSQL
+//     skips a failed batch.
+//   - Inside a transaction block, a copy or a pinned session, everything goes to the server
+//     attached: switching would change what the client sees.
+//   - The next unit goes to the attached server at once when that server can take it (the
+//     primary takes anything, a replica reads); else it waits until the attached server has
+//     answered, and it is routed anew.
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "protocol/message_types.hpp"
+#include "protocol/pipeline.hpp"
+#include "protocol/string_hash.hpp"
+#include "routing/classification_cache.hpp"
+#include "routing/router.hpp"
+
+namespace meridian::routing {
+
+class session_core {
+ public:
+  struct settings {
+    std::size_t max_message = std::size_t{1} << 30;
+    bool session_pooling = false;  // the server is the client's until it leaves: never released
+  };
+
+  enum class step_kind : std::uint8_t {
+    need_more,    // no whole message at the front of the client's bytes
+    attach,       // no server attached: check one out for `request`, then attached()
+    forward,      // send the front message (`length` bytes, unchanged) to the attached server
+    drop,         // consume the front message (`length` bytes) without sending it
+    send_sync,    // send a Sync of Meridian's own to the attached server (its answer is not relayed)
+    wait_server,  // the front message waits for the attached server's answers (server_message)
+    release,      // the attached server connection is free again: give it back, then released()
+    answer_ready,  // consume the client's Sync (`length`) and answer it: ReadyForQuery, idle
+    terminate,    // the client said goodbye (Terminate)
+    violation,    // a malformed message: end the session with 08P01 and `why`
+  };
+
+  // What a forwarded statement is: for the edge (parameters to replay, a pin, timing).
+  struct statement_info {
+    classification cls;
+    hint forced = hint::none;
+  };
+
+  struct step {
+    step_kind kind = step_kind::need_more;
+    std::size_t length = 0;
+    route_request request{};
+    // forward: the statement the message runs or prepares (Query, Parse), else nullptr. Valid
+    // until the next call.
+    const statement_info* statement = nullptr;
+    const char* why = nullptr;
+  };
+
+  struct server_verdict {
+    bool forward = true;  // relay it to the client (false: the answer to Meridian's own Sync)
+    bool ready = false;   // a ReadyForQuery
+    bool broken = false;  // no request explains it: the connection is unusable
+    bool fatal = false;   // an ErrorResponse of severity FATAL or PANIC: the server is leaving
+  };
+
+  session_core(classification_cache& classifier, settings s) : classifier_(classifier), settings_(s) {}
+
+  // The next step for the client's unconsumed bytes (`data` starts at the first byte not yet
+  // forwarded or dropped). Call again after every step but need_more and wait_server, and after
+  // every server message.
+  [[nodiscard]] step next(std::string_view data);
+
+  // The edge checked out a server for the unit (`replica`: it serves as a replica).
+  void attached(bool replica);
+  // The edge gave the server back after a release step.
+  void released();
+
+  // One whole message from the attached server, in order.
+  [[nodiscard]] server_verdict server_message(char type, std::string_view body);
+
+  [[nodiscard]] bool attached() const { return attached_; }
+  [[nodiscard]] bool on_replica() const { return attached_ && replica_; }
+  [[nodiscard]] bool pinned() const { return pinned_; }
+  [[nodiscard]] protocol::tx_status transaction_status() const { return tx_; }
+
+ private:
+  // A whole client message looked at once: its size and, for Query and Parse, what it runs.
+  struct looked {
+    std::size_t size;
+    char type;
+    bool write;  // it may write (or it pins the session): it needs the primary
+    std::optional<statement_info> statement;
+    char kind = 0;     // Describe, Close: 'S' statement or 'P' portal
+    std::string name;  // Parse, Bind, Describe, Close: the statement's (or portal's) name
+  };
+
+  // Frames and classifies the message at `offset` of `data` (memoised in ahead_ while it is not
+  // consumed; a deque keeps the pointer valid); null when it is not whole yet; sets violation_
+  // when malformed.
+  looked* look(std::string_view data, std::size_t index, std::size_t offset);
+  // Where the unit beginning at the front of `data` needs to run.
+  route_request route_unit(std::string_view data);
+  // Whether the attached server can run the front message now.
+  [[nodiscard]] bool server_can_take(const looked& m) const { return !replica_ || !m.write; }
+  [[nodiscard]] bool in_transaction_block() const { return tx_ != protocol::tx_status::idle; }
+  [[nodiscard]] bool releasable() const;
+  step forward(looked& m);
+  step consume(step_kind kind, std::size_t size);
+
+  classification_cache& classifier_;
+  settings settings_;
+  protocol::pipeline pipeline_;
+  std::deque<looked> ahead_;  // the front messages, looked at already, in order
+  // Client statement names and what they run; the unnamed one apart.
+  std::unordered_map<std::string, statement_info, protocol::string_hash, std::equal_to<>> statements_;
+  std::optional<statement_info> unnamed_;
+  std::optional<statement_info> last_statement_;  // the one a forward step points at
+  std::string violation_;
+  bool attached_ = false;
+  bool fresh_ = false;  // attached for a unit, nothing of it sent yet
+  bool replica_ = false;
+  bool pinned_ = false;
+  bool batch_open_ = false;     // extended-protocol messages sent since the last Sync
+  bool closing_batch_ = false;  // Meridian's own Sync sent: the batch moves once it is answered
+  bool batch_failed_ = false;   // the batch being closed failed on the replica
+  bool skipping_ = false;       // what is left of a failed batch, up to the client's Sync
+  protocol::tx_status tx_ = protocol::tx_status::idle;
+};
+
+}  // namespace meridian::routing

@@ -1,0 +1,401 @@
+// The session core over real drivers' recorded conversations (tests/recordings), with no sockets.
+// A simulated edge plays each conversation: the client's messages arrive as the recording says
+// (a message the client sent after reading an answer arrives only once that answer was
+// relayed), the server's answers come from the recording once the core has forwarded the
+// request each answers. Every conversation is played whole, a byte at a time, and cut at every
+// byte; each time, no write reaches a replica, every answer has its request, nothing is left.
+// The table at the end says which servers each flow's units ran on.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "protocol/framing.hpp"
+#include "protocol/frontend.hpp"
+#include "protocol/pipeline.hpp"
+#include "routing/session_core.hpp"
+#include "tests/recordings/pgtrace.hpp"
+#include "tests/routing/pg15_functions.hpp"
+
+using namespace meridian;
+using routing::session_core;
+using testing::side;
+using step_kind = session_core::step_kind;
+
+namespace {
+
+const std::filesystem::path recordings = std::filesystem::path(MERIDIAN_TEST_DATA_DIR) / "recordings";
+
+routing::classification_cache& classifier() {
+  static routing::classification_cache cache(10000, meridian::testing::pg15_functions());
+  return cache;
+}
+
+// One conversation's query phase, with what each server message waits for.
+struct script {
+  std::vector<std::string> client;        // typed client messages, in order
+  std::vector<std::size_t> client_after;  // server messages relayed before each was sent
+  std::vector<std::string> server;        // typed server messages, in order
+  std::vector<long> answers;              // the client message each answers (-1: none)
+  std::string stream;                     // the client's messages, concatenated
+  std::vector<std::size_t> starts;        // where each begins in `stream`
+};
+
+script make_script(const testing::conversation& c) {
+  script s;
+  protocol::pipeline reference;  // which request each server message answers (tag: its index)
+  long last_answer = -1;
+  for (auto i = testing::query_phase_start(c); i < c.messages.size(); ++i) {
+    const auto& m = c.messages[i];
+    if (!m.typed) continue;
+    const char type = m.bytes[0];
+    if (m.from == side::client) {
+      s.client_after.push_back(s.server.size());
+      s.starts.push_back(s.stream.size());
+      s.stream += m.bytes;
+      reference.sent(type, type == 'D' ? m.bytes[5] : 'S', false, static_cast<std::uint32_t>(s.client.size()));
+      s.client.push_back(m.bytes);
+      continue;
+    }
+    if (type != 'S' && type != 'N' && type != 'A') {
+      const auto head = reference.front();
+      last_answer = head ? static_cast<long>(head->tag) : -1;
+    }
+    (void)reference.received(type);
+    s.server.push_back(m.bytes);
+    s.answers.push_back(last_answer);
+  }
+  return s;
+}
+
+// Whether a statement needs the primary, by the rule (the test's own reading).
+bool writes(std::string_view sql) {
+  const auto c = classifier().get(sql);
+  return c.where == routing::target::primary || c.tx == routing::tx_effect::begin || c.pins_session ||
+         routing::leading_hint(sql) == routing::hint::primary;
+}
+
+struct outcome {
+  std::string units;  // per unit: R (a replica) or P (the primary); s: Meridian's own Sync
+  std::vector<std::string> failures;
+  bool operator==(const outcome&) const = default;
+};
+
+// Plays a script; `cuts` are where the client's bytes are split besides where the client waited.
+outcome play(const script& s, const std::set<std::size_t>& cuts) {
+  outcome out;
+  session_core core(classifier(), {});
+  std::size_t consumed = 0, delivered = 0, relayed = 0, next_client = 0;
+  bool own_sync_owed = false, ended = false;
+  long own_sync_after = -1;           // the last client message sent before Meridian's own Sync
+  std::set<long> answered_by_core;  // client Syncs that Meridian answered itself
+  long forwarded = -1;  // the last client message forwarded
+  std::map<std::string, bool> statement_writes, portal_writes;
+  auto fail = [&](std::string why) { out.failures.push_back(std::move(why)); };
+  auto available = [&] {
+    while (next_client < s.client.size() && s.client_after[next_client] <= relayed) ++next_client;
+    return next_client < s.client.size() ? s.starts[next_client] : s.stream.size();
+  };
+  auto deliver_client = [&] {
+    const auto end = available();
+    if (delivered >= end) return false;
+    auto cut = cuts.upper_bound(delivered);
+    delivered = cut != cuts.end() && *cut < end ? *cut : end;
+    return true;
+  };
+  auto deliver_server = [&] {
+    // Answers the client got from Meridian instead (a skipped batch's Sync).
+    bool skipped = false;
+    while (relayed < s.server.size() && answered_by_core.count(s.answers[relayed])) {
+      ++relayed;
+      skipped = true;
+    }
+    // The replica answers Meridian's own Sync after all it was sent before it.
+    if (own_sync_owed && (relayed == s.server.size() || s.answers[relayed] > own_sync_after)) {
+      own_sync_owed = false;
+      const auto v = core.server_message('Z', "I");
+      if (v.forward) fail("the answer to Meridian's own Sync was relayed");
+      return true;
+    }
+    if (relayed == s.server.size() || s.answers[relayed] > forwarded) return skipped;
+    const auto& m = s.server[relayed];
+    const auto v = core.server_message(m[0], std::string_view(m).substr(protocol::typed_header_size));
+    if (v.broken) fail("server message " + std::to_string(relayed) + " ('" + m[0] + "') taken as unexpected");
+    if (!v.forward) fail("server message " + std::to_string(relayed) + " not relayed");
+    ++relayed;
+    return true;
+  };
+  auto check_forward = [&](std::size_t index) {
+    const auto& m = s.client[index];
+    const std::string_view body = std::string_view(m).substr(protocol::typed_header_size);
+    bool write = false;
+    switch (m[0]) {
+      case 'Q': write = writes(protocol::fe::parse_query(body)->sql); break;
+      case 'P': {
+        auto p = protocol::fe::parse_parse(body);
+        write = statement_writes[std::string(p->statement)] = writes(p->sql);
+        break;
+      }
+      case 'B': {
+        auto b = protocol::fe::parse_bind(body);
+        write = portal_writes[std::string(b->portal)] = statement_writes[std::string(b->statement)];
+        break;
+      }
+      case 'E': write = portal_writes[std::string(protocol::fe::parse_execute(body)->portal)]; break;
+      case 'F': write = true; break;
+      default: break;
+    }
+    if (write && core.on_replica()) fail("client message " + std::to_string(index) + " may write; sent to a replica");
+  };
+
+  for (std::size_t guard = 0; !ended; ++guard) {
+    if (guard > 64 * (s.stream.size() + s.server.size() + 16)) {
+      fail("no progress: the core goes round in circles");
+      break;
+    }
+    const auto view = std::string_view(s.stream).substr(consumed, delivered - consumed);
+    const auto st = core.next(view);
+    switch (st.kind) {
+      case step_kind::need_more:
+        if (!deliver_client() && !deliver_server()) ended = true;
+        break;
+      case step_kind::wait_server:
+        if (!deliver_server()) {
+          fail("waits for a server that owes nothing (at client byte " + std::to_string(consumed) + ")");
+          ended = true;
+        }
+        break;
+      case step_kind::attach:
+        out.units += st.request.where == routing::target::primary ? 'P' : 'R';
+        core.attached(st.request.where != routing::target::primary);
+        break;
+      case step_kind::forward: {
+        const auto index = static_cast<std::size_t>(
+            std::upper_bound(s.starts.begin(), s.starts.end(), consumed) - s.starts.begin() - 1);
+        if (s.starts[index] != consumed || s.client[index].size() != st.length) fail("forward off a message boundary");
+        check_forward(index);
+        forwarded = static_cast<long>(index);
+        consumed += st.length;
+        break;
+      }
+      case step_kind::drop:
+        consumed += st.length;
+        break;
+      case step_kind::send_sync:
+        out.units += 's';
+        own_sync_owed = true;
+        own_sync_after = forwarded;
+        break;
+      case step_kind::release:
+        core.released();
+        break;
+      case step_kind::answer_ready:
+        out.units += 'z';
+        answered_by_core.insert(static_cast<long>(
+            std::upper_bound(s.starts.begin(), s.starts.end(), consumed) - s.starts.begin() - 1));
+        consumed += st.length;
+        break;
+      case step_kind::terminate:
+        consumed += st.length;
+        ended = true;
+        break;
+      case step_kind::violation:
+        fail(std::string("violation: ") + st.why);
+        ended = true;
+        break;
+    }
+  }
+  if (relayed != s.server.size())
+    fail("server messages left: " + std::to_string(s.server.size() - relayed) + " of " + std::to_string(s.server.size()));
+  if (consumed != s.stream.size()) fail("client bytes left: " + std::to_string(s.stream.size() - consumed));
+  return out;
+}
+
+// Plays a conversation whole, a byte at a time, and cut at every byte (at most `max_cuts`
+// evenly spread cuts for long ones). Returns the whole play's outcome.
+outcome play_every_way(const std::string& name, const script& s, std::size_t max_cuts = 2048) {
+  INFO(name);
+  const auto whole = play(s, {});
+  CHECK(whole.failures == std::vector<std::string>{});
+  std::set<std::size_t> every;
+  for (std::size_t i = 1; i < s.stream.size(); ++i) every.insert(i);
+  const auto bytewise = play(s, every);
+  CHECK(bytewise.failures == std::vector<std::string>{});
+  const std::size_t n = s.stream.size();
+  const std::size_t stride = n > max_cuts ? n / max_cuts : 1;
+  for (std::size_t k = 1; k < n; k += stride) {
+    const auto cut = play(s, {k});
+    if (!cut.failures.empty()) {
+      INFO("cut at client byte " << k);
+      CHECK(cut.failures == std::vector<std::string>{});
+      break;
+    }
+  }
+  return whole;
+}
+
+}  // namespace
+
+TEST_CASE("session core: every recorded conversation, whole, bytewise and cut at every byte", "[routing][session_core]") {
+  int played = 0;
+  for (const auto& t : testing::read_all_traces(recordings)) {
+    for (const auto& c : t.conversations) {
+      const auto s = make_script(c);
+      if (s.client.empty()) continue;
+      play_every_way(t.name + " connection " + std::to_string(c.number), s, t.name.starts_with("pg_dump") ? 64 : 2048);
+      ++played;
+    }
+  }
+  CHECK(played >= 35);
+}
+
+TEST_CASE("session core: where each recorded flow's units run", "[routing][session_core]") {
+  // R: a replica may serve the unit; P: the primary; s: Meridian closed a replica's batch with
+  // a Sync of its own before the batch moved to the primary. Delivered as the client sent it.
+  const std::map<std::string, std::string> expected{
+      // Parse/Describe/Flush of a read, Bind/Execute/Sync: a replica; then the INSERT.
+      {"asyncpg/prepare-then-insert", "RP"},
+      // A prepared read whose batch is still open when the COPY arrives: closed, moved; the
+      // INSERT after it is a unit of its own.
+      {"asyncpg/prepare-then-copy", "RsPP"},
+      {"raw/parse-flush-then-query", "RsP"},
+      // Two Queries in one write: the SELECT on a replica, the INSERT waits, then the primary.
+      {"raw/two-queries", "RP"},
+      // One pipeline, one Sync, reads and writes: one implicit transaction on the primary.
+      {"psycopg/pipeline-autocommit", "P"},
+      {"libpq/pipeline", "PP"},
+      // COPY through the extended protocol, then a read.
+      {"libpq/execparams-copy", "PR"},
+      // pgx prepares each statement of a batch in a unit of its own, then runs them in one.
+      {"pgx/batch", "RPRP"},
+  };
+  std::set<std::string> seen;
+  for (const auto& t : testing::read_all_traces(recordings)) {
+    auto it = expected.find(t.name);
+    if (it == expected.end()) continue;
+    seen.insert(t.name);
+    INFO(t.name);
+    const auto out = play(make_script(t.conversations.front()), {});
+    CHECK(out.failures == std::vector<std::string>{});
+    CHECK(out.units == it->second);
+  }
+  CHECK(seen.size() == expected.size());
+}
+
+// Rules no recording shows, on hand-made sequences.
+namespace {
+
+std::string query(std::string_view sql) {
+  std::string out;
+  protocol::fe::serialize(protocol::fe::query{sql}, out);
+  return out;
+}
+std::string empty(char type) {
+  std::string out;
+  protocol::fe::serialize_empty(type, out);
+  return out;
+}
+std::string ready(char status) { return std::string(1, status); }
+
+// Steps until the core needs something else than a forward (each forward consumed from `in`).
+session_core::step run(session_core& core, std::string& in) {
+  for (;;) {
+    auto st = core.next(in);
+    if (st.kind != step_kind::forward && st.kind != step_kind::drop) return st;
+    in.erase(0, st.length);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("session core: a transaction block stays on its server until it ends", "[routing][session_core]") {
+  session_core core(classifier(), {});
+  std::string in = query("BEGIN") + query("SELECT 1");
+  auto st = core.next(in);
+  REQUIRE(st.kind == step_kind::attach);
+  CHECK(st.request.where == routing::target::primary);
+  core.attached(false);
+  CHECK(run(core, in).kind == step_kind::need_more);  // both go: the primary runs anything
+  CHECK(core.server_message('C', std::string("BEGIN\0", 6)).forward);
+  CHECK(core.server_message('Z', ready('T')).ready);
+  CHECK(core.next(in).kind == step_kind::need_more);  // in a transaction: not given back
+  for (char t : std::string("TDC")) (void)core.server_message(t, "");
+  (void)core.server_message('Z', ready('T'));
+  in = query("COMMIT");
+  CHECK(run(core, in).kind == step_kind::need_more);
+  (void)core.server_message('C', "");
+  (void)core.server_message('Z', ready('I'));
+  CHECK(core.next(in).kind == step_kind::release);
+}
+
+TEST_CASE("session core: a write pipelined after BEGIN READ ONLY runs in that transaction", "[routing][session_core]") {
+  // The replica refuses it (25006), as PostgreSQL refuses a write in a read-only transaction.
+  session_core core(classifier(), {});
+  std::string in = query("BEGIN READ ONLY") + query("INSERT INTO t VALUES (1)");
+  auto st = core.next(in);
+  REQUIRE(st.kind == step_kind::attach);
+  CHECK(st.request.where == routing::target::any);
+  core.attached(true);
+  CHECK(run(core, in).kind == step_kind::wait_server);  // the INSERT waits for BEGIN's answer
+  (void)core.server_message('C', "");
+  (void)core.server_message('Z', ready('T'));
+  st = core.next(in);
+  CHECK(st.kind == step_kind::forward);
+  CHECK(core.on_replica());
+}
+
+TEST_CASE("session core: a session pinned by a temporary table keeps its server", "[routing][session_core]") {
+  session_core core(classifier(), {});
+  std::string in = query("CREATE TEMP TABLE tt (x int)");
+  REQUIRE(core.next(in).kind == step_kind::attach);
+  core.attached(false);
+  CHECK(run(core, in).kind == step_kind::need_more);
+  (void)core.server_message('C', "");
+  (void)core.server_message('Z', ready('I'));
+  CHECK(core.pinned());
+  CHECK(core.next(in).kind == step_kind::need_more);  // not released
+}
+
+TEST_CASE("session core: what PostgreSQL ignores with no server attached is dropped", "[routing][session_core]") {
+  session_core core(classifier(), {});
+  std::string in = empty('c') + empty('H');
+  CHECK(run(core, in).kind == step_kind::need_more);
+  CHECK(in.empty());
+  CHECK_FALSE(core.attached());
+}
+
+TEST_CASE("session core: malformed client messages are violations", "[routing][session_core]") {
+  {
+    session_core core(classifier(), {});
+    const std::string in("Z\0\0\0\4", 5);  // not a frontend message type
+    const auto st = core.next(in);
+    CHECK(st.kind == step_kind::violation);
+    CHECK_THAT(st.why, Catch::Contains("invalid frontend message type"));
+  }
+  {
+    session_core core(classifier(), {});
+    const std::string in("Q\0\0\0\2", 5);  // shorter than its own length field
+    CHECK(core.next(in).kind == step_kind::violation);
+  }
+  {
+    session_core core(classifier(), {});
+    const std::string in("Q\0\0\0\7abc", 8);  // a Query whose text is not terminated
+    CHECK(core.next(in).kind == step_kind::violation);
+  }
+}
+
+TEST_CASE("session core: a FATAL error is relayed and marked", "[routing][session_core]") {
+  session_core core(classifier(), {});
+  std::string in = query("SELECT pg_sleep(10)");
+  const auto st = core.next(in);
+  REQUIRE(st.kind == step_kind::attach);
+  core.attached(st.request.where == routing::target::any);
+  CHECK(run(core, in).kind == step_kind::need_more);
+  using namespace std::string_literals;
+  const auto fatal = "SFATAL\0VFATAL\0C57P01\0Mterminating connection due to administrator command\0\0"s;
+  const auto v = core.server_message('E', fatal);
+  CHECK(v.forward);
+  CHECK(v.fatal);
+  CHECK_FALSE(v.broken);
+}
