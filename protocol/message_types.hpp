@@ -23,10 +23,25 @@ inline constexpr char terminate = 'X';
 
 // A type a client may send once started (PostgreSQL rejects any other before reading its length).
 constexpr bool known(char t) {
-  for (char k : {bind, close, copy_data, copy_done, copy_fail, describe, execute, flush, function_call, parse, password,
-                 query, sync, terminate})
-    if (t == k) return true;
-  return false;
+  switch (t) {
+    case bind:
+    case close:
+    case copy_data:
+    case copy_done:
+    case copy_fail:
+    case describe:
+    case execute:
+    case flush:
+    case function_call:
+    case parse:
+    case password:
+    case query:
+    case sync:
+    case terminate:
+      return true;
+    default:
+      return false;
+  }
 }
 }  // namespace frontend_type
 

@@ -30,6 +30,8 @@ namespace {
 constexpr std::size_t max_startup_packet = 10'000;  // as PostgreSQL's MAX_STARTUP_PACKET_LENGTH
 constexpr std::size_t max_auth_message = 8192;
 constexpr std::size_t backlog_limit = 1u << 20;  // client output queued behind a write in progress
+// Tags the Sync the session core sends to close a replica's batch before it moves.
+constexpr std::uint32_t core_sync_tag = 0xfffffffeu;
 // Tags the synthetic query that reads the WAL position after a write (SHOW tags count from 0).
 constexpr std::uint32_t position_tag = 0xffffffffu;
 
@@ -87,7 +89,8 @@ session::session(worker& w, tcp::socket socket)
     : worker_(w),
       client_(std::move(socket)),
       tls_config_(w.cfg().tls.client == client_tls::disable ? nullptr : w.shared().tls.load()->client),
-      id_(w.shared().next_session_id.fetch_add(1)) {
+      id_(w.shared().next_session_id.fetch_add(1)),
+      core_(*this, routing::session_core::settings{w.cfg().max_message_bytes, false}) {
   error_code ec;
   auto ep = client_.remote_endpoint(ec);
   peer_address_ = ec ? std::string("?") : ep.address().to_string();
@@ -198,6 +201,7 @@ awaitable<void> session::run(std::shared_ptr<session> self) {
   spdlog::info("[c{}] login user={} database={} from {}", self->id_, self->user_, self->database_, self->peer_);
   self->logged_in_ = true;
   self->stop_login_watch();
+  self->core_.hold_server(self->mode() == pool_mode::session);
   // The query phase runs on its own, not inside this coroutine: an idle client then holds no
   // coroutine frame at all, only its session and the pending wait (see serve()).
   if (self->database_ == console_database) {
@@ -443,7 +447,8 @@ awaitable<bool> session::startup() {
     // The topology may have moved on while attaching (a new epoch, another primary).
     params_pool = attached_->owner;
     if (mode() == pool_mode::transaction) {
-      auto sc = std::move(attached_);
+      auto sc = attached_;
+      detach();
       sc->owner->release(sc);
     }
   }
@@ -532,37 +537,77 @@ session::client_frame session::next_client_frame(std::size_t max_message) {
 }
 
 session::client_step session::take_client_messages(std::size_t max_message) {
+  using step_kind = routing::session_core::step_kind;
   for (;;) {
-    const auto f = next_client_frame(max_message);
-    if (f.state == client_frame::status::violation) return {client_step::kind::violation, {}};
-    if (f.state == client_frame::status::need_more) return {client_step::kind::read_more, {}};
-    const auto& m = f.msg;
-    if (tracing())  // spdlog::trace does work even when filtered
-      spdlog::trace("[c{}] client message '{}' ({} bytes){}", id_, m.type, m.wire_size, attached_ ? "" : " unattached");
-    if (m.type == fe_t::terminate) return {client_step::kind::terminate, {}};
     if (skipping_until_sync_) {
       // Our own error ended this batch: like PostgreSQL, ignore everything until Sync.
-      if (m.type == fe_t::sync) {
+      const auto f = next_client_frame(max_message);
+      if (f.state == client_frame::status::violation) return {client_step::kind::violation, {}};
+      if (f.state == client_frame::status::need_more) return {client_step::kind::read_more, {}};
+      if (f.msg.type == fe_t::terminate) return {client_step::kind::terminate, {}};
+      if (f.msg.type == fe_t::sync) {
         skipping_until_sync_ = false;
         append_ready(client_out_, pr::tx_status::idle);
       }
-      in_.consume(m.wire_size);
+      in_.consume(f.msg.wire_size);
+      core_.forget_ahead();
       continue;
     }
-    if (!attached_) {
-      if (m.type == fe_t::copy_data || m.type == fe_t::copy_done || m.type == fe_t::copy_fail) {
-        in_.consume(m.wire_size);  // leftovers of a COPY that already ended: PostgreSQL ignores them too
+    // The session core says what becomes of the message in front (routing/session_core.hpp).
+    const auto st = core_.next(in_.readable(), server_state());
+    switch (st.kind) {
+      case step_kind::need_more:
+      case step_kind::violation: {
+        // The buffer is sized for the message, and a violation worded, as PostgreSQL words it.
+        if (next_client_frame(max_message).state == client_frame::status::violation)
+          return {client_step::kind::violation, {}};
+        if (st.kind == step_kind::need_more) return {client_step::kind::read_more, {}};
+        violation_ = st.why;
+        return {client_step::kind::violation, {}};
+      }
+      case step_kind::terminate:
+        return {client_step::kind::terminate, {}};
+      case step_kind::drop:
+        in_.consume(st.length);
+        continue;
+      case step_kind::answer_ready:
+        // What was left of a batch the replica failed is skipped: its Sync is answered here.
+        append_ready(client_out_, pr::tx_status::idle);
+        in_.consume(st.length);
+        continue;
+      case step_kind::attach: {
+        // The common case: an idle connection at hand, nothing to wait for, or a place in the
+        // pool's line. Else attach() does what must be waited for.
+        const auto a = attach_now(st.request);
+        if (a == attaching::queued) return {client_step::kind::queued, {}};
+        if (a == attaching::slow) return {client_step::kind::attach, st.request};
         continue;
       }
-      const auto request = batch_request();
-      // The common case: an idle connection at hand, nothing to wait for, or a place in the
-      // pool's line. Else attach() does what must be waited for.
-      const auto a = attach_now(request);
-      if (a == attaching::queued) return {client_step::kind::queued, {}};
-      if (a == attaching::slow) return {client_step::kind::attach, request};
+      case step_kind::release:
+        release_attached();
+        continue;
+      case step_kind::send_sync: {
+        // A replica's batch that must move to the primary: closed on the replica first.
+        auto& sc = *attached_;
+        pr::fe::serialize_empty(fe_t::sync, server_out_);
+        sc.pipeline.sent(pr::pending_request{pr::request_kind::sync, true, false, core_sync_tag});
+        sc.batch_open = false;
+        continue;
+      }
+      case step_kind::wait_server:
+        return {client_step::kind::wait_server, {}};
+      case step_kind::forward: {
+        const auto data = in_.readable();
+        const pr::frame m{data[0], data.substr(pr::typed_header_size, st.length - pr::typed_header_size), st.length};
+        if (tracing())  // spdlog::trace does work even when filtered
+          spdlog::trace("[c{}] client message '{}' ({} bytes)", id_, m.type, m.wire_size);
+        if (!forward_client_message(m, st.statement ? &st.statement->cls : nullptr)) {
+          return {client_step::kind::violation, {}};
+        }
+        in_.consume(m.wire_size);
+        continue;
+      }
     }
-    if (!forward_client_message(m)) return {client_step::kind::violation, {}};
-    in_.consume(m.wire_size);
   }
 }
 
@@ -577,6 +622,7 @@ void session::refuse_batch(const server_error& err) {
     skipping_until_sync_ = true;
   }
   in_.consume(pr::next_frame(in_.readable(), max_message).msg.wire_size);
+  core_.forget_ahead();
 }
 
 awaitable<bool> session::serve(bool client_gone) {
@@ -586,9 +632,11 @@ awaitable<bool> session::serve(bool client_gone) {
   }
   const auto max_message = worker_.cfg().max_message_bytes;
   for (;;) {
+    bool wait_server = false;
     for (;;) {
       const auto step = take_client_messages(max_message);
-      if (step.what == client_step::kind::read_more) break;
+      wait_server = step.what == client_step::kind::wait_server;
+      if (step.what == client_step::kind::read_more || wait_server) break;
       if (step.what == client_step::kind::queued) co_return true;  // on_handover goes on
       if (step.what == client_step::kind::terminate) co_return false;
       if (step.what == client_step::kind::violation) {
@@ -623,6 +671,11 @@ awaitable<bool> session::serve(bool client_gone) {
       co_return false;
     }
     if (client_closed_) co_return false;
+    if (wait_server && attached_) {
+      // The next message waits for the server's answers: relayed() takes the turn up again.
+      waiting_server_ = true;
+      co_return true;
+    }
 
     if (!tls_) {
       // A plaintext client's next message is waited for by a completion handler, which also
@@ -684,6 +737,7 @@ void session::continue_turn() {
     return end();
   }
   if (next == turn::wait_client) return wait_client();
+  if (next == turn::wait_server) waiting_server_ = true;  // relayed() takes the turn up again
   if (next == turn::slow) spawn_serve(false);
 }
 
@@ -693,8 +747,10 @@ session::turn session::serve_quick() {
   if (step.what == client_step::kind::queued) return turn::queued;
   // Waiting for a server, an error to send, Terminate, local answers to write: serve() does it
   // (it takes the same messages up again, nothing of them consumed).
-  if (step.what != client_step::kind::read_more || !client_out_.empty()) return turn::slow;
+  const bool wait_server = step.what == client_step::kind::wait_server && attached_;
+  if ((step.what != client_step::kind::read_more && !wait_server) || !client_out_.empty()) return turn::slow;
   if (!send_server_now()) return turn::slow;  // serve() writes the rest
+  if (wait_server) return turn::wait_server;
   return !(shutdown_requested_ && !attached_) && !client_closed_ ? turn::wait_client : turn::slow;
 }
 
@@ -828,7 +884,7 @@ void session::client_spoke(std::size_t n) {
   }
 }
 
-bool session::forward_client_message(const pr::frame& m) {
+bool session::forward_client_message(const pr::frame& m, const routing::classification* classified) {
   auto& sc = *attached_;
   auto& pl = sc.pipeline;
   auto fail = [&](const pr::protocol_error& e) {
@@ -848,12 +904,7 @@ bool session::forward_client_message(const pr::frame& m) {
       auto q = pr::fe::parse_query(m.body);
       if (!q) return fail(q.error());
       time_batch(q->sql);
-      // A Query before the routed position is the one batch_request classified (it stops at
-      // the first Query), unless classifications came since or the cache moved on.
-      const bool routed = in_.position() < routed_until_;
-      const auto& cls = routed && routed_query_ && shapes_.generation() == routing_state().cache.generation()
-                            ? *routed_query_
-                            : classify(q->sql, routed);
+      const auto& cls = classified ? *classified : classify(q->sql);
       if (cls.sets_meridian || cls.shows_meridian) {
         if (auto instead = meridian_statement(q->sql, cls); !instead.empty()) {
           pr::fe::serialize(pr::fe::query{instead}, server_out_);
@@ -879,7 +930,7 @@ bool session::forward_client_message(const pr::frame& m) {
       if (!p) return fail(p.error());
       time_batch(p->sql);
       sc.batch_open = true;
-      const auto& cls = classify(p->sql, in_.position() < routed_until_);
+      const auto& cls = classified ? *classified : classify(p->sql);
       if (cls.sets_meridian || cls.shows_meridian) {
         if (auto instead = meridian_statement(p->sql, cls); !instead.empty()) {
           pr::fe::serialize(pr::fe::parse{p->statement, instead, {}}, server_out_);
@@ -1156,7 +1207,8 @@ void session::prepare_on(server_connection& sc, const prepared_statement& st, bo
 
 void session::answer_local_requests(server_connection& sc, std::string& out) {
   while (auto r = sc.pipeline.take_local()) {
-    pr::be::serialize_empty(r->kind == pr::request_kind::parse ? be_t::parse_complete : be_t::close_complete, out);
+    const char type = r->kind == pr::request_kind::parse ? be_t::parse_complete : be_t::close_complete;
+    pr::be::serialize_empty(type, out);
   }
 }
 
@@ -1175,6 +1227,7 @@ void session::attach_to(server_conn_ptr sc, const routing::route_decision& decis
   if (read) worker_.meter().read_routed(decision.node->value);
   on_replica_ = decision.replica;
   attached_ = std::move(sc);
+  core_.attached(decision.replica);
   if (spawn_reader) read_server(attached_);
 }
 
@@ -1334,88 +1387,21 @@ database_routing& session::routing_state() {
   return *database_routing_;
 }
 
-const routing::classification& session::classify(std::string_view sql, bool routed) {
-  routed_query_ = nullptr;  // whatever it pointed to may be replaced now
+const routing::classification& session::classify(std::string_view sql) {
   auto& cache = routing_state().cache;
   // A statement like one of the last few, but for its literals, is classified alike (see
-  // recent_shapes); so is one classified already to route its batch.
-  if (const auto* known = shapes_.find(sql, cache.generation(), routed)) {
-    if (!routed) worker_.meter().cache_hits.add(1);
+  // recent_shapes).
+  if (const auto* known = shapes_.find(sql, cache.generation())) {
+    worker_.meter().cache_hits.add(1);
     return *known;
   }
   const auto misses = cache.misses();
   auto c = cache.get(sql);
-  if (!routed) (cache.misses() == misses ? worker_.meter().cache_hits : worker_.meter().cache_misses).add(1);
+  (cache.misses() == misses ? worker_.meter().cache_hits : worker_.meter().cache_misses).add(1);
   if (const auto* remembered = shapes_.remember(sql, cache.literals(), c, cache.generation())) return *remembered;
   if (!unremembered_) unremembered_ = std::make_unique<routing::classification>();
   *unremembered_ = std::move(c);
   return *unremembered_;
-}
-
-routing::route_request session::batch_request() {
-  routing::route_request req{routing::target::any, routing::hint::none, true, {}};
-  bool unnamed = false;  // the batch parses an unnamed statement
-  std::string_view data = in_.readable();
-  // Forwarding classifies these statements again; the metrics count each once (this runs
-  // again for the same messages when a checkout had to wait).
-  auto classify_once = [&](std::string_view sql) -> const routing::classification& {
-    const auto at = in_.position() + (in_.readable().size() - data.size());  // past the message
-    const bool counted = at <= routed_until_;
-    routed_until_ = std::max(routed_until_, at);
-    return classify(sql, counted);
-  };
-  while (!data.empty()) {
-    auto r = pr::next_frame(data, worker_.cfg().max_message_bytes);
-    if (r.status != pr::frame_status::complete) break;
-    const auto& m = r.msg;
-    data.remove_prefix(m.wire_size);
-    switch (m.type) {
-      case fe_t::query: {
-        auto q = pr::fe::parse_query(m.body);
-        if (q) {
-          const auto& c = classify_once(q->sql);
-          routing::add_statement(req, c, routing::leading_hint(q->sql));
-          routed_query_ = &c;
-        }
-        return req;  // a simple Query is a batch of its own
-      }
-      case fe_t::parse: {
-        auto p = pr::fe::parse_parse(m.body);
-        if (!p) return req;
-        routing::add_statement(req, classify_once(p->sql), routing::leading_hint(p->sql));
-        if (p->statement.empty()) unnamed = true;
-        break;
-      }
-      case fe_t::bind:
-      case fe_t::describe: {
-        std::string_view name;
-        if (m.type == fe_t::bind) {
-          auto b = pr::fe::parse_bind(m.body);
-          if (!b) return req;
-          name = b->statement;
-        } else {
-          auto d = pr::fe::parse_describe(m.body);
-          if (!d || d->kind != pr::fe::target_kind::statement) break;
-          name = d->name;
-        }
-        if (name.empty()) {
-          // An unnamed statement parsed in an earlier batch is unknown here: be safe.
-          if (!unnamed) req.where = routing::target::primary;
-        } else if (auto it = statements_.find(name); it != statements_.end()) {
-          routing::add_statement(req, it->second.cls, it->second.hint);
-        }
-        break;
-      }
-      case fe_t::function_call:
-        req.where = routing::target::primary;
-        return req;
-      case fe_t::sync:
-        return req;
-      default:
-        break;
-    }
-  }
-  return req;
 }
 
 std::string session::params_to_sync(server_connection& sc) const {
@@ -1441,7 +1427,8 @@ awaitable<std::optional<server_error>> session::sync_params(server_connection& s
 // Query phase: server → client
 
 bool session::releasable(const server_connection& sc) const {
-  return mode() == pool_mode::transaction && !pinned_ && sc.quiescent() && !server_writing_ && server_out_.empty();
+  return mode() == pool_mode::transaction && !pinned_ && !core_.holds_server() && sc.quiescent() &&
+         !server_writing_ && server_out_.empty();
 }
 
 // The attached server's answers are relayed by plain completion handlers, one read at a time:
@@ -1511,17 +1498,40 @@ void session::relayed(server_conn_ptr sc, const chunk_result& chunk, bool writte
   if (attached_ == sc) arm_idle_in_transaction(*sc);
   if (sc->in.capacity() > (1u << 20) && sc->in.readable().size() < 16384) sc->in.shrink(16384);
   if (attached_ == sc && releasable(*sc)) {
-    attached_.reset();
-    show_names_.clear();
-    sc->owner->release(sc);
-    if (shutdown_requested_) {
-      // The client is between transactions: wake its reader so it can leave.
-      error_code ignored;
-      client_.cancel(ignored);
-    }
-    return;
+    release_attached();
+  } else {
+    read_server(std::move(sc));
   }
-  read_server(std::move(sc));
+  if (waiting_server_) {
+    // The client's next message waited for these answers.
+    waiting_server_ = false;
+    if (tls_)
+      spawn_serve(false);
+    else
+      continue_turn();
+  }
+}
+
+routing::session_core::server_state session::server_state() const {
+  if (!attached_) return {};
+  return {!attached_->pipeline.empty() || attached_->passthrough > 0, attached_->pipeline.copying_in()};
+}
+
+void session::detach() {
+  attached_.reset();
+  core_.released();
+}
+
+void session::release_attached() {
+  auto sc = attached_;
+  detach();
+  show_names_.clear();
+  sc->owner->release(sc);
+  if (shutdown_requested_) {
+    // The client is between transactions: wake its reader so it can leave.
+    error_code ignored;
+    client_.cancel(ignored);
+  }
 }
 
 void session::lose_server(server_conn_ptr sc, std::string why) {
@@ -1615,6 +1625,12 @@ session::chunk_result session::process_server_chunk(server_connection& sc) {
           return result;
         }
         sc.tx = rfq->status;
+        // The session core learns the transaction's status, and when its own Sync is answered.
+        if (v.forward) {
+          core_.server_ready(rfq->status);
+        } else if (answering && answering->kind == pr::request_kind::sync && answering->tag == core_sync_tag) {
+          core_.server_ready(rfq->status, true);
+        }
         if (forward) batch_done(sc);
         // The client's ReadyForQuery waits for the queries Meridian sent after its batch (the
         // SHOW of a parameter it set, the position of its commit): its next statement, which
@@ -1664,6 +1680,7 @@ session::chunk_result session::process_server_chunk(server_connection& sc) {
         break;
       }
       case be_t::error_response:
+        if (v.forward && !v.unsolicited) core_.server_error();
         if (v.unsolicited) {
           // Nothing was asked: the server is going away (terminated, shutting down).
           sc.tainted = true;
@@ -1728,7 +1745,7 @@ void session::reconcile_discarded(server_connection& sc) {
 }
 
 bool session::finish_server_now(const server_conn_ptr& sc, bool healthy) {
-  if (attached_ == sc) attached_.reset();
+  if (attached_ == sc) detach();
   auto* p = sc->owner;
   if (!healthy || sc->tainted) {
     p->discard(sc);
@@ -1755,7 +1772,7 @@ awaitable<void> session::reset_and_release(server_conn_ptr sc) {
 
 awaitable<void> session::on_server_lost(server_conn_ptr sc, const std::string& why) {
   const bool busy = !sc->quiescent();
-  if (attached_ == sc) attached_.reset();
+  if (attached_ == sc) detach();
   sc->owner->discard(sc);
   const auto& node_name = worker_.topology().at(sc->node).name;
   if (!busy && mode() == pool_mode::transaction) {

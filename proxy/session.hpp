@@ -26,6 +26,7 @@
 #include "proxy/user_directory.hpp"
 #include "routing/recent_shapes.hpp"
 #include "routing/router.hpp"
+#include "routing/session_core.hpp"
 
 namespace meridian::proxy {
 
@@ -33,7 +34,10 @@ class worker;
 class pool;
 struct database_routing;
 
-class session : public std::enable_shared_from_this<session>, public server_reader, public pool_waiter {
+class session : public std::enable_shared_from_this<session>,
+                public server_reader,
+                public pool_waiter,
+                public routing::statement_classifier {
  public:
   session(worker& w, tcp::socket socket);
   ~session();
@@ -117,7 +121,9 @@ class session : public std::enable_shared_from_this<session>, public server_read
   // on_handover goes on), or serve() must take over.
   void wait_client();
   void on_client_readable(error_code ec);
-  enum class turn { wait_client, queued, slow };
+  // wait_server: the client's next message waits for the attached server's answers; relayed()
+  // takes the turn up again.
+  enum class turn { wait_client, queued, slow, wait_server };
   turn serve_quick();
   void continue_turn();  // serve_quick, then what it says
   // A pool's answer to this session waiting in its line (see attach_now).
@@ -151,9 +157,16 @@ class session : public std::enable_shared_from_this<session>, public server_read
   // session waits in the pool's line for it), a violation, Terminate, or when no whole message
   // is left (`read_more`).
   struct client_step {
-    enum class kind { read_more, attach, queued, violation, terminate } what;  // violation: see violation_
+    enum class kind { read_more, attach, queued, violation, terminate, wait_server } what;  // violation: violation_
     routing::route_request request;  // attach: for the batch at the front of in_
   };
+  bool waiting_server_ = false;  // the turn stopped at a core's wait_server step
+  // Lets go of the attached server connection (the caller gives it back or closes it).
+  void detach();
+  // What the attached connection's request pipeline says, for the session core.
+  [[nodiscard]] routing::session_core::server_state server_state() const;
+  // Gives the attached connection back to its pool once the core says it is free.
+  void release_attached();
   // Why the client's last message broke the protocol (kept here, off the per-message path).
   std::string violation_;
   client_step take_client_messages(std::size_t max_message);
@@ -182,12 +195,12 @@ class session : public std::enable_shared_from_this<session>, public server_read
   void attach_to(server_conn_ptr sc, const routing::route_decision& decision, bool read, bool spawn_reader);
   // The request as this session's consistency level shapes it.
   [[nodiscard]] routing::route_request with_consistency(routing::route_request request) const;
-  // What the next transaction needs, from the complete messages already received: the first
-  // statement batch (up to Sync, or a simple Query) decides where it runs.
-  [[nodiscard]] routing::route_request batch_request();
-  // `routed`: classified already by batch_request (then not counted again in the metrics).
-  // The answer stays valid until the next call.
-  [[nodiscard]] const routing::classification& classify(std::string_view sql, bool routed = false);
+  // What a statement needs (counted in the metrics). The answer stays valid until the next call.
+  [[nodiscard]] const routing::classification& classify(std::string_view sql);
+  // For the session core: each statement classified once, there.
+  [[nodiscard]] const routing::classification& classify_statement(std::string_view sql) override {
+    return classify(sql);
+  }
   // The consistency this connection asked for (meridian.consistency or meridian.routing), else
   // its user's or database's default.
   [[nodiscard]] routing::consistency consistency() const;
@@ -219,7 +232,9 @@ class session : public std::enable_shared_from_this<session>, public server_read
                                         protocol::be::backend_key_data key);
 
   // Appends one client message (renamed where needed) to server_out_; false on a malformed message.
-  bool forward_client_message(const protocol::frame& m);  // false: a violation (violation_ says why)
+  // `classified`: the session core's classification of the Query or Parse (else classified here).
+  // False: a violation (violation_ says why).
+  bool forward_client_message(const protocol::frame& m, const routing::classification* classified);
   void ensure_prepared(server_connection& sc, const prepared_statement& st);
   // Sends the statement's Parse (evicting the least recently used one if the connection is
   // full); `synthetic` when the client did not ask for it and its answer must be swallowed.
@@ -247,6 +262,9 @@ class session : public std::enable_shared_from_this<session>, public server_read
   std::shared_ptr<const server_tls> tls_config_;              // null: TLS not offered
   std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;      // set once the client asked for TLS
   std::uint64_t id_;
+  // Where each of the client's messages runs and when the attached server is free again
+  // (routing/session_core.hpp).
+  routing::session_core core_;
   std::string peer_;          // address:port, for logs
   std::string peer_address_;  // address alone, for the login throttle
   std::chrono::steady_clock::time_point connected_at_ = std::chrono::steady_clock::now();
@@ -332,14 +350,9 @@ class session : public std::enable_shared_from_this<session>, public server_read
   void time_batch(std::string_view sql);
   void batch_done(const server_connection& sc);
 
-  // What this session classified lately (see classify()), and how far into the client's
-  // stream batch_request classified: forwarding those messages classifies them again.
+  // What this session classified lately (see classify()).
   routing::recent_shapes shapes_;
-  std::uint64_t routed_until_ = 0;
   std::unique_ptr<routing::classification> unremembered_;  // classify()'s answer for a statement too long to remember
-  // batch_request's classification of the simple Query it routed (valid until the next
-  // classify()): forwarding that Query takes it instead of matching the statement again.
-  const routing::classification* routed_query_ = nullptr;
   // The worker's routing state of this session's database, found once (the worker keeps it
   // while it runs) rather than looked up by name per statement.
   database_routing* database_routing_ = nullptr;

@@ -1,6 +1,5 @@
 #include "routing/session_core.hpp"
 
-#include "protocol/backend.hpp"
 #include "protocol/framing.hpp"
 #include "protocol/frontend.hpp"
 
@@ -8,7 +7,6 @@ namespace meridian::routing {
 
 namespace pr = protocol;
 namespace fe_t = protocol::frontend_type;
-namespace be_t = protocol::backend_type;
 
 namespace {
 
@@ -20,9 +18,8 @@ bool copy_message(char t) { return t == fe_t::copy_data || t == fe_t::copy_done 
 
 }  // namespace
 
-session_core::looked* session_core::look(std::string_view data, std::size_t index,
-                                                         std::size_t offset) {
-  if (index < ahead_.size()) return &ahead_[index];
+session_core::looked* session_core::look(std::string_view data, std::size_t index, std::size_t offset) {
+  if (index < ahead_count()) return &ahead(index);
   const auto r = pr::next_frame(data.substr(offset), settings_.max_message);
   if (r.status == pr::frame_status::invalid) {
     violation_ = r.reason;
@@ -30,94 +27,108 @@ session_core::looked* session_core::look(std::string_view data, std::size_t inde
   }
   if (r.status == pr::frame_status::need_more) return nullptr;
   const auto& m = r.msg;
-  looked l{m.wire_size, m.type, false, std::nullopt, 0, {}};
-  auto bad = [&](const pr::protocol_error& e) -> looked* {
-    violation_ = e.message;
+  if (!fe_t::known(m.type) || m.type == fe_t::password) {
+    violation_ = "invalid frontend message type " + std::to_string(static_cast<unsigned char>(m.type));
     return nullptr;
-  };
+  }
+  // Everything looked at was consumed: the slots are used again (what the last forward step
+  // pointed at lives until here, the next call).
+  if (head_ == ahead_.size() && head_ > 0) {
+    ahead_.clear();
+    head_ = 0;
+  }
+  auto& l = ahead_.emplace_back();
+  l.size = m.wire_size;
+  l.type = m.type;
   auto statement = [&](std::string_view sql) {
-    statement_info s{classifier_.get(sql), leading_hint(sql)};
+    auto& s = l.statement.emplace(statement_info{classifier_.classify_statement(sql), leading_hint(sql)});
     l.write = needs_primary(s.cls, s.forced);
-    l.statement = std::move(s);
+  };
+  // Only what routing needs is read here; the edge checks every message whole as it forwards it.
+  auto cstring = [](std::string_view& body) {
+    const auto end = body.find('\0');
+    const auto out = body.substr(0, end);
+    body.remove_prefix(end == std::string_view::npos ? body.size() : end + 1);
+    return out;
   };
   switch (m.type) {
     case fe_t::query: {
       auto q = pr::fe::parse_query(m.body);
-      if (!q) return bad(q.error());
+      if (!q) {
+        violation_ = q.error().message;
+        ahead_.pop_back();
+        return nullptr;
+      }
       statement(q->sql);
       break;
     }
     case fe_t::parse: {
       auto p = pr::fe::parse_parse(m.body);
-      if (!p) return bad(p.error());
+      if (!p) {
+        violation_ = p.error().message;
+        ahead_.pop_back();
+        return nullptr;
+      }
       statement(p->sql);
       l.name = p->statement;
       break;
     }
     case fe_t::bind: {
-      auto b = pr::fe::parse_bind(m.body);
-      if (!b) return bad(b.error());
-      l.name = b->statement;
+      auto body = m.body;
+      (void)cstring(body);  // the portal
+      const auto name = cstring(body);
       // The statement it binds as the client last prepared it: in a Parse ahead of it that is
       // not forwarded yet, else among those forwarded.
       const statement_info* s = nullptr;
       bool found = false;
-      for (std::size_t i = ahead_.size(); i-- > 0 && !found;) {
-        if (ahead_[i].type == fe_t::parse && ahead_[i].name == l.name) {
+      for (std::size_t i = ahead_.size() - 1; i-- > head_ && !found;) {
+        if (ahead_[i].type == fe_t::parse && ahead_[i].name == name) {
           s = ahead_[i].statement ? &*ahead_[i].statement : nullptr;
           found = true;
         }
       }
       if (!found) {
-        if (l.name.empty()) {
+        if (name.empty()) {
           if (unnamed_) s = &*unnamed_;
-        } else if (auto it = statements_.find(l.name); it != statements_.end()) {
+        } else if (auto it = statements_.find(name); it != statements_.end()) {
           s = &it->second;
         }
       }
       if (s) l.write = needs_primary(s->cls, s->forced);
       break;
     }
-    case fe_t::describe: {
-      auto d = pr::fe::parse_describe(m.body);
-      if (!d) return bad(d.error());
-      l.kind = static_cast<char>(d->kind);
-      l.name = d->name;
-      break;
-    }
+    case fe_t::describe:
     case fe_t::close: {
-      auto c = pr::fe::parse_close(m.body);
-      if (!c) return bad(c.error());
-      l.kind = static_cast<char>(c->kind);
-      l.name = c->name;
+      auto body = m.body;
+      if (!body.empty()) {
+        l.kind = body[0];
+        body.remove_prefix(1);
+        if (m.type == fe_t::close && l.kind == 'S') l.name = cstring(body);
+      }
       break;
     }
-    case fe_t::function_call: {
-      auto f = pr::fe::parse_function_call(m.body);
-      if (!f) return bad(f.error());
+    case fe_t::function_call:
       l.write = true;  // what a function called by OID does is not known
       break;
-    }
-    default: {
-      if (!fe_t::known(m.type) || m.type == fe_t::password) {
-        violation_ = "invalid frontend message type " + std::to_string(static_cast<unsigned char>(m.type));
-        return nullptr;
-      }
-      auto v = pr::fe::validate(m.type, m.body);
-      if (!v) return bad(v.error());
+    default:
       break;
-    }
   }
-  ahead_.push_back(std::move(l));
-  return &ahead_.back();
+  return &l;
 }
 
 route_request session_core::route_unit(std::string_view data) {
   route_request req{target::any, hint::none, true, {}};
+  // The most common unit, a simple Query, looked at already.
+  if (ahead_count() > 0 && ahead(0).type == fe_t::query) {
+    const auto& q = ahead(0);
+    add_statement(req, q.statement->cls, q.statement->forced);
+    if (q.write) req.where = target::primary;
+    return req;
+  }
   std::size_t offset = 0;
   for (std::size_t i = 0;; ++i) {
     if (!look(data, i, offset)) break;
-    const auto& l = ahead_[i];
+    const auto& l = ahead(i);
     if (l.statement) add_statement(req, l.statement->cls, l.statement->forced);
     if (l.write) req.where = target::primary;
     offset += l.size;
@@ -126,19 +137,18 @@ route_request session_core::route_unit(std::string_view data) {
   return req;
 }
 
-bool session_core::releasable() const {
-  return attached_ && !fresh_ && !pinned_ && !settings_.session_pooling && pipeline_.empty() && !in_transaction_block() &&
-         !batch_open_ && !closing_batch_;
+bool session_core::holds_server() const {
+  return fresh_ || pinned_ || settings_.session_pooling || in_transaction_block() || batch_open_ || closing_batch_;
 }
 
 session_core::step session_core::consume(step_kind kind, std::size_t size) {
-  ahead_.pop_front();
+  ++head_;
   return step{kind, size};
 }
 
-session_core::step session_core::next(std::string_view data) {
+session_core::step session_core::next(std::string_view data, server_state server) {
   if (!violation_.empty()) return step{step_kind::violation, 0, {}, nullptr, violation_.c_str()};
-  if (releasable()) return step{step_kind::release};
+  if (attached_ && !server.pending && !holds_server()) return step{step_kind::release};
   auto* m = look(data, 0, 0);
   if (!m) {
     if (!violation_.empty()) return step{step_kind::violation, 0, {}, nullptr, violation_.c_str()};
@@ -158,8 +168,9 @@ session_core::step session_core::next(std::string_view data) {
     return step{step_kind::attach, 0, route_unit(data)};
   }
   if (closing_batch_) return step{step_kind::wait_server};
-  // Switching servers here would change what the client sees.
-  if (in_transaction_block() || pinned_ || settings_.session_pooling || pipeline_.copying_in() ||
+  // Attached for this very unit (its route is decided), or switching servers here would change
+  // what the client sees.
+  if (fresh_ || in_transaction_block() || pinned_ || settings_.session_pooling || server.copying_in ||
       copy_message(m->type))
     return forward(*m);
 
@@ -171,12 +182,11 @@ session_core::step session_core::next(std::string_view data) {
     closing_batch_ = true;
     fresh_ = false;
     batch_open_ = false;
-    pipeline_.sent(pr::pending_request{pr::request_kind::sync, true});
     return step{step_kind::send_sync};
   }
   // A new unit while the server still answers the last one: pipelined on, when it can run it.
-  if (route_unit(data).where == target::primary && replica_) return step{step_kind::wait_server};
-  return forward(*m);
+  if (replica_ && route_unit(data).where == target::primary) return step{step_kind::wait_server};
+  return forward(ahead(0));  // (route_unit may have moved what m pointed at)
 }
 
 session_core::step session_core::forward(looked& m) {
@@ -210,16 +220,20 @@ session_core::step session_core::forward(looked& m) {
     case fe_t::query:
     case fe_t::function_call:
       batch_open_ = false;  // a Query ends an open batch's implicit transaction too
+      batch_failed_ = false;
       break;
     default:
       break;
   }
   if (m.type == fe_t::query) unnamed_.reset();  // a simple Query drops the unnamed statement
-  pipeline_.sent(m.type, m.kind == 0 ? 'S' : m.kind);
-  if (m.statement && m.statement->cls.pins_session) pinned_ = true;
-  last_statement_ = std::move(m.statement);
-  s.statement = last_statement_ ? &*last_statement_ : nullptr;
-  ahead_.pop_front();
+  if (m.statement) {
+    // DISCARD ALL leaves no session state behind: the session is free to move again.
+    if (m.statement->cls.discards_session) pinned_ = false;
+    if (m.statement->cls.pins_session) pinned_ = true;
+  }
+  // The looked message stays in its slot until the next call: the step may point into it.
+  s.statement = m.statement ? &*m.statement : nullptr;
+  ++head_;
   return s;
 }
 
@@ -228,7 +242,6 @@ void session_core::attached(bool replica) {
   fresh_ = true;
   replica_ = replica;
   tx_ = pr::tx_status::idle;
-  pipeline_.clear();
 }
 
 void session_core::released() {
@@ -236,27 +249,14 @@ void session_core::released() {
   replica_ = false;
 }
 
-session_core::server_verdict session_core::server_message(char type, std::string_view body) {
-  const auto v = pipeline_.received(type);
-  server_verdict out{v.forward, v.ready, v.unexpected, false};
-  if (type == be_t::error_response) {
-    if (closing_batch_) batch_failed_ = true;
-    if (auto e = pr::be::parse_error_fields(body)) {
-      const auto severity = e->get('V').empty() ? e->get('S') : e->get('V');
-      out.fatal = severity == "FATAL" || severity == "PANIC";
-    }
-    if (out.fatal) out.forward = true;  // the client learns why, before the session ends
+void session_core::server_ready(pr::tx_status status, bool own) {
+  tx_ = status;
+  if (own) {
+    // Meridian's own Sync answered: the batch moves on, or what is left of it is skipped.
+    closing_batch_ = false;
+    skipping_ = batch_failed_;
+    batch_failed_ = false;
   }
-  if (v.ready && !body.empty()) {
-    tx_ = static_cast<pr::tx_status>(body[0]);
-    if (!v.forward) {
-      // Meridian's own Sync answered: the batch moves on, or what is left of it is skipped.
-      closing_batch_ = false;
-      skipping_ = batch_failed_;
-      batch_failed_ = false;
-    }
-  }
-  return out;
 }
 
 }  // namespace meridian::routing

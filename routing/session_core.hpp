@@ -1,10 +1,12 @@
 #pragma once
 // The session core: where each statement of a client's query phase runs, decided in one place,
-// free of I/O. The edge (proxy/) hands it the client's unconsumed bytes and the attached
-// server's whole messages; it answers with one step at a time: check out a server for a unit of
-// work, forward the front message, wait for the server, close a batch with a Sync of its own,
-// give the server back. Tested without sockets over real drivers' recorded conversations
-// (tests/recordings), each also fed split at every byte.
+// free of I/O. The edge (proxy/) hands it the client's unconsumed bytes and what the attached
+// server's answers say (the edge pairs answers with requests in its protocol::pipeline: whether
+// any request is still unanswered, a copy-in, each ReadyForQuery, each error); it answers with
+// one step at a time: check out a server for a unit of work, forward the front message, wait for
+// the server, close a batch with a Sync of its own, give the server back. Tested without sockets
+// over real drivers' recorded conversations (tests/recordings), each also fed split at every
+// byte.
 //
 // A unit is what must run on one server: a simple Query; an extended-protocol batch up to its
 // Sync (Flush does not end it); a transaction block up to the ReadyForQuery that says idle; a
@@ -23,19 +25,42 @@
 //     answered, and it is routed anew.
 #include <cstddef>
 #include <cstdint>
-#include <deque>
+#include <vector>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 
 #include "protocol/message_types.hpp"
-#include "protocol/pipeline.hpp"
 #include "protocol/string_hash.hpp"
 #include "routing/classification_cache.hpp"
 #include "routing/router.hpp"
 
 namespace meridian::routing {
+
+// How the core learns what a statement needs. The proxy's own recognises a session's recent
+// statements and counts cache hits; each statement is classified once, by the core, and the
+// edge forwards it with that classification (step::statement).
+class statement_classifier {
+ public:
+  virtual ~statement_classifier() = default;
+  // Valid until the next call.
+  [[nodiscard]] virtual const classification& classify_statement(std::string_view sql) = 0;
+};
+
+// A classification_cache as a statement_classifier.
+class cache_classifier final : public statement_classifier {
+ public:
+  explicit cache_classifier(classification_cache& cache) : cache_(cache) {}
+  [[nodiscard]] const classification& classify_statement(std::string_view sql) override {
+    last_ = cache_.get(sql);
+    return last_;
+  }
+
+ private:
+  classification_cache& cache_;
+  classification last_;
+};
 
 class session_core {
  public:
@@ -50,7 +75,7 @@ class session_core {
     forward,      // send the front message (`length` bytes, unchanged) to the attached server
     drop,         // consume the front message (`length` bytes) without sending it
     send_sync,    // send a Sync of Meridian's own to the attached server (its answer is not relayed)
-    wait_server,  // the front message waits for the attached server's answers (server_message)
+    wait_server,  // the front message waits for the attached server's answers
     release,      // the attached server connection is free again: give it back, then released()
     answer_ready,  // consume the client's Sync (`length`) and answer it: ReadyForQuery, idle
     terminate,    // the client said goodbye (Terminate)
@@ -73,28 +98,48 @@ class session_core {
     const char* why = nullptr;
   };
 
-  struct server_verdict {
-    bool forward = true;  // relay it to the client (false: the answer to Meridian's own Sync)
-    bool ready = false;   // a ReadyForQuery
-    bool broken = false;  // no request explains it: the connection is unusable
-    bool fatal = false;   // an ErrorResponse of severity FATAL or PANIC: the server is leaving
+  // What the edge's request pipeline says of the attached server now.
+  // (No member initialisers: it is a default argument of next(). server_state{} is all false.)
+  struct server_state {
+    bool pending;     // requests sent to it are not all answered yet
+    bool copying_in;  // it reads a copy-in whose end the client has not sent
   };
 
-  session_core(classification_cache& classifier, settings s) : classifier_(classifier), settings_(s) {}
+  session_core(statement_classifier& classifier, settings s) : classifier_(classifier), settings_(s) {}
 
   // The next step for the client's unconsumed bytes (`data` starts at the first byte not yet
-  // forwarded or dropped). Call again after every step but need_more and wait_server, and after
-  // every server message.
-  [[nodiscard]] step next(std::string_view data);
+  // forwarded or dropped), with the attached server as it is now (ignored when none is). Call
+  // again after every step but need_more and wait_server, and after the server's answers.
+  [[nodiscard]] step next(std::string_view data, server_state server = server_state{});
 
   // The edge checked out a server for the unit (`replica`: it serves as a replica).
   void attached(bool replica);
   // The edge gave the server back after a release step.
   void released();
 
-  // One whole message from the attached server, in order.
-  [[nodiscard]] server_verdict server_message(char type, std::string_view body);
+  // The attached server's ReadyForQuery: its transaction status; `own`: the answer to the Sync
+  // of a send_sync step (not relayed to the client).
+  void server_ready(protocol::tx_status status, bool own = false);
+  // The attached server's ErrorResponse to a request (not an unsolicited one). In an open batch
+  // the server now skips to the client's Sync; if the batch moves, the rest of it is skipped.
+  void server_error() {
+    if (batch_open_ || closing_batch_) batch_failed_ = true;
+  }
 
+  // Session pooling: the server attached first stays the client's until it leaves.
+  void hold_server(bool on) { settings_.session_pooling = on; }
+
+  // The client's bytes in front were consumed by the edge itself (a unit it refused): what was
+  // looked at ahead is looked at again.
+  void forget_ahead() {
+    ahead_.clear();
+    head_ = 0;
+  }
+
+  // Whether the attached server must stay this client's even once it has answered everything:
+  // a transaction block, an open batch, a unit not yet sent, a pinned or session-pooled session.
+  // Else it may go back to its pool once nothing is pending (next() then says release).
+  [[nodiscard]] bool holds_server() const;
   [[nodiscard]] bool attached() const { return attached_; }
   [[nodiscard]] bool on_replica() const { return attached_ && replica_; }
   [[nodiscard]] bool pinned() const { return pinned_; }
@@ -103,35 +148,37 @@ class session_core {
  private:
   // A whole client message looked at once: its size and, for Query and Parse, what it runs.
   struct looked {
-    std::size_t size;
-    char type;
-    bool write;  // it may write (or it pins the session): it needs the primary
+    std::size_t size = 0;
+    char type = 0;
+    bool write = false;  // it may write (or it pins the session): it needs the primary
     std::optional<statement_info> statement;
     char kind = 0;     // Describe, Close: 'S' statement or 'P' portal
     std::string name;  // Parse, Bind, Describe, Close: the statement's (or portal's) name
   };
 
   // Frames and classifies the message at `offset` of `data` (memoised in ahead_ while it is not
-  // consumed; a deque keeps the pointer valid); null when it is not whole yet; sets violation_
-  // when malformed.
+  // consumed; the pointer is valid until the next look); null when it is not whole yet; sets
+  // violation_ when its type is unknown or what routing reads of it is malformed.
   looked* look(std::string_view data, std::size_t index, std::size_t offset);
   // Where the unit beginning at the front of `data` needs to run.
   route_request route_unit(std::string_view data);
   // Whether the attached server can run the front message now.
   [[nodiscard]] bool server_can_take(const looked& m) const { return !replica_ || !m.write; }
   [[nodiscard]] bool in_transaction_block() const { return tx_ != protocol::tx_status::idle; }
-  [[nodiscard]] bool releasable() const;
   step forward(looked& m);
   step consume(step_kind kind, std::size_t size);
 
-  classification_cache& classifier_;
+  statement_classifier& classifier_;
   settings settings_;
-  protocol::pipeline pipeline_;
-  std::deque<looked> ahead_;  // the front messages, looked at already, in order
+  // The front messages, looked at already, in order, from head_ (a vector used as a queue: its
+  // slots are reused once all are consumed, so looking allocates nothing in the steady state).
+  std::vector<looked> ahead_;
+  std::size_t head_ = 0;
+  [[nodiscard]] std::size_t ahead_count() const { return ahead_.size() - head_; }
+  [[nodiscard]] looked& ahead(std::size_t i) { return ahead_[head_ + i]; }
   // Client statement names and what they run; the unnamed one apart.
   std::unordered_map<std::string, statement_info, protocol::string_hash, std::equal_to<>> statements_;
   std::optional<statement_info> unnamed_;
-  std::optional<statement_info> last_statement_;  // the one a forward step points at
   std::string violation_;
   bool attached_ = false;
   bool fresh_ = false;  // attached for a unit, nothing of it sent yet
@@ -139,7 +186,7 @@ class session_core {
   bool pinned_ = false;
   bool batch_open_ = false;     // extended-protocol messages sent since the last Sync
   bool closing_batch_ = false;  // Meridian's own Sync sent: the batch moves once it is answered
-  bool batch_failed_ = false;   // the batch being closed failed on the replica
+  bool batch_failed_ = false;   // the open batch failed on its server
   bool skipping_ = false;       // what is left of a failed batch, up to the client's Sync
   protocol::tx_status tx_ = protocol::tx_status::idle;
 };

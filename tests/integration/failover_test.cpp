@@ -97,6 +97,9 @@ TEST_CASE("the primary killed under load: every region writes to the promoted re
         first_read_error = PQresultErrorMessage(r);
       }
       PQclear(r);
+      // Meridian closes the connection of a read that died with the server (for now): the
+      // reader connects again, as an application's pool would.
+      if (PQstatus(c.raw()) == CONNECTION_BAD) PQreset(c.raw());
       std::this_thread::sleep_for(20ms);
     }
   });

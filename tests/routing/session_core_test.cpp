@@ -27,9 +27,14 @@ namespace {
 
 const std::filesystem::path recordings = std::filesystem::path(MERIDIAN_TEST_DATA_DIR) / "recordings";
 
-routing::classification_cache& classifier() {
-  static routing::classification_cache cache(10000, meridian::testing::pg15_functions());
-  return cache;
+routing::classification_cache& cache() {
+  static routing::classification_cache c(10000, meridian::testing::pg15_functions());
+  return c;
+}
+
+routing::statement_classifier& classifier() {
+  static routing::cache_classifier c(cache());
+  return c;
 }
 
 // One conversation's query phase, with what each server message waits for.
@@ -71,7 +76,7 @@ script make_script(const testing::conversation& c) {
 
 // Whether a statement needs the primary, by the issue's rule (the test's own reading).
 bool writes(std::string_view sql) {
-  const auto c = classifier().get(sql);
+  const auto c = cache().get(sql);
   return c.where == routing::target::primary || c.tx == routing::tx_effect::begin || c.pins_session ||
          routing::leading_hint(sql) == routing::hint::primary;
 }
@@ -86,6 +91,7 @@ struct outcome {
 outcome play(const script& s, const std::set<std::size_t>& cuts) {
   outcome out;
   session_core core(classifier(), {});
+  protocol::pipeline pl;  // the edge's: which request each answer belongs to
   std::size_t consumed = 0, delivered = 0, relayed = 0, next_client = 0;
   bool own_sync_owed = false, ended = false;
   long own_sync_after = -1;           // the last client message sent before Meridian's own Sync
@@ -114,15 +120,18 @@ outcome play(const script& s, const std::set<std::size_t>& cuts) {
     // The replica answers Meridian's own Sync after all it was sent before it.
     if (own_sync_owed && (relayed == s.server.size() || s.answers[relayed] > own_sync_after)) {
       own_sync_owed = false;
-      const auto v = core.server_message('Z', "I");
-      if (v.forward) fail("the answer to Meridian's own Sync was relayed");
+      const auto v = pl.received('Z');
+      if (v.forward || v.unexpected) fail("the answer to Meridian's own Sync taken as the client's");
+      core.server_ready(protocol::tx_status::idle, true);
       return true;
     }
     if (relayed == s.server.size() || s.answers[relayed] > forwarded) return skipped;
     const auto& m = s.server[relayed];
-    const auto v = core.server_message(m[0], std::string_view(m).substr(protocol::typed_header_size));
-    if (v.broken) fail("server message " + std::to_string(relayed) + " ('" + m[0] + "') taken as unexpected");
+    const auto v = pl.received(m[0]);
+    if (v.unexpected) fail("server message " + std::to_string(relayed) + " ('" + m[0] + "') taken as unexpected");
     if (!v.forward) fail("server message " + std::to_string(relayed) + " not relayed");
+    if (m[0] == 'Z') core.server_ready(static_cast<protocol::tx_status>(m[5]));
+    if (m[0] == 'E' && !v.unsolicited) core.server_error();
     ++relayed;
     return true;
   };
@@ -155,7 +164,7 @@ outcome play(const script& s, const std::set<std::size_t>& cuts) {
       break;
     }
     const auto view = std::string_view(s.stream).substr(consumed, delivered - consumed);
-    const auto st = core.next(view);
+    const auto st = core.next(view, {!pl.empty(), pl.copying_in()});
     switch (st.kind) {
       case step_kind::need_more:
         if (!deliver_client() && !deliver_server()) ended = true;
@@ -168,6 +177,7 @@ outcome play(const script& s, const std::set<std::size_t>& cuts) {
         break;
       case step_kind::attach:
         out.units += st.request.where == routing::target::primary ? 'P' : 'R';
+        pl.clear();
         core.attached(st.request.where != routing::target::primary);
         break;
       case step_kind::forward: {
@@ -175,6 +185,7 @@ outcome play(const script& s, const std::set<std::size_t>& cuts) {
             std::upper_bound(s.starts.begin(), s.starts.end(), consumed) - s.starts.begin() - 1);
         if (s.starts[index] != consumed || s.client[index].size() != st.length) fail("forward off a message boundary");
         check_forward(index);
+        pl.sent(s.client[index][0], s.client[index][0] == 'D' ? s.client[index][5] : 'S');
         forwarded = static_cast<long>(index);
         consumed += st.length;
         break;
@@ -184,6 +195,7 @@ outcome play(const script& s, const std::set<std::size_t>& cuts) {
         break;
       case step_kind::send_sync:
         out.units += 's';
+        pl.sent(protocol::pending_request{protocol::request_kind::sync, true});
         own_sync_owed = true;
         own_sync_after = forwarded;
         break;
@@ -296,73 +308,134 @@ std::string empty(char type) {
   protocol::fe::serialize_empty(type, out);
   return out;
 }
-std::string ready(char status) { return std::string(1, status); }
 
-// Steps until the core needs something else than a forward (each forward consumed from `in`).
-session_core::step run(session_core& core, std::string& in) {
-  for (;;) {
-    auto st = core.next(in);
-    if (st.kind != step_kind::forward && st.kind != step_kind::drop) return st;
-    in.erase(0, st.length);
+// The core with the edge's request pipeline, fed by hand.
+struct edge {
+  session_core core{classifier(), {}};
+  protocol::pipeline pl;
+  std::string in;
+
+  session_core::step next() { return core.next(in, {!pl.empty(), pl.copying_in()}); }
+  // Steps until the core needs something else than a forward or a drop.
+  session_core::step run() {
+    for (;;) {
+      auto st = next();
+      if (st.kind != step_kind::forward && st.kind != step_kind::drop) return st;
+      if (st.kind == step_kind::forward) pl.sent(in[0]);
+      in.erase(0, st.length);
+    }
   }
-}
+  void attach(const session_core::step& st) {
+    pl.clear();
+    core.attached(st.request.where != routing::target::primary);
+  }
+  // The server answers with `types`; a ReadyForQuery with `status`.
+  void answer(std::string_view types, char status = 'I') {
+    for (char t : types) {
+      const auto v = pl.received(t);
+      REQUIRE_FALSE(v.unexpected);
+      if (t == 'Z') core.server_ready(static_cast<protocol::tx_status>(status));
+      if (t == 'E') core.server_error();
+    }
+  }
+};
 
 }  // namespace
 
 TEST_CASE("session core: a transaction block stays on its server until it ends", "[routing][session_core]") {
-  session_core core(classifier(), {});
-  std::string in = query("BEGIN") + query("SELECT 1");
-  auto st = core.next(in);
+  edge e;
+  e.in = query("BEGIN") + query("SELECT 1");
+  auto st = e.next();
   REQUIRE(st.kind == step_kind::attach);
   CHECK(st.request.where == routing::target::primary);
-  core.attached(false);
-  CHECK(run(core, in).kind == step_kind::need_more);  // both go: the primary runs anything
-  CHECK(core.server_message('C', std::string("BEGIN\0", 6)).forward);
-  CHECK(core.server_message('Z', ready('T')).ready);
-  CHECK(core.next(in).kind == step_kind::need_more);  // in a transaction: not given back
-  for (char t : std::string("TDC")) (void)core.server_message(t, "");
-  (void)core.server_message('Z', ready('T'));
-  in = query("COMMIT");
-  CHECK(run(core, in).kind == step_kind::need_more);
-  (void)core.server_message('C', "");
-  (void)core.server_message('Z', ready('I'));
-  CHECK(core.next(in).kind == step_kind::release);
+  e.attach(st);
+  CHECK(e.run().kind == step_kind::need_more);  // both go: the primary runs anything
+  e.answer("CZ", 'T');
+  CHECK(e.next().kind == step_kind::need_more);  // in a transaction, one answer owed: kept
+  e.answer("TDCZ", 'T');
+  CHECK(e.next().kind == step_kind::need_more);  // nothing owed, still in the transaction: kept
+  e.in = query("COMMIT");
+  CHECK(e.run().kind == step_kind::need_more);
+  e.answer("CZ", 'I');
+  CHECK(e.next().kind == step_kind::release);
 }
 
 TEST_CASE("session core: a write pipelined after BEGIN READ ONLY runs in that transaction", "[routing][session_core]") {
   // The replica refuses it (25006), as PostgreSQL refuses a write in a read-only transaction.
-  session_core core(classifier(), {});
-  std::string in = query("BEGIN READ ONLY") + query("INSERT INTO t VALUES (1)");
-  auto st = core.next(in);
+  edge e;
+  e.in = query("BEGIN READ ONLY") + query("INSERT INTO t VALUES (1)");
+  auto st = e.next();
   REQUIRE(st.kind == step_kind::attach);
   CHECK(st.request.where == routing::target::any);
-  core.attached(true);
-  CHECK(run(core, in).kind == step_kind::wait_server);  // the INSERT waits for BEGIN's answer
-  (void)core.server_message('C', "");
-  (void)core.server_message('Z', ready('T'));
-  st = core.next(in);
-  CHECK(st.kind == step_kind::forward);
-  CHECK(core.on_replica());
+  e.attach(st);
+  CHECK(e.run().kind == step_kind::wait_server);  // the INSERT waits for BEGIN's answer
+  e.answer("CZ", 'T');
+  CHECK(e.next().kind == step_kind::forward);
+  CHECK(e.core.on_replica());
 }
 
 TEST_CASE("session core: a session pinned by a temporary table keeps its server", "[routing][session_core]") {
-  session_core core(classifier(), {});
-  std::string in = query("CREATE TEMP TABLE tt (x int)");
-  REQUIRE(core.next(in).kind == step_kind::attach);
-  core.attached(false);
-  CHECK(run(core, in).kind == step_kind::need_more);
-  (void)core.server_message('C', "");
-  (void)core.server_message('Z', ready('I'));
-  CHECK(core.pinned());
-  CHECK(core.next(in).kind == step_kind::need_more);  // not released
+  edge e;
+  e.in = query("CREATE TEMP TABLE tt (x int)");
+  const auto st = e.next();
+  REQUIRE(st.kind == step_kind::attach);
+  e.attach(st);
+  CHECK(e.run().kind == step_kind::need_more);
+  e.answer("CZ");
+  CHECK(e.core.pinned());
+  CHECK(e.next().kind == step_kind::need_more);  // not released
+  // DISCARD ALL drops the session's state: the server goes back once it has answered.
+  e.in = query("DISCARD ALL");
+  CHECK(e.run().kind == step_kind::need_more);
+  e.answer("CZ");
+  CHECK_FALSE(e.core.pinned());
+  CHECK(e.next().kind == step_kind::release);
+}
+
+TEST_CASE("session core: a replica's batch that failed is skipped up to its Sync, which is answered",
+          "[routing][session_core]") {
+  // Parse/Bind/Execute of a read on the replica, flushed; then a write in the same batch. The
+  // replica's batch is closed with Meridian's Sync, but it had failed: the write is not run.
+  edge e;
+  std::string batch;
+  protocol::fe::serialize(protocol::fe::parse{"", "SELECT 1/0", {}}, batch);
+  protocol::fe::serialize(protocol::fe::bind{"", "", std::string_view("\0\0\0\0\0\0", 6)}, batch);
+  protocol::fe::serialize(protocol::fe::execute{"", 0}, batch);
+  batch += empty('H');
+  e.in = batch;
+  auto st = e.next();
+  REQUIRE(st.kind == step_kind::attach);
+  CHECK(st.request.where == routing::target::any);
+  e.attach(st);
+  CHECK(e.run().kind == step_kind::need_more);
+  e.answer("12E");  // the error: the replica now skips to a Sync
+  e.in = query("INSERT INTO t VALUES (1)");
+  st = e.next();
+  REQUIRE(st.kind == step_kind::send_sync);
+  e.pl.sent(protocol::pending_request{protocol::request_kind::sync, true});
+  CHECK(e.next().kind == step_kind::wait_server);
+  REQUIRE_FALSE(e.pl.received('Z').forward);
+  e.core.server_ready(protocol::tx_status::idle, true);
+  CHECK(e.next().kind == step_kind::release);
+  e.core.released();
+  // A Query is skipped like the rest (PostgreSQL discards all up to Sync after an error).
+  st = e.next();
+  CHECK(st.kind == step_kind::drop);
+  e.in.erase(0, st.length);
+  e.in = empty('S');
+  st = e.next();
+  CHECK(st.kind == step_kind::answer_ready);
+  e.in.erase(0, st.length);
+  CHECK(e.next().kind == step_kind::need_more);
+  CHECK_FALSE(e.core.attached());
 }
 
 TEST_CASE("session core: what PostgreSQL ignores with no server attached is dropped", "[routing][session_core]") {
-  session_core core(classifier(), {});
-  std::string in = empty('c') + empty('H');
-  CHECK(run(core, in).kind == step_kind::need_more);
-  CHECK(in.empty());
-  CHECK_FALSE(core.attached());
+  edge e;
+  e.in = empty('c') + empty('H');
+  CHECK(e.run().kind == step_kind::need_more);
+  CHECK(e.in.empty());
+  CHECK_FALSE(e.core.attached());
 }
 
 TEST_CASE("session core: malformed client messages are violations", "[routing][session_core]") {
@@ -383,19 +456,4 @@ TEST_CASE("session core: malformed client messages are violations", "[routing][s
     const std::string in("Q\0\0\0\7abc", 8);  // a Query whose text is not terminated
     CHECK(core.next(in).kind == step_kind::violation);
   }
-}
-
-TEST_CASE("session core: a FATAL error is relayed and marked", "[routing][session_core]") {
-  session_core core(classifier(), {});
-  std::string in = query("SELECT pg_sleep(10)");
-  const auto st = core.next(in);
-  REQUIRE(st.kind == step_kind::attach);
-  core.attached(st.request.where == routing::target::any);
-  CHECK(run(core, in).kind == step_kind::need_more);
-  using namespace std::string_literals;
-  const auto fatal = "SFATAL\0VFATAL\0C57P01\0Mterminating connection due to administrator command\0\0"s;
-  const auto v = core.server_message('E', fatal);
-  CHECK(v.forward);
-  CHECK(v.fatal);
-  CHECK_FALSE(v.broken);
 }

@@ -1,0 +1,99 @@
+#!/usr/bin/python3
+"""Drivers' protocol flows through a replica region's Meridian and the primary region's (issue 25):
+asyncpg's unsynced prepare followed by writes and COPY, psycopg 3's pipeline mode mixing reads
+and writes. Each must succeed as it does against PostgreSQL directly, writes must reach the
+primary, and reads must still go to the region's replica afterwards. Exits non-zero on the first
+failed check.
+
+Environment: MERIDIAN_DSN_<REGION> (libpq keyword DSNs, one per region to test, e.g. EU and US),
+MERIDIAN_PRIMARY_PORT and MERIDIAN_READ_PORT_<REGION> (the PostgreSQL port reads are served from
+in that region)."""
+import asyncio
+import os
+import sys
+
+import asyncpg
+import psycopg
+
+checks = 0
+
+
+def check(cond, what):
+    global checks
+    checks += 1
+    if not cond:
+        print(f"FAILED: {what}", file=sys.stderr)
+        sys.exit(1)
+
+
+def kw(dsn):
+    return dict(part.split("=", 1) for part in dsn.split())
+
+
+async def asyncpg_flows(region, dsn, read_port, primary_port):
+    k = kw(dsn)
+    conn = await asyncpg.connect(host=k["host"], port=int(k["port"]), user=k["user"], password=k["password"],
+                                 database=k["dbname"], ssl=False)
+    try:
+        base = {"us": 1000, "eu": 2000}[region]
+        await conn.execute(f"DELETE FROM itest_flows WHERE id >= {base} AND id < {base + 1000}")
+        # prepare() sends Parse/Describe/Flush with no Sync; the INSERT after it must still reach
+        # the primary (it failed with 25006 through a replica region).
+        stmt = await conn.prepare("SELECT 1")
+        check(await stmt.fetchval() == 1, f"{region}: prepared read")
+        port = await conn.fetchval("INSERT INTO itest_flows (id, v) VALUES ($1, 'prepare') RETURNING inet_server_port()",
+                                   base)
+        check(port == primary_port, f"{region}: INSERT after prepare() ran on the primary (port {port})")
+        # The copy family, and a write after it on the same connection.
+        await conn.copy_records_to_table("itest_flows", records=[(base + 1, "copy"), (base + 2, "copy")],
+                                         columns=["id", "v"])
+        await conn.execute(f"INSERT INTO itest_flows (id, v) VALUES ({base + 3}, 'after copy')")
+        await conn.prepare("SELECT 2")
+        import io
+        await conn.copy_to_table("itest_flows", source=io.BytesIO(f"{base + 4}\tcopy_to\n".encode()),
+                                 columns=["id", "v"])
+        await conn.execute(f"INSERT INTO itest_flows (id, v) VALUES ({base + 5}, 'after prepare and copy')")
+        n = await conn.fetchval(f"/* meridian:primary */ SELECT count(*) FROM itest_flows WHERE id >= {base} "
+                                f"AND id < {base + 1000}")
+        check(n == 6, f"{region}: all six rows written ({n})")
+        # Reads still go where reads go.
+        for _ in range(3):
+            port = await conn.fetchval("SELECT inet_server_port()")
+            check(port == read_port, f"{region}: a read after the writes ran on port {port}, not {read_port}")
+    finally:
+        await conn.close()
+
+
+def psycopg_pipeline(region, dsn, read_port, primary_port):
+    base = {"us": 1500, "eu": 2500}[region]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"DELETE FROM itest_flows WHERE id >= {base} AND id < {base + 100}")
+        with conn.pipeline():
+            c1 = conn.execute("SELECT count(*) FROM itest_flows")
+            c2 = conn.execute("INSERT INTO itest_flows (id, v) VALUES (%s, 'pipe') RETURNING inet_server_port()",
+                              (base,))
+            conn.execute("INSERT INTO itest_flows (id, v) VALUES (%s, 'pipe')", (base + 1,))
+            c4 = conn.execute("SELECT v FROM itest_flows WHERE id = %s", (base,))
+        check(c1.fetchone() is not None, f"{region}: pipelined read")
+        check(c2.fetchone()[0] == primary_port, f"{region}: pipelined INSERT on the primary")
+        check(c4.fetchone() == ("pipe",), f"{region}: the pipeline reads its own write")
+        port = conn.execute("SELECT inet_server_port()").fetchone()[0]
+        check(port == read_port, f"{region}: a read after the pipeline ran on port {port}, not {read_port}")
+
+
+def main():
+    primary_port = int(os.environ["MERIDIAN_PRIMARY_PORT"])
+    regions = [r for r in ("us", "eu") if f"MERIDIAN_DSN_{r.upper()}" in os.environ]
+    check(len(regions) == 2, "both regions given")
+    with psycopg.connect(os.environ["MERIDIAN_DSN_US"], autocommit=True) as setup:
+        setup.execute("CREATE TABLE IF NOT EXISTS itest_flows (id int PRIMARY KEY, v text)")
+    for region in regions:
+        dsn = os.environ[f"MERIDIAN_DSN_{region.upper()}"]
+        read_port = int(os.environ[f"MERIDIAN_READ_PORT_{region.upper()}"])
+        asyncio.run(asyncpg_flows(region, dsn, read_port, primary_port))
+        psycopg_pipeline(region, dsn, read_port, primary_port)
+    print(f"{checks} checks passed")
+
+
+if __name__ == "__main__":
+    main()
