@@ -2,6 +2,10 @@
 
 #include <openssl/crypto.h>
 
+#include <chrono>
+#include <future>
+#include <memory>
+
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
@@ -24,6 +28,18 @@ void admin_server::listen(const std::string& host, std::uint16_t port) {
 }
 
 void admin_server::close() {
+  // The acceptor belongs to its io_context's thread (the node monitor's): closed there, between
+  // its handlers. Closed from another thread, it raced the accept loop re-arming its accept on
+  // the closing descriptor (UBSan: null descriptor_state in async_accept, seen at a drain).
+  auto done = std::make_shared<std::promise<void>>();
+  auto closed = done->get_future();
+  asio::post(io_, [this, done] {
+    error_code ignored;
+    acceptor_.close(ignored);
+    done->set_value();
+  });
+  if (closed.wait_for(std::chrono::seconds(2)) == std::future_status::ready) return;
+  // Its thread runs no more (the io_context was stopped): nothing else touches the acceptor.
   error_code ignored;
   acceptor_.close(ignored);
 }

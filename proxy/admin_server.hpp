@@ -30,6 +30,7 @@ class admin_server {
   admin_server(asio::io_context& io, std::string token, admin_handler handler);
   // Binds (throws when it cannot) and starts accepting.
   void listen(const std::string& host, std::uint16_t port);
+  // Stops accepting (on the acceptor's own thread; callable from any).
   void close();
 
  private:

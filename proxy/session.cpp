@@ -765,6 +765,14 @@ void session::on_handover(handover h) {
         return;
       }
       attach_to(std::move(h.conn), queued_.decision, queued_.read, true);
+    } else if (h.error && queued_.read && queued_.decision.node &&
+               h.error->sqlstate == pr::sqlstate::connection_failure && read_skips_ < 2) {
+      // A read whose node could not be reached, as attach() handles it: nothing was sent yet,
+      // so the node is skipped a while and the turn routes the read again, elsewhere.
+      ++read_skips_;
+      spdlog::warn("[c{}] {} unavailable, reading from elsewhere: {}", id_,
+                   worker_.topology().at(*queued_.decision.node).name, h.error->message);
+      worker_.skip_node(*queued_.decision.node);
     } else if (h.error) {
       spdlog::warn("[c{}] no server connection: {}", id_, h.error->message);
       refuse_batch(*h.error);
@@ -1226,6 +1234,7 @@ routing::route_request session::with_consistency(routing::route_request request)
 void session::attach_to(server_conn_ptr sc, const routing::route_decision& decision, bool read, bool spawn_reader) {
   if (read) worker_.meter().read_routed(decision.node->value);
   on_replica_ = decision.replica;
+  read_skips_ = 0;
   attached_ = std::move(sc);
   core_.attached(decision.replica);
   if (spawn_reader) read_server(attached_);

@@ -321,6 +321,8 @@ class session : public std::enable_shared_from_this<session>,
     routing::route_decision decision;
     bool read = false;
   } queued_;
+  // Nodes a waiting read skipped since the session last attached (on_handover): at most two.
+  int read_skips_ = 0;
   bool server_writing_ = false;
   bool skipping_until_sync_ = false;
   routing::consistency default_consistency_ = routing::consistency::eventual;  // the user's or database's
