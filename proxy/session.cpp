@@ -912,7 +912,7 @@ bool session::forward_client_message(const pr::frame& m, const routing::classifi
       auto q = pr::fe::parse_query(m.body);
       if (!q) return fail(q.error());
       time_batch(q->sql);
-      const auto& cls = classified ? *classified : classify(q->sql);
+      const auto& cls = *classified;  // the session core classified it (step::statement)
       if (cls.sets_meridian || cls.shows_meridian) {
         if (auto instead = meridian_statement(q->sql, cls); !instead.empty()) {
           pr::fe::serialize(pr::fe::query{instead}, server_out_);
@@ -920,7 +920,6 @@ bool session::forward_client_message(const pr::frame& m, const routing::classifi
           break;
         }
       }
-      if (cls.pins_session) pinned_ = true;
       note_statement(sc, cls.where);
       raw();
       pl.sent(fe_t::query);
@@ -938,7 +937,7 @@ bool session::forward_client_message(const pr::frame& m, const routing::classifi
       if (!p) return fail(p.error());
       time_batch(p->sql);
       sc.batch_open = true;
-      const auto& cls = classified ? *classified : classify(p->sql);
+      const auto& cls = *classified;
       if (cls.sets_meridian || cls.shows_meridian) {
         if (auto instead = meridian_statement(p->sql, cls); !instead.empty()) {
           pr::fe::serialize(pr::fe::parse{p->statement, instead, {}}, server_out_);
@@ -947,7 +946,6 @@ bool session::forward_client_message(const pr::frame& m, const routing::classifi
         }
       }
       if (cls.copy_in) batch_copy_in_ = true;
-      if (cls.pins_session) pinned_ = true;
       // A SET through the extended protocol (JDBC sends its own at start-up) is followed up
       // after the batch's Sync.
       if (!cls.sets_parameters.empty()) note_settings(sc, cls);
@@ -1080,10 +1078,8 @@ bool session::forward_client_message(const pr::frame& m, const routing::classifi
 void session::note_settings(server_connection& sc, const routing::classification& cls) {
   for (const auto& name : cls.sets_parameters) {
     if (name == "*") {
-      // RESET ALL / DISCARD ALL: back to what the client started with. DISCARD ALL also drops
-      // everything that pinned the session (temporary tables, locks, LISTEN, cursors, SQL
-      // prepared statements, the session authorization), so the connection is free again.
-      if (cls.discards_session) pinned_ = false;
+      // RESET ALL / DISCARD ALL: back to what the client started with. (DISCARD ALL also
+      // unpins the session: the session core sees to it.)
       wanted_ = startup_params_;
       meridian_settings_ = startup_meridian_settings_;
       sc.params = sc.baseline;
@@ -1117,7 +1113,7 @@ void session::note_statement(server_connection& sc, routing::target where) {
 
 void session::capture_commit_position(server_connection& sc) {
   if (!tx_wrote_ || on_replica_) return;
-  if (consistency() != routing::consistency::read_your_writes || mode() != pool_mode::transaction || pinned_) {
+  if (consistency() != routing::consistency::read_your_writes || mode() != pool_mode::transaction || core_.pinned()) {
     // Reads of this session do not depend on where its writes are (or stay on this connection).
     tx_wrote_ = false;
     return;
@@ -1215,8 +1211,7 @@ void session::prepare_on(server_connection& sc, const prepared_statement& st, bo
 
 void session::answer_local_requests(server_connection& sc, std::string& out) {
   while (auto r = sc.pipeline.take_local()) {
-    const char type = r->kind == pr::request_kind::parse ? be_t::parse_complete : be_t::close_complete;
-    pr::be::serialize_empty(type, out);
+    pr::be::serialize_empty(r->kind == pr::request_kind::parse ? be_t::parse_complete : be_t::close_complete, out);
   }
 }
 
@@ -1396,7 +1391,7 @@ database_routing& session::routing_state() {
   return *database_routing_;
 }
 
-const routing::classification& session::classify(std::string_view sql) {
+const routing::classification& session::classify_statement(std::string_view sql) {
   auto& cache = routing_state().cache;
   // A statement like one of the last few, but for its literals, is classified alike (see
   // recent_shapes).
@@ -1436,8 +1431,8 @@ awaitable<std::optional<server_error>> session::sync_params(server_connection& s
 // Query phase: server → client
 
 bool session::releasable(const server_connection& sc) const {
-  return mode() == pool_mode::transaction && !pinned_ && !core_.holds_server() && sc.quiescent() &&
-         !server_writing_ && server_out_.empty();
+  return mode() == pool_mode::transaction && !core_.holds_server() && sc.quiescent() && !server_writing_ &&
+         server_out_.empty();
 }
 
 // The attached server's answers are relayed by plain completion handlers, one read at a time:
@@ -1760,7 +1755,7 @@ bool session::finish_server_now(const server_conn_ptr& sc, bool healthy) {
     p->discard(sc);
     return true;
   }
-  if (mode() == pool_mode::session || pinned_) return false;  // reset first: reset_and_release
+  if (mode() == pool_mode::session || core_.pinned()) return false;  // reset first: reset_and_release
   p->release(sc);
   return true;
 }

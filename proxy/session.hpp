@@ -195,12 +195,9 @@ class session : public std::enable_shared_from_this<session>,
   void attach_to(server_conn_ptr sc, const routing::route_decision& decision, bool read, bool spawn_reader);
   // The request as this session's consistency level shapes it.
   [[nodiscard]] routing::route_request with_consistency(routing::route_request request) const;
-  // What a statement needs (counted in the metrics). The answer stays valid until the next call.
-  [[nodiscard]] const routing::classification& classify(std::string_view sql);
-  // For the session core: each statement classified once, there.
-  [[nodiscard]] const routing::classification& classify_statement(std::string_view sql) override {
-    return classify(sql);
-  }
+  // What a statement needs (counted in the metrics), for the session core, which classifies
+  // each statement once. The answer stays valid until the next call.
+  [[nodiscard]] const routing::classification& classify_statement(std::string_view sql) override;
   // The consistency this connection asked for (meridian.consistency or meridian.routing), else
   // its user's or database's default.
   [[nodiscard]] routing::consistency consistency() const;
@@ -232,7 +229,7 @@ class session : public std::enable_shared_from_this<session>,
                                         protocol::be::backend_key_data key);
 
   // Appends one client message (renamed where needed) to server_out_; false on a malformed message.
-  // `classified`: the session core's classification of the Query or Parse (else classified here).
+  // `classified`: the session core's classification of a Query or Parse (null for the rest).
   // False: a violation (violation_ says why).
   bool forward_client_message(const protocol::frame& m, const routing::classification* classified);
   void ensure_prepared(server_connection& sc, const prepared_statement& st);
@@ -338,7 +335,6 @@ class session : public std::enable_shared_from_this<session>,
   // A replica seen at or past commit_lsn_ by this session (the monitor may not know yet).
   std::optional<routing::node_id> confirmed_node_;
   routing::lsn confirmed_lsn_;
-  bool pinned_ = false;  // holds state only its server connection has: keep that connection
   bool ended_ = false;
   bool shutdown_requested_ = false;
   // Query and transaction latency (metrics) and log.slow_statement: when the batch now on the
@@ -352,9 +348,10 @@ class session : public std::enable_shared_from_this<session>,
   void time_batch(std::string_view sql);
   void batch_done(const server_connection& sc);
 
-  // What this session classified lately (see classify()).
+  // What this session classified lately (see classify_statement()).
   routing::recent_shapes shapes_;
-  std::unique_ptr<routing::classification> unremembered_;  // classify()'s answer for a statement too long to remember
+  // classify_statement()'s answer for a statement too long to remember.
+  std::unique_ptr<routing::classification> unremembered_;
   // The worker's routing state of this session's database, found once (the worker keeps it
   // while it runs) rather than looked up by name per statement.
   database_routing* database_routing_ = nullptr;

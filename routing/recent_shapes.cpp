@@ -49,16 +49,14 @@ const classification* recent_shapes::found(std::uint32_t slot) {
   return &e.value;
 }
 
-const classification* recent_shapes::find(std::string_view sql, std::uint64_t generation, bool again) {
+const classification* recent_shapes::find(std::string_view sql, std::uint64_t generation) {
   if (generation != generation_) return nullptr;
   const std::uint64_t head = first_bytes(sql);
   const std::uint32_t predicted = last_ < entries_.size() ? entries_[last_].next : none;
-  const std::uint32_t first = again ? last_ : predicted;
-  const std::uint32_t second = again ? predicted : last_;
-  if (matches(first, head, sql)) return found(first);
-  if (matches(second, head, sql)) return found(second);
+  if (matches(predicted, head, sql)) return found(predicted);
+  if (matches(last_, head, sql)) return found(last_);
   for (std::uint32_t i = 0; i < entries_.size(); ++i) {
-    if (i == first || i == second || !matches(i, head, sql)) continue;
+    if (i == predicted || i == last_ || !matches(i, head, sql)) continue;
     return found(i);
   }
   return nullptr;

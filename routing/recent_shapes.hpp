@@ -34,10 +34,9 @@ class recent_shapes {
   // The classification of a remembered statement of the same shape as `sql` (nullptr when
   // none). `generation`: the classification cache's (see classification_cache::generation);
   // what was remembered under another is forgotten.
-  // Sessions repeat their statements in the same order, and a statement is often classified
-  // twice in a row (to route its batch, then to forward it): the entry that followed the last
-  // one found last time, and that one itself (first when `again`), are tried before the rest.
-  [[nodiscard]] const classification* find(std::string_view sql, std::uint64_t generation, bool again = false);
+  // Sessions repeat their statements in the same order: the entry that followed the last one
+  // found last time, then that one itself, are tried before the rest.
+  [[nodiscard]] const classification* find(std::string_view sql, std::uint64_t generation);
   // Remembers `sql`, whose literals are `literals` (cache_key's), as classified `value`.
   // Replaces the entry used least recently once all are taken. The remembered classification
   // (valid until the next call), or nullptr for a statement longer than `longest`.

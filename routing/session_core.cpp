@@ -40,6 +40,11 @@ session_core::looked* session_core::look(std::string_view data, std::size_t inde
   auto& l = ahead_.emplace_back();
   l.size = m.wire_size;
   l.type = m.type;
+  auto bad = [&](const pr::protocol_error& e) -> looked* {
+    violation_ = e.message;
+    ahead_.pop_back();
+    return nullptr;
+  };
   auto statement = [&](std::string_view sql) {
     auto& s = l.statement.emplace(statement_info{classifier_.classify_statement(sql), leading_hint(sql)});
     l.write = needs_primary(s.cls, s.forced);
@@ -54,21 +59,13 @@ session_core::looked* session_core::look(std::string_view data, std::size_t inde
   switch (m.type) {
     case fe_t::query: {
       auto q = pr::fe::parse_query(m.body);
-      if (!q) {
-        violation_ = q.error().message;
-        ahead_.pop_back();
-        return nullptr;
-      }
+      if (!q) return bad(q.error());
       statement(q->sql);
       break;
     }
     case fe_t::parse: {
       auto p = pr::fe::parse_parse(m.body);
-      if (!p) {
-        violation_ = p.error().message;
-        ahead_.pop_back();
-        return nullptr;
-      }
+      if (!p) return bad(p.error());
       statement(p->sql);
       l.name = p->statement;
       break;

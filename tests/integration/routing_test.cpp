@@ -3,11 +3,10 @@
 // the us-east-1 primary.
 #include <catch2/catch.hpp>
 
-#include <poll.h>
-#include <sys/socket.h>
-
 #include <vector>
 
+#include "protocol/backend.hpp"
+#include "protocol/frontend.hpp"
 #include "support.hpp"
 
 using namespace meridian::testing;
@@ -285,48 +284,29 @@ TEST_CASE("COPY through the extended protocol leaves the connection usable, in e
 
 namespace {
 
-// Two simple Queries written to the connection's socket in one go, as a pipelining client does,
-// and the first column of each one's row, or its error's SQLSTATE as "error <code>".
-std::vector<std::string> two_queries_at_once(pg_connection& c, const std::string& first, const std::string& second) {
-  auto message = [](char type, const std::string& body) {
-    std::string m(1, type);
-    const auto n = static_cast<std::uint32_t>(body.size() + 4);
-    for (int shift = 24; shift >= 0; shift -= 8) m.push_back(static_cast<char>((n >> shift) & 0xff));
-    return m + body;
-  };
-  const std::string out = message('Q', first + '\0') + message('Q', second + '\0');
-  const int fd = PQsocket(c.raw());
-  REQUIRE(::send(fd, out.data(), out.size(), 0) == static_cast<ssize_t>(out.size()));
+// Two simple Queries written to a connection of the region's Meridian in one go, as a pipelining
+// client does, and the first column of each one's row, or its error's SQLSTATE as "error <code>".
+std::vector<std::string> two_queries_at_once(int region, const std::string& first, const std::string& second) {
+  raw_client c(sandbox::meridian_port(region));
+  REQUIRE(c.connected());
+  REQUIRE(c.login().empty());
+  std::string out;
+  meridian::protocol::fe::serialize(meridian::protocol::fe::query{first}, out);
+  meridian::protocol::fe::serialize(meridian::protocol::fe::query{second}, out);
+  REQUIRE(c.send(out));
   std::vector<std::string> results;
-  std::string in;
-  int ready = 0;
-  while (ready < 2) {
-    pollfd p{fd, POLLIN, 0};
-    REQUIRE(::poll(&p, 1, 10000) == 1);
-    char buf[8192];
-    const auto n = ::recv(fd, buf, sizeof buf, 0);
-    REQUIRE(n > 0);
-    in.append(buf, static_cast<std::size_t>(n));
-    while (in.size() >= 5) {
-      const auto len = (static_cast<std::uint32_t>(static_cast<unsigned char>(in[1])) << 24) |
-                       (static_cast<std::uint32_t>(static_cast<unsigned char>(in[2])) << 16) |
-                       (static_cast<std::uint32_t>(static_cast<unsigned char>(in[3])) << 8) |
-                       static_cast<unsigned char>(in[4]);
-      if (in.size() < len + 1) break;
-      const std::string body = in.substr(5, len - 4);
-      if (in[0] == 'D') {
-        const auto col = (static_cast<std::uint32_t>(static_cast<unsigned char>(body[2])) << 24) |
-                         (static_cast<std::uint32_t>(static_cast<unsigned char>(body[3])) << 16) |
-                         (static_cast<std::uint32_t>(static_cast<unsigned char>(body[4])) << 8) |
-                         static_cast<unsigned char>(body[5]);
-        results.push_back(body.substr(6, col));
-      } else if (in[0] == 'E') {
-        const auto at = body.find("\0C", 0, 2);
-        results.push_back("error " + body.substr(at + 2, 5));
-      } else if (in[0] == 'Z') {
-        ++ready;
-      }
-      in.erase(0, len + 1);
+  for (int ready = 0; ready < 2;) {
+    const auto m = c.message();
+    REQUIRE(m);
+    if (m->first == 'D') {
+      const auto row = meridian::protocol::be::parse_data_row(m->second);
+      REQUIRE(row);
+      REQUIRE_FALSE(row->columns.empty());
+      results.emplace_back(row->columns[0].value_or(""));
+    } else if (m->first == 'E') {
+      results.push_back("error " + error_code_of(m->second));
+    } else if (m->first == 'Z') {
+      ++ready;
     }
   }
   return results;
@@ -343,11 +323,8 @@ TEST_CASE("two Queries written at once: the read where reads go, the write on th
   }
   for (int region : {us, eu, ap}) {
     INFO(region_name(region));
-    // Without TLS: the test writes to the socket itself.
-    pg_connection c(sandbox::dsn(region) + " sslmode=disable");
-    REQUIRE(c.ok());
     const auto results = two_queries_at_once(
-        c, "SELECT inet_server_port()",
+        region, "SELECT inet_server_port()",
         "INSERT INTO itest_two_queries (region) VALUES ('" + std::string(region_name(region)) +
             "') RETURNING inet_server_port()");
     REQUIRE(results.size() == 2);
