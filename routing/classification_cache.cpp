@@ -89,6 +89,23 @@ bool starts_with_explain(std::string_view key) {
   }
   return key.size() == 7 || !ident_char(key[7]);
 }
+
+// Whether the text names set_config, whose first argument, a literal, is the parameter it sets.
+bool names_set_config(std::string_view key) {
+  static constexpr std::string_view word = "set_config";
+  // The '_' is the word's fourth character.
+  for (auto at = key.find('_'); at != std::string_view::npos && at + 7 <= key.size(); at = key.find('_', at + 1)) {
+    if (at < 3) continue;
+    bool same = true;
+    for (std::size_t i = 0; i < word.size() && same; ++i) {
+      char c = key[at - 3 + i];
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+      same = c == word[i];
+    }
+    if (same) return true;
+  }
+  return false;
+}
 }  // namespace
 
 std::size_t literal_end(std::string_view sql, std::size_t at, literal_kind kind) {
@@ -287,7 +304,7 @@ void cache_key(std::string_view sql, std::string& out, std::vector<literal_span>
     }
   }
   out.resize(static_cast<std::size_t>(o - begin));
-  if (starts_with_explain(out)) {
+  if (starts_with_explain(out) || names_set_config(out)) {
     out.assign(sql);
     if (literals) literals->clear();
   }

@@ -35,7 +35,8 @@ struct literal_span {
 // Blanks literals (strings, dollar-quoted strings, numbers, with their minus sign where it can
 // only be unary: after an operator, a comma or '(') to '?', drops comments and folds white
 // space; identifiers, keywords, operators and $n parameters stay. EXPLAIN statements keep
-// their literals: EXPLAIN (ANALYZE 0) and (ANALYZE 1) differ in what they run.
+// their literals: EXPLAIN (ANALYZE 0) and (ANALYZE 1) differ in what they run. So do statements
+// that name set_config: its first literal is the parameter the statement sets.
 [[nodiscard]] std::string cache_key(std::string_view sql);
 // The same into `out` (replacing what it held): a buffer reused saves an allocation per lookup.
 // With `literals`, also where the blanked literals lie (dollar-quoted strings not listed; none

@@ -2,6 +2,8 @@
 
 #include <pg_query.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 namespace meridian::routing {
@@ -92,7 +94,72 @@ struct walker {
         qualified = (*ss)["sval"].get<std::string>() + "." + name;
     }
     if (is_session_lock_function(name)) result.pins_session = true;
+    if (name == "set_config" && (qualified.empty() || qualified == "pg_catalog.set_config")) {
+      set_config_call(call);
+      return;
+    }
     if (is_primary_only_function(name) || !functions.read_only(name, qualified)) needs_primary();
+  }
+
+  // set_config(name, value, is_local) is SET by another name (pg_dump and pg_restore begin with
+  // set_config('search_path', '', false)). With the name a constant, the session tracks the
+  // parameter as it tracks a SET: Meridian asks the server its value once the transaction is
+  // over, so a local or rolled-back assignment costs only that question, and the statement runs
+  // wherever a SET would. With the name computed, which parameter changes is not known: the
+  // session stays on its server connection, which is reset before another client gets it.
+  void set_config_call(const json& call) {
+    auto args = call.find("args");
+    if (args == call.end() || !args->is_array() || args->size() != 3) {
+      needs_primary();  // not PostgreSQL's set_config: the server says what it is
+      return;
+    }
+    const auto name = constant_text((*args)[0]);
+    if (!name || !parameter_name(*name)) {
+      result.pins_session = true;
+      needs_primary();
+      return;
+    }
+    auto lowered = *name;
+    for (auto& c : lowered)
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    // A standby refuses a read-write or serializable transaction: those go to the primary.
+    if (lowered.rfind("transaction_", 0) == 0) needs_primary();
+    if (constant_true((*args)[2])) return;  // lasts until the transaction's end
+    if (lowered.rfind("meridian.", 0) == 0) return;  // the server's placeholder, not Meridian's setting
+    if (std::find(result.sets_parameters.begin(), result.sets_parameters.end(), lowered) ==
+        result.sets_parameters.end())
+      result.sets_parameters.push_back(std::move(lowered));
+  }
+
+  // The text of a string constant ('…', or '…'::text), or nothing.
+  static std::optional<std::string> constant_text(const json& n) {
+    const json* c = &n;
+    if (auto cast = n.find("TypeCast"); cast != n.end()) {
+      auto arg = cast->find("arg");
+      if (arg == cast->end()) return std::nullopt;
+      c = &*arg;
+    }
+    auto a = c->find("A_Const");
+    if (a == c->end()) return std::nullopt;
+    auto s = a->find("sval");
+    if (s == a->end()) return std::nullopt;
+    return s->value("sval", "");
+  }
+
+  static bool constant_true(const json& n) {
+    auto a = n.find("A_Const");
+    if (a == n.end()) return false;
+    auto b = a->find("boolval");
+    return b != a->end() && b->value("boolval", false);
+  }
+
+  // What SHOW accepts unquoted: a name, or a custom one with a dot.
+  static bool parameter_name(std::string_view name) {
+    if (name.empty() || name.size() > 63) return false;
+    for (char c : name)
+      if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.'))
+        return false;
+    return true;
   }
 
   // The DefElem named `name` in an options list (BEGIN's, EXPLAIN's), or nullptr.

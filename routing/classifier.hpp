@@ -35,7 +35,8 @@ struct classification {
   bool pins_session = false;
   bool parse_error = false;
   // Session parameters the statement sets or resets (SET/RESET outside SET LOCAL), lower-case;
-  // "*" for RESET ALL and DISCARD ALL. Names are identifiers, so they survive the cache key.
+  // "*" for RESET ALL and DISCARD ALL; set_config(name, …) with a constant name too (see
+  // set_config_call). Names are identifiers, or literals kept in the cache key.
   std::vector<std::string> sets_parameters;
   bool discards_session = false;  // DISCARD ALL: no session state is left
   bool copy_in = false;           // COPY … FROM STDIN: the client sends data until CopyDone

@@ -158,7 +158,11 @@ const std::vector<row> table{
     {"SELECT clock_timestamp()", P},
     {"SELECT txid_current()", P},
     {"SELECT pg_sleep(1)", P},
-    {"SELECT set_config('search_path', 'x', false)", P},
+    {"SELECT set_config('search_path', 'x', false)", R},  // a SET by another name
+    {"SELECT set_config('search_path', 'x', false), nextval('s')", P},
+    {"SELECT set_config('transaction_read_only', 'off', false)", P},
+    {"SELECT set_config(name, 'x', false) FROM pg_settings WHERE name = 'y'", P, tx_effect::none, true},
+    {"SELECT app.set_config('search_path', 'x', false)", P},
     {"SELECT pg_notify('c', 'p')", P},
     {"SELECT pg_terminate_backend(123)", P},
     {"SELECT pg_catalog.nextval('s')", P},
@@ -342,6 +346,20 @@ TEST_CASE("session parameters a statement changes", "[routing][classifier]") {
       {"SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", {}, true},
       {"SET a.b = 1; SET c TO 2", {"a.b", "c"}, false},
       {"SELECT 1", {}, false},
+      // set_config with a constant name is a SET; with a computed one, which parameter changes is
+      // not known and the session stays where it is.
+      {"SELECT pg_catalog.set_config('search_path', '', false);", {"search_path"}, false},
+      {"SELECT set_config('Work_Mem', '64MB', false)", {"work_mem"}, false},
+      {"SELECT set_config('app.tenant'::text, '7', false)", {"app.tenant"}, false},
+      {"SELECT set_config('work_mem', '64MB', true)", {}, false},
+      {"SELECT set_config('work_mem', '64MB', 'true')", {"work_mem"}, false},  // not known: asked
+      {"SELECT set_config('work_mem', '64MB', $1)", {"work_mem"}, false},
+      {"SELECT set_config('a', '1', false), set_config('a', '2', false)", {"a"}, false},
+      {"SELECT set_config('x', current_setting('y'), false) FROM t", {"x"}, false},
+      {"SELECT set_config(name, 'view, foreign-table', false) FROM pg_settings WHERE name = 'z'", {}, true},
+      {"SELECT set_config($1, $2, false)", {}, true},
+      {"SELECT set_config('a b', '1', false)", {}, true},
+      {"SELECT set_config('x', '1')", {}, false},  // not PostgreSQL's: the server answers 42883
   };
   for (const auto& r : rows) {
     INFO(r.sql);
@@ -443,6 +461,9 @@ TEST_CASE("cache keys ignore literals but keep everything that decides the class
       {"SELECT * FROM t FOR UPDATE", "SELECT * FROM t", false},
       {"EXPLAIN (ANALYZE 0) DELETE FROM t", "EXPLAIN (ANALYZE 1) DELETE FROM t", false},
       {"explain analyze select 1", "explain analyze select 2", false},
+      // set_config's first literal is the parameter it sets.
+      {"SELECT set_config('search_path', '', false)", "SELECT set_config('work_mem', '', false)", false},
+      {"select pg_catalog.SET_CONFIG('a', '1', false)", "select pg_catalog.SET_CONFIG('b', '1', false)", false},
       // E'…' takes backslash escapes only when E touches the quote; `e '…'` is a type name and a
       // standard string, so what follows the string stays outside it.
       {"SELECT e 'a\\' , nextval('s')", "SELECT e 'a\\' , lower('s')", false},

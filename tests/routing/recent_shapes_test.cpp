@@ -94,6 +94,10 @@ TEST_CASE("text the key keeps, or does not take apart, is matched as text", "[ro
   remember(shapes, cache, "EXPLAIN (ANALYZE 0) DELETE FROM t");
   CHECK(shapes.find("EXPLAIN (ANALYZE 0) DELETE FROM t", cache.generation()));
   CHECK_FALSE(shapes.find("EXPLAIN (ANALYZE 1) DELETE FROM t", cache.generation()));
+  // So does set_config: its first literal names the parameter.
+  remember(shapes, cache, "SELECT set_config('search_path', '', false)");
+  CHECK(shapes.find("SELECT set_config('search_path', '', false)", cache.generation()));
+  CHECK_FALSE(shapes.find("SELECT set_config('work_mem', '', false)", cache.generation()));
   // Dollar-quoted strings are not matched as literals, the numbers beside them are.
   remember(shapes, cache, "SELECT $q$a$q$, 1");
   CHECK(shapes.find("SELECT $q$a$q$, 2", cache.generation()));

@@ -1,0 +1,185 @@
+// Session state never crosses clients: a parameter set with set_config follows its client as a
+// SET does and is gone for the next client of the same server connection; pg_dump and
+// pg_restore, which begin with set_config('search_path', '', false), run through every region
+// while an application that names its tables unqualified goes on without an error.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "support.hpp"
+
+using namespace meridian::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* default_search_path = "\"$user\", public";
+
+// A schema whose table shadows nothing, a public table the application reads unqualified, and a
+// schema to dump; on the replicas before a test reads there.
+void prepare_tables() {
+  pg_connection setup(sandbox::dsn(us));
+  REQUIRE(setup.ok());
+  setup.scalar("CREATE SCHEMA IF NOT EXISTS itest_state");
+  setup.scalar("CREATE TABLE IF NOT EXISTS itest_state.itest_where (v text)");
+  setup.scalar("TRUNCATE itest_state.itest_where");
+  setup.scalar("INSERT INTO itest_state.itest_where VALUES ('from itest_state')");
+  setup.scalar("CREATE TABLE IF NOT EXISTS public.itest_plain (id int PRIMARY KEY)");
+  setup.scalar("INSERT INTO public.itest_plain SELECT g FROM generate_series(1, 10) g ON CONFLICT DO NOTHING");
+  setup.scalar("CREATE SCHEMA IF NOT EXISTS itest_dump");
+  setup.scalar("CREATE TABLE IF NOT EXISTS itest_dump.items (id int PRIMARY KEY, v text)");
+  setup.scalar("TRUNCATE itest_dump.items");
+  setup.scalar("INSERT INTO itest_dump.items SELECT g, 'item ' || g FROM generate_series(1, 500) g");
+  for (int r : {eu, ap}) {
+    pg_connection replica(sandbox::admin_dsn(r));
+    REQUIRE(eventually([&] { return replica.scalar("SELECT count(*) FROM itest_dump.items") == "500"; }, 10s));
+  }
+}
+
+// What a new client of `region` sees: its search_path, and whether its unqualified table is found.
+void check_fresh_clients(int region, int clients) {
+  for (int i = 0; i < clients; ++i) {
+    pg_connection c(sandbox::dsn(region));
+    REQUIRE(c.ok());
+    CHECK(c.scalar("SHOW search_path") == default_search_path);
+    CHECK(c.sqlstate_of("SELECT count(*) FROM itest_plain") == "");
+    CHECK(c.scalar("SHOW statement_timeout") == "0");
+  }
+}
+
+std::string dsn_for(int region, const std::string& dbname) {
+  return "host=127.0.0.1 port=" + std::to_string(sandbox::meridian_port(region)) +
+         " user=app password=app-secret dbname=" + dbname + " connect_timeout=10";
+}
+
+}  // namespace
+
+TEST_CASE("set_config follows its client as SET does, in every region", "[integration][params]") {
+  prepare_tables();
+  for (int region : {us, eu, ap}) {
+    INFO(region_name(region));
+    pg_connection c(sandbox::dsn(region));
+    pg_connection other(sandbox::dsn(region));
+    REQUIRE(c.ok());
+    REQUIRE(other.ok());
+    c.scalar("SELECT pg_catalog.set_config('search_path', 'itest_state, public', false)");
+    c.scalar("SELECT set_config('statement_timeout', '4321ms', false)");
+    // A local one lasts until the end of its (implicit) transaction.
+    c.scalar("SELECT set_config('lock_timeout', '1234ms', true)");
+    for (int i = 0; i < 10; ++i) {
+      // The other client keeps taking server connections in between.
+      CHECK(other.sqlstate_of("SELECT v FROM itest_where") == "42P01");
+      CHECK(other.scalar("SHOW search_path") == default_search_path);
+      CHECK(c.scalar("SELECT v FROM itest_where") == "from itest_state");
+      CHECK(c.scalar("SHOW statement_timeout") == "4321ms");
+      CHECK(c.scalar("SHOW lock_timeout") == "0");
+      // A write in between: the session moves to the primary and back.
+      c.scalar("INSERT INTO itest_plain VALUES (1) ON CONFLICT DO NOTHING");
+    }
+    // A name computed by the query: the session stays on its server connection.
+    c.scalar("SELECT set_config(name, 'public', false) FROM pg_settings WHERE name = 'search_path'");
+    for (int i = 0; i < 5; ++i) {
+      CHECK(other.sqlstate_of("SELECT v FROM itest_where") == "42P01");
+      CHECK(c.scalar("SHOW search_path") == "public");
+      CHECK(c.sqlstate_of("SELECT v FROM itest_where") == "42P01");
+    }
+  }
+}
+
+TEST_CASE("a client's set_config never reaches the next client of its server connection",
+          "[integration][params]") {
+  prepare_tables();
+  for (int region : {us, eu, ap}) {
+    INFO(region_name(region));
+    {
+      // As pg_dump begins: every unqualified name is then unknown to this session.
+      pg_connection c(sandbox::dsn(region));
+      REQUIRE(c.ok());
+      c.scalar("SELECT pg_catalog.set_config('search_path', '', false)");
+      CHECK(c.sqlstate_of("SELECT count(*) FROM itest_plain") == "42P01");
+      CHECK(c.scalar("SELECT count(*) FROM public.itest_plain") == "10");
+      // On the primary too, where the empty path is set again before the write.
+      CHECK(c.sqlstate_of("INSERT INTO itest_plain VALUES (1) ON CONFLICT DO NOTHING") == "42P01");
+      c.scalar("SELECT set_config('statement_timeout', '9s', false)");
+    }
+    check_fresh_clients(region, 10);
+    {
+      pg_connection c(sandbox::dsn(region));
+      REQUIRE(c.ok());
+      c.scalar("SELECT set_config(name, '', false) FROM pg_settings WHERE name = 'search_path'");
+      CHECK(c.sqlstate_of("SELECT count(*) FROM itest_plain") == "42P01");
+    }
+    check_fresh_clients(region, 10);
+  }
+}
+
+TEST_CASE("pg_dump, pg_dump -j and pg_restore through every region, beside a running application",
+          "[integration][params][dump]") {
+  prepare_tables();
+  const std::string bin = "/usr/lib/postgresql/15/bin/";
+  const std::string dir = sandbox::dir() + "/itest-dump";
+  REQUIRE(run_command("rm -rf " + dir + " && mkdir -p " + dir + " && chmod 777 " + dir).exit_code == 0);
+  // What a direct dump holds, as SQL: the dumps through Meridian must hold the same.
+  const std::string direct = "host=127.0.0.1 port=" + pg_port_str(us) + " user=app password=app-secret dbname=app";
+  REQUIRE(run_command(bin + "pg_dump -Fc -n itest_dump -f " + dir + "/direct.dump -d '" + direct + "'").exit_code == 0);
+  // pg_restore writes its script between \restrict and \unrestrict lines with a random key.
+  const auto as_sql = [&](const std::string& archive) {
+    return run_command(bin + "pg_restore -f - " + archive + " | grep -v -e '^.restrict ' -e '^.unrestrict '");
+  };
+  const auto expected = as_sql(dir + "/direct.dump");
+  REQUIRE(expected.exit_code == 0);
+  REQUIRE(expected.output.find("COPY itest_dump.items") != std::string::npos);
+  for (int region : {us, eu, ap}) {
+    INFO(region_name(region));
+    const std::string restored = std::string("itest_restored_") + (region == us ? "us" : region == eu ? "eu" : "ap");
+    {
+      pg_connection admin(sandbox::admin_dsn(us));
+      REQUIRE(admin.ok());
+      admin.scalar("DROP DATABASE IF EXISTS " + restored + " WITH (FORCE)");
+      admin.scalar("CREATE DATABASE " + restored + " OWNER app");
+    }
+    // The application: unqualified names, on a connection of its own and on new ones.
+    std::atomic<bool> stop{false};
+    std::atomic<int> app_queries{0};
+    std::atomic<int> app_errors{0};
+    joined_threads app{stop, {}};
+    for (int t = 0; t < 2; ++t) {
+      app.threads.emplace_back([&, region, t] {
+        pg_connection kept(sandbox::dsn(region));
+        while (!stop) {
+          pg_connection fresh(sandbox::dsn(region));
+          auto& c = t == 0 ? kept : fresh;
+          if (!c.ok() || c.sqlstate_of("SELECT count(*) FROM itest_plain") != "") ++app_errors;
+          ++app_queries;
+        }
+      });
+    }
+    const std::string prefix = dir + "/" + region_name(region);
+    auto custom = run_command(bin + "pg_dump -Fc -n itest_dump -f " + prefix + ".dump -d '" + sandbox::dsn(region) + "'");
+    CHECK(custom.exit_code == 0);
+    INFO(custom.output);
+    auto parallel =
+        run_command(bin + "pg_dump -Fd -j 2 -n itest_dump -f " + prefix + ".dir -d '" + sandbox::dsn(region) + "'");
+    CHECK(parallel.exit_code == 0);
+    INFO(parallel.output);
+    auto restore = run_command(bin + "pg_restore --exit-on-error -d '" + dsn_for(region, restored) + "' " + prefix + ".dump");
+    CHECK(restore.exit_code == 0);
+    INFO(restore.output);
+    // The application has run beside all three, and runs on after them.
+    const int seen = app_queries;
+    REQUIRE(eventually([&] { return app_queries > seen + 20; }, 10s));
+    app.join();
+    CHECK(app_errors == 0);
+    CHECK(app_queries > 20);
+    {
+      pg_connection check(sandbox::admin_dsn(us) + " dbname=" + restored);
+      REQUIRE(check.ok());
+      CHECK(check.scalar("SELECT count(*) FROM itest_dump.items") == "500");
+    }
+    CHECK(as_sql(prefix + ".dump").output == expected.output);
+    CHECK(as_sql(prefix + ".dir").output == expected.output);
+    check_fresh_clients(region, 10);
+  }
+}
