@@ -135,6 +135,9 @@ class server_connection : public std::enable_shared_from_this<server_connection>
   std::size_t passthrough = 0;  // bytes of a large forwarded message still to come
   bool batch_open = false;      // extended-protocol messages sent since the last Sync
   bool tainted = false;         // carries state we cannot reset: close instead of reusing
+  // Ran code that may have left session state Meridian cannot see (a function of the
+  // application's, DO, CALL): reset before another client gets it.
+  bool unseen_state = false;
   // The parameter set this connection is known to be in step with (null: unknown, compare).
   param_set synced;
   routing::node_id node;

@@ -921,6 +921,7 @@ bool session::forward_client_message(const pr::frame& m, const routing::classifi
         }
       }
       note_statement(sc, cls.where);
+      if (cls.may_leave_state) sc.unseen_state = true;
       raw();
       pl.sent(fe_t::query);
       if (!cls.sets_parameters.empty()) note_settings(sc, cls);
@@ -946,6 +947,7 @@ bool session::forward_client_message(const pr::frame& m, const routing::classifi
         }
       }
       if (cls.copy_in) batch_copy_in_ = true;
+      if (cls.may_leave_state) sc.unseen_state = true;
       // A SET through the extended protocol (JDBC sends its own at start-up) is followed up
       // after the batch's Sync.
       if (!cls.sets_parameters.empty()) note_settings(sc, cls);
@@ -982,6 +984,7 @@ bool session::forward_client_message(const pr::frame& m, const routing::classifi
       sc.batch_open = true;
       auto it = b->statement.empty() ? statements_.end() : statements_.find(b->statement);
       note_statement(sc, it != statements_.end() ? it->second.cls.where : unnamed_class_);
+      if (it != statements_.end() && it->second.cls.may_leave_state) sc.unseen_state = true;
       if (it == statements_.end()) {
         raw();  // unnamed, or unknown: the server reports 26000 itself
       } else {
@@ -1325,7 +1328,9 @@ awaitable<std::optional<server_error>> session::attach(routing::route_request as
       db.loading = true;
       query_rows rows;
       auto loaded = co_await sc->run_internal_query(
-          "SELECT DISTINCT proname, provolatile::text FROM pg_catalog.pg_proc", worker_.cfg().max_message_bytes, &rows);
+          "SELECT DISTINCT proname, provolatile::text, (pronamespace = 'pg_catalog'::regnamespace)::text "
+          "FROM pg_catalog.pg_proc",
+          worker_.cfg().max_message_bytes, &rows);
       db.loading = false;
       if (loaded) {
         worker_.set_functions(database_, rows);
@@ -1530,7 +1535,15 @@ void session::release_attached() {
   auto sc = attached_;
   detach();
   show_names_.clear();
-  sc->owner->release(sc);
+  if (sc->unseen_state) {
+    // Reset on the side: this client goes on meanwhile, on another connection if it needs one.
+    // Nothing the connection hears until then comes to this session.
+    sc->reader.reset();
+    sc->stop_watching();
+    asio::co_spawn(client_.get_executor(), reset_later(shared_from_this(), std::move(sc)), asio::detached);
+  } else {
+    sc->owner->release(sc);
+  }
   if (shutdown_requested_) {
     // The client is between transactions: wake its reader so it can leave.
     error_code ignored;
@@ -1755,7 +1768,7 @@ bool session::finish_server_now(const server_conn_ptr& sc, bool healthy) {
     p->discard(sc);
     return true;
   }
-  if (mode() == pool_mode::session || core_.pinned()) return false;  // reset first: reset_and_release
+  if (mode() == pool_mode::session || core_.pinned() || sc->unseen_state) return false;  // reset first: reset_and_release
   p->release(sc);
   return true;
 }
@@ -1771,6 +1784,7 @@ awaitable<void> session::reset_and_release(server_conn_ptr sc) {
   sc->statements.clear();
   sc->params = sc->baseline;
   sc->synced = nullptr;
+  sc->unseen_state = false;
   p->release(sc);
 }
 

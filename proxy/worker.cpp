@@ -38,7 +38,7 @@ database_routing& worker::database(const std::string& name) {
 void worker::set_functions(const std::string& name, const std::vector<std::vector<std::string>>& rows) {
   auto f = allow_listed(cfg());
   for (const auto& row : rows)
-    if (row.size() == 2 && row[1].size() == 1) f->add(row[0], row[1][0]);
+    if (row.size() == 3 && row[1].size() == 1) f->add(row[0], row[1][0], row[2] == "true");
   auto& d = database(name);
   d.cache.set_functions(std::move(f));
   d.functions_loaded = true;

@@ -10,7 +10,8 @@ namespace meridian::routing {
 
 using json = nlohmann::json;
 
-void function_volatility::add(std::string name, char volatility) {
+void function_volatility::add(std::string name, char volatility, bool builtin) {
+  if (volatility == 'v' && !builtin) application_volatile_.insert(name);
   if (volatility == 'v') {
     stable_.erase(name);
     volatile_.insert(std::move(name));
@@ -24,6 +25,12 @@ void function_volatility::allow(std::string name) { allowed_.insert(std::move(na
 bool function_volatility::read_only(std::string_view name, std::string_view qualified) const {
   if (allowed_.count(name) || (!qualified.empty() && allowed_.count(qualified))) return true;
   return stable_.count(name) && !volatile_.count(name);
+}
+
+bool function_volatility::may_leave_state(std::string_view name, std::string_view qualified) const {
+  if (qualified.rfind("pg_catalog.", 0) == 0) return false;
+  if (application_volatile_.count(name)) return true;
+  return !volatile_.count(name) && !stable_.count(name);
 }
 
 namespace {
@@ -49,7 +56,7 @@ bool is_session_lock_function(std::string_view name) {
 
 struct walker {
   const function_volatility& functions;
-  classification result{target::any, tx_effect::none, false, false, {}, false};
+  classification result{target::any, tx_effect::none, false, false, {}, false, false, false, false, false};
 
   void needs_primary() { result.where = target::primary; }
 
@@ -99,6 +106,7 @@ struct walker {
       return;
     }
     if (is_primary_only_function(name) || !functions.read_only(name, qualified)) needs_primary();
+    if (!is_session_lock_function(name) && functions.may_leave_state(name, qualified)) result.may_leave_state = true;
   }
 
   // set_config(name, value, is_local) is SET by another name (pg_dump and pg_restore begin with
@@ -290,9 +298,13 @@ struct walker {
       if (auto s = body.find("sequence"); s != body.end()) rel = &*s;
       if (rel && rel->value("relpersistence", "") == "t") result.pins_session = true;
       needs_primary();
+    } else if (type == "DoStmt" || type == "CallStmt") {
+      // Code of the application's: whatever it does to the session is not seen here.
+      result.may_leave_state = true;
+      needs_primary();
     } else {
-      // INSERT/UPDATE/DELETE/MERGE, DDL, LOCK, CALL, DO, VACUUM, ANALYZE, NOTIFY, UNLISTEN,
-      // and anything not known to be read-only.
+      // INSERT/UPDATE/DELETE/MERGE, DDL, LOCK, VACUUM, ANALYZE, NOTIFY, UNLISTEN, and anything
+      // not known to be read-only.
       needs_primary();
     }
   }

@@ -42,6 +42,9 @@ struct classification {
   bool copy_in = false;           // COPY … FROM STDIN: the client sends data until CopyDone
   bool sets_meridian = false;     // SET/RESET of a meridian.* setting (checked by meridian_settings)
   bool shows_meridian = false;    // SHOW of a meridian.* setting (see meridian_show)
+  // It may leave session state behind that Meridian cannot see (parameters, temporary tables,
+  // LISTEN, ...): DO, CALL, or a call of a volatile function that is not PostgreSQL's own.
+  bool may_leave_state = false;
   bool operator==(const classification&) const = default;
 };
 
@@ -49,11 +52,16 @@ struct classification {
 // volatile overload counts as volatile; unknown names count as volatile.
 class function_volatility {
  public:
-  void add(std::string name, char volatility);
+  // `builtin`: the function is in pg_catalog, PostgreSQL's own.
+  void add(std::string name, char volatility, bool builtin = true);
   // Names an operator declared safe to run on replicas whatever pg_proc says.
   void allow(std::string name);
   // `qualified` is schema.name when the call named a schema: the allow-list may name either.
   [[nodiscard]] bool read_only(std::string_view name, std::string_view qualified = {}) const;
+  // Whether a call may leave session state behind unseen: the name is not known, or some
+  // function of that name outside pg_catalog is volatile. (PostgreSQL's own functions that do
+  // leave state, set_config and the session advisory locks, the classifier handles by name.)
+  [[nodiscard]] bool may_leave_state(std::string_view name, std::string_view qualified = {}) const;
   [[nodiscard]] std::size_t size() const { return volatile_.size() + stable_.size(); }
 
  private:
@@ -61,6 +69,7 @@ class function_volatility {
   name_set volatile_;
   name_set stable_;  // immutable or stable
   name_set allowed_;
+  name_set application_volatile_;  // volatile, outside pg_catalog
 };
 
 using volatility_ptr = std::shared_ptr<const function_volatility>;

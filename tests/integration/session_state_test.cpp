@@ -183,3 +183,44 @@ TEST_CASE("pg_dump, pg_dump -j and pg_restore through every region, beside a run
     check_fresh_clients(region, 10);
   }
 }
+
+TEST_CASE("what a function of the application's leaves in a session never reaches another client",
+          "[integration][params]") {
+  {
+    pg_connection setup(sandbox::dsn(us));
+    REQUIRE(setup.ok());
+    setup.scalar(R"(CREATE OR REPLACE FUNCTION itest_set_tenant(t text) RETURNS text LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM set_config('itest.tenant', t, false);
+        CREATE TEMP TABLE IF NOT EXISTS itest_scratch (x int);
+        RETURN t;
+      END $$)");
+  }
+  // Run where the function ran: on the primary.
+  const std::string tenant = "/* meridian:primary */ SELECT coalesce(nullif(current_setting('itest.tenant', true), ''), 'none')";
+  const std::string scratch = "/* meridian:primary */ SELECT count(*) FROM pg_class "
+                              "WHERE relnamespace = pg_my_temp_schema() AND relname = 'itest_scratch'";
+  for (int region : {us, eu, ap}) {
+    INFO(region_name(region));
+    pg_connection a(sandbox::dsn(region));
+    pg_connection b(sandbox::dsn(region));
+    REQUIRE(a.ok());
+    REQUIRE(b.ok());
+    // Inside a transaction the client sees what its function did, as on a direct connection.
+    a.scalar("BEGIN");
+    CHECK(a.scalar("SELECT itest_set_tenant('a')") == "a");
+    CHECK(a.scalar("SELECT current_setting('itest.tenant')") == "a");
+    CHECK(a.scalar("SELECT count(*) FROM itest_scratch") == "0");
+    a.scalar("COMMIT");
+    for (int i = 0; i < 5; ++i) {
+      CHECK(a.scalar("SELECT itest_set_tenant('a" + std::to_string(i) + "')") == "a" + std::to_string(i));
+      // Other clients, on the connection the function ran on or any other.
+      CHECK(b.scalar(tenant) == "none");
+      CHECK(b.scalar(scratch) == "0");
+      pg_connection fresh(sandbox::dsn(region));
+      REQUIRE(fresh.ok());
+      CHECK(fresh.scalar(tenant) == "none");
+      CHECK(fresh.scalar(scratch) == "0");
+    }
+  }
+}

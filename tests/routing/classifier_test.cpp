@@ -504,3 +504,30 @@ TEST_CASE("the classification cache is bounded", "[routing][cache]") {
   (void)cache.get("SELECT * FROM table_99");
   CHECK(cache.hits() == 1);
 }
+
+TEST_CASE("code of the application's may leave session state behind", "[routing][classifier]") {
+  auto f = std::make_shared<function_volatility>(*pg15_functions());
+  f->add("set_tenant", 'v', false);
+  f->add("tenant_name", 's', false);
+  f->add("lower", 'v', false);  // an application's lower(), beside PostgreSQL's
+  const std::vector<std::pair<const char*, bool>> rows{
+      {"SELECT set_tenant(7)", true},
+      {"SELECT app.set_tenant(7)", true},
+      {"SELECT * FROM t WHERE id = (SELECT set_tenant(7))", true},
+      {"SELECT never_created(1)", true},
+      {"DO $$ BEGIN PERFORM set_config('a.b', '1', false); END $$", true},
+      {"CALL refresh_cache()", true},
+      {"SELECT lower(x) FROM t", true},
+      {"SELECT pg_catalog.lower(x) FROM t", false},
+      {"SELECT tenant_name()", false},
+      {"SELECT nextval('s'), random(), now()", false},
+      {"SELECT pg_advisory_lock(1)", false},  // pinned instead
+      {"SELECT set_config('search_path', '', false)", false},  // tracked instead
+      {"SELECT 1", false},
+      {"INSERT INTO t VALUES (1)", false},
+  };
+  for (const auto& [sql, leaves] : rows) {
+    INFO(sql);
+    CHECK(classify(sql, *f).may_leave_state == leaves);
+  }
+}
