@@ -237,8 +237,10 @@ awaitable<bool> session::read_startup_packet(pr::startup_message& out_msg, std::
   for (;;) {
     auto r = pr::next_startup_frame(in_.readable(), max_startup_packet);
     if (r.status == pr::frame_status::invalid) {
-      const std::string why = std::string("invalid startup packet: ") + r.reason;
-      co_await fatal(pr::sqlstate::protocol_violation, why);
+      // PostgreSQL only logs an invalid length and closes (ProcessStartupPacket): node-postgres'
+      // connect() then end() sends Terminate first, and must see the same quiet end here.
+      spdlog::info("[c{}] invalid length of startup packet ({}) from {}", id_, r.reason, peer_);
+      close_client();
       co_return false;
     }
     if (r.status == pr::frame_status::need_more) {
@@ -1696,17 +1698,26 @@ session::chunk_result session::process_server_chunk(server_connection& sc) {
         }
         break;
       }
-      case be_t::error_response:
+      case be_t::error_response: {
         if (v.forward && !v.unsolicited) core_.server_error();
-        if (v.unsolicited) {
-          // Nothing was asked: the server is going away (terminated, shutting down).
+        auto fields = pr::be::parse_error_fields(m.body);
+        const auto severity = fields ? fields->get('V') : std::string_view{};
+        if (severity == "FATAL" || severity == "PANIC") {
+          // The backend ends this client's session (terminated, shutting down): the client gets
+          // the server's own words, whatever was asked, and nothing of Meridian's after them.
+          sc.tainted = true;
+          forward = true;
+          server_ended_session_ = true;
+          spdlog::info("[c{}] server {} ended the session: {}", id_, sc.node.value, fields->get('M'));
+        } else if (v.unsolicited) {
+          // Nothing was asked and it is not the end: not the client's business.
           sc.tainted = true;
           forward = false;
-          auto fields = pr::be::parse_error_fields(m.body);
           spdlog::warn("[c{}] server {} sent an unsolicited error: {}", id_, sc.node.value,
                        fields ? std::string(fields->get('M')) : std::string("(malformed)"));
         }
         break;
+      }
       default:
         break;
     }
@@ -1793,6 +1804,11 @@ awaitable<void> session::on_server_lost(server_conn_ptr sc, const std::string& w
   if (attached_ == sc) detach();
   sc->owner->discard(sc);
   const auto& node_name = worker_.topology().at(sc->node).name;
+  if (server_ended_session_) {
+    // The server said why in a FATAL the client has; PostgreSQL closes the connection after it.
+    close_client();
+    co_return;
+  }
   if (!busy && mode() == pool_mode::transaction) {
     spdlog::info("[c{}] idle server connection to {} lost: {}", id_, node_name, why);
     co_return;

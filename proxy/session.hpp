@@ -284,6 +284,7 @@ class session : public std::enable_shared_from_this<session>,
   bool idle_in_tx_armed_ = false;
   void arm_idle_in_transaction(const server_connection& sc);
   bool client_closed_ = false;
+  bool server_ended_session_ = false;  // a server's FATAL went to the client: it closes next
   bool counted_ = false;
   bool admitted_ = false;  // counted in the per-user and per-database limits
 

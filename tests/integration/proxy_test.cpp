@@ -5,7 +5,9 @@
 #include <regex>
 #include <set>
 #include <thread>
+#include <vector>
 
+#include "protocol/frontend.hpp"
 #include "support.hpp"
 
 using namespace meridian::testing;
@@ -175,6 +177,68 @@ TEST_CASE("killing a server backend mid-query fails only that client", "[integra
   pg_connection fresh(sandbox::dsn(0));
   REQUIRE(fresh.ok());
   CHECK(fresh.scalar("SELECT 2") == "2");
+}
+
+namespace {
+
+// Terminates the backend on `node` whose query contains `marker`, once it is there.
+void terminate_backend_running(int node, const std::string& marker) {
+  pg_connection admin(sandbox::admin_dsn(node));
+  REQUIRE(admin.ok());
+  std::string pid;
+  REQUIRE(eventually([&] {
+    auto p = admin.scalar("SELECT pid FROM pg_stat_activity WHERE query LIKE '%" + marker +
+                          "%' AND pid <> pg_backend_pid() AND backend_type = 'client backend'");
+    if (p) pid = *p;
+    return p.has_value();
+  }, 10s));
+  REQUIRE(admin.scalar("SELECT pg_terminate_backend(" + pid + ")") == "t");
+}
+
+// What the client reads until the connection ends: the SQLSTATE of each ErrorResponse.
+std::vector<std::string> errors_until_closed(raw_client& c) {
+  std::vector<std::string> codes;
+  while (auto m = c.message()) {
+    if (m->first == 'E') codes.push_back(error_code_of(m->second));
+  }
+  return codes;
+}
+
+}  // namespace
+
+TEST_CASE("a terminated backend's FATAL is what its client gets, and then the end, in every region",
+          "[integration][failure]") {
+  for (int region : {us, eu}) {
+    INFO(region_name(region));
+    const std::string tag = std::string("itest_fatal_") + (region == us ? "us" : "eu");
+    {
+      // Mid-query, on this region's own node.
+      raw_client c(sandbox::meridian_port(region));
+      REQUIRE(c.login().empty());
+      std::string out;
+      const std::string sleep = "SELECT pg_sleep(60), '" + tag + "_a'";
+      meridian::protocol::fe::serialize(
+          meridian::protocol::fe::query{region == us ? sleep : "/* meridian:replica */ " + sleep}, out);
+      REQUIRE(c.send(out));
+      terminate_backend_running(region, tag + "_a");
+      // As from PostgreSQL: the server's 57P01 alone, no word of Meridian's after it.
+      CHECK(errors_until_closed(c) == std::vector<std::string>{"57P01"});
+      CHECK(c.closed_by_server());
+    }
+    {
+      // Idle in a transaction (on the primary): the server speaks unasked.
+      raw_client c(sandbox::meridian_port(region));
+      REQUIRE(c.login().empty());
+      std::string out;
+      meridian::protocol::fe::serialize(meridian::protocol::fe::query{"BEGIN; SELECT '" + tag + "_b'"}, out);
+      REQUIRE(c.send(out));
+      for (auto m = c.message(); m && m->first != 'Z'; m = c.message()) {
+      }
+      terminate_backend_running(us, tag + "_b");
+      CHECK(errors_until_closed(c) == std::vector<std::string>{"57P01"});
+      CHECK(c.closed_by_server());
+    }
+  }
 }
 
 TEST_CASE("server parameters are presented consistently and follow the client", "[integration][params]") {

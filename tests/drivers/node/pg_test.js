@@ -57,6 +57,15 @@ async function main() {
   r = await client.query('SELECT $1::text AS t', ['recovered']);
   check(r.rows[0].t === 'recovered', 'unnamed extended query after error');
   await client.end();
+
+  // connect() then end() at once: node-postgres sends Terminate before its startup packet.
+  // PostgreSQL closes such a connection without a word and connect() never fails; so here.
+  const quick = new Client({ connectionString: process.env.MERIDIAN_DSN_URL });
+  let rejected = null;
+  quick.connect().catch((e) => { rejected = e; });
+  await quick.end();
+  await new Promise((resolve) => setTimeout(resolve, 500));  // an answer would have come by now
+  check(rejected === null, 'connect() then end() raises nothing, got ' + rejected);
   console.log('node-postgres: ' + checks + ' passed, 0 failed');
 }
 
