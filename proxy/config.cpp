@@ -433,7 +433,7 @@ config build_config(const YAML::Node& root, const std::string& base_dir) {
 
   if (auto p = root["pool"]) {
     only_keys(p, "pool", {"mode", "size", "connect_timeout", "idle_timeout", "wait_timeout", "server_lifetime",
-                          "max_prepared_statements", "reset_query"});
+                          "max_prepared_statements", "reset_query", "reset_after_functions"});
     if (p["mode"]) c.mode = parse_mode(scalar(p["mode"], "pool.mode"), "pool.mode");
     if (p["size"]) c.pool_size = integer<std::size_t>(p["size"], "pool.size", 1, 100'000);
     if (p["connect_timeout"]) c.connect_timeout = duration(p["connect_timeout"], "pool.connect_timeout");
@@ -444,6 +444,8 @@ config build_config(const YAML::Node& root, const std::string& base_dir) {
       c.max_prepared_per_server =
           integer<std::size_t>(p["max_prepared_statements"], "pool.max_prepared_statements", 1, 1'000'000);
     if (p["reset_query"]) c.reset_query = scalar(p["reset_query"], "pool.reset_query");
+    if (p["reset_after_functions"])
+      c.reset_after_functions = boolean(p["reset_after_functions"], "pool.reset_after_functions");
   }
 
 

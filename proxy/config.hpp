@@ -131,6 +131,9 @@ struct config {
   std::chrono::milliseconds server_lifetime{3'600'000};
   std::size_t max_prepared_per_server = 500;
   std::string reset_query = "DISCARD ALL";
+  // Reset a connection that ran DO, CALL or a volatile function of the application's before
+  // another client gets it (what such code leaves in the session is not seen).
+  bool reset_after_functions = true;
 
   std::size_t max_clients = 10'000;
   std::size_t max_clients_per_user = 0;      // 0: no limit

@@ -155,6 +155,7 @@ std::vector<std::vector<std::string>> config_rows(const config& c) {
       {"pool.server_lifetime", ms(c.server_lifetime)},
       {"pool.max_prepared_statements", std::to_string(c.max_prepared_per_server)},
       {"pool.reset_query", c.reset_query},
+      {"pool.reset_after_functions", c.reset_after_functions ? "true" : "false"},
       {"limits.max_clients", std::to_string(c.max_clients)},
       {"limits.max_clients_per_user", std::to_string(c.max_clients_per_user)},
       {"limits.max_clients_per_database", std::to_string(c.max_clients_per_database)},

@@ -923,7 +923,7 @@ bool session::forward_client_message(const pr::frame& m, const routing::classifi
         }
       }
       note_statement(sc, cls.where);
-      if (cls.may_leave_state) sc.unseen_state = true;
+      if (cls.may_leave_state && worker_.cfg().reset_after_functions) sc.unseen_state = true;
       raw();
       pl.sent(fe_t::query);
       if (!cls.sets_parameters.empty()) note_settings(sc, cls);
@@ -949,7 +949,7 @@ bool session::forward_client_message(const pr::frame& m, const routing::classifi
         }
       }
       if (cls.copy_in) batch_copy_in_ = true;
-      if (cls.may_leave_state) sc.unseen_state = true;
+      if (cls.may_leave_state && worker_.cfg().reset_after_functions) sc.unseen_state = true;
       // A SET through the extended protocol (JDBC sends its own at start-up) is followed up
       // after the batch's Sync.
       if (!cls.sets_parameters.empty()) note_settings(sc, cls);
@@ -986,7 +986,8 @@ bool session::forward_client_message(const pr::frame& m, const routing::classifi
       sc.batch_open = true;
       auto it = b->statement.empty() ? statements_.end() : statements_.find(b->statement);
       note_statement(sc, it != statements_.end() ? it->second.cls.where : unnamed_class_);
-      if (it != statements_.end() && it->second.cls.may_leave_state) sc.unseen_state = true;
+      if (it != statements_.end() && it->second.cls.may_leave_state && worker_.cfg().reset_after_functions)
+        sc.unseen_state = true;
       if (it == statements_.end()) {
         raw();  // unnamed, or unknown: the server reports 26000 itself
       } else {
@@ -1329,10 +1330,8 @@ awaitable<std::optional<server_error>> session::attach(routing::route_request as
       // First use of this database on this worker: learn which functions are read-only.
       db.loading = true;
       query_rows rows;
-      auto loaded = co_await sc->run_internal_query(
-          "SELECT DISTINCT proname, provolatile::text, (pronamespace = 'pg_catalog'::regnamespace)::text "
-          "FROM pg_catalog.pg_proc",
-          worker_.cfg().max_message_bytes, &rows);
+      auto loaded = co_await sc->run_internal_query(std::string(function_catalog_query),
+                                                    worker_.cfg().max_message_bytes, &rows);
       db.loading = false;
       if (loaded) {
         worker_.set_functions(database_, rows);

@@ -37,8 +37,16 @@ database_routing& worker::database(const std::string& name) {
 
 void worker::set_functions(const std::string& name, const std::vector<std::vector<std::string>>& rows) {
   auto f = allow_listed(cfg());
-  for (const auto& row : rows)
-    if (row.size() == 3 && row[1].size() == 1) f->add(row[0], row[1][0], row[2] == "true");
+  std::vector<std::pair<std::string, std::string>> bodies;
+  for (const auto& row : rows) {
+    if (row.size() != 4 || row[1].size() != 1) continue;
+    f->add(row[0], row[1][0], row[2] == "t");
+    if (row[3] == "stateful")
+      f->mark_stateful(row[0]);
+    else if (row[2] != "t" && row[1] == "v")
+      bodies.emplace_back(row[0], row[3]);
+  }
+  f->settle(bodies);
   auto& d = database(name);
   d.cache.set_functions(std::move(f));
   d.functions_loaded = true;

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <list>
 #include <memory>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -58,6 +59,29 @@ struct shared_state {
   shared_state() { authority.grant_forever(); }
 };
 
+// What Meridian reads of a database's functions, once per worker: name, volatility, 't' for
+// PostgreSQL's own, and for a volatile function of the application's, "stateful" when it may
+// leave session state behind, else its body (comments dropped) for routing::function_volatility
+// to settle which others call a stateful one. Stateful: not SQL or PL/pgSQL, or its body sets a
+// parameter (set_config, or SET/RESET where a statement starts), makes a temporary table,
+// listens, prepares, takes a session advisory lock, reseeds random(), declares a WITH HOLD
+// cursor, uses dblink, or runs dynamic SQL (EXECUTE). Conservative: a word in a string or a
+// column named `temp` also counts.
+inline constexpr std::string_view function_catalog_query = R"(SELECT p.proname, p.provolatile::text,
+  CASE WHEN p.pronamespace IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace) THEN 't' ELSE 'f' END,
+  CASE
+    WHEN p.pronamespace IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace) OR p.provolatile <> 'v' THEN ''
+    WHEN l.lanname NOT IN ('sql', 'plpgsql') THEN 'stateful'
+    WHEN b.body ~* '(set_config|advisory_lock|setseed|\mtemp(orary)?\M|\m(un)?listen\M|\mprepare\M|\mdeallocate\M|\mexecute\M|\mdiscard\M|\mhold\M|dblink|(^|;|\mbegin|\mthen|\melse|\mloop)\s*(set|reset)\M)'
+      THEN 'stateful'
+    ELSE b.body
+  END
+FROM pg_catalog.pg_proc p
+JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+CROSS JOIN LATERAL (SELECT pg_catalog.regexp_replace(pg_catalog.regexp_replace(
+    coalesce(nullif(p.prosrc, ''), pg_catalog.pg_get_function_sqlbody(p.oid), ''),
+    '--[^\n]*', '', 'g'), '/\*.*?\*/', '', 'g') AS body) b)";
+
 class worker {
  public:
   worker(shared_state& shared, unsigned index, routing::topology_ptr topology);
@@ -78,7 +102,7 @@ class worker {
   // shared().users): the user, null when there is no such user, or why the look-up failed.
   [[nodiscard]] awaitable<tl::expected<user_ptr, std::string>> look_up_user(std::string name);
   [[nodiscard]] database_routing& database(const std::string& name);
-  // Function volatilities read from a database's pg_proc (rows of name, volatility).
+  // Function volatilities read from a database's pg_proc: the rows of function_catalog_query.
   void set_functions(const std::string& database, const std::vector<std::vector<std::string>>& rows);
   [[nodiscard]] routing::route_context route_context() const;
   // Whether this Meridian holds write authority over the epoch of this worker's topology.

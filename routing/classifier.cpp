@@ -10,8 +10,7 @@ namespace meridian::routing {
 
 using json = nlohmann::json;
 
-void function_volatility::add(std::string name, char volatility, bool builtin) {
-  if (volatility == 'v' && !builtin) application_volatile_.insert(name);
+void function_volatility::add(std::string name, char volatility, bool /*builtin*/) {
   if (volatility == 'v') {
     stable_.erase(name);
     volatile_.insert(std::move(name));
@@ -27,9 +26,53 @@ bool function_volatility::read_only(std::string_view name, std::string_view qual
   return stable_.count(name) && !volatile_.count(name);
 }
 
+void function_volatility::mark_stateful(std::string name) { stateful_.insert(std::move(name)); }
+
+namespace {
+bool identifier_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '$' ||
+         static_cast<unsigned char>(c) >= 0x80;
+}
+// Whether `text` (lower case) holds `word` as a whole identifier.
+bool mentions(std::string_view text, std::string_view word) {
+  for (auto at = text.find(word); at != std::string_view::npos; at = text.find(word, at + 1)) {
+    const bool starts = at == 0 || !identifier_char(text[at - 1]);
+    const bool ends = at + word.size() == text.size() || !identifier_char(text[at + word.size()]);
+    if (starts && ends) return true;
+  }
+  return false;
+}
+}  // namespace
+
+void function_volatility::settle(const std::vector<std::pair<std::string, std::string>>& bodies) {
+  std::vector<std::pair<std::string, std::string>> open;  // not stateful yet: name, lower-case body
+  for (const auto& [name, body] : bodies) {
+    if (stateful_.count(name)) continue;
+    std::string lowered = body;
+    for (auto& c : lowered)
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    open.emplace_back(name, std::move(lowered));
+  }
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (auto it = open.begin(); it != open.end();) {
+      bool calls_stateful = false;
+      for (const auto& s : stateful_)
+        if (s != it->first && mentions(it->second, s)) calls_stateful = true;
+      if (calls_stateful) {
+        stateful_.insert(it->first);
+        it = open.erase(it);
+        changed = true;
+      } else {
+        ++it;
+      }
+    }
+  }
+}
+
 bool function_volatility::may_leave_state(std::string_view name, std::string_view qualified) const {
   if (qualified.rfind("pg_catalog.", 0) == 0) return false;
-  if (application_volatile_.count(name)) return true;
+  if (stateful_.count(name)) return true;
   return !volatile_.count(name) && !stable_.count(name);
 }
 

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "protocol/string_hash.hpp"
@@ -58,9 +59,16 @@ class function_volatility {
   void allow(std::string name);
   // `qualified` is schema.name when the call named a schema: the allow-list may name either.
   [[nodiscard]] bool read_only(std::string_view name, std::string_view qualified = {}) const;
-  // Whether a call may leave session state behind unseen: the name is not known, or some
-  // function of that name outside pg_catalog is volatile. (PostgreSQL's own functions that do
-  // leave state, set_config and the session advisory locks, the classifier handles by name.)
+  // A function of the application's (volatile, outside pg_catalog) that may leave session
+  // state behind: its body sets a parameter, makes a temporary table, listens, takes a session
+  // lock, runs dynamic SQL (see worker::set_functions), or it is not in SQL or PL/pgSQL.
+  void mark_stateful(std::string name);
+  // The rest of the application's volatile functions, with their bodies: one whose body names a
+  // stateful function is stateful too, until nothing changes.
+  void settle(const std::vector<std::pair<std::string, std::string>>& bodies);
+  // Whether a call may leave session state behind unseen: the name is not known, or a function
+  // of that name is stateful. (PostgreSQL's own functions that do leave state, set_config and
+  // the session advisory locks, the classifier handles by name.)
   [[nodiscard]] bool may_leave_state(std::string_view name, std::string_view qualified = {}) const;
   [[nodiscard]] std::size_t size() const { return volatile_.size() + stable_.size(); }
 
@@ -69,7 +77,7 @@ class function_volatility {
   name_set volatile_;
   name_set stable_;  // immutable or stable
   name_set allowed_;
-  name_set application_volatile_;  // volatile, outside pg_catalog
+  name_set stateful_;
 };
 
 using volatility_ptr = std::shared_ptr<const function_volatility>;

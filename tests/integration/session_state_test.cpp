@@ -224,3 +224,45 @@ TEST_CASE("what a function of the application's leaves in a session never reache
     }
   }
 }
+
+TEST_CASE("a function calling one that leaves state has its connection reset too, from what Meridian reads",
+          "[integration][params]") {
+  // A database of its own, so that Meridian reads its functions after they exist.
+  {
+    pg_connection admin(sandbox::admin_dsn(us));
+    REQUIRE(admin.ok());
+    admin.scalar("DROP DATABASE IF EXISTS itest_functions WITH (FORCE)");
+    admin.scalar("CREATE DATABASE itest_functions OWNER app");
+  }
+  {
+    pg_connection setup(sandbox::admin_dsn(us) + " dbname=itest_functions user=app");
+    REQUIRE(setup.ok());
+    setup.scalar(R"(CREATE FUNCTION set_tenant(t text) RETURNS void LANGUAGE plpgsql AS $$
+      BEGIN PERFORM set_config('itest.tenant', t, false); END $$)");
+    // No word of state in its own body: stateful because it calls set_tenant.
+    setup.scalar(R"(CREATE FUNCTION as_tenant(t text) RETURNS text LANGUAGE sql AS $$
+      SELECT set_tenant(t); SELECT t $$)");
+    for (int r : {eu, ap}) {
+      // The database itself may not have reached the replica yet: a new connection each time.
+      REQUIRE(eventually([&] {
+        pg_connection replica(sandbox::admin_dsn(r) + " dbname=itest_functions");
+        return replica.scalar("SELECT count(*) FROM pg_proc WHERE proname = 'as_tenant'") == "1";
+      }, 10s));
+    }
+  }
+  const std::string tenant = "/* meridian:primary */ SELECT coalesce(nullif(current_setting('itest.tenant', true), ''), 'none')";
+  for (int region : {us, eu}) {
+    INFO(region_name(region));
+    pg_connection a(dsn_for(region, "itest_functions"));
+    pg_connection b(dsn_for(region, "itest_functions"));
+    REQUIRE(a.ok());
+    REQUIRE(b.ok());
+    for (int i = 0; i < 5; ++i) {
+      CHECK(a.scalar("SELECT as_tenant('t" + std::to_string(i) + "')") == "t" + std::to_string(i));
+      CHECK(b.scalar(tenant) == "none");
+      pg_connection fresh(dsn_for(region, "itest_functions"));
+      REQUIRE(fresh.ok());
+      CHECK(fresh.scalar(tenant) == "none");
+    }
+  }
+}

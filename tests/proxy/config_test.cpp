@@ -60,6 +60,7 @@ pool:
   server_lifetime: 1h
   max_prepared_statements: 100
   reset_query: "DISCARD ALL"
+  reset_after_functions: false
 limits: { max_clients: 99, max_message_size: 2MiB, startup_timeout: 4s, shutdown_timeout: 5s }
 auth: { method: md5 }
 users:
@@ -76,6 +77,7 @@ log: { level: debug }
   CHECK(c.wait_timeout == std::chrono::seconds(3));
   CHECK(c.server_lifetime == std::chrono::hours(1));
   CHECK(c.max_prepared_per_server == 100);
+  CHECK_FALSE(c.reset_after_functions);
   CHECK(c.max_clients == 99);
   CHECK(c.max_message_bytes == 2u << 20);
   CHECK(c.startup_timeout == std::chrono::seconds(4));
@@ -108,6 +110,7 @@ TEST_CASE("invalid configs name the offending key", "[proxy][config]") {
       {"region: r\n" + nodes + "pool: { mode: statement }\n", "pool.mode: must be"},
       {"region: r\n" + nodes + "pool: { wait_timeout: soon }\n", "pool.wait_timeout: must be a duration"},
       {"region: r\n" + nodes + "pool: { sise: 3 }\n", "pool.sise: unknown key"},
+      {"region: r\n" + nodes + "pool: { reset_after_functions: maybe }\n", "pool.reset_after_functions: must be true or false"},
       {"region: r\n" + nodes + "limits: { max_message_size: 10 }\n", "limits.max_message_size: must be between"},
       {"region: r\n" + nodes + "limits: { startup_timeout: 0s }\n", "limits.startup_timeout: must be longer than 0"},
       {"region: r\n" + nodes + "limits: { startup_timeout: 3s, auth_failure_max_delay: 4s }\n",

@@ -506,13 +506,24 @@ TEST_CASE("the classification cache is bounded", "[routing][cache]") {
 }
 
 TEST_CASE("code of the application's may leave session state behind", "[routing][classifier]") {
+  // Which functions of the application's are stateful is read from pg_proc by the proxy
+  // (function_catalog_query); what calls them is settled here.
   auto f = std::make_shared<function_volatility>(*pg15_functions());
   f->add("set_tenant", 'v', false);
+  f->mark_stateful("set_tenant");
+  f->add("with_tenant", 'v', false);
+  f->add("balance", 'v', false);
   f->add("tenant_name", 's', false);
   f->add("lower", 'v', false);  // an application's lower(), beside PostgreSQL's
+  f->mark_stateful("lower");
+  // with_tenant calls set_tenant: stateful too; balance only reads.
+  f->settle({{"with_tenant", "BEGIN PERFORM Set_Tenant(t); RETURN 1; END"},
+             {"balance", "BEGIN RETURN (SELECT abalance FROM a WHERE set_tenant_id = x); END"}});
   const std::vector<std::pair<const char*, bool>> rows{
       {"SELECT set_tenant(7)", true},
       {"SELECT app.set_tenant(7)", true},
+      {"SELECT with_tenant(7)", true},
+      {"SELECT balance(7)", false},
       {"SELECT * FROM t WHERE id = (SELECT set_tenant(7))", true},
       {"SELECT never_created(1)", true},
       {"DO $$ BEGIN PERFORM set_config('a.b', '1', false); END $$", true},
