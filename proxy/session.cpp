@@ -922,6 +922,11 @@ bool session::forward_client_message(const pr::frame& m, const routing::classifi
           break;
         }
       }
+      if (auto instead = deallocate_instead(sc, cls)) {
+        pr::fe::serialize(pr::fe::query{*instead}, server_out_);
+        pl.sent(fe_t::query);
+        break;
+      }
       note_statement(sc, cls.where);
       if (cls.may_leave_state && worker_.cfg().reset_after_functions) sc.unseen_state = true;
       raw();
@@ -956,7 +961,13 @@ bool session::forward_client_message(const pr::frame& m, const routing::classifi
       if (cls.tx != routing::tx_effect::none) batch_tx_ = cls.tx;
       if (p->statement.empty()) {
         unnamed_class_ = cls.where;
-        raw();
+        // (An unnamed statement runs at once, as psycopg's DEALLOCATE of its cache's statements
+        // does; a named one that deallocates when executed later goes to the server as it is.)
+        if (auto instead = deallocate_instead(sc, cls)) {
+          pr::fe::serialize(pr::fe::parse{p->statement, *instead, {}}, server_out_);
+        } else {
+          raw();
+        }
         pl.sent(fe_t::parse);
         break;
       }
@@ -1199,6 +1210,23 @@ awaitable<bool> session::replica_caught_up(server_connection& sc) {
     co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
     delay = std::min<std::chrono::microseconds>(delay * 2, std::chrono::milliseconds(5));
   }
+}
+
+std::optional<std::string> session::deallocate_instead(server_connection& sc, const routing::classification& cls) {
+  if (cls.deallocates.empty()) return std::nullopt;
+  auto it = statements_.find(cls.deallocates);
+  if (it == statements_.end()) return std::nullopt;  // SQL-level (pinned), or unknown: the server answers
+  // One of the client's protocol-level statements: on the server it has another name and may
+  // serve other clients. The client's name goes; the server deallocates a throwaway statement
+  // prepared just before, so the client gets PostgreSQL's own answer.
+  statements_.erase(it);
+  // Named after this session, so that one left behind by a failed batch never stands in another
+  // session's way.
+  const std::string throwaway = "meridian_deallocate_" + std::to_string(id_) + "_" + std::to_string(++deallocations_);
+  pr::fe::serialize(pr::fe::parse{throwaway, "SELECT 1", {}}, server_out_);
+  sc.pipeline.sent(pr::pending_request{pr::request_kind::parse, true, false});
+  sc.parses_in_flight.push_back(throwaway);
+  return "DEALLOCATE " + throwaway;
 }
 
 void session::ensure_prepared(server_connection& sc, const prepared_statement& st) {

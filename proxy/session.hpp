@@ -233,6 +233,9 @@ class session : public std::enable_shared_from_this<session>,
   // False: a violation (violation_ says why).
   bool forward_client_message(const protocol::frame& m, const routing::classification* classified);
   void ensure_prepared(server_connection& sc, const prepared_statement& st);
+  // For a DEALLOCATE of one of the client's own protocol-level statements: the statement to send
+  // instead, after a throwaway Parse (see session.cpp); nothing for any other statement.
+  std::optional<std::string> deallocate_instead(server_connection& sc, const routing::classification& cls);
   // Sends the statement's Parse (evicting the least recently used one if the connection is
   // full); `synthetic` when the client did not ask for it and its answer must be swallowed.
   void prepare_on(server_connection& sc, const prepared_statement& st, bool synthetic);
@@ -285,6 +288,7 @@ class session : public std::enable_shared_from_this<session>,
   void arm_idle_in_transaction(const server_connection& sc);
   bool client_closed_ = false;
   bool server_ended_session_ = false;  // a server's FATAL went to the client: it closes next
+  std::uint64_t deallocations_ = 0;    // throwaway statements prepared for DEALLOCATE
   bool counted_ = false;
   bool admitted_ = false;  // counted in the per-user and per-database limits
 

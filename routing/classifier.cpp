@@ -99,7 +99,7 @@ bool is_session_lock_function(std::string_view name) {
 
 struct walker {
   const function_volatility& functions;
-  classification result{target::any, tx_effect::none, false, false, {}, false, false, false, false, false};
+  classification result{target::any, tx_effect::none, false, false, {}, false, false, false, false, false, {}};
 
   void needs_primary() { result.where = target::primary; }
 
@@ -381,6 +381,12 @@ classification classify(std::string_view sql, const function_volatility& functio
       continue;
     }
     w.statement(*stmt);
+  }
+  if (stmts->size() == 1) {
+    const auto& only = (*stmts)[0];
+    if (auto stmt = only.find("stmt"); stmt != only.end() && stmt->is_object()) {
+      if (auto d = stmt->find("DeallocateStmt"); d != stmt->end()) w.result.deallocates = d->value("name", "");
+    }
   }
   return w.result;
 }

@@ -46,6 +46,8 @@ struct classification {
   // It may leave session state behind that Meridian cannot see (parameters, temporary tables,
   // LISTEN, ...): DO, CALL, or a call of a volatile function that is not PostgreSQL's own.
   bool may_leave_state = false;
+  // The statement is a DEALLOCATE of this prepared statement, alone in its query (not ALL).
+  std::string deallocates;
   bool operator==(const classification&) const = default;
 };
 

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Drivers' protocol flows through a replica region's Meridian and the primary region's (issue 25):
 asyncpg's unsynced prepare followed by writes and COPY, psycopg 3's pipeline mode mixing reads
-and writes. Each must succeed as it does against PostgreSQL directly, writes must reach the
+and writes, psycopg's statement cache evicting with DEALLOCATE (issue 33). Each must succeed as it does against PostgreSQL directly, writes must reach the
 primary, and reads must still go to the region's replica afterwards. Exits non-zero on the first
 failed check.
 
@@ -81,6 +81,34 @@ def psycopg_pipeline(region, dsn, read_port, primary_port):
         check(port == read_port, f"{region}: a read after the pipeline ran on port {port}, not {read_port}")
 
 
+def psycopg_prepared_cache(region, dsn):
+    """psycopg's statement cache evicts with DEALLOCATE _pg3_N (issue 33: 26000 through Meridian,
+    whose server-side statements have other names and may serve other clients)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.prepare_threshold, conn.prepared_max = 0, 2
+        for q, want in [("select 1", 1), ("select 2", 2), ("select 3", 3), ("select 1", 1)] * 3:
+            check(conn.execute(q).fetchone()[0] == want, f"{region}: {q} with a cache of two")
+        conn.prepared_max = 5
+        for i in range(40):
+            check(conn.execute(f"select {i % 9} + %s", (i,)).fetchone()[0] == i % 9 + i, f"{region}: eviction {i}")
+    # The same through the simple protocol, beside another client using the same text.
+    with psycopg.connect(dsn, autocommit=True) as a, psycopg.connect(dsn, autocommit=True) as b:
+        for c, name in ((a, b"mine"), (b, b"theirs")):
+            r = c.pgconn.prepare(name, b"SELECT 42")
+            check(r.status == psycopg.pq.ExecStatus.COMMAND_OK, f"{region}: prepare {name}")
+        r = a.pgconn.exec_(b"DEALLOCATE mine")
+        check(r.status == psycopg.pq.ExecStatus.COMMAND_OK and r.command_status == b"DEALLOCATE",
+              f"{region}: DEALLOCATE answered as PostgreSQL does ({r.error_message})")
+        r = a.pgconn.exec_prepared(b"mine", [])
+        check(r.error_field(psycopg.pq.DiagnosticField.SQLSTATE) == b"26000", f"{region}: deallocated is gone")
+        r = a.pgconn.exec_(b"DEALLOCATE mine")
+        check(r.error_field(psycopg.pq.DiagnosticField.SQLSTATE) == b"26000", f"{region}: twice: 26000")
+        for _ in range(5):
+            r = b.pgconn.exec_prepared(b"theirs", [])
+            check(r.status == psycopg.pq.ExecStatus.TUPLES_OK and r.get_value(0, 0) == b"42",
+                  f"{region}: the other client's statement of the same text lives on")
+
+
 def main():
     primary_port = int(os.environ["MERIDIAN_PRIMARY_PORT"])
     regions = [r for r in ("us", "eu") if f"MERIDIAN_DSN_{r.upper()}" in os.environ]
@@ -92,6 +120,7 @@ def main():
         read_port = int(os.environ[f"MERIDIAN_READ_PORT_{region.upper()}"])
         asyncio.run(asyncpg_flows(region, dsn, read_port, primary_port))
         psycopg_pipeline(region, dsn, read_port, primary_port)
+        psycopg_prepared_cache(region, dsn)
     print(f"{checks} checks passed")
 
 

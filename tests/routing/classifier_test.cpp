@@ -542,3 +542,12 @@ TEST_CASE("code of the application's may leave session state behind", "[routing]
     CHECK(classify(sql, *f).may_leave_state == leaves);
   }
 }
+
+TEST_CASE("a DEALLOCATE alone in its query names its statement", "[routing][classifier]") {
+  function_volatility none;
+  CHECK(classify("DEALLOCATE _pg3_0", none).deallocates == "_pg3_0");
+  CHECK(classify("deallocate prepare \"Mixed\"", none).deallocates == "Mixed");
+  CHECK(classify("DEALLOCATE ALL", none).deallocates.empty());
+  CHECK(classify("DEALLOCATE a; SELECT 1", none).deallocates.empty());
+  CHECK(classify("SELECT 1", none).deallocates.empty());
+}
