@@ -922,10 +922,12 @@ bool session::forward_client_message(const pr::frame& m, const routing::classifi
           break;
         }
       }
-      if (auto instead = deallocate_instead(sc, cls)) {
-        pr::fe::serialize(pr::fe::query{*instead}, server_out_);
-        pl.sent(fe_t::query);
-        break;
+      if (cls.deallocates) {
+        if (auto instead = deallocate_instead(sc, q->sql)) {
+          pr::fe::serialize(pr::fe::query{*instead}, server_out_);
+          pl.sent(fe_t::query);
+          break;
+        }
       }
       note_statement(sc, cls.where);
       if (cls.may_leave_state && worker_.cfg().reset_after_functions) sc.unseen_state = true;
@@ -963,7 +965,9 @@ bool session::forward_client_message(const pr::frame& m, const routing::classifi
         unnamed_class_ = cls.where;
         // (An unnamed statement runs at once, as psycopg's DEALLOCATE of its cache's statements
         // does; a named one that deallocates when executed later goes to the server as it is.)
-        if (auto instead = deallocate_instead(sc, cls)) {
+        std::optional<std::string> instead;
+        if (cls.deallocates) instead = deallocate_instead(sc, p->sql);
+        if (instead) {
           pr::fe::serialize(pr::fe::parse{p->statement, *instead, {}}, server_out_);
         } else {
           raw();
@@ -1212,9 +1216,8 @@ awaitable<bool> session::replica_caught_up(server_connection& sc) {
   }
 }
 
-std::optional<std::string> session::deallocate_instead(server_connection& sc, const routing::classification& cls) {
-  if (cls.deallocates.empty()) return std::nullopt;
-  auto it = statements_.find(cls.deallocates);
+std::optional<std::string> session::deallocate_instead(server_connection& sc, std::string_view sql) {
+  auto it = statements_.find(routing::deallocated_name(sql));
   if (it == statements_.end()) return std::nullopt;  // SQL-level (pinned), or unknown: the server answers
   // One of the client's protocol-level statements: on the server it has another name and may
   // serve other clients. The client's name goes; the server deallocates a throwaway statement

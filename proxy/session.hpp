@@ -233,9 +233,10 @@ class session : public std::enable_shared_from_this<session>,
   // False: a violation (violation_ says why).
   bool forward_client_message(const protocol::frame& m, const routing::classification* classified);
   void ensure_prepared(server_connection& sc, const prepared_statement& st);
-  // For a DEALLOCATE of one of the client's own protocol-level statements: the statement to send
-  // instead, after a throwaway Parse (see session.cpp); nothing for any other statement.
-  std::optional<std::string> deallocate_instead(server_connection& sc, const routing::classification& cls);
+  // For `sql`, a lone DEALLOCATE (classification::deallocates): when it names one of the client's
+  // own protocol-level statements, the statement to send instead, after a throwaway Parse (see
+  // session.cpp); else nothing.
+  std::optional<std::string> deallocate_instead(server_connection& sc, std::string_view sql);
   // Sends the statement's Parse (evicting the least recently used one if the connection is
   // full); `synthetic` when the client did not ask for it and its answer must be swallowed.
   void prepare_on(server_connection& sc, const prepared_statement& st, bool synthetic);

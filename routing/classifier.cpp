@@ -99,7 +99,7 @@ bool is_session_lock_function(std::string_view name) {
 
 struct walker {
   const function_volatility& functions;
-  classification result{target::any, tx_effect::none, false, false, {}, false, false, false, false, false, {}};
+  classification result{target::any, tx_effect::none, false, false, {}, false, false, false, false, false, false};
 
   void needs_primary() { result.where = target::primary; }
 
@@ -385,7 +385,7 @@ classification classify(std::string_view sql, const function_volatility& functio
   if (stmts->size() == 1) {
     const auto& only = (*stmts)[0];
     if (auto stmt = only.find("stmt"); stmt != only.end() && stmt->is_object()) {
-      if (auto d = stmt->find("DeallocateStmt"); d != stmt->end()) w.result.deallocates = d->value("name", "");
+      if (auto d = stmt->find("DeallocateStmt"); d != stmt->end()) w.result.deallocates = !d->value("name", "").empty();
     }
   }
   return w.result;
@@ -406,6 +406,14 @@ json statements_of(std::string_view sql) {
   return tree["stmts"];
 }
 }  // namespace
+
+std::string deallocated_name(std::string_view sql) {
+  auto stmts = statements_of(sql);
+  if (stmts.size() != 1 || !stmts[0].contains("stmt")) return {};
+  const auto& stmt = stmts[0]["stmt"];
+  auto d = stmt.find("DeallocateStmt");
+  return d == stmt.end() ? std::string() : d->value("name", "");
+}
 
 std::optional<std::string> meridian_show(std::string_view sql) {
   auto stmts = statements_of(sql);

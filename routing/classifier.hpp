@@ -46,8 +46,9 @@ struct classification {
   // It may leave session state behind that Meridian cannot see (parameters, temporary tables,
   // LISTEN, ...): DO, CALL, or a call of a volatile function that is not PostgreSQL's own.
   bool may_leave_state = false;
-  // The statement is a DEALLOCATE of this prepared statement, alone in its query (not ALL).
-  std::string deallocates;
+  // The statement is a DEALLOCATE of one prepared statement, alone in its query (not ALL):
+  // deallocated_name tells which. (A flag: classifications are copied per statement.)
+  bool deallocates = false;
   bool operator==(const classification&) const = default;
 };
 
@@ -94,6 +95,8 @@ struct setting_assignment {
   std::optional<std::string> value;
 };
 [[nodiscard]] std::vector<setting_assignment> meridian_settings(std::string_view sql);
+// The statement a query that is a lone DEALLOCATE name drops (empty for anything else).
+[[nodiscard]] std::string deallocated_name(std::string_view sql);
 // The setting named when the query is a single SHOW of a meridian.* setting.
 [[nodiscard]] std::optional<std::string> meridian_show(std::string_view sql);
 

@@ -545,9 +545,14 @@ TEST_CASE("code of the application's may leave session state behind", "[routing]
 
 TEST_CASE("a DEALLOCATE alone in its query names its statement", "[routing][classifier]") {
   function_volatility none;
-  CHECK(classify("DEALLOCATE _pg3_0", none).deallocates == "_pg3_0");
-  CHECK(classify("deallocate prepare \"Mixed\"", none).deallocates == "Mixed");
-  CHECK(classify("DEALLOCATE ALL", none).deallocates.empty());
-  CHECK(classify("DEALLOCATE a; SELECT 1", none).deallocates.empty());
-  CHECK(classify("SELECT 1", none).deallocates.empty());
+  CHECK(classify("DEALLOCATE _pg3_0", none).deallocates);
+  CHECK(deallocated_name("DEALLOCATE _pg3_0") == "_pg3_0");
+  CHECK(classify("deallocate prepare \"Mixed\"", none).deallocates);
+  CHECK(deallocated_name("deallocate prepare \"Mixed\"") == "Mixed");
+  CHECK_FALSE(classify("DEALLOCATE ALL", none).deallocates);
+  CHECK(deallocated_name("DEALLOCATE ALL").empty());
+  CHECK_FALSE(classify("DEALLOCATE a; SELECT 1", none).deallocates);
+  CHECK(deallocated_name("DEALLOCATE a; SELECT 1").empty());
+  CHECK_FALSE(classify("SELECT 1", none).deallocates);
+  CHECK(deallocated_name("SELECT 1").empty());
 }
