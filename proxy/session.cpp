@@ -930,7 +930,7 @@ bool session::forward_client_message(const pr::frame& m, const routing::classifi
         }
       }
       note_statement(sc, cls.where);
-      if (cls.may_leave_state && worker_.cfg().reset_after_functions) sc.unseen_state = true;
+      note_unseen_state(sc, cls);
       raw();
       pl.sent(fe_t::query);
       if (!cls.sets_parameters.empty()) note_settings(sc, cls);
@@ -956,7 +956,7 @@ bool session::forward_client_message(const pr::frame& m, const routing::classifi
         }
       }
       if (cls.copy_in) batch_copy_in_ = true;
-      if (cls.may_leave_state && worker_.cfg().reset_after_functions) sc.unseen_state = true;
+      note_unseen_state(sc, cls);
       // A SET through the extended protocol (JDBC sends its own at start-up) is followed up
       // after the batch's Sync.
       if (!cls.sets_parameters.empty()) note_settings(sc, cls);
@@ -1001,8 +1001,7 @@ bool session::forward_client_message(const pr::frame& m, const routing::classifi
       sc.batch_open = true;
       auto it = b->statement.empty() ? statements_.end() : statements_.find(b->statement);
       note_statement(sc, it != statements_.end() ? it->second.cls.where : unnamed_class_);
-      if (it != statements_.end() && it->second.cls.may_leave_state && worker_.cfg().reset_after_functions)
-        sc.unseen_state = true;
+      if (it != statements_.end()) note_unseen_state(sc, it->second.cls);
       if (it == statements_.end()) {
         raw();  // unnamed, or unknown: the server reports 26000 itself
       } else {
@@ -1094,6 +1093,10 @@ bool session::forward_client_message(const pr::frame& m, const routing::classifi
   }
   if (sc.pipeline.local_at_head()) answer_local_requests(sc, client_out_);
   return true;
+}
+
+void session::note_unseen_state(server_connection& sc, const routing::classification& cls) {
+  if (cls.may_leave_state && worker_.cfg().reset_after_functions) sc.unseen_state = true;
 }
 
 void session::note_settings(server_connection& sc, const routing::classification& cls) {

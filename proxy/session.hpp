@@ -233,6 +233,9 @@ class session : public std::enable_shared_from_this<session>,
   // False: a violation (violation_ says why).
   bool forward_client_message(const protocol::frame& m, const routing::classification* classified);
   void ensure_prepared(server_connection& sc, const prepared_statement& st);
+  // The application's code that may leave state unseen runs on `sc`: it is reset before reuse
+  // (pool.reset_after_functions).
+  void note_unseen_state(server_connection& sc, const routing::classification& cls);
   // For `sql`, a lone DEALLOCATE (classification::deallocates): when it names one of the client's
   // own protocol-level statements, the statement to send instead, after a throwaway Parse (see
   // session.cpp); else nothing.

@@ -39,12 +39,12 @@ void worker::set_functions(const std::string& name, const std::vector<std::vecto
   auto f = allow_listed(cfg());
   std::vector<std::pair<std::string, std::string>> bodies;
   for (const auto& row : rows) {
-    if (row.size() != 4 || row[1].size() != 1) continue;
-    f->add(row[0], row[1][0], row[2] == "t");
-    if (row[3] == "stateful")
+    if (row.size() != 3 || row[1].size() != 1) continue;
+    f->add(row[0], row[1][0]);
+    if (row[2] == "stateful")
       f->mark_stateful(row[0]);
-    else if (row[2] != "t" && row[1] == "v")
-      bodies.emplace_back(row[0], row[3]);
+    else if (!row[2].empty())
+      bodies.emplace_back(row[0], row[2]);
   }
   f->settle(bodies);
   auto& d = database(name);

@@ -59,16 +59,15 @@ struct shared_state {
   shared_state() { authority.grant_forever(); }
 };
 
-// What Meridian reads of a database's functions, once per worker: name, volatility, 't' for
-// PostgreSQL's own, and for a volatile function of the application's, "stateful" when it may
-// leave session state behind, else its body (comments dropped) for routing::function_volatility
-// to settle which others call a stateful one. Stateful: not SQL or PL/pgSQL, or its body sets a
+// What Meridian reads of a database's functions, once per worker: name, volatility, and for a
+// volatile function of the application's (outside pg_catalog and information_schema)
+// "stateful" when it may leave session state behind, else its body (comments dropped) for
+// routing::function_volatility to settle which others call a stateful one; '' for the rest. Stateful: not SQL or PL/pgSQL, or its body sets a
 // parameter (set_config, or SET/RESET where a statement starts), makes a temporary table,
 // listens, prepares, takes a session advisory lock, reseeds random(), declares a WITH HOLD
 // cursor, uses dblink, or runs dynamic SQL (EXECUTE). Conservative: a word in a string or a
 // column named `temp` also counts.
 inline constexpr std::string_view function_catalog_query = R"(SELECT p.proname, p.provolatile::text,
-  CASE WHEN p.pronamespace IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace) THEN 't' ELSE 'f' END,
   CASE
     WHEN p.pronamespace IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace) OR p.provolatile <> 'v' THEN ''
     WHEN l.lanname NOT IN ('sql', 'plpgsql') THEN 'stateful'

@@ -10,7 +10,7 @@ namespace meridian::routing {
 
 using json = nlohmann::json;
 
-void function_volatility::add(std::string name, char volatility, bool /*builtin*/) {
+void function_volatility::add(std::string name, char volatility) {
   if (volatility == 'v') {
     stable_.erase(name);
     volatile_.insert(std::move(name));

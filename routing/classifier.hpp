@@ -56,8 +56,7 @@ struct classification {
 // volatile overload counts as volatile; unknown names count as volatile.
 class function_volatility {
  public:
-  // `builtin`: the function is in pg_catalog, PostgreSQL's own.
-  void add(std::string name, char volatility, bool builtin = true);
+  void add(std::string name, char volatility);
   // Names an operator declared safe to run on replicas whatever pg_proc says.
   void allow(std::string name);
   // `qualified` is schema.name when the call named a schema: the allow-list may name either.

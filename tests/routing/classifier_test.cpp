@@ -509,12 +509,12 @@ TEST_CASE("code of the application's may leave session state behind", "[routing]
   // Which functions of the application's are stateful is read from pg_proc by the proxy
   // (function_catalog_query); what calls them is settled here.
   auto f = std::make_shared<function_volatility>(*pg15_functions());
-  f->add("set_tenant", 'v', false);
+  f->add("set_tenant", 'v');
   f->mark_stateful("set_tenant");
-  f->add("with_tenant", 'v', false);
-  f->add("balance", 'v', false);
-  f->add("tenant_name", 's', false);
-  f->add("lower", 'v', false);  // an application's lower(), beside PostgreSQL's
+  f->add("with_tenant", 'v');
+  f->add("balance", 'v');
+  f->add("tenant_name", 's');
+  f->add("lower", 'v');  // an application's lower(), beside PostgreSQL's
   f->mark_stateful("lower");
   // with_tenant calls set_tenant: stateful too; balance only reads.
   f->settle({{"with_tenant", "BEGIN PERFORM Set_Tenant(t); RETURN 1; END"},
