@@ -1,8 +1,12 @@
 #include "failover/cluster_state.hpp"
 
 #include <algorithm>
+#include <cstdio>
+#include <limits>
 
 #include <nlohmann/json.hpp>
+
+#include "failover/read_policy.hpp"
 
 namespace meridian::failover {
 
@@ -41,6 +45,7 @@ std::string region_view::to_json() const {
                             {"lag_bytes", v.lag_bytes},
                             {"readable", v.readable}};
     if (v.lag_ms) nodes_json[name]["lag_ms"] = *v.lag_ms;
+    if (v.rtt_us) nodes_json[name]["rtt_us"] = *v.rtt_us;
   }
   return json{{"region", region}, {"epoch", epoch}, {"paused", paused}, {"nodes", nodes_json}}.dump();
 }
@@ -67,6 +72,7 @@ std::optional<region_view> region_view::from_json(const std::string& text) {
     if (n.contains("lag_ms") && n["lag_ms"].is_number_integer()) nv.lag_ms = n["lag_ms"].get<std::int64_t>();
     nv.lag_bytes = n.value("lag_bytes", std::uint64_t{0});
     nv.readable = n.value("readable", false);
+    if (n.contains("rtt_us") && n["rtt_us"].is_number_integer()) nv.rtt_us = n["rtt_us"].get<std::int64_t>();
     v.nodes[name] = nv;
   }
   return v;
@@ -94,6 +100,7 @@ region_view view_of(const routing::topology& topo, const std::string& region, st
       nv.lag_bytes = h.lag->bytes;
     }
     nv.readable = h.readable && topo.state(n.id).role == routing::node_role::replica;
+    if (h.probe_latency.count() > 0) nv.rtt_us = h.probe_latency.count();
     v.nodes[n.name] = nv;
   }
   return v;
@@ -146,6 +153,29 @@ std::map<std::string, routing::lsn> replica_positions(const std::vector<region_v
   return position;
 }
 
+std::string milliseconds(std::int64_t us) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f ms", static_cast<double>(us) / 1000.0);
+  return text;
+}
+
+// The round trip between a replica and the lost primary: as the replica's region last measured
+// it to the primary, else as the primary's region last measured it to the replica.
+std::optional<std::int64_t> distance_from(const std::vector<region_view>& views,
+                                          const std::map<std::string, std::string>& regions,
+                                          const std::string& failed_primary, const std::string& replica) {
+  auto measured = [&](const std::string& from_node, const std::string& to_node) -> std::optional<std::int64_t> {
+    const auto region = regions.find(from_node);
+    if (region == regions.end()) return std::nullopt;
+    for (const auto& v : views)
+      if (v.region == region->second)
+        if (auto it = v.nodes.find(to_node); it != v.nodes.end() && it->second.rtt_us) return it->second.rtt_us;
+    return std::nullopt;
+  };
+  if (auto d = measured(replica, failed_primary)) return d;
+  return measured(failed_primary, replica);
+}
+
 std::vector<std::string> ahead(const std::map<std::string, routing::lsn>& position, routing::lsn of) {
   std::vector<std::string> out;
   for (const auto& [name, p] : position)
@@ -165,7 +195,13 @@ std::string describe(const std::vector<candidate_report>& candidates) {
   std::string out;
   for (const auto& c : candidates) {
     if (!out.empty()) out += ", ";
-    out += c.node + " (rank " + std::to_string(c.rank) + ", received " + c.position.to_string() + ", " +
+    out += c.node + " (rank " + std::to_string(c.rank) + ", ";
+    if (c.distance_us) {
+      out += milliseconds(*c.distance_us) + " from the primary, ";
+    } else {
+      out += "distance unknown, ";
+    }
+    out += "received " + c.position.to_string() + ", " +
            std::to_string(c.behind_bytes) + " bytes behind the primary, lag " +
            (c.lag_ms ? std::to_string(*c.lag_ms) + " ms" : std::string("unknown")) + ")";
   }
@@ -184,6 +220,20 @@ candidate_choice choose_candidate(const std::vector<region_view>& views, const s
   std::vector<std::string> ranked = settings.order;
   for (const auto& r : replicas)
     if (std::find(ranked.begin(), ranked.end(), r) == ranked.end()) ranked.push_back(r);
+  std::map<std::string, std::int64_t> distance;
+  for (const auto& r : ranked)
+    if (auto d = distance_from(views, settings.regions, failed_primary, r)) distance[r] = *d;
+  if (settings.measured) {
+    // By measured distance, in the read policy's buckets (a fifth apart): replicas about as
+    // near keep the configured order, and the unmeasured follow the measured.
+    auto bucket = [&](const std::string& r) {
+      auto it = distance.find(r);
+      return it == distance.end() ? std::numeric_limits<int>::max()
+                                  : latency_bucket(std::chrono::microseconds(it->second));
+    };
+    std::stable_sort(ranked.begin(), ranked.end(),
+                     [&](const std::string& a, const std::string& b) { return bucket(a) < bucket(b); });
+  }
   std::string first;
   for (const auto& r : ranked)
     if (position.count(r)) {
@@ -191,7 +241,7 @@ candidate_choice choose_candidate(const std::vector<region_view>& views, const s
       break;
     }
   std::string best = first;
-  for (const auto& r : ranked)  // the most caught up; the earliest in the order among equals
+  for (const auto& r : ranked)  // the most caught up; the nearest among equals
     if (position.count(r) && position[r] > position[best]) best = r;
   std::string chosen = first;
   const auto gap = routing::bytes_behind(position[best], position[first]);
@@ -205,6 +255,8 @@ candidate_choice choose_candidate(const std::vector<region_view>& views, const s
                  " bytes it lacks from " + best;
   } else {
     out.reason = chosen + " is the nearest caught-up replica";
+    if (auto d = distance.find(chosen); d != distance.end())
+      out.reason += " (" + milliseconds(d->second) + " from the primary)";
   }
   out.node = chosen;
   out.position = out.catch_up_from ? out.catch_up_to : position[chosen];
@@ -218,7 +270,8 @@ candidate_choice choose_candidate(const std::vector<region_view>& views, const s
   for (std::size_t i = 0; i < ranked.size(); ++i) {
     const auto& r = ranked[i];
     if (!position.count(r)) continue;
-    candidate_report c{r, i + 1, position[r], routing::bytes_behind(primary_wal, position[r]), std::nullopt};
+    candidate_report c{r, i + 1, std::nullopt, position[r], routing::bytes_behind(primary_wal, position[r]), std::nullopt};
+    if (auto d = distance.find(r); d != distance.end()) c.distance_us = d->second;
     for (const auto& v : views)
       if (auto it = v.nodes.find(r); it != v.nodes.end() && it->second.lag_ms && it->second.reachable)
         c.lag_ms = c.lag_ms ? std::min(*c.lag_ms, *it->second.lag_ms) : *it->second.lag_ms;

@@ -37,6 +37,9 @@ struct node_view {
   std::optional<std::int64_t> lag_ms;  // replicas, as this region measures it
   std::uint64_t lag_bytes = 0;
   bool readable = false;               // serves reads here
+  // The smoothed round trip of this region's probe of the node, as last measured while it
+  // answered (kept while it does not): how far the node is from this region.
+  std::optional<std::int64_t> rtt_us;
 };
 
 struct region_view {
@@ -60,18 +63,25 @@ struct region_view {
                                 std::chrono::milliseconds detection, std::string& why);
 
 struct candidate_settings {
-  std::vector<std::string> order;     // preferred replicas, nearest to the primary's region first
-  // How far behind the most caught-up replica the first choice of `order` may be and still be
-  // promoted, once it has caught up from it (0: the most caught up always wins, the order
-  // breaking ties).
+  // Replicas in order of preference. With `measured`, it only breaks ties between replicas at
+  // about the same measured distance from the lost primary, and orders those no region could
+  // measure (after the measured ones); otherwise it is the order of nearness.
+  std::vector<std::string> order;
+  // How far behind the most caught-up replica the nearest may be and still be promoted, once
+  // it has caught up from it (0: the most caught up always wins, nearness breaking ties).
   std::uint64_t prefer_ahead_bytes = 0;
   std::uint64_t max_loss_bytes = 0;      // RPO guard; 0: none
+  bool measured = true;
+  // Each node's region: the distance of a replica from the lost primary is the round trip its
+  // region's Meridian last measured to the primary, or else the primary's region's to it.
+  std::map<std::string, std::string> regions;
 };
 
 // One replica as the candidate choice weighed it.
 struct candidate_report {
   std::string node;
-  std::size_t rank = 0;                // 1: the first of failover.candidate_order (nearest the primary's region)
+  std::size_t rank = 0;                // 1: the nearest to the lost primary (see candidate_settings)
+  std::optional<std::int64_t> distance_us;  // its measured round trip to the lost primary
   routing::lsn position;               // WAL it received, as the best-informed view saw it
   std::uint64_t behind_bytes = 0;      // the failed primary's last seen WAL beyond it
   std::optional<std::int64_t> lag_ms;  // the least lag any view last measured for it
@@ -99,20 +109,21 @@ struct candidate_choice {
   std::optional<std::int64_t> window_ms;
 };
 
-// "eu-west-1 (rank 1, received 0/5F000060, 0 bytes behind the primary, lag 12 ms), ..." for logs.
+// "eu-west-1 (rank 1, 80.4 ms from the primary, received 0/5F000060, 0 bytes behind the primary,
+// lag 12 ms), ..." for logs.
 [[nodiscard]] std::string describe(const std::vector<candidate_report>& candidates);
 
-// Among the replicas of `topo` that some view saw reachable and in recovery, the first of
-// `order` (catching up first from the most caught up when that one is ahead by at most
-// prefer_ahead_bytes) unless another is ahead of it by more (then the most caught up, the
-// first of `order` among equals); blocked when it would lose more than max_loss_bytes of what
-// the primary was seen to write.
 // The replicas (reachable, in recovery, as the views saw them) that received more WAL than
 // `node`: promoting `node` forks their history.
 [[nodiscard]] std::vector<std::string> ahead_of(const std::vector<region_view>& views,
                                                 const std::vector<std::string>& replicas,
                                                 const std::string& failed_primary, const std::string& node);
 
+// Among the replicas that some view saw reachable and in recovery, the nearest to the lost
+// primary (catching up first from the most caught up when that one is ahead by at most
+// prefer_ahead_bytes) unless another is ahead of it by more (then the most caught up, the
+// nearest among equals); blocked when it would lose more than max_loss_bytes of what the
+// primary was seen to write. Nearness: see candidate_settings.
 [[nodiscard]] candidate_choice choose_candidate(const std::vector<region_view>& views,
                                                 const std::vector<std::string>& replicas,
                                                 const std::string& failed_primary, const candidate_settings& settings);

@@ -648,7 +648,9 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
         std::find(record_.fenced.begin(), record_.fenced.end(), n.name) == record_.fenced.end())
       replicas.push_back(n.name);
   if (!chosen) {
-    auto choice = choose_candidate(seen, replicas, record_.primary, settings_.candidates);
+    auto candidates = settings_.candidates;
+    for (const auto& n : monitor_.current().nodes) candidates.regions[n.name] = n.region;
+    auto choice = choose_candidate(seen, replicas, record_.primary, candidates);
     if (!choice.node || choice.blocked) {
       if (choice.reason != last_reported_) spdlog::error("failover: not promoting: {}", choice.reason);
       last_reported_ = choice.reason;
@@ -792,15 +794,17 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
     for (const auto& c : weighed->candidates) {
       json j{{"node", c.node}, {"rank", c.rank}, {"received", c.position.to_string()}, {"behind_bytes", c.behind_bytes}};
       if (c.lag_ms) j["lag_ms"] = *c.lag_ms;
+      if (c.distance_us) j["distance_ms"] = static_cast<double>(*c.distance_us) / 1000.0;
       candidates.push_back(std::move(j));
     }
     t.candidates = candidates.dump();
     t.window_bytes = static_cast<long long>(weighed->loss_bytes);
     t.window_ms = weighed->window_ms.value_or(-1);
     t.blind_ms = blind_ms;
+    auto decided = *weighed;
+    decided.node = *chosen;  // the farther one, when the nearer could not catch up from it
     if (on_failover_)
-      on_failover_(weighed->loss_bytes, weighed->window_ms,
-                   blind_ms >= 0 ? std::optional<std::int64_t>(blind_ms) : std::nullopt);
+      on_failover_(decided, blind_ms >= 0 ? std::optional<std::int64_t>(blind_ms) : std::nullopt);
   }
   asio::co_spawn(monitor_.io(), finish_failover(std::move(t), next), asio::detached);
 }

@@ -85,10 +85,10 @@ class coordinator {
   // Called on the monitor's thread when this Meridian's write authority changes (with etcd).
   void on_authority(write_lease::listener handler);
   // Called on the monitor's thread when this Meridian, leading, promotes a replica it chose:
-  // the async window at promotion, in bytes and as the candidate's last measured lag, and up to
-  // how long the lost primary may have acknowledged writes no replica received.
-  using failover_listener = std::function<void(std::uint64_t window_bytes, std::optional<std::int64_t> window_ms,
-                                               std::optional<std::int64_t> blind_ms)>;
+  // the choice (every candidate weighed, the async window at promotion in bytes and as the
+  // candidate's last measured lag), and up to how long the lost primary may have acknowledged
+  // writes no replica received.
+  using failover_listener = std::function<void(const candidate_choice& choice, std::optional<std::int64_t> blind_ms)>;
   void on_failover(failover_listener handler) { on_failover_ = std::move(handler); }
   // Called on the monitor's thread when this Meridian fenced its region's primary after losing
   // write authority (false), or lifted such a fence as the leader (true).

@@ -95,6 +95,12 @@ std::string read_token(const std::string& file) {
   return t;
 }
 
+std::string one_decimal(double x) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(1) << x;
+  return out.str();
+}
+
 // The last failover, switchover or operator action as the leader recorded it.
 void print_last_failover(const json& f) {
   auto text = [&](const char* key) { return f.contains(key) && f[key].is_string() ? f[key].get<std::string>() : std::string(); };
@@ -112,7 +118,10 @@ void print_last_failover(const json& f) {
     std::cout << "  candidates:";
     const char* separator = " ";
     for (const auto& c : f["candidates"]) {
-      std::cout << separator << c.value("node", "?") << " (rank " << c.value("rank", 0) << ", received " << c.value("received", "?")
+      std::cout << separator << c.value("node", "?") << " (rank " << c.value("rank", 0) << ", "
+                << (c.contains("distance_ms") ? one_decimal(c.value("distance_ms", 0.0)) + " ms from the primary"
+                                              : std::string("distance unknown"))
+                << ", received " << c.value("received", "?")
                 << ", " << c.value("behind_bytes", 0) << " bytes behind the primary, lag "
                 << (c.contains("lag_ms") ? std::to_string(c.value("lag_ms", 0)) + " ms" : std::string("unknown")) << ")";
       separator = ", ";
@@ -173,7 +182,8 @@ void print_status(const json& s) {
               << "): no write authority is renewed; " << e.value("why", std::string()) << "\n";
   }
   std::cout << "\n" << std::left << std::setw(16) << "seen from" << std::setw(16) << "node" << std::setw(16) << "state"
-            << std::setw(10) << "timeline" << std::setw(14) << "position" << std::setw(10) << "lag ms" << "lag bytes\n";
+            << std::setw(10) << "timeline" << std::setw(14) << "position" << std::setw(10) << "lag ms" << std::setw(12)
+            << "lag bytes" << "rtt ms\n";
   for (const auto& v : s.value("views", json::array())) {
     const json nodes = v.value("nodes", json::object());
     for (const auto& [name, n] : nodes.items()) {
@@ -188,7 +198,8 @@ void print_status(const json& s) {
                 << std::setw(10) << n.value("timeline", 0) << std::setw(14)
                 << (replica ? n.value("replay", "") : n.value("wal", "")) << std::setw(10)
                 << (replica && n.contains("lag_ms") ? std::to_string(n.value("lag_ms", 0)) : std::string("-"))
-                << (replica ? std::to_string(n.value("lag_bytes", 0)) : std::string("-")) << "\n";
+                << std::setw(12) << (replica ? std::to_string(n.value("lag_bytes", 0)) : std::string("-"))
+                << (n.contains("rtt_us") ? one_decimal(n.value("rtt_us", 0.0) / 1000.0) : std::string("-")) << "\n";
     }
   }
   if (s.contains("last_failover")) print_last_failover(s["last_failover"]);

@@ -398,7 +398,7 @@ config build_config(const YAML::Node& root, const std::string& base_dir) {
   }
   if (auto f = root["failover"]) {
     only_keys(f, "failover", {"automatic", "user", "password", "password_file", "password_env", "database", "sslmode", "detection",
-                              "candidate_order", "prefer_ahead", "catch_up_timeout", "max_data_loss", "promote_timeout",
+                              "candidate_order", "nearest", "prefer_ahead", "catch_up_timeout", "max_data_loss", "promote_timeout",
                               "repoint_timeout",
                               "primary_conninfo", "promote_command", "repoint_command", "fence_command",
                               "rejoin_command"});
@@ -415,6 +415,11 @@ config build_config(const YAML::Node& root, const std::string& base_dir) {
     if (f["sslmode"]) fo.sslmode = scalar(f["sslmode"], "failover.sslmode");
     if (f["detection"]) fo.detection = duration(f["detection"], "failover.detection");
     if (auto o = f["candidate_order"]) fo.candidate_order = string_list(o, "failover.candidate_order", "node names");
+    if (f["nearest"]) {
+      auto n = scalar(f["nearest"], "failover.nearest");
+      if (n != "measured" && n != "configured") fail("failover.nearest", "must be measured or configured, got \"" + n + "\"");
+      fo.measured_distance = n == "measured";
+    }
     if (f["prefer_ahead"]) fo.prefer_ahead_bytes = size(f["prefer_ahead"], "failover.prefer_ahead");
     if (f["max_data_loss"]) fo.max_data_loss_bytes = size(f["max_data_loss"], "failover.max_data_loss");
     if (f["catch_up_timeout"]) fo.catch_up_timeout = duration(f["catch_up_timeout"], "failover.catch_up_timeout");

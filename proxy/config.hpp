@@ -84,6 +84,9 @@ struct failover_config {
   std::string sslmode = "prefer";
   std::chrono::milliseconds detection{2000};
   std::vector<std::string> candidate_order;
+  // Nearness to the lost primary: the round trips the regions' node monitors measured (true),
+  // candidate_order breaking ties; or candidate_order alone (false).
+  bool measured_distance = true;
   // The nearest replica catches up from one at most this far ahead, then is promoted.
   std::uint64_t prefer_ahead_bytes = 1 << 20;
   std::chrono::milliseconds catch_up_timeout{5'000};

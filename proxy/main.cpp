@@ -65,6 +65,7 @@ meridian::failover::coordinator_settings coordinator_settings(const meridian::pr
   c.detection = cfg.failover.detection;
   c.automatic = cfg.failover.enabled() && cfg.failover.automatic;
   c.candidates.order = cfg.failover.candidate_order;
+  c.candidates.measured = cfg.failover.measured_distance;
   c.candidates.prefer_ahead_bytes = cfg.failover.prefer_ahead_bytes;
   c.candidates.max_loss_bytes = cfg.failover.max_data_loss_bytes;
   c.admin.login = {{"user", cfg.failover.user},
@@ -356,9 +357,9 @@ int main(int argc, char** argv) {
           if (c == failover::authority_clock::change::lapsed) stats->authority_lapsed();
         });
       }
-      coordinator->on_failover([stats = shared.stats.get()](std::uint64_t bytes, std::optional<std::int64_t> ms,
+      coordinator->on_failover([stats = shared.stats.get()](const failover::candidate_choice& choice,
                                                             std::optional<std::int64_t> blind_ms) {
-        stats->failover_window(bytes, ms, blind_ms);
+        stats->failover_decision(choice, blind_ms);
       });
       coordinator->on_fence([stats = shared.stats.get()](bool lifted) { stats->self_fence(lifted); });
       coordinator->start();

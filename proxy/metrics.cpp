@@ -247,6 +247,19 @@ metrics::metrics(const routing::topology& topology, unsigned workers, const std:
                               "authority had ended everywhere (NaN: unknown)")
                         .Register(*registry_)
                         .Add({});
+  auto candidate_gauge = [&](const char* name, const char* help) {
+    return &prometheus::BuildGauge().Name(name).Help(help).Register(*registry_);
+  };
+  candidate_families_ = {
+      candidate_gauge("meridian_failover_candidate_distance_seconds",
+                      "The last failover this Meridian led: each replica weighed, by rank of nearness, and its "
+                      "round trip to the lost primary as measured before (NaN: unknown)"),
+      candidate_gauge("meridian_failover_candidate_behind_bytes",
+                      "The last failover this Meridian led: WAL the lost primary was last seen to have beyond each "
+                      "replica weighed"),
+      candidate_gauge("meridian_failover_candidate_chosen",
+                      "The last failover this Meridian led: 1 for the replica chosen for promotion, 0 for the others"),
+  };
   window_bytes_->Set(std::numeric_limits<double>::quiet_NaN());  // none led yet
   window_seconds_->Set(std::numeric_limits<double>::quiet_NaN());
   blind_seconds_->Set(std::numeric_limits<double>::quiet_NaN());
@@ -259,9 +272,23 @@ metrics::metrics(const routing::topology& topology, unsigned workers, const std:
   fence_lifts_ = &fences.Add({{"action", "lifted"}});
 }
 
-void metrics::failover_window(std::uint64_t bytes, std::optional<std::int64_t> ms, std::optional<std::int64_t> blind_ms) {
-  window_bytes_->Set(static_cast<double>(bytes));
-  window_seconds_->Set(ms ? static_cast<double>(*ms) / 1000.0 : std::numeric_limits<double>::quiet_NaN());
+void metrics::failover_decision(const failover::candidate_choice& choice, std::optional<std::int64_t> blind_ms) {
+  constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+  for (std::size_t i = 0; i < candidate_series_.size(); ++i)
+    candidate_families_[i % candidate_families_.size()]->Remove(candidate_series_[i]);
+  candidate_series_.clear();
+  for (const auto& c : choice.candidates) {
+    const std::map<std::string, std::string> labels{{"node", c.node}, {"rank", std::to_string(c.rank)}};
+    auto* distance = &candidate_families_[0]->Add(labels);
+    auto* behind = &candidate_families_[1]->Add(labels);
+    auto* chosen = &candidate_families_[2]->Add(labels);
+    distance->Set(c.distance_us ? static_cast<double>(*c.distance_us) / 1e6 : nan);
+    behind->Set(static_cast<double>(c.behind_bytes));
+    chosen->Set(choice.node == c.node ? 1 : 0);
+    candidate_series_.insert(candidate_series_.end(), {distance, behind, chosen});
+  }
+  window_bytes_->Set(static_cast<double>(choice.loss_bytes));
+  window_seconds_->Set(choice.window_ms ? static_cast<double>(*choice.window_ms) / 1000.0 : nan);
   blind_seconds_->Set(blind_ms ? static_cast<double>(*blind_ms) / 1000.0 : std::numeric_limits<double>::quiet_NaN());
 }
 

@@ -17,6 +17,7 @@
 #include <prometheus/registry.h>
 
 #include "proxy/meters.hpp"
+#include "failover/cluster_state.hpp"
 #include "routing/classifier.hpp"
 #include "routing/topology.hpp"
 #include "routing/write_authority.hpp"
@@ -44,8 +45,10 @@ class metrics {
   void watch_authority(const routing::write_authority& a) { authority_ = &a; }
   [[nodiscard]] const routing::write_authority* authority() const { return authority_; }
   void authority_lapsed() { authority_lapses_->Increment(); }
-  // The async window of the last failover this Meridian led (unknown lag: NaN).
-  void failover_window(std::uint64_t bytes, std::optional<std::int64_t> ms, std::optional<std::int64_t> blind_ms);
+  // The last failover this Meridian led: every candidate weighed (its distance from the lost
+  // primary, what it lacked, whether it was chosen) and the async window (unknown lag: NaN).
+  // The monitor's thread.
+  void failover_decision(const failover::candidate_choice& choice, std::optional<std::int64_t> blind_ms);
   // This Meridian fenced its region's primary after losing write authority, or (leading)
   // lifted such a fence.
   void self_fence(bool lifted) { (lifted ? fence_lifts_ : self_fences_)->Increment(); }
@@ -90,6 +93,9 @@ class metrics {
   prometheus::Counter* self_fences_ = nullptr;
   prometheus::Counter* fence_lifts_ = nullptr;
   prometheus::Gauge* window_seconds_ = nullptr;
+  // The last decision's candidates: distance, bytes behind, chosen; series of the one before removed.
+  std::array<prometheus::Family<prometheus::Gauge>*, 3> candidate_families_{};
+  std::vector<prometheus::Gauge*> candidate_series_;
   const routing::write_authority* authority_ = nullptr;
   // Per-node gauges, in node_families_'s order.
   enum gauge_index { g_up, g_primary, g_readable, g_lag_bytes, g_lag_seconds, g_probe, g_timeline, g_max_lag, g_max_lag_bytes };

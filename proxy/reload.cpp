@@ -55,6 +55,7 @@ std::optional<std::string> needs_restart(const config& r, const config& n) {
   const auto& b = n.failover;
   if (a.automatic != b.automatic || a.user != b.user || a.password != b.password || a.database != b.database ||
       a.sslmode != b.sslmode || a.detection != b.detection || a.candidate_order != b.candidate_order ||
+      a.measured_distance != b.measured_distance ||
       a.prefer_ahead_bytes != b.prefer_ahead_bytes || a.max_data_loss_bytes != b.max_data_loss_bytes ||
       a.promote_timeout != b.promote_timeout || a.repoint_timeout != b.repoint_timeout ||
       a.primary_conninfo != b.primary_conninfo || a.promote_command != b.promote_command ||

@@ -62,7 +62,9 @@ TEST_CASE("the primary is lost only when a majority of regions lost it long enou
 }
 
 TEST_CASE("candidate: nearest when caught up, most caught up when it is far ahead, guarded by RPO", "[failover][state]") {
-  candidate_settings s{{"eu", "ap"}, 1000, 0};
+  candidate_settings s;
+  s.order = {"eu", "ap"};
+  s.prefer_ahead_bytes = 1000;
   const std::vector<std::string> replicas{"eu", "ap"};
   auto views = std::vector<region_view>{view("eu-west-1", false, 5000), view("ap-southeast-1", false, 5000)};
   auto c = choose_candidate(views, replicas, "us", s);
@@ -119,7 +121,8 @@ TEST_CASE("candidate: nearest when caught up, most caught up when it is far ahea
 }
 
 TEST_CASE("candidate: every replica weighed is reported, with the async window", "[failover][state]") {
-  candidate_settings s{{"eu", "ap"}, 0, 0};
+  candidate_settings s;
+  s.order = {"eu", "ap"};
   const std::vector<std::string> replicas{"eu", "ap"};
   auto views = std::vector<region_view>{view("eu-west-1", false, 5000), view("ap-southeast-1", false, 5000)};
   // The primary was last seen at 10'400; eu has 10'300, ap 10'000 (it lags 90 ms, or 70 as
@@ -150,7 +153,7 @@ TEST_CASE("candidate: every replica weighed is reported, with the async window",
   REQUIRE(c.candidates[1].lag_ms);
   CHECK(*c.candidates[1].lag_ms == 70);
   CHECK(describe(c.candidates) ==
-        "eu (rank 1, received " + lsn{10'300}.to_string() + ", 100 bytes behind the primary, lag 12 ms), ap (rank 2, received " +
+        "eu (rank 1, distance unknown, received " + lsn{10'300}.to_string() + ", 100 bytes behind the primary, lag 12 ms), ap (rank 2, distance unknown, received " +
             lsn{10'000}.to_string() + ", 400 bytes behind the primary, lag 70 ms)");
 
   // A replica no view sees reachable is not weighed; one a view could not measure has no lag.
@@ -161,4 +164,67 @@ TEST_CASE("candidate: every replica weighed is reported, with the async window",
   REQUIRE(c.candidates.size() == 1);
   CHECK_FALSE(c.window_ms);
   CHECK_THAT(describe(c.candidates), Catch::Contains("lag unknown"));
+}
+
+TEST_CASE("candidate: nearest by the round trip measured to the lost primary, the order breaking ties",
+          "[failover][state]") {
+  candidate_settings s;
+  s.order = {"eu", "ap"};
+  s.prefer_ahead_bytes = 1000;
+  s.regions = {{"us", "us-east-1"}, {"eu", "eu-west-1"}, {"ap", "ap-southeast-1"}};
+  const std::vector<std::string> replicas{"eu", "ap"};
+  auto views = std::vector<region_view>{view("eu-west-1", false, 5000), view("ap-southeast-1", false, 5000)};
+  // Each replica's region last measured the primary before losing it: ap is the nearer.
+  views[0].nodes["us"].rtt_us = 220'000;
+  views[1].nodes["us"].rtt_us = 80'000;
+  auto c = choose_candidate(views, replicas, "us", s);
+  REQUIRE(c.node);
+  CHECK(*c.node == "ap");
+  CHECK_THAT(c.reason, Catch::Contains("ap is the nearest caught-up replica (80.0 ms from the primary)"));
+  REQUIRE(c.candidates.size() == 2);
+  CHECK(c.candidates[0].node == "ap");
+  CHECK(c.candidates[0].rank == 1);
+  CHECK(c.candidates[0].distance_us == 80'000);
+  CHECK(c.candidates[1].distance_us == 220'000);
+  CHECK_THAT(describe(c.candidates), Catch::StartsWith("ap (rank 1, 80.0 ms from the primary, received"));
+
+  // Nearness still yields to data: eu 2000 bytes ahead (over prefer_ahead) wins.
+  for (auto& v : views) v.nodes["eu"].receive = lsn{12'000};
+  CHECK(*choose_candidate(views, replicas, "us", s).node == "eu");
+  // Within prefer_ahead the nearer catches up from it first.
+  for (auto& v : views) v.nodes["eu"].receive = lsn{10'500};
+  c = choose_candidate(views, replicas, "us", s);
+  CHECK(*c.node == "ap");
+  CHECK(c.catch_up_from == std::optional<std::string>("eu"));
+  for (auto& v : views) v.nodes["eu"].receive = lsn{10'000};
+
+  // About as near (within a fifth): the configured order decides.
+  views[0].nodes["us"].rtt_us = 84'000;
+  CHECK(*choose_candidate(views, replicas, "us", s).node == "eu");
+  views[0].nodes["us"].rtt_us = 220'000;
+
+  // The replica's region has no measurement (its Meridian started after the primary was lost):
+  // the primary's region's view of the replica serves, when there is one.
+  views[1].nodes["us"].rtt_us.reset();
+  CHECK(*choose_candidate(views, replicas, "us", s).node == "eu");  // ap unmeasured: after eu
+  auto primary_side = view("us-east-1", true);
+  primary_side.nodes["ap"].rtt_us = 81'000;
+  primary_side.nodes["eu"].rtt_us = 219'000;
+  views.push_back(primary_side);
+  c = choose_candidate(views, replicas, "us", s);
+  CHECK(*c.node == "ap");
+  CHECK(c.candidates[0].distance_us == 81'000);
+  CHECK(c.candidates[1].distance_us == 220'000);  // eu's own region's measurement comes first
+
+  // Configured nearness: measurements are reported, the order decides.
+  s.measured = false;
+  c = choose_candidate(views, replicas, "us", s);
+  CHECK(*c.node == "eu");
+  CHECK(c.candidates[0].distance_us == 220'000);
+
+  // The round trip survives the view's JSON form; an unmeasured node has none.
+  auto back = region_view::from_json(views[0].to_json());
+  REQUIRE(back);
+  CHECK(back->nodes.at("us").rtt_us == 220'000);
+  CHECK_FALSE(back->nodes.at("eu").rtt_us);
 }

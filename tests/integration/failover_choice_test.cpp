@@ -5,6 +5,8 @@
 // Links are cut with the sandbox's relay ("sandbox net"); every wait polls for its condition.
 #include <catch2/catch.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -48,6 +50,14 @@ std::string write_through(int region) {
   std::string port = PQresultStatus(r) == PGRES_TUPLES_OK ? PQgetvalue(r, 0, 0) : "";
   PQclear(r);
   return port;
+}
+
+// The round trip region `from`'s Meridian last measured to `node`, as published in its view
+// (microseconds; -1 when it published none).
+long long measured_rtt_us(const std::string& from, const std::string& node) {
+  auto view = nlohmann::json::parse(sandbox::script_output("etcd-get views/" + from).output, nullptr, false);
+  if (!view.is_object() || !view.contains("nodes") || !view["nodes"].contains(node)) return -1;
+  return view["nodes"][node].value("rtt_us", -1LL);
 }
 
 // Writes about `mib` MiB of WAL on a node directly.
@@ -148,11 +158,20 @@ TEST_CASE("synchronous replication to eu-west-1: every acknowledged write surviv
   REQUIRE(run_on(us, "SELECT pg_reload_conf()"));
 }
 
-TEST_CASE("the most caught-up replica is promoted when the nearest lags more than allowed", "[failover][choice]") {
+TEST_CASE("nearness is the measured round trip, and the most caught-up replica wins when the nearest lags",
+          "[failover][choice]") {
   // eu-west-1 is the primary (epoch 3); us-east-1 and ap-southeast-1 replicate from it.
   REQUIRE(status_has("epoch 3: primary eu-west-1\n"));
-  // ap-southeast-1 (first in the candidate order after eu-west-1) stops receiving WAL, then
-  // falls more than failover.prefer_ahead (1 MiB) behind us-east-1.
+  // ap-southeast-1 moves nearer to eu-west-1 (10 ms one way, us-east-1 stays at 40): it is now
+  // the nearest candidate, though the configuration (no candidate_order: the order of nodes)
+  // puts us-east-1 first. Its region's Meridian measures it.
+  REQUIRE(sandbox::script("net delay eu-west-1 ap-southeast-1 10") == 0);
+  REQUIRE(eventually([] {
+    const auto ap_rtt = measured_rtt_us("ap-southeast-1", "eu-west-1");
+    return ap_rtt > 0 && ap_rtt < 40'000 && measured_rtt_us("us-east-1", "eu-west-1") > 75'000;
+  }, 30s));
+  // ap-southeast-1 then stops receiving WAL, and falls more than failover.prefer_ahead (1 MiB)
+  // behind us-east-1.
   REQUIRE(sandbox::script("net cut ap-southeast-1 eu-west-1/postgres") == 0);
   write_wal(eu, 3);
   const auto primary_lsn = on_node(eu, "SELECT pg_current_wal_lsn()");
@@ -161,7 +180,16 @@ TEST_CASE("the most caught-up replica is promoted when the nearest lags more tha
   REQUIRE(eventually([] { return status_has("epoch 4: primary us-east-1"); }, 30s));
   auto record = failover_record();
   INFO(record);
-  CHECK_THAT(record, Catch::Contains("bytes ahead of ap-southeast-1"));
+  CHECK_THAT(record, Catch::Contains("us-east-1 is ") && Catch::Contains(" bytes ahead of ap-southeast-1"));
+  // Both weighed, nearest first, with the distances measured before the loss.
+  auto status = nlohmann::json::parse(record, nullptr, false);
+  REQUIRE(status.contains("candidates"));
+  REQUIRE(status["candidates"].size() == 2);
+  CHECK(status["candidates"][0].value("node", "") == "ap-southeast-1");
+  CHECK(status["candidates"][0].value("distance_ms", 0.0) < 40);
+  CHECK(status["candidates"][1].value("node", "") == "us-east-1");
+  CHECK(status["candidates"][1].value("distance_ms", 0.0) > 75);
+  REQUIRE(sandbox::script("net delay eu-west-1 ap-southeast-1 80") == 0);
   // ap-southeast-1 follows the new primary once the link heals, and has every write.
   REQUIRE(sandbox::script("net heal") == 0);
   CHECK(eventually([] { return on_node(ap, "SELECT sender_port FROM pg_stat_wal_receiver") == pg_port_str(us); }, 60s));

@@ -168,9 +168,11 @@ TEST_CASE("the primary killed under load: every region writes to the promoted re
     CHECK(status.exit_code == 0);
     CHECK_THAT(status.output, Catch::Contains("epoch 2: primary eu-west-1, fenced: us-east-1"));
     CHECK_THAT(status.output, Catch::Contains("last failover"));
-    // Every candidate weighed, nearest first, and the async window at promotion.
-    CHECK_THAT(status.output, Catch::Contains("candidates: eu-west-1 (rank 1, received ") &&
-                                  Catch::Contains("ap-southeast-1 (rank 2, received "));
+    // Every candidate weighed, nearest first by the round trip measured to the lost primary
+    // (80 and 220 ms through the relay), and the async window at promotion.
+    CHECK_THAT(status.output, Catch::Contains("candidates: eu-west-1 (rank 1, 8") &&
+                                  Catch::Contains("ap-southeast-1 (rank 2, 22"));
+    CHECK_THAT(status.output, Catch::Contains(" ms from the primary, received "));
     CHECK_THAT(status.output, Catch::Contains("async window at promotion: "));
   }
   // The record of it in etcd.
@@ -187,6 +189,12 @@ TEST_CASE("the primary killed under load: every region writes to the promoted re
       ++leaders_reporting;
       // And up to how long the lost primary may have taken writes no replica received.
       CHECK(metric(exposition, "meridian_failover_blind_seconds", "") > 0);
+      // Each candidate weighed: its distance from the lost primary, and which one was chosen.
+      CHECK(metric(exposition, "meridian_failover_candidate_chosen", "node=\"eu-west-1\",rank=\"1\"") == 1);
+      CHECK(metric(exposition, "meridian_failover_candidate_chosen", "node=\"ap-southeast-1\",rank=\"2\"") == 0);
+      CHECK_THAT(metric(exposition, "meridian_failover_candidate_distance_seconds", "node=\"eu-west-1\",rank=\"1\""),
+                 Catch::WithinAbs(0.090, 0.015));
+      CHECK(metric(exposition, "meridian_failover_candidate_distance_seconds", "node=\"ap-southeast-1\",rank=\"2\"") > 0.2);
     }
   }
   CHECK(leaders_reporting == 1);

@@ -295,6 +295,10 @@ failover:
   CHECK(c.failover.automatic);
   CHECK(c.failover.detection == std::chrono::milliseconds(1500));
   CHECK(c.failover.candidate_order == std::vector<std::string>{"eu-west-1"});
+  CHECK(c.failover.measured_distance);
+  CHECK_FALSE(load_config_string(with_monitor + "failover: { user: a, nearest: configured }\n").failover.measured_distance);
+  CHECK_THAT(error_of(with_monitor + "failover: { user: a, nearest: closest }\n"),
+             Catch::Contains("failover.nearest: must be measured or configured"));
   CHECK(c.failover.prefer_ahead_bytes == 2u << 20);
   CHECK(c.failover.max_data_loss_bytes == 16u << 20);
   CHECK_THAT(c.failover.promote_command, Catch::Contains("--region {region}"));
