@@ -598,6 +598,13 @@ session::client_step session::take_client_messages(std::size_t max_message) {
       }
       case step_kind::wait_server:
         return {client_step::kind::wait_server, {}};
+      case step_kind::authorize:
+        // One clock reading per message that may write past its unit's checkout, or commits.
+        if (worker_.may_write()) {
+          core_.authorize();
+          continue;
+        }
+        return {client_step::kind::authorize, {}};
       case step_kind::forward: {
         const auto data = in_.readable();
         const pr::frame m{data[0], data.substr(pr::typed_header_size, st.length - pr::typed_header_size), st.length};
@@ -635,10 +642,12 @@ awaitable<bool> session::serve(bool client_gone) {
   const auto max_message = worker_.cfg().max_message_bytes;
   for (;;) {
     bool wait_server = false;
+    bool authorize = false;
     for (;;) {
       const auto step = take_client_messages(max_message);
       wait_server = step.what == client_step::kind::wait_server;
-      if (step.what == client_step::kind::read_more || wait_server) break;
+      authorize = step.what == client_step::kind::authorize;
+      if (step.what == client_step::kind::read_more || wait_server || authorize) break;
       if (step.what == client_step::kind::queued) co_return true;  // on_handover goes on
       if (step.what == client_step::kind::terminate) co_return false;
       if (step.what == client_step::kind::violation) {
@@ -673,6 +682,10 @@ awaitable<bool> session::serve(bool client_gone) {
       co_return false;
     }
     if (client_closed_) co_return false;
+    if (authorize) {
+      if (!co_await hold_for_authority()) co_return false;
+      continue;
+    }
     if (wait_server && attached_) {
       // The next message waits for the server's answers: relayed() takes the turn up again.
       waiting_server_ = true;
@@ -1412,7 +1425,64 @@ awaitable<bool> session::await_write_authority(clock::time_point deadline) {
   }
 }
 
-server_error session::write_authority_refusal() const {
+awaitable<bool> session::hold_for_authority() {
+  const auto deadline = clock::now() + worker_.cfg().coordination.write_wait;
+  if (attached_ && server_state().pending) {
+    // An open batch's answers wait for its Sync: a Flush has the server send them meanwhile.
+    std::string flush;
+    pr::fe::serialize_empty(fe_t::flush, flush);
+    error_code ec;  // a failed write shows up in the server reader as a failed read too
+    auto sc = attached_;
+    server_writing_ = true;
+    co_await sc->write(asio::buffer(flush), ec);
+    server_writing_ = false;
+  }
+  const bool held = co_await await_write_authority(deadline);
+  if (client_closed_ || ended_) co_return false;
+  if (held && attached_) {
+    core_.authorize();
+    co_return true;
+  }
+  if (attached_) {
+    // What was sent before the refused message is answered first (the server may be gone, or
+    // stuck: then the client's session ends, nothing of the unit acknowledged).
+    asio::steady_timer t(client_.get_executor());
+    const auto answered_by = clock::now() + worker_.cfg().coordination.write_wait;
+    while (attached_ && server_state().pending && clock::now() < answered_by && !client_closed_) {
+      t.expires_after(std::chrono::milliseconds(10));
+      error_code ec;
+      co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
+    }
+    if (client_closed_ || ended_) co_return false;
+    if (attached_ && server_state().pending) {
+      co_await fatal(pr::sqlstate::cannot_connect_now, write_authority_refusal(true).message);
+      co_return false;
+    }
+  }
+  if (!attached_ || !core_.unit_open()) {
+    // Nothing begun on the server: only the message's unit is refused; the server stays (a
+    // pinned or session-pooled session keeps its state).
+    refuse_batch(write_authority_refusal());
+    co_return true;
+  }
+  if (core_.pinned() || mode() == pool_mode::session) {
+    // Rolling back means closing the server connection, and the session's state with it: the
+    // client's session ends, as a terminated backend's would.
+    co_await fatal(pr::sqlstate::cannot_connect_now, write_authority_refusal(true).message);
+    co_return false;
+  }
+  // Closed, not reused: the server rolls back the open transaction or batch.
+  auto sc = attached_;
+  detach();
+  sc->reader.reset();
+  sc->stop_watching();
+  sc->owner->discard(sc);
+  core_.abandon();
+  refuse_batch(write_authority_refusal(true));
+  co_return true;
+}
+
+server_error session::write_authority_refusal(bool rolled_back) const {
   const auto g = worker_.shared().authority.current();
   const auto now = clock::now();
   std::string since = "not yet confirmed in this topology epoch";
@@ -1422,8 +1492,9 @@ server_error session::write_authority_refusal() const {
   return server_error{std::string(pr::sqlstate::cannot_connect_now),
                       "Meridian in region " + worker_.cfg().region +
                           " may not send writes to the primary: the etcd majority has not confirmed its topology "
-                          "epoch (write authority " + since + "; this region may be cut off from the others). Nothing was "
-                          "executed; reads go on"};
+                          "epoch (write authority " + since + "; this region may be cut off from the others). " +
+                          (rolled_back ? "The transaction was rolled back: nothing it wrote was committed" : "Nothing was executed") +
+                          "; reads go on"};
 }
 
 database_routing& session::routing_state() {

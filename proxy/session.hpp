@@ -157,7 +157,9 @@ class session : public std::enable_shared_from_this<session>,
   // session waits in the pool's line for it), a violation, Terminate, or when no whole message
   // is left (`read_more`).
   struct client_step {
-    enum class kind { read_more, attach, queued, violation, terminate, wait_server } what;  // violation: violation_
+    // authorize: the front message may write or commits on the primary, and write authority has
+    // lapsed: hold_for_authority decides.
+    enum class kind { read_more, attach, queued, violation, terminate, wait_server, authorize } what;  // violation: violation_
     routing::route_request request;  // attach: for the batch at the front of in_
   };
   bool waiting_server_ = false;  // the turn stopped at a core's wait_server step
@@ -185,7 +187,15 @@ class session : public std::enable_shared_from_this<session>,
   // write_authority): waits for it until `deadline` (coordination.write_wait); false when it
   // did not come. The refusal then, with SQLSTATE 57P03.
   awaitable<bool> await_write_authority(std::chrono::steady_clock::time_point deadline);
-  [[nodiscard]] server_error write_authority_refusal() const;
+  // `rolled_back`: the refused work ended a transaction (the server connection was closed).
+  [[nodiscard]] server_error write_authority_refusal(bool rolled_back = false) const;
+  // The front message may write or commits on the attached primary, and write authority has
+  // lapsed: it waits up to coordination.write_wait for authority to come back, then goes on;
+  // else the server's answers to what was sent before it are relayed and the message's unit is
+  // refused with 57P03. When the server is inside a block or batch of the client's, the server
+  // connection is closed first (the server rolls back what was begun: nothing it wrote is
+  // acknowledged); a pinned or session-pooled session ends then. False when the client is gone.
+  awaitable<bool> hold_for_authority();
   // The same without a coroutine: `attached` when an idle connection was at hand with the
   // session's parameters; `queued` when the pool is at its size and the session now waits in
   // its line (on_handover goes on); `slow` when attach() must do it (connect, confirm a

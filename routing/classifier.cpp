@@ -278,10 +278,12 @@ struct walker {
         result.tx = read_only_option(body.value("options", json::array())) ? tx_effect::begin_read_only : tx_effect::begin;
       } else if (kind == "TRANS_STMT_COMMIT" || kind == "TRANS_STMT_ROLLBACK") {
         result.tx = tx_effect::end;
+        if (kind == "TRANS_STMT_COMMIT") result.commits = true;
       } else if (kind == "TRANS_STMT_PREPARE" || kind == "TRANS_STMT_COMMIT_PREPARED" ||
                  kind == "TRANS_STMT_ROLLBACK_PREPARED") {
         needs_primary();
         result.tx = tx_effect::end;
+        if (kind == "TRANS_STMT_PREPARE") result.commits = true;
       }
       // SAVEPOINT, RELEASE, ROLLBACK TO: wherever the transaction runs.
     } else if (type == "VariableSetStmt") {

@@ -49,6 +49,9 @@ struct classification {
   // The statement is a DEALLOCATE of one prepared statement, alone in its query (not ALL):
   // deallocated_name tells which. (A flag: classifications are copied per statement.)
   bool deallocates = false;
+  // COMMIT, END or PREPARE TRANSACTION: what an open transaction block wrote becomes durable.
+  // On the primary it needs write authority like the block's start did (a ROLLBACK needs none).
+  bool commits = false;
   bool operator==(const classification&) const = default;
 };
 

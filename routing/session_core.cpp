@@ -48,6 +48,7 @@ session_core::looked* session_core::look(std::string_view data, std::size_t inde
   auto statement = [&](std::string_view sql) {
     auto& s = l.statement.emplace(statement_info{classifier_.classify_statement(sql), leading_hint(sql)});
     l.write = needs_primary(s.cls, s.forced);
+    l.commits = s.cls.commits && l.type == fe_t::query;  // a Parse prepares: its Bind runs it
   };
   // Only what routing needs is read here; the edge checks every message whole as it forwards it.
   auto cstring = [](std::string_view& body) {
@@ -91,7 +92,10 @@ session_core::looked* session_core::look(std::string_view data, std::size_t inde
           s = &it->second;
         }
       }
-      if (s) l.write = needs_primary(s->cls, s->forced);
+      if (s) {
+        l.write = needs_primary(s->cls, s->forced);
+        l.commits = s->cls.commits;
+      }
       break;
     }
     case fe_t::describe:
@@ -165,6 +169,11 @@ session_core::step session_core::next(std::string_view data, server_state server
     return step{step_kind::attach, 0, route_unit(data)};
   }
   if (closing_batch_) return step{step_kind::wait_server};
+  // On the primary, past the unit's checkout: what runs a write outside a block (a Parse only
+  // prepares), and what commits.
+  if (!replica_ && checked_ == 0 && !authorized_ &&
+      (m->commits || (m->write && m->type != fe_t::parse && !in_transaction_block())) && tx_ != pr::tx_status::failed)
+    return step{step_kind::authorize, m->size};
   // Attached for this very unit (its route is decided), or switching servers here would change
   // what the client sees.
   if (fresh_ || in_transaction_block() || pinned_ || settings_.session_pooling || server.copying_in ||
@@ -189,6 +198,8 @@ session_core::step session_core::next(std::string_view data, server_state server
 session_core::step session_core::forward(looked& m) {
   step s{step_kind::forward, m.size};
   fresh_ = false;
+  authorized_ = false;
+  if (checked_ > 0) --checked_;
   switch (m.type) {
     case fe_t::parse:
       if (m.statement) {
@@ -237,6 +248,7 @@ session_core::step session_core::forward(looked& m) {
 void session_core::attached(bool replica) {
   attached_ = true;
   fresh_ = true;
+  checked_ = ahead_count();  // judged by route_unit for the checkout
   replica_ = replica;
   tx_ = pr::tx_status::idle;
 }
@@ -244,6 +256,20 @@ void session_core::attached(bool replica) {
 void session_core::released() {
   attached_ = false;
   replica_ = false;
+  checked_ = 0;
+}
+
+void session_core::abandon() {
+  released();
+  fresh_ = false;
+  batch_open_ = false;
+  closing_batch_ = false;
+  batch_failed_ = false;
+  skipping_ = false;
+  authorized_ = false;
+  checked_ = 0;
+  tx_ = pr::tx_status::idle;
+  forget_ahead();
 }
 
 void session_core::server_ready(pr::tx_status status, bool own) {

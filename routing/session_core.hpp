@@ -23,6 +23,12 @@
 //   - The next unit goes to the attached server at once when that server can take it (the
 //     primary takes anything, a replica reads); else it waits until the attached server has
 //     answered, and it is routed anew.
+//   - Nothing that may write, and nothing that commits, reaches the primary without write
+//     authority (routing/write_authority.hpp): a unit checked out for writing was checked at
+//     checkout; after that, a message that may write outside a transaction block (a pipelined
+//     unit, a pinned or session-pooled session), and a COMMIT (or PREPARE TRANSACTION), is
+//     first put to the edge (authorize step). Writes inside a block need none: only its COMMIT
+//     makes them durable.
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -78,6 +84,8 @@ class session_core {
     wait_server,  // the front message waits for the attached server's answers
     release,      // the attached server connection is free again: give it back, then released()
     answer_ready,  // consume the client's Sync (`length`) and answer it: ReadyForQuery, idle
+    authorize,    // the front message may write or commits on the primary: forward it only under
+                  // write authority (then authorize()), or refuse it (then abandon())
     terminate,    // the client said goodbye (Terminate)
     violation,    // a malformed message: end the session with 08P01 and `why`
   };
@@ -116,6 +124,12 @@ class session_core {
   void attached(bool replica);
   // The edge gave the server back after a release step.
   void released();
+  // The edge holds write authority for the message of an authorize step: next() forwards it.
+  void authorize() { authorized_ = true; }
+  // The edge refused the message of an authorize step and let the attached server go (closed:
+  // the server rolls back whatever the unit had begun); it consumes what is left of the unit
+  // itself. The session starts afresh, with no server, outside any transaction.
+  void abandon();
 
   // The attached server's ReadyForQuery: its transaction status; `own`: the answer to the Sync
   // of a send_sync step (not relayed to the client).
@@ -134,6 +148,7 @@ class session_core {
   void forget_ahead() {
     ahead_.clear();
     head_ = 0;
+    checked_ = 0;
   }
 
   // Whether the attached server must stay this client's even once it has answered everything:
@@ -144,6 +159,9 @@ class session_core {
   [[nodiscard]] bool on_replica() const { return attached_ && replica_; }
   [[nodiscard]] bool pinned() const { return pinned_; }
   [[nodiscard]] protocol::tx_status transaction_status() const { return tx_; }
+  // The attached server is inside a transaction block or an extended-protocol batch of this
+  // client's (what it began there would be committed by what follows).
+  [[nodiscard]] bool unit_open() const { return in_transaction_block() || batch_open_ || closing_batch_; }
 
  private:
   // A whole client message looked at once: its size and, for Query and Parse, what it runs.
@@ -151,6 +169,7 @@ class session_core {
     std::size_t size = 0;
     char type = 0;
     bool write = false;  // it may write (or it pins the session): it needs the primary
+    bool commits = false;  // it commits a transaction block (COMMIT, PREPARE TRANSACTION)
     std::optional<statement_info> statement;
     char kind = 0;     // Describe, Close: 'S' statement or 'P' portal
     std::string name;  // Parse, Bind, Describe, Close: the statement's (or portal's) name
@@ -188,6 +207,8 @@ class session_core {
   bool closing_batch_ = false;  // Meridian's own Sync sent: the batch moves once it is answered
   bool batch_failed_ = false;   // the open batch failed on its server
   bool skipping_ = false;       // what is left of a failed batch, up to the client's Sync
+  bool authorized_ = false;     // the front message holds write authority (authorize step)
+  std::size_t checked_ = 0;     // messages the unit was checked out for, not forwarded yet
   protocol::tx_status tx_ = protocol::tx_status::idle;
 };
 

@@ -59,6 +59,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       case r::session_core::step_kind::release:
         core.released();
         break;
+      case r::session_core::step_kind::authorize: {
+        if ((turn++ & 2) == 0) {
+          core.authorize();
+          break;
+        }
+        // Refused: the edge closes the server and answers the message itself.
+        const auto f = pr::next_frame(client.substr(consumed), 1u << 20);
+        if (f.status != pr::frame_status::complete || f.msg.wire_size != st.length) std::abort();
+        core.abandon();
+        pl.clear();
+        consumed += st.length;
+        break;
+      }
       case r::session_core::step_kind::send_sync:
         pl.sent(pr::pending_request{pr::request_kind::sync, true});
         break;

@@ -119,3 +119,76 @@ TEST_CASE("a region cut off from the etcd majority stops acknowledging writes, k
   WARN("heal -> first acknowledged write through us-east-1: " << ms_since(healed) << " ms");
   CHECK(metric(http_get(sandbox::metrics_port(us), "/metrics"), "meridian_write_authority", "") == 1);
 }
+
+TEST_CASE("past its write authority a Meridian commits nothing: a COMMIT is held, then refused and rolled back",
+          "[authority]") {
+  // eu-west-1's Meridian is cut off from the etcd majority; the primary (us-east-1) stays in
+  // its reach and in the majority's, and eu-west-1 has no primary of its own to fence: only
+  // the Meridian's own rule stops what its open transactions would commit.
+  {
+    pg_connection setup(sandbox::dsn(us));
+    REQUIRE(setup.ok());
+    setup.scalar("CREATE TABLE IF NOT EXISTS itest_authority_commit (v int)");
+    setup.scalar("TRUNCATE itest_authority_commit");
+  }
+  pg_connection committer(sandbox::dsn(eu));
+  pg_connection rolled_back(sandbox::dsn(eu));
+  REQUIRE(committer.ok());
+  REQUIRE(rolled_back.ok());
+  REQUIRE(eventually([&] { return metric(http_get(sandbox::metrics_port(eu), "/metrics"), "meridian_write_authority", "") == 1; }, 30s));
+  REQUIRE(committer.sqlstate_of("BEGIN") == "");
+  REQUIRE(committer.sqlstate_of("INSERT INTO itest_authority_commit VALUES (1)") == "");
+  REQUIRE(rolled_back.sqlstate_of("BEGIN") == "");
+  REQUIRE(rolled_back.sqlstate_of("INSERT INTO itest_authority_commit VALUES (2)") == "");
+  // A session pinned to its primary connection by a temporary table.
+  pg_connection pinned(sandbox::dsn(eu));
+  REQUIRE(pinned.ok());
+  REQUIRE(pinned.sqlstate_of("CREATE TEMP TABLE authority_tt (x int)") == "");
+
+  healed_after heal;
+  cut_from_etcd_majority("eu-west-1", "us-east-1", "ap-southeast-1");
+  REQUIRE(eventually([] { return metric(http_get(sandbox::metrics_port(eu), "/metrics"), "meridian_write_authority", "") == 0; }, 20s));
+
+  // Inside the block a write still runs: nothing of it is durable before COMMIT.
+  CHECK(committer.sqlstate_of("INSERT INTO itest_authority_commit VALUES (3)") == "");
+  // The COMMIT waits coordination.write_wait (2 s) for authority, then is refused, and the
+  // transaction is over, as after any failed COMMIT.
+  const auto asked = steady::now();
+  PGresult* r = PQexec(committer.raw(), "COMMIT");
+  const auto waited = ms_since(asked);
+  const char* code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+  const std::string sqlstate = code ? code : "";
+  const std::string message = PQresultErrorMessage(r);
+  PQclear(r);
+  INFO(message);
+  WARN("a COMMIT past write authority: answered " << sqlstate << " after " << waited << " ms");
+  CHECK(sqlstate == "57P03");
+  CHECK_THAT(message, Catch::Contains("The transaction was rolled back"));
+  CHECK(waited >= 1900);
+  CHECK(PQtransactionStatus(committer.raw()) == PQTRANS_IDLE);
+  // A ROLLBACK needs no authority.
+  CHECK(rolled_back.sqlstate_of("ROLLBACK") == "");
+  // Both connections go on: reads are served.
+  CHECK(committer.scalar("SELECT 1") == "1");
+  CHECK(rolled_back.scalar("SELECT 2") == "2");
+  // The pinned session's autocommit write on the connection it holds is refused too, nothing
+  // begun on the server, and its state is kept.
+  CHECK(pinned.sqlstate_of("INSERT INTO itest_authority_commit VALUES (5)") == "57P03");
+  CHECK(pinned.scalar("SELECT count(*) FROM authority_tt") == "0");
+  // Nothing of either transaction reached the table.
+  {
+    pg_connection primary(sandbox::admin_dsn(us));
+    REQUIRE(primary.ok());
+    CHECK(primary.scalar("SELECT count(*) FROM itest_authority_commit") == "0");
+  }
+
+  // Healed: the same connection commits again.
+  REQUIRE(sandbox::script("net heal") == 0);
+  REQUIRE(eventually([] { return metric(http_get(sandbox::metrics_port(eu), "/metrics"), "meridian_write_authority", "") == 1; }, 30s));
+  REQUIRE(committer.sqlstate_of("BEGIN") == "");
+  REQUIRE(committer.sqlstate_of("INSERT INTO itest_authority_commit VALUES (4)") == "");
+  CHECK(committer.sqlstate_of("COMMIT") == "");
+  pg_connection primary(sandbox::admin_dsn(us));
+  REQUIRE(primary.ok());
+  CHECK(primary.scalar("SELECT array_agg(v)::text FROM itest_authority_commit") == "{4}");
+}

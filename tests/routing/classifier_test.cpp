@@ -381,6 +381,20 @@ TEST_CASE("COPY from the client is flagged: its data follows the query", "[routi
   CHECK_FALSE(classify("INSERT INTO t VALUES (1)", none).copy_in);
 }
 
+TEST_CASE("what commits a transaction block is flagged, a rollback is not", "[routing][classifier]") {
+  function_volatility none;
+  for (const char* sql : {"COMMIT", "commit", "END", "COMMIT AND CHAIN", "END TRANSACTION", "PREPARE TRANSACTION 'gx1'",
+                          "INSERT INTO t VALUES (1); COMMIT"}) {
+    INFO(sql);
+    CHECK(classify(sql, none).commits);
+  }
+  for (const char* sql : {"ROLLBACK", "ABORT", "ROLLBACK TO SAVEPOINT s", "RELEASE SAVEPOINT s", "COMMIT PREPARED 'gx1'",
+                          "ROLLBACK PREPARED 'gx1'", "BEGIN", "INSERT INTO t VALUES (1)", "SELECT 'COMMIT'"}) {
+    INFO(sql);
+    CHECK_FALSE(classify(sql, none).commits);
+  }
+}
+
 TEST_CASE("meridian.* settings are flagged and their values read from the statement", "[routing][classifier]") {
   function_volatility none;
   CHECK(classify("SET meridian.consistency = 'read-your-writes'", none).sets_meridian);

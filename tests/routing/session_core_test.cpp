@@ -97,7 +97,10 @@ outcome play(const script& s, const std::set<std::size_t>& cuts) {
   long own_sync_after = -1;           // the last client message sent before Meridian's own Sync
   std::set<long> answered_by_core;  // client Syncs that Meridian answered itself
   long forwarded = -1;  // the last client message forwarded
-  std::map<std::string, bool> statement_writes, portal_writes;
+  std::map<std::string, bool> statement_writes, portal_writes, statement_commits;
+  // Write authority is held throughout: each authorize step is granted for the message in front.
+  bool authorized = false;
+  long checked_until = -1;  // the last message of the unit as whole when it was checked out
   auto fail = [&](std::string why) { out.failures.push_back(std::move(why)); };
   auto available = [&] {
     while (next_client < s.client.size() && s.client_after[next_client] <= relayed) ++next_client;
@@ -138,17 +141,22 @@ outcome play(const script& s, const std::set<std::size_t>& cuts) {
   auto check_forward = [&](std::size_t index) {
     const auto& m = s.client[index];
     const std::string_view body = std::string_view(m).substr(protocol::typed_header_size);
-    bool write = false;
+    bool write = false, commits = false;
     switch (m[0]) {
-      case 'Q': write = writes(protocol::fe::parse_query(body)->sql); break;
+      case 'Q':
+        write = writes(protocol::fe::parse_query(body)->sql);
+        commits = cache().get(protocol::fe::parse_query(body)->sql).commits;
+        break;
       case 'P': {
         auto p = protocol::fe::parse_parse(body);
         write = statement_writes[std::string(p->statement)] = writes(p->sql);
+        statement_commits[std::string(p->statement)] = cache().get(p->sql).commits;
         break;
       }
       case 'B': {
         auto b = protocol::fe::parse_bind(body);
         write = portal_writes[std::string(b->portal)] = statement_writes[std::string(b->statement)];
+        commits = statement_commits[std::string(b->statement)];
         break;
       }
       case 'E': write = portal_writes[std::string(protocol::fe::parse_execute(body)->portal)]; break;
@@ -156,6 +164,11 @@ outcome play(const script& s, const std::set<std::size_t>& cuts) {
       default: break;
     }
     if (write && core.on_replica()) fail("client message " + std::to_string(index) + " may write; sent to a replica");
+    // Past its unit's checkout, nothing commits on the primary without write authority.
+    if (commits && !core.on_replica() && static_cast<long>(index) > checked_until && !authorized &&
+        core.transaction_status() != protocol::tx_status::failed)
+      fail("client message " + std::to_string(index) + " commits on the primary unauthorized");
+    authorized = false;
   };
 
   for (std::size_t guard = 0; !ended; ++guard) {
@@ -179,6 +192,18 @@ outcome play(const script& s, const std::set<std::size_t>& cuts) {
         out.units += st.request.where == routing::target::primary ? 'P' : 'R';
         pl.clear();
         core.attached(st.request.where != routing::target::primary);
+        checked_until = -1;
+        for (auto i = static_cast<std::size_t>(std::upper_bound(s.starts.begin(), s.starts.end(), consumed) -
+                                               s.starts.begin() - 1);
+             i < s.client.size() && s.starts[i] + s.client[i].size() <= delivered; ++i) {
+          checked_until = static_cast<long>(i);
+          if (s.client[i][0] == 'S' || s.client[i][0] == 'Q' || s.client[i][0] == 'F') break;
+        }
+        break;
+      case step_kind::authorize:
+        out.units += 'a';
+        core.authorize();
+        authorized = true;
         break;
       case step_kind::forward: {
         const auto index = static_cast<std::size_t>(
@@ -355,9 +380,87 @@ TEST_CASE("session core: a transaction block stays on its server until it ends",
   e.answer("TDCZ", 'T');
   CHECK(e.next().kind == step_kind::need_more);  // nothing owed, still in the transaction: kept
   e.in = query("COMMIT");
+  CHECK(e.run().kind == step_kind::authorize);  // it commits on the primary: authority first
+  e.core.authorize();
   CHECK(e.run().kind == step_kind::need_more);
   e.answer("CZ", 'I');
   CHECK(e.next().kind == step_kind::release);
+}
+
+TEST_CASE("session core: past its checkout, what may write or commits on the primary is put to write authority",
+          "[routing][session_core]") {
+  edge e;
+  // A transaction block: BEGIN was checked at checkout, the writes inside it need nothing (they
+  // become durable only at COMMIT), a ROLLBACK needs nothing, a COMMIT does.
+  e.in = query("BEGIN");
+  auto st = e.next();
+  REQUIRE(st.kind == step_kind::attach);
+  e.attach(st);
+  CHECK(e.run().kind == step_kind::need_more);
+  e.answer("CZ", 'T');
+  e.in = query("INSERT INTO t VALUES (1)") + query("SAVEPOINT s") + query("ROLLBACK TO s");
+  CHECK(e.run().kind == step_kind::need_more);
+  e.answer("CZCZCZ", 'T');
+  e.in = query("END");
+  CHECK(e.next().kind == step_kind::authorize);
+  CHECK(e.next().kind == step_kind::authorize);  // asked until granted or refused
+  // Refused: the edge closed the server; the session starts afresh.
+  e.core.abandon();
+  CHECK_FALSE(e.core.attached());
+  CHECK(e.core.transaction_status() == protocol::tx_status::idle);
+  e.in = query("SELECT 1");
+  st = e.next();
+  CHECK(st.kind == step_kind::attach);
+  CHECK(st.request.where == routing::target::any);
+
+  // A failed block's COMMIT is a rollback: nothing to authorize.
+  edge f;
+  f.in = query("BEGIN");
+  f.attach(f.next());
+  CHECK(f.run().kind == step_kind::need_more);
+  f.answer("CZ", 'E');
+  f.in = query("COMMIT");
+  CHECK(f.run().kind == step_kind::need_more);
+  f.answer("CZ", 'I');
+  CHECK(f.next().kind == step_kind::release);
+  f.core.released();
+  // ROLLBACK needs nothing either.
+  f.in = query("BEGIN");
+  f.attach(f.next());
+  CHECK(f.run().kind == step_kind::need_more);
+  f.answer("CZ", 'T');
+  f.in = query("ROLLBACK");
+  CHECK(f.run().kind == step_kind::need_more);
+
+  // Autocommit writes pipelined on the primary after the unit it was checked out for: each is
+  // put to authority, reads are not.
+  edge g;
+  g.in = query("INSERT INTO t VALUES (1)") + query("INSERT INTO t VALUES (2)");
+  g.attach(g.next());
+  CHECK(g.run().kind == step_kind::authorize);  // the first went with its checkout
+  g.core.authorize();
+  CHECK(g.run().kind == step_kind::need_more);
+  g.in = query("SELECT 1");
+  CHECK(g.run().kind == step_kind::need_more);
+  // An extended-protocol write in a batch of its own: its Bind (what runs it) is put to it.
+  std::string parse, bind;
+  protocol::fe::serialize(protocol::fe::parse{"", "INSERT INTO t VALUES ($1)", {}}, parse);
+  protocol::fe::serialize(protocol::fe::bind{"", "", std::string_view("\0\0\0\0\0\0", 6)}, bind);
+  g.in = parse + bind;
+  CHECK(g.run().kind == step_kind::authorize);
+  CHECK(g.in.size() == bind.size());
+  g.core.authorize();
+  CHECK(g.run().kind == step_kind::need_more);
+
+  // A replica's commit (a read-only block) needs no authority.
+  edge r;
+  r.in = query("BEGIN READ ONLY");
+  r.attach(r.next());
+  CHECK(r.core.on_replica());
+  CHECK(r.run().kind == step_kind::need_more);
+  r.answer("CZ", 'T');
+  r.in = query("COMMIT");
+  CHECK(r.run().kind == step_kind::need_more);
 }
 
 TEST_CASE("session core: a write pipelined after BEGIN READ ONLY runs in that transaction", "[routing][session_core]") {
