@@ -556,7 +556,7 @@ session::client_step session::take_client_messages(std::size_t max_message) {
       continue;
     }
     // The session core says what becomes of the message in front (routing/session_core.hpp).
-    const auto st = core_.next(in_.readable(), server_state());
+    auto st = core_.next(in_.readable(), server_state());
     switch (st.kind) {
       case step_kind::need_more:
       case step_kind::violation: {
@@ -598,13 +598,12 @@ session::client_step session::take_client_messages(std::size_t max_message) {
       }
       case step_kind::wait_server:
         return {client_step::kind::wait_server, {}};
+
       case step_kind::authorize:
         // One clock reading per message that may write past its unit's checkout, or commits.
-        if (worker_.may_write()) {
-          core_.authorize();
-          continue;
-        }
-        return {client_step::kind::authorize, {}};
+        if (!worker_.may_write()) return {client_step::kind::authorize, {}};
+        st = core_.forward_authorized();
+        [[fallthrough]];
       case step_kind::forward: {
         const auto data = in_.readable();
         const pr::frame m{data[0], data.substr(pr::typed_header_size, st.length - pr::typed_header_size), st.length};

@@ -171,8 +171,8 @@ session_core::step session_core::next(std::string_view data, server_state server
   if (closing_batch_) return step{step_kind::wait_server};
   // On the primary, past the unit's checkout: what runs a write outside a block (a Parse only
   // prepares), and what commits.
-  if (!replica_ && checked_ == 0 && !authorized_ &&
-      (m->commits || (m->write && m->type != fe_t::parse && !in_transaction_block())) && tx_ != pr::tx_status::failed)
+  if ((m->commits || (m->write && !in_transaction_block() && m->type != fe_t::parse)) && !replica_ && checked_ == 0 &&
+      !authorized_ && tx_ != pr::tx_status::failed)
     return step{step_kind::authorize, m->size};
   // Attached for this very unit (its route is decided), or switching servers here would change
   // what the client sees.

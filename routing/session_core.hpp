@@ -126,6 +126,9 @@ class session_core {
   void released();
   // The edge holds write authority for the message of an authorize step: next() forwards it.
   void authorize() { authorized_ = true; }
+  // The same, straight to the forward step next() would now give (the authorize step must be
+  // the last one taken).
+  [[nodiscard]] step forward_authorized() { return forward(ahead(0)); }
   // The edge refused the message of an authorize step and let the attached server go (closed:
   // the server rolls back whatever the unit had begun); it consumes what is left of the unit
   // itself. The session starts afresh, with no server, outside any transaction.
