@@ -3,7 +3,10 @@
 // messages are forwarded to a server connection checked out per transaction (or per session)
 // and the server's answers are forwarded back. While a server is attached both directions run
 // at once on the worker's single thread, each driven by completion handlers (the client's by
-// wait_client, the server's by read_server); coroutines only for what has to wait.
+// wait_client, the server's by read_server); coroutines only for what has to wait. Where each
+// statement goes is decided in one place, the session core (routing/session_core.hpp); this
+// class carries out its steps. Its member functions are split by responsibility over
+// proxy/session*.cpp (the list is in proxy/session_parts.hpp).
 #include <array>
 #include <list>
 #include <memory>

@@ -1,0 +1,417 @@
+// The client session: the attached server's answers, relayed to the client, and the server connection given back or lost. (see session_parts.hpp for how the session is split)
+#include "proxy/session.hpp"
+#include "proxy/session_parts.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "protocol/backend.hpp"
+#include "protocol/codec.hpp"
+#include "protocol/error.hpp"
+#include "protocol/frontend.hpp"
+#include "protocol/startup.hpp"
+#include "proxy/client_auth.hpp"
+#include "proxy/logging.hpp"
+#include "proxy/params.hpp"
+#include "proxy/pool.hpp"
+#include "proxy/send_now.hpp"
+#include "proxy/worker.hpp"
+#include "routing/router.hpp"
+
+namespace meridian::proxy {
+
+namespace pr = meridian::protocol;
+namespace fe_t = pr::frontend_type;
+namespace be_t = pr::backend_type;
+using clock = std::chrono::steady_clock;
+using namespace session_parts;
+
+bool session::releasable(const server_connection& sc) const {
+  return mode() == pool_mode::transaction && !core_.holds_server() && sc.quiescent() && !server_writing_ &&
+         server_out_.empty();
+}
+
+// The attached server's answers are relayed by plain completion handlers, one read at a time:
+// this runs for every answer, and a coroutine resumed per read costs more than the relaying.
+// The read is the connection's own pending one (server_connection::watch), which this session
+// takes while attached: one started while the connection sat idle in its pool carries the
+// answer to the first query, so relaying starts no read (and no system call) per transaction.
+// What has to wait (a client that cannot take the output yet, a connection to reset, a server
+// lost) continues in a coroutine of its own.
+void session::read_server(server_conn_ptr sc) {
+  if (ended_ || attached_ != sc) {
+    // The session ended, or the connection was let go: give it back (or close it).
+    if (!finish_server_now(sc, sc->quiescent()))
+      asio::co_spawn(client_.get_executor(), reset_later(shared_from_this(), std::move(sc)), asio::detached);
+    return;
+  }
+  if (sc->reader.get() != static_cast<server_reader*>(this)) sc->reader = shared_from_this();
+  sc->watch();
+}
+
+void session::on_server_data(server_conn_ptr sc, error_code ec, std::size_t n) {
+  if (ec) {
+    if (ended_) return read_server(std::move(sc));  // woken by the session's end: let it go
+    lose_server(std::move(sc), ec == asio::error::eof ? std::string("server closed the connection") : ec.message());
+    return;
+  }
+  chunk_result chunk;
+  try {
+    sc->in.commit(n);
+    chunk = process_server_chunk(*sc);
+  } catch (const std::exception& e) {
+    lose_server(std::move(sc), std::string("internal error relaying its answer: ") + e.what());
+    return;
+  }
+  if (tracing())
+    spdlog::trace("[c{}] server chunk of {} bytes, {} segment(s), tx {}, pipeline {}", id_, n, segments_.size(),
+                  static_cast<char>(sc->tx), sc->pipeline.empty() ? "empty" : "busy");
+  if (chunk.broken) return lose_server(std::move(sc), chunk.broken);
+  bool written = true;
+  if (!segments_.empty()) {
+    auto data = sc->in.readable();
+    buffers_.clear();
+    for (const auto& s : segments_)
+      buffers_.emplace_back((s.generated ? generated_.data() : data.data()) + s.offset, s.length);
+    const auto w = write_client_now(buffers_);
+    if (w == quick_write::wait) {
+      asio::co_spawn(client_.get_executor(), write_then_relay(shared_from_this(), std::move(sc), chunk), asio::detached);
+      return;
+    }
+    written = w == quick_write::done;
+  }
+  relayed(std::move(sc), chunk, written);
+}
+
+awaitable<void> session::write_then_relay(std::shared_ptr<session> self, server_conn_ptr sc, chunk_result chunk) {
+  const bool written = co_await self->write_client(self->buffers_);
+  self->relayed(std::move(sc), chunk, written);
+}
+
+void session::relayed(server_conn_ptr sc, const chunk_result& chunk, bool written) {
+  sc->in.consume(chunk.consumed);
+  if (!written) {
+    ended_ = true;  // the client is gone
+    return read_server(std::move(sc));
+  }
+  sc->in.reserve(chunk.need);
+  if (attached_ == sc) arm_idle_in_transaction(*sc);
+  if (sc->in.capacity() > (1u << 20) && sc->in.readable().size() < 16384) sc->in.shrink(16384);
+  if (attached_ == sc && releasable(*sc)) {
+    release_attached();
+  } else {
+    read_server(std::move(sc));
+  }
+  if (waiting_server_) {
+    // The client's next message waited for these answers.
+    waiting_server_ = false;
+    if (tls_)
+      spawn_serve(false);
+    else
+      continue_turn();
+  }
+}
+
+routing::session_core::server_state session::server_state() const {
+  if (!attached_) return {};
+  return {!attached_->pipeline.empty() || attached_->passthrough > 0, attached_->pipeline.copying_in()};
+}
+
+void session::detach() {
+  attached_.reset();
+  core_.released();
+}
+
+void session::release_attached() {
+  auto sc = attached_;
+  detach();
+  show_names_.clear();
+  if (sc->unseen_state) {
+    // Reset on the side: this client goes on meanwhile, on another connection if it needs one.
+    // Nothing the connection hears until then comes to this session.
+    sc->reader.reset();
+    sc->stop_watching();
+    asio::co_spawn(client_.get_executor(), reset_later(shared_from_this(), std::move(sc)), asio::detached);
+  } else {
+    sc->owner->release(sc);
+  }
+  if (shutdown_requested_) {
+    // The client is between transactions: wake its reader so it can leave.
+    error_code ignored;
+    client_.cancel(ignored);
+  }
+}
+
+void session::lose_server(server_conn_ptr sc, std::string why) {
+  asio::co_spawn(client_.get_executor(), lose_server_task(shared_from_this(), std::move(sc), std::move(why)), asio::detached);
+}
+
+awaitable<void> session::lose_server_task(std::shared_ptr<session> self, server_conn_ptr sc, std::string why) {
+  co_await self->on_server_lost(sc, why);
+}
+
+awaitable<void> session::reset_later(std::shared_ptr<session> self, server_conn_ptr sc) {
+  co_await self->reset_and_release(std::move(sc));
+}
+
+session::chunk_result session::process_server_chunk(server_connection& sc) {
+  chunk_result result;
+  segments_.clear();
+  generated_.clear();
+  const auto data = sc.in.readable();
+  std::size_t pos = 0;
+  std::size_t run_start = 0;
+  auto close_run = [&] {
+    if (pos > run_start) segments_.push_back({false, run_start, pos - run_start});
+    run_start = pos;
+  };
+  auto emit_generated = [&](std::size_t from) {
+    if (generated_.size() > from) {
+      close_run();
+      segments_.push_back({true, from, generated_.size() - from});
+    }
+  };
+  const auto max_message = worker_.cfg().max_message_bytes;
+  // Server messages may be larger than what we accept from clients (big rows): only those we
+  // must inspect are held whole; rows and COPY data stream through.
+  const std::size_t max_server_message = std::size_t{1} << 30;
+
+  while (pos < data.size()) {
+    if (sc.passthrough > 0) {
+      auto take = std::min(sc.passthrough, data.size() - pos);
+      pos += take;
+      sc.passthrough -= take;
+      continue;
+    }
+    auto r = pr::next_frame(data.substr(pos), max_server_message);
+    if (r.status == pr::frame_status::invalid) {
+      result.broken = "invalid message from server";
+      return result;
+    }
+    if (r.status == pr::frame_status::need_more) {
+      const char type = data.size() - pos >= pr::typed_header_size ? data[pos] : '\0';
+      if ((type == be_t::data_row || type == be_t::copy_data) && r.needed > 0) {
+        auto v = sc.pipeline.received(type);
+        if (v.unexpected) {
+          result.broken = "unexpected message from server";
+          return result;
+        }
+        if (v.forward) {
+          sc.passthrough = r.needed - (data.size() - pos);
+          pos = data.size();
+          continue;
+        }
+      }
+      if (r.needed > max_message && type != be_t::data_row && type != be_t::copy_data) {
+        result.broken = "server message exceeds the maximum message size";
+        return result;
+      }
+      result.need = r.needed;
+      break;
+    }
+    const auto& m = r.msg;
+    const auto generated_before = generated_.size();
+    const auto answering = sc.pipeline.front();
+    auto v = sc.pipeline.received(m.type);
+    if (v.unexpected) {
+      result.broken = "unexpected message from server";
+      return result;
+    }
+    if (answering && answering->synthetic && answering->kind == pr::request_kind::query) {
+      if (answering->tag == position_tag) {
+        capture_position(m);
+      } else if (answering->tag < show_names_.size()) {
+        capture_show(sc, m, answering->tag);
+      }
+    }
+    bool forward = v.forward;
+    switch (m.type) {
+      case be_t::ready_for_query: {
+        auto rfq = pr::be::parse_ready_for_query(m.body);
+        if (!rfq) {
+          result.broken = "invalid ReadyForQuery from server";
+          return result;
+        }
+        sc.tx = rfq->status;
+        // The session core learns the transaction's status, and when its own Sync is answered.
+        if (v.forward) {
+          core_.server_ready(rfq->status);
+        } else if (answering && answering->kind == pr::request_kind::sync && answering->tag == core_sync_tag) {
+          core_.server_ready(rfq->status, true);
+        }
+        if (forward) batch_done(sc);
+        // The client's ReadyForQuery waits for the queries Meridian sent after its batch (the
+        // SHOW of a parameter it set, the position of its commit): its next statement, which
+        // may follow at once, is then routed knowing their answers.
+        auto next = sc.pipeline.front();
+        const bool followed = next && next->synthetic && next->kind == pr::request_kind::query;
+        if (forward && followed) {
+          held_ready_.assign(m.body.data() - pr::typed_header_size, m.wire_size);
+          forward = false;
+        } else if (!forward && !followed && !held_ready_.empty()) {
+          generated_ += held_ready_;
+          held_ready_.clear();
+        }
+        break;
+      }
+      case be_t::parameter_status: {
+        auto ps = pr::be::parse_parameter_status(m.body);
+        if (!ps) {
+          result.broken = "invalid ParameterStatus from server";
+          return result;
+        }
+        auto name = lower(ps->name);
+        sc.params[name] = std::string(ps->value);
+        // The connection moved: in step with the client again only if the client follows.
+        sc.synced = nullptr;
+        if (is_tracked_parameter(name)) {
+          if (forward) {
+            wanted_ = worker_.parameter_sets().with(wanted_, name, std::string(ps->value));
+            sc.synced = wanted_;
+          }
+        } else {
+          if (is_tainting_parameter(name)) sc.tainted = true;
+          forward = false;  // server-level values (in_hot_standby, server_version) stay as presented
+        }
+        break;
+      }
+      case be_t::parse_complete:
+        if (!sc.parses_in_flight.empty()) sc.parses_in_flight.pop_front();
+        break;
+      case be_t::command_complete: {
+        // These drop every prepared statement on the server, and the client's too.
+        auto tag = m.body.substr(0, m.body.empty() ? 0 : m.body.size() - 1);
+        if (tag == "DEALLOCATE ALL" || tag == "DISCARD ALL") {
+          sc.statements.clear();
+          statements_.clear();
+        }
+        break;
+      }
+      case be_t::error_response: {
+        if (v.forward && !v.unsolicited) core_.server_error();
+        auto fields = pr::be::parse_error_fields(m.body);
+        const auto severity = fields ? fields->get('V') : std::string_view{};
+        if (severity == "FATAL" || severity == "PANIC") {
+          // The backend ends this client's session (terminated, shutting down): the client gets
+          // the server's own words, whatever was asked, and nothing of Meridian's after them.
+          sc.tainted = true;
+          forward = true;
+          server_ended_session_ = true;
+          spdlog::info("[c{}] server {} ended the session: {}", id_, sc.node.value, fields->get('M'));
+        } else if (v.unsolicited) {
+          // Nothing was asked and it is not the end: not the client's business.
+          sc.tainted = true;
+          forward = false;
+          spdlog::warn("[c{}] server {} sent an unsolicited error: {}", id_, sc.node.value,
+                       fields ? std::string(fields->get('M')) : std::string("(malformed)"));
+        }
+        break;
+      }
+      default:
+        break;
+    }
+    if (forward && m.type == be_t::error_response) {
+      auto fields = pr::be::parse_error_fields(m.body);
+      if (fields) worker_.meter().errors.count(error_meter::origin::server, fields->get('C'));
+    }
+    if (!sc.pipeline.discarded().empty()) reconcile_discarded(sc);
+    if (forward) {
+      pos += m.wire_size;
+    } else {
+      close_run();
+      pos += m.wire_size;
+      run_start = pos;
+    }
+    if (sc.pipeline.local_at_head()) answer_local_requests(sc, generated_);
+    emit_generated(generated_before);
+  }
+  close_run();
+  result.consumed = pos;
+  return result;
+}
+
+void session::capture_show(server_connection& sc, const pr::frame& m, std::uint32_t tag) {
+  if (m.type == be_t::data_row) {
+    auto row = pr::be::parse_data_row(m.body);
+    if (row && !row->columns.empty() && row->columns[0]) show_value_ = std::string(*row->columns[0]);
+  } else if (m.type == be_t::error_response) {
+    show_failed_ = true;
+  } else if (m.type == be_t::ready_for_query) {
+    if (!show_failed_ && show_names_[tag].rfind("meridian.", 0) == 0) {
+      // Meridian's own: kept apart, never replayed to servers.
+      meridian_settings_[show_names_[tag]] = show_value_;
+    } else if (!show_failed_) {
+      const auto& name = show_names_[tag];
+      wanted_ = worker_.parameter_sets().with(wanted_, name, show_value_);
+      sc.params[name] = show_value_;
+      sc.synced = wanted_;
+    }
+    show_value_.clear();
+    show_failed_ = false;
+  }
+}
+
+void session::reconcile_discarded(server_connection& sc) {
+  for (const auto& d : sc.pipeline.discarded()) {
+    if (d.kind == pr::request_kind::parse && !d.local && !sc.parses_in_flight.empty()) {
+      sc.statements.erase(sc.parses_in_flight.front());
+      sc.parses_in_flight.pop_front();
+    }
+  }
+  sc.pipeline.discarded().clear();
+}
+
+bool session::finish_server_now(const server_conn_ptr& sc, bool healthy) {
+  if (attached_ == sc) detach();
+  auto* p = sc->owner;
+  if (!healthy || sc->tainted) {
+    p->discard(sc);
+    return true;
+  }
+  if (mode() == pool_mode::session || core_.pinned() || sc->unseen_state) return false;  // reset first: reset_and_release
+  p->release(sc);
+  return true;
+}
+
+awaitable<void> session::reset_and_release(server_conn_ptr sc) {
+  // A connection that held a session's state goes to the next client only after a reset.
+  auto* p = sc->owner;
+  auto r = co_await sc->run_internal_query(worker_.cfg().reset_query, worker_.cfg().max_message_bytes);
+  if (!r || sc->tx != pr::tx_status::idle) {
+    p->discard(sc);
+    co_return;
+  }
+  sc->statements.clear();
+  sc->params = sc->baseline;
+  sc->synced = nullptr;
+  sc->unseen_state = false;
+  p->release(sc);
+}
+
+awaitable<void> session::on_server_lost(server_conn_ptr sc, const std::string& why) {
+  const bool busy = !sc->quiescent();
+  if (attached_ == sc) detach();
+  sc->owner->discard(sc);
+  const auto& node_name = worker_.topology().at(sc->node).name;
+  if (server_ended_session_) {
+    // The server said why in a FATAL the client has; PostgreSQL closes the connection after it.
+    close_client();
+    co_return;
+  }
+  if (!busy && mode() == pool_mode::transaction) {
+    spdlog::info("[c{}] idle server connection to {} lost: {}", id_, node_name, why);
+    co_return;
+  }
+  // The client's query or transaction died with the server connection; PostgreSQL would have
+  // closed the client's connection too.
+  spdlog::warn("[c{}] server connection to {} lost mid-transaction: {}", id_, node_name, why);
+  const std::string message = "server connection to \"" + node_name + "\" was lost: " + why;
+  co_await fatal(pr::sqlstate::connection_failure, message);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output to the client, shared by both directions
+
+}  // namespace meridian::proxy
