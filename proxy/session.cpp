@@ -162,9 +162,6 @@ void session::drop_server_reader() {
   sc->reader.reset();  // may end this session: nothing of it is touched after
 }
 
-// ---------------------------------------------------------------------------------------------
-// Start-up phase
-
 session::client_frame session::next_client_frame(std::size_t max_message) {
   using st = client_frame::status;
   // The type byte is judged at once, as PostgreSQL does: a stray start-up packet (an

@@ -259,6 +259,9 @@ class session : public std::enable_shared_from_this<session>,
   // Records parameters a statement sets; flush_shows asks the server for their values once the
   // transaction they belong to (as far as this batch tells) is over.
   void note_settings(server_connection& sc, const routing::classification& cls);
+  // After a client's RESET ALL or DISCARD ALL (a simple Query, just sent): the start-up
+  // parameters set again on the connection by `sql` (params_to_sync), a synthetic query behind it.
+  void restore_startup_params(server_connection& sc, const std::string& sql);
   void flush_shows(server_connection& sc, routing::tx_effect tx);
   // A statement forwarded: counted, and noted when it writes on the primary.
   void note_statement(server_connection& sc, routing::target where);

@@ -109,7 +109,4 @@ awaitable<void> session::fatal(std::string_view sqlstate, std::string_view messa
   close_client();
 }
 
-// ---------------------------------------------------------------------------------------------
-// Cancel and shutdown
-
 }  // namespace meridian::proxy

@@ -329,9 +329,6 @@ awaitable<bool> session::authenticate() {
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Query phase: client → server
-
 awaitable<bool> session::start_tls() {
   tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(client_, tls_config_->context);
   error_code ec;

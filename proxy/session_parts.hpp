@@ -24,6 +24,12 @@ namespace pr = meridian::protocol;
 constexpr std::uint32_t core_sync_tag = 0xfffffffeu;
 // Tags the synthetic query that reads the WAL position after a write (SHOW tags count from 0).
 constexpr std::uint32_t position_tag = 0xffffffffu;
+// Tags a client's simple Query that runs RESET ALL or DISCARD ALL: the parameters it reports
+// are the client's start-up values, not the server's defaults.
+constexpr std::uint32_t reset_all_tag = 0xfffffffdu;
+// Tags the synthetic query that brings a connection back to the client's start-up parameters
+// after its RESET ALL or DISCARD ALL.
+constexpr std::uint32_t restore_tag = 0xfffffffcu;
 
 inline void append_ready(std::string& out, pr::tx_status status) {
   pr::be::serialize(pr::be::ready_for_query{status}, out);

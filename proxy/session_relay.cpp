@@ -263,10 +263,19 @@ session::chunk_result session::process_server_chunk(server_connection& sc) {
           return result;
         }
         auto name = lower(ps->name);
+        const bool tracked = is_tracked_parameter(name);
+        if (tracked && answering && answering->tag == reset_all_tag && startup_params_->count(name)) {
+          // RESET ALL, DISCARD ALL: the server reports its default, but the client's session is
+          // back at its start-up value, which the synthetic query behind sets again and reports.
+          forward = false;
+          break;
+        }
+        // After RESET ALL, the client's start-up values as the server reports them.
+        if (tracked && answering && answering->synthetic && answering->tag == restore_tag) forward = true;
         sc.params[name] = std::string(ps->value);
         // The connection moved: in step with the client again only if the client follows.
         sc.synced = nullptr;
-        if (is_tracked_parameter(name)) {
+        if (tracked) {
           if (forward) {
             wanted_ = worker_.parameter_sets().with(wanted_, name, std::string(ps->value));
             sc.synced = wanted_;
@@ -410,8 +419,5 @@ awaitable<void> session::on_server_lost(server_conn_ptr sc, const std::string& w
   const std::string message = "server connection to \"" + node_name + "\" was lost: " + why;
   co_await fatal(pr::sqlstate::connection_failure, message);
 }
-
-// ---------------------------------------------------------------------------------------------
-// Output to the client, shared by both directions
 
 }  // namespace meridian::proxy

@@ -89,8 +89,16 @@ bool session::forward_client_message(const pr::frame& m, const routing::classifi
       note_statement(sc, cls.where);
       note_unseen_state(sc, cls);
       raw();
-      pl.sent(fe_t::query);
-      if (!cls.sets_parameters.empty()) note_settings(sc, cls);
+      if (!cls.sets_parameters.empty()) {
+        note_settings(sc, cls);
+        const bool resets_all = std::find(cls.sets_parameters.begin(), cls.sets_parameters.end(), "*") !=
+                                cls.sets_parameters.end();
+        const auto restore = resets_all ? params_to_sync(sc) : std::string();
+        pl.sent(fe_t::query, 'S', false, restore.empty() ? 0 : reset_all_tag);
+        if (!restore.empty()) restore_startup_params(sc, restore);
+      } else {
+        pl.sent(fe_t::query);
+      }
       if (!deferred_shows_.empty()) flush_shows(sc, cls.tx);
       if (cls.copy_in) {
         capture_after_copy_ = tx_wrote_;  // the position is asked for once the COPY data is sent
@@ -274,6 +282,18 @@ void session::note_settings(server_connection& sc, const routing::classification
   }
 }
 
+void session::restore_startup_params(server_connection& sc, const std::string& sql) {
+  // What PostgreSQL's RESET ALL returns a session to is its start-up values; the server
+  // connection's own are the pool's. They are set again right behind the client's query, whose
+  // ReadyForQuery waits for it; the parameters it reports are the ones the client sees (the
+  // server's defaults its query reported are not).
+  pr::fe::serialize(pr::fe::query{sql}, server_out_);
+  sc.pipeline.sent(pr::pending_request{pr::request_kind::query, true, false, restore_tag});
+  for (const auto& [k, v] : *wanted_) sc.params[k] = v;
+  std::erase_if(sc.params, [&](const auto& kv) { return !wanted_->count(kv.first) && !sc.baseline.count(kv.first); });
+  sc.synced = wanted_;
+}
+
 void session::flush_shows(server_connection& sc, routing::tx_effect tx) {
   if (deferred_shows_.empty()) return;
   const bool begins = tx == routing::tx_effect::begin || tx == routing::tx_effect::begin_read_only;
@@ -386,8 +406,5 @@ awaitable<std::optional<server_error>> session::sync_params(server_connection& s
   sc.synced = wanted_;
   co_return std::nullopt;
 }
-
-// ---------------------------------------------------------------------------------------------
-// Query phase: server → client
 
 }  // namespace meridian::proxy

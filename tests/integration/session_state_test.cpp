@@ -266,3 +266,35 @@ TEST_CASE("a function calling one that leaves state has its connection reset too
     }
   }
 }
+
+TEST_CASE("RESET ALL and DISCARD ALL return a session to its start-up parameters, as direct",
+          "[integration][params]") {
+  // The client starts with its own time zone and date style (libpq sends them as start-up
+  // parameters from PGTZ and PGDATESTYLE); the servers' defaults differ.
+  for (int region : {us, eu}) {
+    for (const char* reset : {"RESET ALL", "DISCARD ALL"}) {
+      INFO(region_name(region) << ", " << reset);
+      pg_connection c(sandbox::dsn(region) + " options='-c TimeZone=Europe/Paris -c DateStyle=SQL,DMY'");
+      REQUIRE(c.ok());
+      CHECK(c.scalar("SHOW timezone") == "Europe/Paris");
+      REQUIRE(c.sqlstate_of("SET timezone = 'America/New_York'") == "");
+      REQUIRE(c.sqlstate_of("SET datestyle = 'ISO, MDY'") == "");
+      REQUIRE(c.sqlstate_of("SET search_path = itest_state") == "");
+      CHECK(c.scalar("SHOW timezone") == "America/New_York");
+      REQUIRE(c.sqlstate_of(reset) == "");
+      // What the server says, and what the client was told.
+      CHECK(c.scalar("SHOW timezone") == "Europe/Paris");
+      CHECK(c.scalar("SHOW datestyle") == "SQL, DMY");
+      CHECK(c.scalar("SHOW search_path") == default_search_path);
+      CHECK(std::string(PQparameterStatus(c.raw(), "TimeZone")) == "Europe/Paris");
+      CHECK(std::string(PQparameterStatus(c.raw(), "DateStyle")) == "SQL, DMY");
+      // Still so on its next transactions (other server connections, set up from the start-up
+      // values).
+      for (int i = 0; i < 3; ++i) CHECK(c.scalar("SELECT current_setting('TimeZone')") == "Europe/Paris");
+    }
+    // Nobody else gets them.
+    pg_connection other(sandbox::dsn(region));
+    REQUIRE(other.ok());
+    CHECK(other.scalar("SHOW timezone") != "Europe/Paris");
+  }
+}
