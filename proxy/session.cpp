@@ -23,11 +23,7 @@
 
 namespace meridian::proxy {
 
-namespace pr = meridian::protocol;
-namespace fe_t = pr::frontend_type;
-namespace be_t = pr::backend_type;
-using clock = std::chrono::steady_clock;
-using namespace session_parts;
+using namespace session_parts;  // and its pr, fe_t, be_t, clock
 
 session::session(worker& w, tcp::socket socket)
     : worker_(w),

@@ -262,6 +262,8 @@ class session : public std::enable_shared_from_this<session>,
   // After a client's RESET ALL or DISCARD ALL (a simple Query, just sent): the start-up
   // parameters set again on the connection by `sql` (params_to_sync), a synthetic query behind it.
   void restore_startup_params(server_connection& sc, const std::string& sql);
+  // The connection runs (or has run) params_to_sync's SQL: it now holds the client's parameters.
+  void note_synced(server_connection& sc) const;
   void flush_shows(server_connection& sc, routing::tx_effect tx);
   // A statement forwarded: counted, and noted when it writes on the primary.
   void note_statement(server_connection& sc, routing::target where);

@@ -1,4 +1,5 @@
-// The client session: writing to the client, and ending its session with an error. (see session_parts.hpp for how the session is split)
+// The client session: writing to the client, and ending its session with an error (see
+// session_parts.hpp for how the session is split).
 #include "proxy/session.hpp"
 #include "proxy/session_parts.hpp"
 
@@ -22,11 +23,7 @@
 
 namespace meridian::proxy {
 
-namespace pr = meridian::protocol;
-namespace fe_t = pr::frontend_type;
-namespace be_t = pr::backend_type;
-using clock = std::chrono::steady_clock;
-using namespace session_parts;
+using namespace session_parts;  // and its pr, fe_t, be_t, clock
 
 namespace {
 

@@ -7,18 +7,23 @@
 // server connection for each unit, and write authority), session_relay.cpp (the server's
 // answers to the client) and session_client_writer.cpp. Only those files include this.
 #include <cctype>
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "protocol/backend.hpp"
+#include "protocol/message_types.hpp"
 #include "protocol/error.hpp"
 #include "routing/router.hpp"
 
 namespace meridian::proxy::session_parts {
 
 namespace pr = meridian::protocol;
+namespace fe_t = pr::frontend_type;
+namespace be_t = pr::backend_type;
+using clock = std::chrono::steady_clock;
 
 // Tags the Sync the session core sends to close a replica's batch before it moves.
 constexpr std::uint32_t core_sync_tag = 0xfffffffeu;

@@ -1,4 +1,5 @@
-// The client session: the attached server's answers, relayed to the client, and the server connection given back or lost. (see session_parts.hpp for how the session is split)
+// The client session: the attached server's answers, relayed to the client, and the server
+// connection given back or lost (see session_parts.hpp for how the session is split).
 #include "proxy/session.hpp"
 #include "proxy/session_parts.hpp"
 
@@ -22,11 +23,7 @@
 
 namespace meridian::proxy {
 
-namespace pr = meridian::protocol;
-namespace fe_t = pr::frontend_type;
-namespace be_t = pr::backend_type;
-using clock = std::chrono::steady_clock;
-using namespace session_parts;
+using namespace session_parts;  // and its pr, fe_t, be_t, clock
 
 bool session::releasable(const server_connection& sc) const {
   return mode() == pool_mode::transaction && !core_.holds_server() && sc.quiescent() && !server_writing_ &&

@@ -1,4 +1,5 @@
-// The client session: client messages on their way to the server (statements, prepared statements, Meridian's own settings, session parameters). (see session_parts.hpp for how the session is split)
+// The client session: client messages on their way to the server: statements, prepared statements,
+// Meridian's own settings, session parameters (see session_parts.hpp for how the session is split).
 #include "proxy/session.hpp"
 #include "proxy/session_parts.hpp"
 
@@ -22,11 +23,7 @@
 
 namespace meridian::proxy {
 
-namespace pr = meridian::protocol;
-namespace fe_t = pr::frontend_type;
-namespace be_t = pr::backend_type;
-using clock = std::chrono::steady_clock;
-using namespace session_parts;
+using namespace session_parts;  // and its pr, fe_t, be_t, clock
 
 namespace {
 
@@ -289,9 +286,7 @@ void session::restore_startup_params(server_connection& sc, const std::string& s
   // server's defaults its query reported are not).
   pr::fe::serialize(pr::fe::query{sql}, server_out_);
   sc.pipeline.sent(pr::pending_request{pr::request_kind::query, true, false, restore_tag});
-  for (const auto& [k, v] : *wanted_) sc.params[k] = v;
-  std::erase_if(sc.params, [&](const auto& kv) { return !wanted_->count(kv.first) && !sc.baseline.count(kv.first); });
-  sc.synced = wanted_;
+  note_synced(sc);
 }
 
 void session::flush_shows(server_connection& sc, routing::tx_effect tx) {
@@ -400,11 +395,15 @@ awaitable<std::optional<server_error>> session::sync_params(server_connection& s
   if (sql.empty()) co_return std::nullopt;
   auto r = co_await sc.run_internal_query(sql, worker_.cfg().max_message_bytes);
   if (!r) co_return r.error();
-  // Parameters the server does not report: record what we set or reset.
+  note_synced(sc);
+  co_return std::nullopt;
+}
+
+void session::note_synced(server_connection& sc) const {
+  // Parameters the server does not report: record what was set or reset.
   for (const auto& [k, v] : *wanted_) sc.params[k] = v;
   std::erase_if(sc.params, [&](const auto& kv) { return !wanted_->count(kv.first) && !sc.baseline.count(kv.first); });
   sc.synced = wanted_;
-  co_return std::nullopt;
 }
 
 }  // namespace meridian::proxy
