@@ -93,6 +93,7 @@ void write_lease::publish(authority_clock::change c, clock::time_point now) {
   // The sessions see exactly the clock's state, whatever changed.
   const auto current = authority_.current();
   if (current.epoch != clock_.epoch() || current.until != clock_.deadline()) authority_.grant(clock_.epoch(), clock_.deadline());
+  authority_.set_ending(clock_.told_ending());
   switch (c) {
     case authority_clock::change::none: return;
     case authority_clock::change::gained:

@@ -399,7 +399,7 @@ config build_config(const YAML::Node& root, const std::string& base_dir) {
   if (auto f = root["failover"]) {
     only_keys(f, "failover", {"automatic", "user", "password", "password_file", "password_env", "database", "sslmode", "detection",
                               "candidate_order", "nearest", "prefer_ahead", "catch_up_timeout", "max_data_loss", "promote_timeout",
-                              "repoint_timeout",
+                              "repoint_timeout", "hold_timeout", "hold_clients",
                               "primary_conninfo", "promote_command", "repoint_command", "fence_command",
                               "rejoin_command"});
     auto& fo = c.failover;
@@ -425,6 +425,8 @@ config build_config(const YAML::Node& root, const std::string& base_dir) {
     if (f["catch_up_timeout"]) fo.catch_up_timeout = duration(f["catch_up_timeout"], "failover.catch_up_timeout");
     if (f["promote_timeout"]) fo.promote_timeout = duration(f["promote_timeout"], "failover.promote_timeout");
     if (f["repoint_timeout"]) fo.repoint_timeout = duration(f["repoint_timeout"], "failover.repoint_timeout");
+    if (f["hold_timeout"]) fo.hold_timeout = duration(f["hold_timeout"], "failover.hold_timeout");
+    if (f["hold_clients"]) fo.hold_clients = integer<std::size_t>(f["hold_clients"], "failover.hold_clients", 0, 1'000'000);
     if (f["primary_conninfo"]) fo.primary_conninfo = scalar(f["primary_conninfo"], "failover.primary_conninfo");
     if (f["promote_command"]) fo.promote_command = scalar(f["promote_command"], "failover.promote_command");
     if (f["repoint_command"]) fo.repoint_command = scalar(f["repoint_command"], "failover.repoint_command");

@@ -92,6 +92,11 @@ struct failover_config {
   std::chrono::milliseconds catch_up_timeout{5'000};
   std::uint64_t max_data_loss_bytes = 0;
   std::chrono::milliseconds promote_timeout{30'000};
+  // Work bound for a lost primary (it refuses connections, or a failover is ending its epoch)
+  // waits up to this long for the new one instead of failing; 0: it fails at once.
+  std::chrono::milliseconds hold_timeout{15'000};
+  // How many clients may hold such work at once; the next is refused (57P03).
+  std::size_t hold_clients = 1000;
   std::chrono::milliseconds repoint_timeout{30'000};
   std::string primary_conninfo = "host={host} port={port} user=replicator application_name={name}";
   std::string promote_command;  // instead of pg_promote() (RDS: aws rds promote-read-replica …)

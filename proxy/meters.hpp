@@ -110,6 +110,9 @@ struct worker_meter {
   relaxed_value cache_hits, cache_misses;  // statement classification
   std::vector<relaxed_value> statements;   // [statement_slot(node, read)]
   std::vector<relaxed_value> reads_routed; // [node]
+  // Clients holding work for a failover now, how the holds ended, and how long the served waited.
+  relaxed_value held, held_served, held_refused;
+  latency_histogram held_wait;
 };
 
 }  // namespace meridian::proxy

@@ -29,6 +29,11 @@ class meter_collector : public prometheus::Collectable {
       for (const auto& m : meters) total += value(*m);
       return static_cast<double>(total);
     };
+    auto gauge_of = [](double v) {
+      prometheus::ClientMetric m;
+      m.gauge.value = v;
+      return m;
+    };
     auto gauge = [](prometheus::ClientMetric::Label a, std::optional<prometheus::ClientMetric::Label> b, double v) {
       prometheus::ClientMetric m;
       m.label.push_back(std::move(a));
@@ -111,6 +116,24 @@ class meter_collector : public prometheus::Collectable {
       m.counter.value = sum([hit](const worker_meter& w) { return (hit ? w.cache_hits : w.cache_misses).get(); });
       cache.metric.push_back(std::move(m));
     }
+    family("meridian_clients_held",
+           "Clients whose work waits for a primary while a failover replaces it (failover.hold_timeout), beside "
+           "meridian_pool_clients_waiting",
+           prometheus::MetricType::Gauge)
+        .metric.push_back(gauge_of(sum([](const worker_meter& w) { return w.held.get(); })));
+    auto& holds = family("meridian_held_total",
+                         "Work held for a failover, by how the hold ended: served (it went on to a primary) or refused "
+                         "(hold_timeout passed, or failover.hold_clients were already held)",
+                         prometheus::MetricType::Counter);
+    for (bool served : {true, false}) {
+      prometheus::ClientMetric m;
+      m.label = {{"outcome", served ? "served" : "refused"}};
+      m.counter.value = sum([served](const worker_meter& w) { return (served ? w.held_served : w.held_refused).get(); });
+      holds.metric.push_back(std::move(m));
+    }
+    family("meridian_held_wait_seconds", "How long held work waited before it went on to a primary",
+           prometheus::MetricType::Histogram)
+        .metric.push_back(histogram(meters, {}, [](const worker_meter& w) -> const latency_histogram& { return w.held_wait; }));
     if (const auto* a = metrics_.authority()) {
       // Read at the scrape: the deadline passes with no event that would set a gauge.
       const auto g = a->current();
@@ -140,23 +163,32 @@ class meter_collector : public prometheus::Collectable {
                          prometheus::MetricFamily& f, Pick pick) {
     for (std::size_t n = 0; n < nodes.size(); ++n) {
       if (nodes[n].empty()) continue;
-      prometheus::ClientMetric m;
-      m.label = {{"node", nodes[n]}};
-      std::uint64_t cumulative = 0;
-      double sum_ns = 0;
-      for (std::size_t b = 0; b <= latency_histogram::bounds.size(); ++b) {
-        for (const auto& w : meters) cumulative += static_cast<std::uint64_t>(pick(*w, n).count_in(b));
-        prometheus::ClientMetric::Bucket bucket;
-        bucket.cumulative_count = cumulative;
-        bucket.upper_bound = b < latency_histogram::bounds.size() ? latency_histogram::bounds[b]
-                                                                  : std::numeric_limits<double>::infinity();
-        m.histogram.bucket.push_back(bucket);
-      }
-      for (const auto& w : meters) sum_ns += static_cast<double>(pick(*w, n).sum_ns());
-      m.histogram.sample_count = cumulative;
-      m.histogram.sample_sum = sum_ns / 1e9;
-      f.metric.push_back(std::move(m));
+      f.metric.push_back(histogram(meters, {{"node", nodes[n]}}, [&](const worker_meter& w) -> const latency_histogram& {
+        return pick(w, n);
+      }));
     }
+  }
+
+  // The workers' histograms summed into one metric.
+  template <typename Pick>
+  static prometheus::ClientMetric histogram(const std::vector<std::unique_ptr<worker_meter>>& meters,
+                                            std::vector<prometheus::ClientMetric::Label> labels, Pick pick) {
+    prometheus::ClientMetric m;
+    m.label = std::move(labels);
+    std::uint64_t cumulative = 0;
+    double sum_ns = 0;
+    for (std::size_t b = 0; b <= latency_histogram::bounds.size(); ++b) {
+      for (const auto& w : meters) cumulative += static_cast<std::uint64_t>(pick(*w).count_in(b));
+      prometheus::ClientMetric::Bucket bucket;
+      bucket.cumulative_count = cumulative;
+      bucket.upper_bound = b < latency_histogram::bounds.size() ? latency_histogram::bounds[b]
+                                                                : std::numeric_limits<double>::infinity();
+      m.histogram.bucket.push_back(bucket);
+    }
+    for (const auto& w : meters) sum_ns += static_cast<double>(pick(*w).sum_ns());
+    m.histogram.sample_count = cumulative;
+    m.histogram.sample_sum = sum_ns / 1e9;
+    return m;
   }
 
   const metrics& metrics_;

@@ -28,6 +28,7 @@
 #include "proxy/tls.hpp"
 #include "proxy/user_directory.hpp"
 #include "routing/recent_shapes.hpp"
+#include "routing/primary_hold.hpp"
 #include "routing/router.hpp"
 #include "routing/session_core.hpp"
 
@@ -190,6 +191,13 @@ class session : public std::enable_shared_from_this<session>,
   // write_authority): waits for it until `deadline` (coordination.write_wait); false when it
   // did not come. The refusal then, with SQLSTATE 57P03.
   awaitable<bool> await_write_authority(std::chrono::steady_clock::time_point deadline);
+  // Work held for a failover (routing/primary_hold.hpp) waits here for a primary to try again:
+  // until the topology names another primary or epoch, the primary is seen reachable again
+  // (or not seen down) after a short while, or `until`.
+  awaitable<void> await_primary(std::chrono::steady_clock::time_point until);
+  // How long work for the primary waits for authority and for a failover (failover.hold_timeout
+  // only with automatic failover: without it no new primary comes).
+  [[nodiscard]] routing::primary_hold_settings hold_settings() const;
   // `rolled_back`: the refused work ended a transaction (the server connection was closed).
   [[nodiscard]] server_error write_authority_refusal(bool rolled_back = false) const;
   // The front message may write or commits on the attached primary, and write authority has
@@ -347,6 +355,9 @@ class session : public std::enable_shared_from_this<session>,
   } queued_;
   // Nodes a waiting read skipped since the session last attached (on_handover): at most two.
   int read_skips_ = 0;
+  // The primary could not be reached for the batch that waited in its pool's line: attach()
+  // takes the batch next, and holds it for the failover (attach_now would queue it again).
+  bool attach_slowly_ = false;
   bool server_writing_ = false;
   bool skipping_until_sync_ = false;
   routing::consistency default_consistency_ = routing::consistency::eventual;  // the user's or database's

@@ -15,6 +15,7 @@
 #include "protocol/startup.hpp"
 #include "proxy/client_auth.hpp"
 #include "proxy/logging.hpp"
+#include "proxy/metrics.hpp"
 #include "proxy/params.hpp"
 #include "proxy/pool.hpp"
 #include "proxy/send_now.hpp"
@@ -24,6 +25,54 @@
 namespace meridian::proxy {
 
 using namespace session_parts;  // and its pr, fe_t, be_t, clock
+
+namespace {
+
+// How often held work looks again at a primary that is not known to be down.
+constexpr auto hold_retry = std::chrono::milliseconds(250);
+
+// One client's hold of work for a failover, counted in its worker's meter while it lasts; at
+// most failover.hold_clients at once in this Meridian.
+class held_work {
+ public:
+  held_work(worker_meter& own, const metrics& all, std::size_t limit) : own_(own), all_(all), limit_(limit) {}
+  held_work(const held_work&) = delete;
+  held_work& operator=(const held_work&) = delete;
+  ~held_work() {
+    if (!counted_) return;
+    own_.held.add(-1);
+    if (!served_) own_.held_refused.add(1);
+  }
+  // Counts this client as held (once); false when failover.hold_clients are held already.
+  bool admit() {
+    if (counted_) return true;
+    std::int64_t held = 0;
+    for (const auto& m : all_.meters()) held += m->held.get();
+    if (held >= static_cast<std::int64_t>(limit_)) {
+      own_.held_refused.add(1);
+      return false;
+    }
+    own_.held.add(1);
+    counted_ = true;
+    return true;
+  }
+  // The work went on to a primary after waiting since `since`.
+  void served(clock::time_point since) {
+    if (!counted_ || served_) return;
+    served_ = true;
+    own_.held_served.add(1);
+    own_.held_wait.observe(clock::now() - since);
+  }
+  [[nodiscard]] bool counted() const { return counted_; }
+
+ private:
+  worker_meter& own_;
+  const metrics& all_;
+  std::size_t limit_;
+  bool counted_ = false, served_ = false;
+};
+
+}  // namespace
 
 void session::on_handover(handover h) {
   try {
@@ -44,6 +93,11 @@ void session::on_handover(handover h) {
       spdlog::warn("[c{}] {} unavailable, reading from elsewhere: {}", id_,
                    worker_.topology().at(*queued_.decision.node).name, h.error->message);
       worker_.skip_node(*queued_.decision.node);
+    } else if (h.error && !queued_.decision.replica && h.error->sqlstate == pr::sqlstate::connection_failure &&
+               hold_settings().hold_timeout.count() > 0) {
+      // The primary cannot be reached and nothing was sent to it: attach() holds the batch
+      // for the failover.
+      attach_slowly_ = true;
     } else if (h.error) {
       spdlog::warn("[c{}] no server connection: {}", id_, h.error->message);
       refuse_batch(*h.error);
@@ -85,6 +139,10 @@ pool& session::pool_of(routing::node_id node) {
 
 session::attaching session::attach_now(const routing::route_request& asked) {
   if (worker_.paused()) return attaching::slow;
+  if (attach_slowly_) {
+    attach_slowly_ = false;
+    return attaching::slow;
+  }
   const auto request = with_consistency(asked);
   auto decision = routing::choose_node(worker_.topology(), worker_.route_context(), request);
   if (!decision.node) return attaching::slow;
@@ -125,18 +183,45 @@ awaitable<std::optional<server_error>> session::attach(routing::route_request as
       co_return server_error{std::string(pr::sqlstate::too_many_connections),
                              "Meridian is paused: no transaction could start within pool.wait_timeout"};
   }
-  // Work that may write waits this long at most for write authority, then is refused.
-  std::optional<clock::time_point> authority_wait;
+  // Work bound for the primary while it cannot take it waits (write authority lapsed: up to
+  // coordination.write_wait; a failover under way: up to failover.hold_timeout), then is refused.
+  const auto& fo = worker_.cfg().failover;
+  routing::primary_hold hold(hold_settings());
+  held_work held(worker_.meter(), *worker_.shared().stats, fo.hold_clients);
+  // None while the work may wait until `until`; else what refuses it: `otherwise` once its time
+  // is up, 57P03 beyond failover.hold_clients.
+  auto refusal = [&](clock::time_point until, const std::string& why, server_error otherwise) -> std::optional<server_error> {
+    if (clock::now() >= until || shutdown_requested_) return otherwise;
+    if (!hold.failover() || held.counted()) return std::nullopt;
+    if (!held.admit())
+      return server_error{std::string(pr::sqlstate::cannot_connect_now),
+                          "Meridian in region " + worker_.cfg().region + " already holds the work of " +
+                              std::to_string(fo.hold_clients) + " clients (failover.hold_clients) while " + why +
+                              ": this work was refused, nothing was executed"};
+    spdlog::info("[c{}] holding work for the primary: {}", id_, why);
+    return std::nullopt;
+  };
   bool primary_skipped = false;  // a read skips a primary it cannot reach once, for a replica
   for (;;) {
     auto decision = routing::choose_node(worker_.topology(), worker_.route_context(), request);
     if (decision.no_write_authority) {
-      if (!authority_wait) authority_wait = clock::now() + worker_.cfg().coordination.write_wait;
-      if (co_await await_write_authority(*authority_wait)) continue;
-      co_return write_authority_refusal();
+      const bool ending = worker_.shared().authority.ending();
+      const auto until = hold.until(ending ? routing::primary_hold::reason::epoch_ending
+                                           : routing::primary_hold::reason::no_authority,
+                                    clock::now());
+      if (auto refused = refusal(until, "a failover ends the primary's epoch", write_authority_refusal())) co_return *refused;
+      // A slice at a time: the deadline grows once a failover is known.
+      co_await await_write_authority(std::min(until, clock::now() + hold_retry));
+      continue;
     }
-    if (!decision.node)
-      co_return server_error{std::string(pr::sqlstate::connection_failure), "no primary node is available"};
+    if (!decision.node) {
+      const auto until = hold.until(routing::primary_hold::reason::primary_lost, clock::now());
+      if (auto refused = refusal(until, "no primary is known",
+                                 {std::string(pr::sqlstate::connection_failure), "no primary node is available"}))
+        co_return *refused;
+      co_await await_primary(until);
+      continue;
+    }
     if (decision.confirm && replay_confirmed(*decision.node)) decision.confirm = false;
     auto& p = pool_of(*decision.node);
     auto r = co_await p.acquire(clock::now() + worker_.cfg().wait_timeout);
@@ -154,6 +239,18 @@ awaitable<std::optional<server_error>> session::attach(routing::route_request as
         worker_.skip_node(*decision.node);
         primary_skipped = true;
         continue;
+      }
+      if (!decision.replica && r.error().sqlstate == pr::sqlstate::connection_failure) {
+        // The primary refuses connections or is gone, and nothing was sent to it: the work
+        // waits for it to come back or for the failover to name another.
+        const auto until = hold.until(routing::primary_hold::reason::primary_lost, clock::now());
+        auto refused = refusal(until, "the primary " + p.node().name + " cannot be reached", r.error());
+        if (!refused) {
+          co_await await_primary(until);
+          continue;
+        }
+        spdlog::warn("[c{}] no server connection to {}: {}", id_, p.node().name, r.error().message);
+        co_return *refused;
       }
       spdlog::warn("[c{}] no server connection to {}: {}", id_, p.node().name, r.error().message);
       co_return r.error();
@@ -194,8 +291,33 @@ awaitable<std::optional<server_error>> session::attach(routing::route_request as
       give_back(sc);
       continue;
     }
+    if (hold.started()) held.served(*hold.started());
     attach_to(std::move(sc), decision, read, spawn_reader);
     co_return std::nullopt;
+  }
+}
+
+routing::primary_hold_settings session::hold_settings() const {
+  const auto& c = worker_.cfg();
+  return {c.coordination.write_wait,
+          c.failover.enabled() && c.failover.automatic ? c.failover.hold_timeout : std::chrono::milliseconds(0)};
+}
+
+awaitable<void> session::await_primary(clock::time_point until) {
+  const auto epoch = worker_.topology().epoch;
+  const auto primary = worker_.topology().primary();
+  const auto retry = std::min(until, clock::now() + hold_retry);
+  asio::steady_timer t(client_.get_executor());
+  for (;;) {
+    const auto now = clock::now();
+    if (now >= until || shutdown_requested_ || client_closed_) co_return;
+    const auto& topo = worker_.topology();
+    if (topo.epoch != epoch || topo.primary() != primary) co_return;
+    // Tried again after a while, unless the node monitor sees the primary down.
+    if (now >= retry && (!primary || !topo.state(*primary).health.probed || topo.state(*primary).health.reachable)) co_return;
+    t.expires_after(std::min<clock::duration>(std::chrono::milliseconds(10), until - now));
+    error_code ec;
+    co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
   }
 }
 

@@ -36,6 +36,12 @@ class write_authority {
     }
   }
 
+  // Whether the etcd majority told this Meridian that the epoch is ending: a failover is under
+  // way (as opposed to a lapse, where this region may be cut off). Work that may write is then
+  // held for the new primary (routing/primary_hold.hpp).
+  void set_ending(bool ending) { ending_.store(ending, std::memory_order_relaxed); }
+  [[nodiscard]] bool ending() const { return ending_.load(std::memory_order_relaxed); }
+
   // May work for the primary of `epoch` start at `now`?
   [[nodiscard]] bool allows(std::uint64_t epoch, clock::time_point now = clock::now()) const {
     const auto g = current();
@@ -54,7 +60,8 @@ class write_authority {
 
   std::atomic<std::uint64_t> seq_{0};
   std::atomic<std::uint64_t> epoch_{0};
-  std::atomic<clock::rep> until_{0};  // steady_clock ticks since its epoch; 0: none
+  std::atomic<clock::rep> until_{0};
+  std::atomic<bool> ending_{false};  // steady_clock ticks since its epoch; 0: none
 };
 
 }  // namespace meridian::routing

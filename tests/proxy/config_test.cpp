@@ -303,6 +303,14 @@ failover:
   CHECK(c.failover.max_data_loss_bytes == 16u << 20);
   CHECK_THAT(c.failover.promote_command, Catch::Contains("--region {region}"));
   CHECK_FALSE(load_config_string(minimal).failover.enabled());
+  // Work held for a failover: how long, and for how many clients at once.
+  CHECK(c.failover.hold_timeout == std::chrono::seconds(15));
+  CHECK(c.failover.hold_clients == 1000);
+  auto h = load_config_string(with_monitor + "failover: { user: a, hold_timeout: 0s, hold_clients: 5 }\n");
+  CHECK(h.failover.hold_timeout == std::chrono::milliseconds(0));
+  CHECK(h.failover.hold_clients == 5);
+  CHECK_THAT(error_of(with_monitor + "failover: { user: a, hold_clients: -1 }\n"), Catch::Contains("failover.hold_clients"));
+  CHECK_THAT(error_of(with_monitor + "failover: { user: a, hold_timeout: soon }\n"), Catch::Contains("failover.hold_timeout"));
 
   CHECK_THAT(error_of(minimal + "failover: { user: admin }\n"), Catch::Contains("monitor"));
   CHECK_THAT(error_of(with_monitor + "failover: { password: x }\n"), Catch::Contains("failover.user"));
