@@ -120,6 +120,31 @@ void session::close_client() {
   if (drained_) drained_->cancel();
 }
 
+awaitable<void> session::close_client_gracefully() {
+  if (tls_ && !client_closed_) {
+    static constexpr auto tls_close_wait = std::chrono::milliseconds(500);
+    asio::steady_timer bound(client_.get_executor());
+    bound.expires_after(tls_close_wait);
+    bound.async_wait([self = shared_from_this()](error_code ec) {
+      if (ec) return;
+      error_code ignored;
+      self->client_.cancel(ignored);  // the client neither read nor answered: what waits ends
+    });
+    // What is being written (the FATAL itself, perhaps) goes first.
+    while (!client_closed_ && writing_) {
+      if (!drained_) drained_ = std::make_unique<asio::steady_timer>(client_.get_executor(), clock::time_point::max());
+      error_code ignored;
+      co_await drained_->async_wait(asio::redirect_error(use_awaitable, ignored));
+    }
+    if (!client_closed_) {
+      error_code ec;  // the client's close (or its close_notify) ends it either way
+      co_await tls_->async_shutdown(asio::redirect_error(use_awaitable, ec));
+    }
+    bound.cancel();
+  }
+  close_client();
+}
+
 awaitable<void> session::run(std::shared_ptr<session> self) {
   spdlog::debug("[c{}] connection from {}", self->id_, self->peer_);
   if (!co_await self->startup()) {

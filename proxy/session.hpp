@@ -285,6 +285,10 @@ class session : public std::enable_shared_from_this<session>,
   void capture_show(server_connection& sc, const protocol::frame& m, std::uint32_t tag);
   [[nodiscard]] bool releasable(const server_connection& sc) const;
   void close_client();
+  // As PostgreSQL ends a session (be_tls_close): a TLS client is sent close_notify before the
+  // connection closes, so that it reports the end it was told of, not a truncated stream.
+  // Waits for the client's own close_notify (or its close) at most tls_close_wait.
+  awaitable<void> close_client_gracefully();
   [[nodiscard]] pool_mode mode() const;
 
   worker& worker_;

@@ -103,7 +103,7 @@ awaitable<void> session::fatal(std::string_view sqlstate, std::string_view messa
   auto msg = error_message(pr::severity::fatal, sqlstate, message);
   worker_.meter().errors.count(error_meter::origin::meridian, sqlstate);
   co_await write_client(msg);
-  close_client();
+  co_await close_client_gracefully();
 }
 
 }  // namespace meridian::proxy

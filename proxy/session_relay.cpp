@@ -403,7 +403,7 @@ awaitable<void> session::on_server_lost(server_conn_ptr sc, const std::string& w
   const auto& node_name = worker_.topology().at(sc->node).name;
   if (server_ended_session_) {
     // The server said why in a FATAL the client has; PostgreSQL closes the connection after it.
-    close_client();
+    co_await close_client_gracefully();
     co_return;
   }
   if (!busy && mode() == pool_mode::transaction) {

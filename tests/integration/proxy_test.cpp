@@ -204,7 +204,40 @@ std::vector<std::string> errors_until_closed(raw_client& c) {
   return codes;
 }
 
+// What libpq reports, over TLS, of a query whose backend is terminated while it runs.
+std::string terminated_over_tls(const std::string& dsn, int node, const std::string& query, const std::string& marker) {
+  pg_connection c(dsn + " sslmode=require");
+  REQUIRE(c.ok());
+  REQUIRE(PQsendQuery(c.raw(), query.c_str()) == 1);
+  terminate_backend_running(node, marker);
+  std::string errors;
+  while (PGresult* r = PQgetResult(c.raw())) {
+    if (PQresultStatus(r) == PGRES_FATAL_ERROR) errors += PQresultErrorMessage(r);
+    PQclear(r);
+  }
+  return errors;
+}
+
 }  // namespace
+
+TEST_CASE("a TLS client whose backend is terminated is told so as PostgreSQL tells it, in every region",
+          "[integration][failure][tls]") {
+  for (int region : {us, eu}) {
+    INFO(region_name(region));
+    const std::string tag = std::string("itest_tls_fatal_") + (region == us ? "us" : "eu");
+    const std::string sleep = "SELECT pg_sleep(60), '" + tag;
+    const auto direct = terminated_over_tls("host=127.0.0.1 port=" + pg_port_str(region) +
+                                                " user=app password=app-secret dbname=app connect_timeout=10",
+                                            region, sleep + "_direct'", tag + "_direct");
+    const auto through = terminated_over_tls(
+        sandbox::dsn(region), region, (region == us ? "" : "/* meridian:replica */ ") + sleep + "_meridian'",
+        tag + "_meridian");
+    // The server's FATAL, then TLS closed as PostgreSQL closes it (close_notify): libpq says the
+    // same both ways ("SSL connection has been closed unexpectedly", not "SSL SYSCALL error").
+    CHECK_THAT(through, Catch::Contains("terminating connection due to administrator command"));
+    CHECK(through == direct);
+  }
+}
 
 TEST_CASE("a terminated backend's FATAL is what its client gets, and then the end, in every region",
           "[integration][failure]") {
