@@ -40,6 +40,10 @@ void worker::set_functions(const std::string& name, const std::vector<std::vecto
   std::vector<std::pair<std::string, std::string>> bodies;
   for (const auto& row : rows) {
     if (row.size() != 3 || row[1].size() != 1) continue;
+    if (row[1] == "t") {
+      f->add_trigger(row[2], row[0]);
+      continue;
+    }
     f->add(row[0], row[1][0]);
     if (row[2] == "stateful")
       f->mark_stateful(row[0]);

@@ -66,7 +66,8 @@ struct shared_state {
 // parameter (set_config, or SET/RESET where a statement starts), makes a temporary table,
 // listens, prepares, takes a session advisory lock, reseeds random(), declares a WITH HOLD
 // cursor, uses dblink, or runs dynamic SQL (EXECUTE). Conservative: a word in a string or a
-// column named `temp` also counts.
+// column named `temp` also counts. Then a row per trigger of the application's: its function's
+// name, 't', and the relation it is on (schema.name).
 inline constexpr std::string_view function_catalog_query = R"(SELECT p.proname, p.provolatile::text,
   CASE
     WHEN p.pronamespace IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace) OR p.provolatile <> 'v' THEN ''
@@ -79,7 +80,14 @@ FROM pg_catalog.pg_proc p
 JOIN pg_catalog.pg_language l ON l.oid = p.prolang
 CROSS JOIN LATERAL (SELECT pg_catalog.regexp_replace(pg_catalog.regexp_replace(
     coalesce(nullif(p.prosrc, ''), pg_catalog.pg_get_function_sqlbody(p.oid), ''),
-    '--[^\n]*', '', 'g'), '/\*.*?\*/', '', 'g') AS body) b)";
+    '--[^\n]*', '', 'g'), '/\*.*?\*/', '', 'g') AS body) b
+UNION ALL
+SELECT p.proname, 't', n.nspname || '.' || c.relname
+FROM pg_catalog.pg_trigger t
+JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
+WHERE NOT t.tgisinternal)";
 
 class worker {
  public:

@@ -68,6 +68,20 @@ void function_volatility::settle(const std::vector<std::pair<std::string, std::s
       }
     }
   }
+  for (const auto& [relation, function] : triggers_) {
+    if (!stateful_.count(function)) continue;
+    stateful_trigger_relations_.insert(relation);
+    if (const auto dot = relation.find('.'); dot != std::string::npos) stateful_trigger_relations_.insert(relation.substr(dot + 1));
+  }
+}
+
+void function_volatility::add_trigger(std::string relation, std::string function) {
+  triggers_.emplace_back(std::move(relation), std::move(function));
+}
+
+bool function_volatility::fires_stateful_trigger(std::string_view name, std::string_view qualified) const {
+  if (stateful_trigger_relations_.empty()) return false;
+  return stateful_trigger_relations_.count(qualified.empty() ? name : qualified) > 0;
 }
 
 bool function_volatility::may_leave_state(std::string_view name, std::string_view qualified) const {
@@ -119,9 +133,22 @@ struct walker {
           result.pins_session = true;
       }
       if (key == "FuncCall") function_call(value);
+      // A relation in a list is wrapped in its node type; a statement's target is not.
+      if (key == "RangeVar" || key == "relation") relation(value);
       visit(value);
     }
   }
+
+  // A relation the statement names: one with a stateful trigger function may leave session
+  // state behind if the statement writes (settled in classify(), once its target is known).
+  void relation(const json& range_var) {
+    if (!range_var.is_object()) return;
+    const auto name = range_var.value("relname", "");
+    const auto schema = range_var.value("schemaname", "");
+    if (functions.fires_stateful_trigger(name, schema.empty() ? std::string() : schema + "." + name))
+      names_stateful_trigger = true;
+  }
+  bool names_stateful_trigger = false;
 
   void function_call(const json& call) {
     auto names = call.find("funcname");
@@ -316,6 +343,7 @@ struct walker {
     } else if (type == "CopyStmt") {
       if (body.value("is_from", false)) {
         needs_primary();
+        if (auto r = body.find("relation"); r != body.end()) relation(*r);
         if (!body.contains("filename") && !body.value("is_program", false)) result.copy_in = true;
       } else if (auto q = body.find("query"); q != body.end()) {
         statement(*q);
@@ -349,8 +377,10 @@ struct walker {
       needs_primary();
     } else {
       // INSERT/UPDATE/DELETE/MERGE, DDL, LOCK, VACUUM, ANALYZE, NOTIFY, UNLISTEN, and anything
-      // not known to be read-only.
+      // not known to be read-only. What it calls and the relations it names still count: a
+      // stateful function, or a write that fires a stateful trigger, leaves state unseen.
       needs_primary();
+      visit(body);
     }
   }
 };
@@ -384,6 +414,7 @@ classification classify(std::string_view sql, const function_volatility& functio
     }
     w.statement(*stmt);
   }
+  if (w.names_stateful_trigger && w.result.where == target::primary) w.result.may_leave_state = true;
   if (stmts->size() == 1) {
     const auto& only = (*stmts)[0];
     if (auto stmt = only.find("stmt"); stmt != only.end() && stmt->is_object()) {

@@ -75,6 +75,12 @@ class function_volatility {
   // of that name is stateful. (PostgreSQL's own functions that do leave state, set_config and
   // the session advisory locks, the classifier handles by name.)
   [[nodiscard]] bool may_leave_state(std::string_view name, std::string_view qualified = {}) const;
+  // A trigger on `relation` (schema.name) runs `function`: once settled, a write to a relation
+  // one of whose trigger functions is stateful may leave session state behind.
+  void add_trigger(std::string relation, std::string function);
+  // `qualified` is schema.name when the statement named a schema; a bare name matches the
+  // relation of that name in any schema (search_path is not followed: the safe side).
+  [[nodiscard]] bool fires_stateful_trigger(std::string_view name, std::string_view qualified = {}) const;
   [[nodiscard]] std::size_t size() const { return volatile_.size() + stable_.size(); }
 
  private:
@@ -83,6 +89,8 @@ class function_volatility {
   name_set stable_;  // immutable or stable
   name_set allowed_;
   name_set stateful_;
+  std::vector<std::pair<std::string, std::string>> triggers_;  // relation (schema.name), function
+  name_set stateful_trigger_relations_;                          // schema.name and name
 };
 
 using volatility_ptr = std::shared_ptr<const function_volatility>;

@@ -267,6 +267,53 @@ TEST_CASE("a function calling one that leaves state has its connection reset too
   }
 }
 
+TEST_CASE("what a trigger leaves in a session never reaches another client", "[integration][params]") {
+  // A database of its own, so that Meridian reads its triggers after they exist.
+  {
+    pg_connection admin(sandbox::admin_dsn(us));
+    REQUIRE(admin.ok());
+    admin.scalar("DROP DATABASE IF EXISTS itest_triggers WITH (FORCE)");
+    admin.scalar("CREATE DATABASE itest_triggers OWNER app");
+  }
+  {
+    pg_connection setup(sandbox::admin_dsn(us) + " dbname=itest_triggers user=app");
+    REQUIRE(setup.ok());
+    // An audit trigger that remembers the last tenant in the session, as applications do.
+    setup.scalar(R"(CREATE FUNCTION remember_tenant() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN PERFORM set_config('itest.tenant', NEW.tenant, false); RETURN NEW; END $$)");
+    setup.scalar("CREATE TABLE orders (id serial PRIMARY KEY, tenant text)");
+    setup.scalar("CREATE TRIGGER remember BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION remember_tenant()");
+    for (int r : {eu, ap}) {
+      REQUIRE(eventually([&] {
+        pg_connection replica(sandbox::admin_dsn(r) + " dbname=itest_triggers");
+        return replica.scalar("SELECT count(*) FROM pg_trigger WHERE tgname = 'remember'") == "1";
+      }, 10s));
+    }
+  }
+  const std::string tenant = "/* meridian:primary */ SELECT coalesce(nullif(current_setting('itest.tenant', true), ''), 'none')";
+  for (int region : {us, eu}) {
+    INFO(region_name(region));
+    pg_connection a(dsn_for(region, "itest_triggers"));
+    pg_connection b(dsn_for(region, "itest_triggers"));
+    REQUIRE(a.ok());
+    REQUIRE(b.ok());
+    for (int i = 0; i < 5; ++i) {
+      const auto t = "t" + std::to_string(i);
+      CHECK(a.sqlstate_of("INSERT INTO orders (tenant) VALUES ('" + t + "')").empty());
+      CHECK(b.scalar(tenant) == "none");
+      pg_connection fresh(dsn_for(region, "itest_triggers"));
+      REQUIRE(fresh.ok());
+      CHECK(fresh.scalar(tenant) == "none");
+    }
+    // Inside a transaction the client sees what its trigger did, as on a direct connection.
+    a.scalar("BEGIN");
+    CHECK(a.sqlstate_of("INSERT INTO orders (tenant) VALUES ('inside')").empty());
+    CHECK(a.scalar("SELECT current_setting('itest.tenant')") == "inside");
+    a.scalar("COMMIT");
+    CHECK(b.scalar(tenant) == "none");
+  }
+}
+
 TEST_CASE("RESET ALL and DISCARD ALL return a session to its start-up parameters, as direct",
           "[integration][params]") {
   // The client starts with its own time zone and date style (libpq sends them as start-up

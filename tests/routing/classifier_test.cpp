@@ -550,11 +550,47 @@ TEST_CASE("code of the application's may leave session state behind", "[routing]
       {"SELECT set_config('search_path', '', false)", false},  // tracked instead
       {"SELECT 1", false},
       {"INSERT INTO t VALUES (1)", false},
+      {"INSERT INTO t VALUES (set_tenant(7))", true},
+      {"UPDATE t SET x = with_tenant(1)", true},
   };
   for (const auto& [sql, leaves] : rows) {
     INFO(sql);
     CHECK(classify(sql, *f).may_leave_state == leaves);
   }
+}
+
+TEST_CASE("a write that fires a stateful trigger may leave session state behind", "[routing][classifier]") {
+  auto f = std::make_shared<function_volatility>(*pg15_functions());
+  f->add("remember_tenant", 'v');
+  f->mark_stateful("remember_tenant");
+  f->add("audit_row", 'v');
+  f->add_trigger("app.orders", "remember_tenant");
+  f->add_trigger("public.items", "audit_row");  // a trigger that leaves nothing
+  f->settle({{"audit_row", "BEGIN INSERT INTO audit VALUES (NEW.id); RETURN NEW; END"}});
+  const std::vector<std::pair<const char*, bool>> rows{
+      {"INSERT INTO orders (tenant) VALUES ('a')", true},
+      {"INSERT INTO app.orders (tenant) VALUES ('a')", true},
+      {"UPDATE orders SET tenant = 'b'", true},
+      {"DELETE FROM orders WHERE id = 1", true},
+      {"TRUNCATE orders", true},
+      {"COPY orders FROM STDIN", true},
+      {"WITH x AS (INSERT INTO orders VALUES (1) RETURNING 1) SELECT * FROM x", true},
+      {"INSERT INTO other.orders VALUES (1)", false},  // another schema named: not that relation
+      {"SELECT * FROM orders", false},                 // a read fires no trigger
+      {"COPY orders TO STDOUT", false},
+      {"INSERT INTO items VALUES (1)", false},
+      {"INSERT INTO audit SELECT * FROM items", false},
+  };
+  for (const auto& [sql, leaves] : rows) {
+    INFO(sql);
+    CHECK(classify(sql, *f).may_leave_state == leaves);
+  }
+  // With the trigger's function not stateful, nothing is.
+  function_volatility plain(*pg15_functions());
+  plain.add("remember_tenant", 'v');
+  plain.add_trigger("app.orders", "remember_tenant");
+  plain.settle({{"remember_tenant", "BEGIN RETURN NEW; END"}});
+  CHECK_FALSE(classify("INSERT INTO orders VALUES (1)", plain).may_leave_state);
 }
 
 TEST_CASE("a DEALLOCATE alone in its query names its statement", "[routing][classifier]") {
