@@ -333,6 +333,7 @@ int main(int argc, char** argv) {
     spdlog::critical("cannot listen on {}:{}: {}", cfg.listen_host, cfg.listen_port, e.what());
     return 1;
   }
+  for (auto& w : workers) shared.workers.push_back(w.get());
 
   std::unique_ptr<failover::node_monitor> monitor;
   std::unique_ptr<failover::coordinator> coordinator;

@@ -220,6 +220,11 @@ session::client_step session::take_client_messages(std::size_t max_message) {
       core_.forget_ahead();
       continue;
     }
+    // Routing knows the database's catalog before it routes a unit (one to route: not a
+    // client's Terminate, which needs no server).
+    if (!attached_ && !in_.readable().empty() && in_.readable()[0] != fe_t::terminate &&
+        routing_state().catalog_due(clock::now()))
+      return {client_step::kind::read_catalog, {}};
     // The session core says what becomes of the message in front (routing/session_core.hpp).
     auto st = core_.next(in_.readable(), server_state());
     switch (st.kind) {
@@ -312,6 +317,10 @@ awaitable<bool> session::serve(bool client_gone) {
       wait_server = step.what == client_step::kind::wait_server;
       authorize = step.what == client_step::kind::authorize;
       if (step.what == client_step::kind::read_more || wait_server || authorize) break;
+      if (step.what == client_step::kind::read_catalog) {
+        co_await read_catalog();
+        continue;
+      }
       if (step.what == client_step::kind::queued) co_return true;  // on_handover goes on
       if (step.what == client_step::kind::terminate) co_return false;
       if (step.what == client_step::kind::violation) {

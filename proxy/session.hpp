@@ -162,8 +162,9 @@ class session : public std::enable_shared_from_this<session>,
   // is left (`read_more`).
   struct client_step {
     // authorize: the front message may write or commits on the primary, and write authority has
-    // lapsed: hold_for_authority decides.
-    enum class kind { read_more, attach, queued, violation, terminate, wait_server, authorize } what;  // violation: violation_
+    // lapsed: hold_for_authority decides. read_catalog: what routing knows of the database is
+    // not read yet (or to be read again): read_catalog() first.
+    enum class kind { read_more, attach, queued, violation, terminate, wait_server, authorize, read_catalog } what;  // violation: violation_
     routing::route_request request;  // attach: for the batch at the front of in_
   };
   bool waiting_server_ = false;  // the turn stopped at a core's wait_server step
@@ -256,6 +257,11 @@ class session : public std::enable_shared_from_this<session>,
   void ensure_prepared(server_connection& sc, const prepared_statement& st);
   // The application's code that may leave state unseen runs on `sc`: it is reset before reuse
   // (pool.reset_after_functions).
+  // The statement makes relations only the primary can read: every worker learns them.
+  // Reads the database's catalog (function_catalog_query) on a connection of its own, from the
+  // node a read would go to, before the session's next statement is routed.
+  awaitable<void> read_catalog();
+  void learn_primary_only(std::string_view sql);
   void note_unseen_state(server_connection& sc, const routing::classification& cls);
   // For `sql`, a lone DEALLOCATE (classification::deallocates): when it names one of the client's
   // own protocol-level statements, the statement to send instead, after a throwaway Parse (see

@@ -137,6 +137,42 @@ pool& session::pool_of(routing::node_id node) {
   return *recent_pools_[0].p;
 }
 
+awaitable<void> session::read_catalog() {
+  auto& db = routing_state();
+  db.loading = true;
+  std::string failed;
+  routing::route_request read;
+  read.where = routing::target::any;
+  const auto decision = routing::choose_node(worker_.topology(), worker_.route_context(), read);
+  if (!decision.node) {
+    failed = "no node to read it from";
+  } else {
+    auto& p = pool_of(*decision.node);
+    auto r = co_await p.acquire(clock::now() + worker_.cfg().wait_timeout);
+    if (!r) {
+      failed = r.error().message;
+    } else {
+      auto sc = std::move(*r);
+      query_rows rows;
+      auto loaded = co_await sc->run_internal_query(std::string(function_catalog_query),
+                                                    worker_.cfg().max_message_bytes, &rows);
+      if (loaded) {
+        worker_.set_functions(database_, rows);
+      } else {
+        failed = loaded.error().message;
+      }
+      give_back(sc);
+    }
+  }
+  db.loading = false;
+  if (!failed.empty()) {
+    // Routing goes on with what it knows (PostgreSQL's own functions, the allow-list); another
+    // session tries again in a second.
+    db.retry_at = clock::now() + std::chrono::seconds(1);
+    spdlog::warn("[c{}] could not read the catalog of database {}: {}", id_, database_, failed);
+  }
+}
+
 session::attaching session::attach_now(const routing::route_request& asked) {
   if (worker_.paused()) return attaching::slow;
   if (attach_slowly_) {
@@ -147,7 +183,6 @@ session::attaching session::attach_now(const routing::route_request& asked) {
   auto decision = routing::choose_node(worker_.topology(), worker_.route_context(), request);
   if (!decision.node) return attaching::slow;
   if (decision.confirm && !replay_confirmed(*decision.node)) return attaching::slow;
-  if (!routing_state().functions_loaded) return attaching::slow;
   auto& p = pool_of(*decision.node);
   auto sc = p.try_acquire();
   if (!sc) {
@@ -256,20 +291,6 @@ awaitable<std::optional<server_error>> session::attach(routing::route_request as
       co_return r.error();
     }
     auto sc = std::move(*r);
-    auto& db = routing_state();
-    if (!db.functions_loaded && !db.loading) {
-      // First use of this database on this worker: learn which functions are read-only.
-      db.loading = true;
-      query_rows rows;
-      auto loaded = co_await sc->run_internal_query(std::string(function_catalog_query),
-                                                    worker_.cfg().max_message_bytes, &rows);
-      db.loading = false;
-      if (loaded) {
-        worker_.set_functions(database_, rows);
-      } else {
-        spdlog::warn("[c{}] could not read function volatility: {}", id_, loaded.error().message);
-      }
-    }
     if (decision.confirm) {
       // Read-your-writes: the replica must have replayed this client's last commit; wait a
       // little for it, else read from the primary.

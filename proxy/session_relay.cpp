@@ -306,6 +306,11 @@ session::chunk_result session::process_server_chunk(server_connection& sc) {
           forward = true;
           server_ended_session_ = true;
           spdlog::info("[c{}] server {} ended the session: {}", id_, sc.node.value, fields->get('M'));
+        } else if (fields && fields->get('C') == "0A000" && fields->get('R') == "get_relation_info") {
+          // A replica cannot read an unlogged relation (or a view over one) that the catalog
+          // Meridian read did not show: made since, elsewhere. Read it again, so that the
+          // next read of it goes to the primary. (This one's error is the server's.)
+          worker_.catalog_changed(database_);
         } else if (v.unsolicited) {
           // Nothing was asked and it is not the end: not the client's business.
           sc.tainted = true;

@@ -85,6 +85,7 @@ bool session::forward_client_message(const pr::frame& m, const routing::classifi
       }
       note_statement(sc, cls.where);
       note_unseen_state(sc, cls);
+      if (cls.makes_primary_only) learn_primary_only(q->sql);
       raw();
       if (!cls.sets_parameters.empty()) {
         note_settings(sc, cls);
@@ -119,6 +120,7 @@ bool session::forward_client_message(const pr::frame& m, const routing::classifi
       }
       if (cls.copy_in) batch_copy_in_ = true;
       note_unseen_state(sc, cls);
+      if (cls.makes_primary_only) learn_primary_only(p->sql);
       // A SET through the extended protocol (JDBC sends its own at start-up) is followed up
       // after the batch's Sync.
       if (!cls.sets_parameters.empty()) note_settings(sc, cls);
@@ -259,6 +261,11 @@ bool session::forward_client_message(const pr::frame& m, const routing::classifi
 
 void session::note_unseen_state(server_connection& sc, const routing::classification& cls) {
   if (cls.may_leave_state && worker_.cfg().reset_after_functions) sc.unseen_state = true;
+}
+
+void session::learn_primary_only(std::string_view sql) {
+  auto made = routing::primary_only_relations_made(sql, *routing_state().cache.functions());
+  if (!made.empty()) worker_.learn_primary_only(database_, made);
 }
 
 void session::note_settings(server_connection& sc, const routing::classification& cls) {

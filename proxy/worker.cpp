@@ -1,5 +1,6 @@
 #include "proxy/worker.hpp"
 
+#include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -44,6 +45,14 @@ void worker::set_functions(const std::string& name, const std::vector<std::vecto
       f->add_trigger(row[2], row[0]);
       continue;
     }
+    if (row[1] == "e") {
+      f->add_event_trigger(row[0]);
+      continue;
+    }
+    if (row[1] == "u") {
+      f->add_primary_only_relation(row[2]);
+      continue;
+    }
     f->add(row[0], row[1][0]);
     if (row[2] == "stateful")
       f->mark_stateful(row[0]);
@@ -54,7 +63,39 @@ void worker::set_functions(const std::string& name, const std::vector<std::vecto
   auto& d = database(name);
   d.cache.set_functions(std::move(f));
   d.functions_loaded = true;
+  d.loaded_at = clock::now();
   spdlog::info("worker {}: loaded volatility of {} functions for database {}", index_, rows.size(), name);
+}
+
+void worker::learn_primary_only(const std::string& database, const std::vector<std::string>& relations) {
+  add_primary_only(database, relations);
+  for (auto* w : shared_.workers)
+    if (w != this) asio::post(w->io(), [w, database, relations] { w->add_primary_only(database, relations); });
+}
+
+void worker::add_primary_only(const std::string& database_name, const std::vector<std::string>& relations) {
+  auto& d = database(database_name);
+  auto f = std::make_shared<routing::function_volatility>(*d.cache.functions());
+  for (const auto& r : relations) f->add_primary_only_relation(r);
+  d.cache.set_functions(std::move(f));
+  spdlog::info("worker {}: reads of {} in database {} go to the primary from now on", index_,
+               fmt::join(relations, ", "), database_name);
+}
+
+void worker::catalog_changed(const std::string& database) {
+  forget_catalog(database);
+  for (auto* w : shared_.workers)
+    if (w != this) asio::post(w->io(), [w, database] { w->forget_catalog(database); });
+}
+
+void worker::forget_catalog(const std::string& database_name) {
+  auto& d = database(database_name);
+  if (!d.functions_loaded) return;  // not read yet, or being read
+  d.functions_loaded = false;
+  // At most ten reads a second, however often replicas refuse (a function of the
+  // application's that reads an unlogged table is refused every time: see the README).
+  d.retry_at = std::max(d.retry_at, d.loaded_at + std::chrono::milliseconds(100));
+  spdlog::info("worker {}: reading the catalog of database {} again", index_, database_name);
 }
 
 void worker::set_topology(routing::topology_ptr t) {

@@ -29,6 +29,7 @@
 namespace meridian::proxy {
 
 class session;
+class worker;
 
 // What routing needs per database: function volatilities from that database's pg_proc (loaded
 // from the primary on first use) and the classification cache built on them.
@@ -38,6 +39,12 @@ struct database_routing {
   routing::classification_cache cache;
   bool functions_loaded = false;
   bool loading = false;
+  std::chrono::steady_clock::time_point loaded_at{};
+  std::chrono::steady_clock::time_point retry_at{};  // after a failed read of the catalog
+  // Whether a session should read the catalog before it routes its next statement.
+  [[nodiscard]] bool catalog_due(std::chrono::steady_clock::time_point now) const {
+    return !functions_loaded && !loading && now >= retry_at;
+  }
 };
 
 // State every worker shares. Besides the cancel registry and counters, the configuration and
@@ -56,6 +63,9 @@ struct shared_state {
   // Until when work that may write may go to the primary (renewed through etcd by the
   // coordinator's write_lease; forever without etcd).
   routing::write_authority authority;
+  // Every worker, set once before any runs: what one learns of a database's catalog, it tells
+  // the others (worker::learn_primary_only, worker::catalog_changed).
+  std::vector<worker*> workers;
   shared_state() { authority.grant_forever(); }
 };
 
@@ -67,7 +77,9 @@ struct shared_state {
 // listens, prepares, takes a session advisory lock, reseeds random(), declares a WITH HOLD
 // cursor, uses dblink, or runs dynamic SQL (EXECUTE). Conservative: a word in a string or a
 // column named `temp` also counts. Then a row per trigger of the application's: its function's
-// name, 't', and the relation it is on (schema.name).
+// name, 't', and the relation it is on (schema.name); and one per enabled event trigger: its
+// function's name, 'e', ''; and one per relation only the primary can read (unlogged, or a view
+// or partitioned table over one, to any depth): its name, 'u', schema.name.
 inline constexpr std::string_view function_catalog_query = R"(SELECT p.proname, p.provolatile::text,
   CASE
     WHEN p.pronamespace IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace) OR p.provolatile <> 'v' THEN ''
@@ -87,7 +99,29 @@ FROM pg_catalog.pg_trigger t
 JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
-WHERE NOT t.tgisinternal)";
+WHERE NOT t.tgisinternal
+UNION ALL
+SELECT p.proname, 'e', ''
+FROM pg_catalog.pg_event_trigger e
+JOIN pg_catalog.pg_proc p ON p.oid = e.evtfoid
+WHERE e.evtenabled <> 'D'
+UNION ALL
+SELECT c.relname, 'u', n.nspname || '.' || c.relname
+FROM (WITH RECURSIVE unreadable(oid) AS (
+        SELECT oid FROM pg_catalog.pg_class WHERE relpersistence = 'u' AND relkind IN ('r', 'p', 'S', 'm')
+        UNION
+        SELECT edge.dependent FROM (
+            SELECT d.refobjid AS used, r.ev_class AS dependent
+            FROM pg_catalog.pg_depend d
+            JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
+            JOIN pg_catalog.pg_class v ON v.oid = r.ev_class AND v.relkind = 'v'
+            WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass
+            UNION ALL
+            SELECT inhrelid, inhparent FROM pg_catalog.pg_inherits) edge
+        JOIN unreadable u ON u.oid = edge.used)
+      SELECT oid FROM unreadable) u
+JOIN pg_catalog.pg_class c ON c.oid = u.oid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace)";
 
 class worker {
  public:
@@ -111,6 +145,12 @@ class worker {
   [[nodiscard]] database_routing& database(const std::string& name);
   // Function volatilities read from a database's pg_proc: the rows of function_catalog_query.
   void set_functions(const std::string& database, const std::vector<std::vector<std::string>>& rows);
+  // A statement is about to make these relations ones only the primary can read: this worker
+  // routes their reads there from now on, every other worker as soon as it is told (posted).
+  void learn_primary_only(const std::string& database, const std::vector<std::string>& relations);
+  // A replica refused a read of something only the primary can read that the catalog did not
+  // show (made elsewhere): every worker reads it again on its next use (at most ten times a second).
+  void catalog_changed(const std::string& database);
   [[nodiscard]] routing::route_context route_context() const;
   // Whether this Meridian holds write authority over the epoch of this worker's topology.
   [[nodiscard]] bool may_write(std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now()) const {
@@ -165,6 +205,8 @@ class worker {
   void remove_session(session* s);
 
  private:
+  void add_primary_only(const std::string& database, const std::vector<std::string>& relations);
+  void forget_catalog(const std::string& database);
   awaitable<void> accept_loop();
   awaitable<void> sweep_loop();
   void maybe_stop();

@@ -52,6 +52,7 @@ class classification_cache {
   [[nodiscard]] const std::vector<literal_span>& literals() const { return literals_; }
   // New function volatilities (start-up, reload): everything cached is forgotten.
   void set_functions(volatility_ptr functions);
+  [[nodiscard]] const volatility_ptr& functions() const { return functions_; }
 
   // Changes whenever what the cache answers may change (new function volatilities).
   [[nodiscard]] std::uint64_t generation() const { return generation_; }

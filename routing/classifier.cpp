@@ -73,7 +73,11 @@ void function_volatility::settle(const std::vector<std::pair<std::string, std::s
     stateful_trigger_relations_.insert(relation);
     if (const auto dot = relation.find('.'); dot != std::string::npos) stateful_trigger_relations_.insert(relation.substr(dot + 1));
   }
+  for (const auto& function : event_triggers_)
+    if (stateful_.count(function)) stateful_event_trigger_ = true;
 }
+
+void function_volatility::add_event_trigger(std::string function) { event_triggers_.push_back(std::move(function)); }
 
 void function_volatility::add_trigger(std::string relation, std::string function) {
   triggers_.emplace_back(std::move(relation), std::move(function));
@@ -82,6 +86,21 @@ void function_volatility::add_trigger(std::string relation, std::string function
 bool function_volatility::fires_stateful_trigger(std::string_view name, std::string_view qualified) const {
   if (stateful_trigger_relations_.empty()) return false;
   return stateful_trigger_relations_.count(qualified.empty() ? name : qualified) > 0;
+}
+
+void function_volatility::add_primary_only_relation(std::string_view relation) {
+  if (const auto dot = relation.find('.'); dot != std::string_view::npos) {
+    primary_only_.emplace(relation);
+    primary_only_.emplace(relation.substr(dot + 1));
+  } else {
+    primary_only_.emplace(relation);
+    primary_only_any_schema_.emplace(relation);
+  }
+}
+
+bool function_volatility::primary_only_relation(std::string_view name, std::string_view qualified) const {
+  if (primary_only_.empty()) return false;
+  return primary_only_.count(qualified.empty() ? name : qualified) > 0 || primary_only_any_schema_.count(name) > 0;
 }
 
 bool function_volatility::may_leave_state(std::string_view name, std::string_view qualified) const {
@@ -129,8 +148,11 @@ struct walker {
       if (key == "lockingClause" && value.is_array() && !value.empty()) needs_primary();  // FOR UPDATE/SHARE
       if (key == "intoClause") {  // SELECT … INTO
         needs_primary();
-        if (auto rel = value.find("rel"); rel != value.end() && rel->value("relpersistence", "") == "t")
-          result.pins_session = true;
+        if (auto rel = value.find("rel"); rel != value.end()) {
+          const auto persistence = rel->value("relpersistence", "");
+          if (persistence == "t") result.pins_session = true;
+          if (persistence == "u") made_primary_only.push_back(qualified_name(*rel));
+        }
       }
       if (key == "FuncCall") function_call(value);
       // A relation in a list is wrapped in its node type; a statement's target is not.
@@ -141,14 +163,42 @@ struct walker {
 
   // A relation the statement names: one with a stateful trigger function may leave session
   // state behind if the statement writes (settled in classify(), once its target is known).
+  // A relation only the primary can read sends the statement there.
   void relation(const json& range_var) {
     if (!range_var.is_object()) return;
     const auto name = range_var.value("relname", "");
     const auto schema = range_var.value("schemaname", "");
-    if (functions.fires_stateful_trigger(name, schema.empty() ? std::string() : schema + "." + name))
-      names_stateful_trigger = true;
+    const auto qualified = schema.empty() ? std::string() : schema + "." + name;
+    if (functions.fires_stateful_trigger(name, qualified)) names_stateful_trigger = true;
+    if (functions.primary_only_relation(name, qualified)) needs_primary();
   }
   bool names_stateful_trigger = false;
+  std::vector<std::string> made_primary_only{};  // see primary_only_relations_made
+
+  static std::string qualified_name(const json& range_var) {
+    const auto name = range_var.value("relname", "");
+    const auto schema = range_var.value("schemaname", "");
+    return schema.empty() ? name : schema + "." + name;
+  }
+  // Whether any relation named below `n` is one only the primary can read.
+  bool reads_primary_only(const json& n) const {
+    if (n.is_array()) {
+      for (const auto& item : n)
+        if (reads_primary_only(item)) return true;
+      return false;
+    }
+    if (!n.is_object()) return false;
+    for (const auto& [key, value] : n.items()) {
+      if (key == "RangeVar" && value.is_object()) {
+        const auto name = value.value("relname", "");
+        const auto schema = value.value("schemaname", "");
+        if (functions.primary_only_relation(name, schema.empty() ? std::string() : schema + "." + name)) return true;
+      }
+      if (reads_primary_only(value)) return true;
+    }
+    return false;
+  }
+  bool ddl = false;  // a statement an event trigger may fire on
 
   void function_call(const json& call) {
     auto names = call.find("funcname");
@@ -349,6 +399,8 @@ struct walker {
         statement(*q);
       } else if (body.contains("filename") || body.value("is_program", false)) {
         needs_primary();  // server-side files and programs: not a replica's business
+      } else if (auto r = body.find("relation"); r != body.end()) {
+        relation(*r);  // COPY t TO STDOUT reads t
       }
     } else if (type == "PrepareStmt") {
       result.pins_session = true;
@@ -370,6 +422,17 @@ struct walker {
       if (auto v = body.find("view"); v != body.end()) rel = &*v;
       if (auto s = body.find("sequence"); s != body.end()) rel = &*s;
       if (rel && rel->value("relpersistence", "") == "t") result.pins_session = true;
+      // Unlogged, or a view over what only the primary can read: only the primary can read it.
+      bool primary_only = rel && rel->value("relpersistence", "") == "u";
+      if (type == "ViewStmt" && functions.has_primary_only_relations())
+        if (auto q = body.find("query"); q != body.end()) primary_only = primary_only || reads_primary_only(*q);
+      if (primary_only) {
+        made_primary_only.push_back(qualified_name(*rel));
+        // A partition makes its parents' scans need the primary too.
+        for (const auto& parent : body.value("inhRelations", json::array()))
+          if (auto r = parent.find("RangeVar"); r != parent.end()) made_primary_only.push_back(qualified_name(*r));
+      }
+      ddl = true;
       needs_primary();
     } else if (type == "DoStmt" || type == "CallStmt") {
       // Code of the application's: whatever it does to the session is not seen here.
@@ -381,7 +444,19 @@ struct walker {
       // stateful function, or a write that fires a stateful trigger, leaves state unseen.
       needs_primary();
       visit(body);
+      if (type == "AlterTableStmt" && sets_unlogged(body)) {
+        if (auto r = body.find("relation"); r != body.end()) made_primary_only.push_back(qualified_name(*r));
+      }
+      if (!is_write_node(type) && type != "LockStmt" && type != "VacuumStmt" && type != "NotifyStmt" &&
+          type != "UnlistenStmt" && type != "CheckPointStmt")
+        ddl = true;
     }
+  }
+
+  static bool sets_unlogged(const json& alter) {
+    for (const auto& cmd : alter.value("cmds", json::array()))
+      if (auto c = cmd.find("AlterTableCmd"); c != cmd.end() && c->value("subtype", "") == "AT_SetUnLogged") return true;
+    return false;
   }
 };
 
@@ -415,6 +490,8 @@ classification classify(std::string_view sql, const function_volatility& functio
     w.statement(*stmt);
   }
   if (w.names_stateful_trigger && w.result.where == target::primary) w.result.may_leave_state = true;
+  if (w.ddl && functions.ddl_may_leave_state()) w.result.may_leave_state = true;
+  w.result.makes_primary_only = !w.made_primary_only.empty();
   if (stmts->size() == 1) {
     const auto& only = (*stmts)[0];
     if (auto stmt = only.find("stmt"); stmt != only.end() && stmt->is_object()) {
@@ -439,6 +516,13 @@ json statements_of(std::string_view sql) {
   return tree["stmts"];
 }
 }  // namespace
+
+std::vector<std::string> primary_only_relations_made(std::string_view sql, const function_volatility& functions) {
+  walker w{functions};
+  for (const auto& s : statements_of(sql))
+    if (auto stmt = s.find("stmt"); stmt != s.end()) w.statement(*stmt);
+  return std::move(w.made_primary_only);
+}
 
 std::string deallocated_name(std::string_view sql) {
   auto stmts = statements_of(sql);

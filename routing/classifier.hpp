@@ -52,6 +52,9 @@ struct classification {
   // COMMIT, END or PREPARE TRANSACTION: what an open transaction block wrote becomes durable.
   // On the primary it needs write authority like the block's start did (a ROLLBACK needs none).
   bool commits = false;
+  // It makes a relation that only the primary can read (see primary_only_relation): the
+  // session tells every worker which (primary_only_relations_made) before it is sent.
+  bool makes_primary_only = false;
   bool operator==(const classification&) const = default;
 };
 
@@ -81,6 +84,17 @@ class function_volatility {
   // `qualified` is schema.name when the statement named a schema; a bare name matches the
   // relation of that name in any schema (search_path is not followed: the safe side).
   [[nodiscard]] bool fires_stateful_trigger(std::string_view name, std::string_view qualified = {}) const;
+  // An event trigger runs `function` on DDL: once settled, any DDL may leave session state
+  // behind when one of them is stateful.
+  void add_event_trigger(std::string function);
+  [[nodiscard]] bool ddl_may_leave_state() const { return stateful_event_trigger_; }
+  // A relation a replica cannot read while in recovery: unlogged (tables, sequences), or a
+  // view or partitioned table over one. Reads that name it need the primary. `relation` is
+  // schema.name as the catalog gives it, or a bare name (learned from a statement that named
+  // no schema), which then matches that name in any schema.
+  void add_primary_only_relation(std::string_view relation);
+  [[nodiscard]] bool primary_only_relation(std::string_view name, std::string_view qualified = {}) const;
+  [[nodiscard]] bool has_primary_only_relations() const { return !primary_only_.empty(); }
   [[nodiscard]] std::size_t size() const { return volatile_.size() + stable_.size(); }
 
  private:
@@ -91,12 +105,22 @@ class function_volatility {
   name_set stateful_;
   std::vector<std::pair<std::string, std::string>> triggers_;  // relation (schema.name), function
   name_set stateful_trigger_relations_;                          // schema.name and name
+  std::vector<std::string> event_triggers_;                      // their functions
+  bool stateful_event_trigger_ = false;
+  name_set primary_only_;             // schema.name, and the bare name of each
+  name_set primary_only_any_schema_;  // bare names learned without a schema
 };
 
 using volatility_ptr = std::shared_ptr<const function_volatility>;
 
 // Classifies one query string (which may hold several statements).
 [[nodiscard]] classification classify(std::string_view sql, const function_volatility& functions);
+
+// The relations a query makes that only the primary can read (schema.name where it names a
+// schema): CREATE UNLOGGED TABLE (… AS, PARTITION OF: its parents too), SELECT … INTO
+// UNLOGGED, ALTER TABLE … SET UNLOGGED, and a view over a relation already known as such.
+[[nodiscard]] std::vector<std::string> primary_only_relations_made(std::string_view sql,
+                                                                   const function_volatility& functions);
 
 // The meridian.* settings a query's SET and RESET statements assign (LOCAL ones too): name
 // (lower case) and value, no value for RESET and SET … TO DEFAULT.

@@ -585,6 +585,20 @@ TEST_CASE("a write that fires a stateful trigger may leave session state behind"
     INFO(sql);
     CHECK(classify(sql, *f).may_leave_state == leaves);
   }
+  // An event trigger with a stateful function: every DDL may leave state, nothing else.
+  auto e = std::make_shared<function_volatility>(*pg15_functions());
+  e->add("remember_ddl", 'v');
+  e->mark_stateful("remember_ddl");
+  e->add_event_trigger("remember_ddl");
+  e->settle({});
+  CHECK(classify("CREATE TABLE x (id int)", *e).may_leave_state);
+  CHECK(classify("ALTER TABLE x ADD COLUMN y int", *e).may_leave_state);
+  CHECK(classify("DROP TABLE x", *e).may_leave_state);
+  CHECK(classify("CREATE INDEX ON x (id)", *e).may_leave_state);
+  CHECK_FALSE(classify("INSERT INTO x VALUES (1)", *e).may_leave_state);
+  CHECK_FALSE(classify("SELECT * FROM x", *e).may_leave_state);
+  CHECK_FALSE(classify("BEGIN", *e).may_leave_state);
+  CHECK_FALSE(classify("CREATE TABLE x (id int)", *f).may_leave_state);  // no event trigger there
   // With the trigger's function not stateful, nothing is.
   function_volatility plain(*pg15_functions());
   plain.add("remember_tenant", 'v');
@@ -605,4 +619,56 @@ TEST_CASE("a DEALLOCATE alone in its query names its statement", "[routing][clas
   CHECK(deallocated_name("DEALLOCATE a; SELECT 1").empty());
   CHECK_FALSE(classify("SELECT 1", none).deallocates);
   CHECK(deallocated_name("SELECT 1").empty());
+}
+
+TEST_CASE("reads of what a replica cannot read go to the primary", "[routing][classifier]") {
+  auto f = std::make_shared<function_volatility>(*pg15_functions());
+  f->add_primary_only_relation("app.cache");     // unlogged, from the catalog
+  f->add_primary_only_relation("sessions");      // learned from a statement without a schema
+  const std::vector<std::pair<const char*, target>> rows{
+      {"SELECT * FROM cache", target::primary},
+      {"SELECT * FROM app.cache", target::primary},
+      {"SELECT * FROM other.cache", target::any},  // another schema named: not that relation
+      {"SELECT * FROM sessions", target::primary},
+      {"SELECT * FROM anywhere.sessions", target::primary},  // learned bare: any schema
+      {"SELECT count(*) FROM orders o JOIN cache c ON c.id = o.id", target::primary},
+      {"SELECT * FROM orders WHERE id IN (SELECT id FROM cache)", target::primary},
+      {"WITH x AS (SELECT * FROM cache) SELECT * FROM x", target::primary},
+      {"COPY cache TO STDOUT", target::primary},
+      {"COPY (SELECT * FROM cache) TO STDOUT", target::primary},
+      {"SELECT * FROM orders", target::any},
+      {"SELECT cache FROM orders", target::any},  // a column, not the relation
+  };
+  for (const auto& [sql, where] : rows) {
+    INFO(sql);
+    CHECK(classify(sql, *f).where == where);
+  }
+  CHECK_FALSE(classify("SELECT * FROM cache", *pg15_functions()).where == target::primary);
+}
+
+TEST_CASE("a statement that makes a relation only the primary can read names it", "[routing][classifier]") {
+  auto f = std::make_shared<function_volatility>(*pg15_functions());
+  f->add_primary_only_relation("public.cache");
+  using names = std::vector<std::string>;
+  const std::vector<std::pair<const char*, names>> rows{
+      {"CREATE UNLOGGED TABLE t (id int)", {"t"}},
+      {"CREATE UNLOGGED TABLE app.t AS SELECT 1 AS x", {"app.t"}},
+      {"SELECT 1 AS x INTO UNLOGGED t2", {"t2"}},
+      {"ALTER TABLE app.t SET UNLOGGED", {"app.t"}},
+      {"CREATE UNLOGGED TABLE p1 PARTITION OF p FOR VALUES IN (1)", {"p1", "p"}},
+      {"CREATE VIEW v AS SELECT * FROM cache", {"v"}},
+      {"CREATE OR REPLACE VIEW s.v AS SELECT * FROM orders JOIN cache USING (id)", {"s.v"}},
+      {"CREATE UNLOGGED SEQUENCE q", {"q"}},
+      {"CREATE TABLE t (id int); CREATE UNLOGGED TABLE u (id int)", {"u"}},
+      {"CREATE TABLE t (id int)", {}},
+      {"CREATE VIEW v AS SELECT * FROM orders", {}},
+      {"ALTER TABLE t SET LOGGED", {}},
+      {"CREATE TEMP TABLE t (id int)", {}},
+      {"SELECT * FROM cache", {}},
+  };
+  for (const auto& [sql, made] : rows) {
+    INFO(sql);
+    CHECK(primary_only_relations_made(sql, *f) == made);
+    CHECK(classify(sql, *f).makes_primary_only == !made.empty());
+  }
 }
