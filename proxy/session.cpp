@@ -166,6 +166,9 @@ awaitable<void> session::run(std::shared_ptr<session> self) {
 }
 
 void session::end() {
+  // Left in a transaction that made objects: the server rolls it back.
+  if (tx_made_objects_) worker_.shared().statement_generation.fetch_add(1, std::memory_order_relaxed);
+  tx_made_objects_ = false;
   ended_ = true;
   stop_login_watch();
   if (attached_) {

@@ -257,6 +257,9 @@ class session : public std::enable_shared_from_this<session>,
   void ensure_prepared(server_connection& sc, const prepared_statement& st);
   // The application's code that may leave state unseen runs on `sc`: it is reset before reuse
   // (pool.reset_after_functions).
+  // DDL, and the end of a transaction that made objects: see statement_generation.
+  void note_catalog_change(const server_connection& sc, const routing::classification& cls);
+  bool tx_made_objects_ = false;
   // The statement makes relations only the primary can read: every worker learns them.
   // Reads the database's catalog (function_catalog_query) on a connection of its own, from the
   // node a read would go to, before the session's next statement is routed.

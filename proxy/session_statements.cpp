@@ -40,9 +40,14 @@ std::string raise_statement(const setting_error& e) {
          "'; END$meridian$";
 }
 
-std::string server_statement_name(std::string_view content) {
-  char name[24];
-  std::snprintf(name, sizeof name, "mdn_%016zx", std::hash<std::string_view>{}(content));
+std::string server_statement_name(std::string_view content, std::uint64_t generation) {
+  char name[48];
+  if (generation == 0) {
+    std::snprintf(name, sizeof name, "mdn_%016zx", std::hash<std::string_view>{}(content));
+  } else {
+    std::snprintf(name, sizeof name, "mdn_%016zx_%llx", std::hash<std::string_view>{}(content),
+                  static_cast<unsigned long long>(generation));
+  }
   return name;
 }
 
@@ -85,6 +90,7 @@ bool session::forward_client_message(const pr::frame& m, const routing::classifi
       }
       note_statement(sc, cls.where);
       note_unseen_state(sc, cls);
+      note_catalog_change(sc, cls);
       if (cls.makes_primary_only) learn_primary_only(q->sql);
       raw();
       if (!cls.sets_parameters.empty()) {
@@ -120,6 +126,7 @@ bool session::forward_client_message(const pr::frame& m, const routing::classifi
       }
       if (cls.copy_in) batch_copy_in_ = true;
       note_unseen_state(sc, cls);
+      note_catalog_change(sc, cls);
       if (cls.makes_primary_only) learn_primary_only(p->sql);
       // A SET through the extended protocol (JDBC sends its own at start-up) is followed up
       // after the batch's Sync.
@@ -145,7 +152,7 @@ bool session::forward_client_message(const pr::frame& m, const routing::classifi
       auto& st = statements_[std::string(p->statement)];
       st.cls = cls;
       st.hint = routing::leading_hint(p->sql);
-      st.server_name = server_statement_name(content);
+      st.server_name = server_statement_name(content, worker_.shared().statement_generation.load(std::memory_order_relaxed));
       st.parse_message.clear();
       {
         pr::message_writer w(st.parse_message, fe_t::parse);
@@ -261,6 +268,25 @@ bool session::forward_client_message(const pr::frame& m, const routing::classifi
 
 void session::note_unseen_state(server_connection& sc, const routing::classification& cls) {
   if (cls.may_leave_state && worker_.cfg().reset_after_functions) sc.unseen_state = true;
+}
+
+void session::note_catalog_change(const server_connection& sc, const routing::classification& cls) {
+  // A prepared statement must not outlive the objects it was planned with: PostgreSQL re-plans
+  // one whose relations changed, but one whose parameter has a type that was dropped fails
+  // ("cache lookup failed for type") however often it is run. Drivers prepare such statements
+  // anew under new names (psycopg after a DROP, an ALTER or a rollback); Meridian's names come
+  // from the text, so they would find the old one. Statements prepared after these get new names.
+  auto& generation = worker_.shared().statement_generation;
+  const bool in_block = sc.tx != pr::tx_status::idle || cls.tx == routing::tx_effect::begin ||
+                        cls.tx == routing::tx_effect::begin_read_only;
+  if (cls.invalidates_statements) generation.fetch_add(1, std::memory_order_relaxed);
+  if (cls.ddl && in_block) tx_made_objects_ = true;
+  if (cls.tx == routing::tx_effect::end) {
+    // A rollback (or the COMMIT of a failed transaction) takes back the objects it made.
+    if (tx_made_objects_ && (!cls.commits || sc.tx == pr::tx_status::failed))
+      generation.fetch_add(1, std::memory_order_relaxed);
+    tx_made_objects_ = false;
+  }
 }
 
 void session::learn_primary_only(std::string_view sql) {

@@ -66,6 +66,10 @@ struct shared_state {
   // Every worker, set once before any runs: what one learns of a database's catalog, it tells
   // the others (worker::learn_primary_only, worker::catalog_changed).
   std::vector<worker*> workers;
+  // Part of every server-side prepared statement's name: moved on by what may drop or change
+  // an object a statement was planned with (DROP, ALTER, the rollback of a transaction that
+  // made objects), so that statements prepared after it are prepared anew, never reused.
+  std::atomic<std::uint64_t> statement_generation{0};
   shared_state() { authority.grant_forever(); }
 };
 

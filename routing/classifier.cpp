@@ -444,6 +444,9 @@ struct walker {
       // stateful function, or a write that fires a stateful trigger, leaves state unseen.
       needs_primary();
       visit(body);
+      if (type.rfind("Drop", 0) == 0 || type.rfind("Alter", 0) == 0 || type == "RenameStmt" ||
+          type == "ReassignOwnedStmt")
+        result.invalidates_statements = true;
       if (type == "AlterTableStmt" && sets_unlogged(body)) {
         if (auto r = body.find("relation"); r != body.end()) made_primary_only.push_back(qualified_name(*r));
       }
@@ -492,6 +495,7 @@ classification classify(std::string_view sql, const function_volatility& functio
   if (w.names_stateful_trigger && w.result.where == target::primary) w.result.may_leave_state = true;
   if (w.ddl && functions.ddl_may_leave_state()) w.result.may_leave_state = true;
   w.result.makes_primary_only = !w.made_primary_only.empty();
+  w.result.ddl = w.ddl;
   if (stmts->size() == 1) {
     const auto& only = (*stmts)[0];
     if (auto stmt = only.find("stmt"); stmt != only.end() && stmt->is_object()) {

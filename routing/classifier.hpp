@@ -55,6 +55,12 @@ struct classification {
   // It makes a relation that only the primary can read (see primary_only_relation): the
   // session tells every worker which (primary_only_relations_made) before it is sent.
   bool makes_primary_only = false;
+  // DDL (any statement an event trigger may fire on): objects it makes go away if its
+  // transaction rolls back.
+  bool ddl = false;
+  // It may drop or change an object a prepared statement was planned with (DROP, ALTER,
+  // RENAME, ...): server-side statements prepared before it are not used again.
+  bool invalidates_statements = false;
   bool operator==(const classification&) const = default;
 };
 

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Drivers' protocol flows through a replica region's Meridian and the primary region's (issue 25):
 asyncpg's unsynced prepare followed by writes and COPY, psycopg 3's pipeline mode mixing reads
-and writes, psycopg's statement cache evicting with DEALLOCATE (issue 33). Each must succeed as it does against PostgreSQL directly, writes must reach the
+and writes, psycopg's statement cache evicting with DEALLOCATE, and its prepared statements on a type made
+and rolled back (issue 33). Each must succeed as it does against PostgreSQL directly, writes must reach the
 primary, and reads must still go to the region's replica afterwards. Exits non-zero on the first
 failed check.
 
@@ -109,6 +110,33 @@ def psycopg_prepared_cache(region, dsn):
                   f"{region}: the other client's statement of the same text lives on")
 
 
+def psycopg_type_recreated(region, dsn):
+    """A prepared statement must not outlive the type it was planned with (issue 33: through
+    eu-west-1, 'cache lookup failed for type' on every run, also from new connections). Each run
+    makes the type and a table in a transaction, inserts with a prepared statement whose parameter
+    has that type, and rolls back; then a run that commits and drops them again."""
+    for run in range(3):
+        with psycopg.connect(dsn) as conn:
+            conn.prepare_threshold = 0
+            conn.execute("CREATE TYPE prepenum AS ENUM ('foo', 'bar', 'baz')")
+            conn.execute("CREATE TABLE preptable (id integer, bar prepenum[])")
+            conn.cursor().execute("INSERT INTO preptable (bar) VALUES (%s::prepenum[])", (["foo", "bar"],))
+            n = conn.execute("SELECT count(*) FROM preptable").fetchone()[0]
+            check(n == 1, f"{region}: run {run}: inserted with a statement prepared on a new type")
+            conn.rollback()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.prepare_threshold = 0
+        conn.execute("DROP TABLE IF EXISTS preptable2")
+        conn.execute("DROP TYPE IF EXISTS prepenum2")
+        for run in range(3):
+            conn.execute("CREATE TYPE prepenum2 AS ENUM ('foo', 'bar')")
+            conn.execute("CREATE TABLE preptable2 (id integer, bar prepenum2)")
+            conn.execute("INSERT INTO preptable2 (bar) VALUES (%s::prepenum2)", ("foo",))
+            conn.execute("DROP TABLE preptable2")
+            conn.execute("DROP TYPE prepenum2")
+        check(True, f"{region}: a type dropped and made again, committed")
+
+
 def main():
     primary_port = int(os.environ["MERIDIAN_PRIMARY_PORT"])
     regions = [r for r in ("us", "eu") if f"MERIDIAN_DSN_{r.upper()}" in os.environ]
@@ -121,6 +149,7 @@ def main():
         asyncio.run(asyncpg_flows(region, dsn, read_port, primary_port))
         psycopg_pipeline(region, dsn, read_port, primary_port)
         psycopg_prepared_cache(region, dsn)
+        psycopg_type_recreated(region, dsn)
     print(f"{checks} checks passed")
 
 

@@ -672,3 +672,28 @@ TEST_CASE("a statement that makes a relation only the primary can read names it"
     CHECK(classify(sql, *f).makes_primary_only == !made.empty());
   }
 }
+
+TEST_CASE("DDL, and what may change objects prepared statements were planned with", "[routing][classifier]") {
+  const auto f = pg15_functions();
+  const std::vector<std::tuple<const char*, bool, bool>> rows{
+      // statement, ddl, invalidates_statements
+      {"CREATE TYPE e AS ENUM ('a')", true, false},
+      {"CREATE TABLE t (id int)", true, false},
+      {"CREATE INDEX ON t (id)", true, false},
+      {"DROP TYPE e", true, true},
+      {"DROP TABLE t CASCADE", true, true},
+      {"ALTER TABLE t ADD COLUMN v e", true, true},
+      {"ALTER TYPE e ADD VALUE 'b'", true, true},
+      {"ALTER TABLE t RENAME TO u", true, true},
+      {"DROP OWNED BY app", true, true},
+      {"INSERT INTO t VALUES (1)", false, false},
+      {"SELECT * FROM t", false, false},
+      {"ROLLBACK", false, false},
+  };
+  for (const auto& [sql, ddl, invalidates] : rows) {
+    INFO(sql);
+    const auto c = classify(sql, *f);
+    CHECK(c.ddl == ddl);
+    CHECK(c.invalidates_statements == invalidates);
+  }
+}
