@@ -260,7 +260,12 @@ class session : public std::enable_shared_from_this<session>,
   // DDL, and the end of a transaction that made objects: see statement_generation.
   void note_catalog_change(const server_connection& sc, const routing::classification& cls);
   bool tx_made_objects_ = false;
+  bool batch_resets_all_ = false;  // the open batch parsed RESET ALL or DISCARD ALL
   // The statement makes relations only the primary can read: every worker learns them.
+  // The client's start-up parameters as the server spells their values (see session_login.cpp).
+  awaitable<bool> spell_startup_params(const param_map& server);
+  // A query on a connection of its own from the node a read would go to, given back after.
+  awaitable<tl::expected<void, server_error>> run_on_read_node(const std::string& sql, query_rows* rows);
   // Reads the database's catalog (function_catalog_query) on a connection of its own, from the
   // node a read would go to, before the session's next statement is routed.
   awaitable<void> read_catalog();

@@ -140,36 +140,16 @@ pool& session::pool_of(routing::node_id node) {
 awaitable<void> session::read_catalog() {
   auto& db = routing_state();
   db.loading = true;
-  std::string failed;
-  routing::route_request read;
-  read.where = routing::target::any;
-  const auto decision = routing::choose_node(worker_.topology(), worker_.route_context(), read);
-  if (!decision.node) {
-    failed = "no node to read it from";
-  } else {
-    auto& p = pool_of(*decision.node);
-    auto r = co_await p.acquire(clock::now() + worker_.cfg().wait_timeout);
-    if (!r) {
-      failed = r.error().message;
-    } else {
-      auto sc = std::move(*r);
-      query_rows rows;
-      auto loaded = co_await sc->run_internal_query(std::string(function_catalog_query),
-                                                    worker_.cfg().max_message_bytes, &rows);
-      if (loaded) {
-        worker_.set_functions(database_, rows);
-      } else {
-        failed = loaded.error().message;
-      }
-      give_back(sc);
-    }
-  }
+  query_rows rows;
+  auto loaded = co_await run_on_read_node(std::string(function_catalog_query), &rows);
   db.loading = false;
-  if (!failed.empty()) {
+  if (loaded) {
+    worker_.set_functions(database_, rows);
+  } else {
     // Routing goes on with what it knows (PostgreSQL's own functions, the allow-list); another
     // session tries again in a second.
     db.retry_at = clock::now() + std::chrono::seconds(1);
-    spdlog::warn("[c{}] could not read the catalog of database {}: {}", id_, database_, failed);
+    spdlog::warn("[c{}] could not read the catalog of database {}: {}", id_, database_, loaded.error().message);
   }
 }
 

@@ -270,6 +270,8 @@ awaitable<bool> session::startup() {
     co_return false;
   }
 
+  if (!co_await spell_startup_params(*params_pool->server_params())) co_return false;
+
   response.clear();
   for (const auto& [k, v] : *params_pool->server_params()) {
     std::string_view value = v;
@@ -282,6 +284,74 @@ awaitable<bool> session::startup() {
   pr::be::serialize(pr::be::backend_key_data{cancel_key_->process_id, cancel_key_->secret_key}, response);
   append_ready(response, pr::tx_status::idle);
   co_return co_await write_client(response);
+}
+
+awaitable<bool> session::spell_startup_params(const param_map& server) {
+  // PostgreSQL reports a parameter as it spells it (`utf8` → `UTF8`, `europe/paris` →
+  // `Europe/Paris`, `iso, dmy` → `ISO, DMY`), and drivers choose codecs and date parsing by
+  // these reports. So the client's start-up values are taken as the server spells them: known
+  // spellings from this worker's earlier logins, the rest asked of a server with set_config
+  // (local to its statement, so the connection is left as it was). A value the server refuses
+  // ends the login as PostgreSQL ends it, with the server's own error.
+  auto spelled = *startup_params_;
+  std::vector<std::string> unknown;
+  bool changed = false;
+  for (const auto& [k, v] : *startup_params_) {
+    if (!is_tracked_parameter(k) || k == "application_name") continue;
+    if (auto it = server.find(k); it != server.end() && it->second == v) continue;
+    if (auto known = worker_.server_spelling(k, v)) {
+      if (*known != v) {
+        spelled[k] = *known;
+        changed = true;
+      }
+      continue;
+    }
+    unknown.push_back(k);
+  }
+  if (!unknown.empty()) {
+    std::string sql = "SELECT ";
+    for (std::size_t i = 0; i < unknown.size(); ++i) {
+      if (i) sql += ", ";
+      sql += "pg_catalog.set_config(" + quote_literal(unknown[i]) + ", " + quote_literal(spelled[unknown[i]]) + ", true)";
+    }
+    query_rows rows;
+    auto asked = co_await run_on_read_node(sql, &rows);
+    if (!asked) {
+      if (asked.error().sqlstate.rfind("08", 0) != 0 && asked.error().sqlstate != pr::sqlstate::too_many_connections) {
+        co_await fatal(asked.error().sqlstate, asked.error().message);
+        co_return false;
+      }
+      // No server to ask now: the values go as the client spelled them (they are set on every
+      // server connection the client uses, and reported as the server spells them then).
+      spdlog::warn("[c{}] could not ask how the server spells the start-up parameters: {}", id_, asked.error().message);
+    } else if (rows.size() == 1 && rows[0].size() == unknown.size()) {
+      for (std::size_t i = 0; i < unknown.size(); ++i) {
+        const auto& k = unknown[i];
+        worker_.learn_spelling(k, spelled[k], rows[0][i]);
+        if (rows[0][i] != spelled[k]) {
+          spelled[k] = rows[0][i];
+          changed = true;
+        }
+      }
+    }
+  }
+  if (changed) wanted_ = startup_params_ = worker_.parameter_sets().intern(std::move(spelled));
+  co_return true;
+}
+
+awaitable<tl::expected<void, server_error>> session::run_on_read_node(const std::string& sql, query_rows* rows) {
+  routing::route_request read;
+  read.where = routing::target::any;
+  const auto decision = routing::choose_node(worker_.topology(), worker_.route_context(), read);
+  if (!decision.node)
+    co_return tl::unexpected(server_error{std::string(pr::sqlstate::connection_failure), "no node to ask"});
+  auto& p = pool_of(*decision.node);
+  auto r = co_await p.acquire(clock::now() + worker_.cfg().wait_timeout);
+  if (!r) co_return tl::unexpected(r.error());
+  auto sc = std::move(*r);
+  auto done = co_await sc->run_internal_query(sql, worker_.cfg().max_message_bytes, rows);
+  give_back(sc);
+  co_return done;
 }
 
 awaitable<bool> session::authenticate() {

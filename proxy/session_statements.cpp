@@ -130,7 +130,11 @@ bool session::forward_client_message(const pr::frame& m, const routing::classifi
       if (cls.makes_primary_only) learn_primary_only(p->sql);
       // A SET through the extended protocol (JDBC sends its own at start-up) is followed up
       // after the batch's Sync.
-      if (!cls.sets_parameters.empty()) note_settings(sc, cls);
+      if (!cls.sets_parameters.empty()) {
+        note_settings(sc, cls);
+        if (std::find(cls.sets_parameters.begin(), cls.sets_parameters.end(), "*") != cls.sets_parameters.end())
+          batch_resets_all_ = true;
+      }
       if (cls.tx != routing::tx_effect::none) batch_tx_ = cls.tx;
       if (p->statement.empty()) {
         unnamed_class_ = cls.where;
@@ -223,7 +227,17 @@ bool session::forward_client_message(const pr::frame& m, const routing::classifi
     case fe_t::sync:
       if (auto v = pr::fe::parse_empty(m.body, "Sync"); !v) return fail(v.error());
       raw();
-      pl.sent(fe_t::sync);
+      if (batch_resets_all_) {
+        // RESET ALL or DISCARD ALL in the batch: back to the client's start-up values, as for
+        // a simple Query (the server's defaults it reports before the Sync's ReadyForQuery are
+        // not passed on; the values set again behind it are).
+        batch_resets_all_ = false;
+        const auto restore = params_to_sync(sc);
+        pl.sent(fe_t::sync, 'S', false, restore.empty() ? 0 : reset_all_tag);
+        if (!restore.empty()) restore_startup_params(sc, restore);
+      } else {
+        pl.sent(fe_t::sync);
+      }
       sc.batch_open = false;
       if (!deferred_shows_.empty()) flush_shows(sc, batch_tx_);
       batch_tx_ = routing::tx_effect::none;

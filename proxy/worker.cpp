@@ -98,6 +98,21 @@ void worker::forget_catalog(const std::string& database_name) {
   spdlog::info("worker {}: reading the catalog of database {} again", index_, database_name);
 }
 
+std::optional<std::string> worker::server_spelling(std::string_view name, std::string_view value) const {
+  std::string key;
+  key.reserve(name.size() + value.size() + 1);
+  key.append(name).append(1, '=').append(value);
+  if (auto it = spellings_.find(key); it != spellings_.end()) return it->second;
+  return std::nullopt;
+}
+
+void worker::learn_spelling(std::string_view name, std::string_view value, std::string spelled) {
+  if (spellings_.size() >= 4096) spellings_.clear();  // clients with ever new values: start over
+  std::string key;
+  key.append(name).append(1, '=').append(value);
+  spellings_.insert_or_assign(std::move(key), std::move(spelled));
+}
+
 void worker::set_topology(routing::topology_ptr t) {
   // A node whose role changed (the primary demoted or fenced, a replica promoted) gets fresh
   // server connections: the old ones served a role the node no longer has.

@@ -177,6 +177,10 @@ class worker {
   [[nodiscard]] asio::io_context& io() { return io_; }
   // Client receive buffers not in use: a session holds one only while it has bytes to read.
   [[nodiscard]] buffer_stock& client_buffers() { return client_buffers_; }
+  // How the server spells a parameter's value as a client gave it (`timezone`, `europe/paris`
+  // → `Europe/Paris`), as learned from set_config; nullopt when not learned yet.
+  [[nodiscard]] std::optional<std::string> server_spelling(std::string_view name, std::string_view value) const;
+  void learn_spelling(std::string_view name, std::string_view value, std::string spelled);
   // Session parameter sets of this worker's clients, shared by identity.
   [[nodiscard]] param_sets& parameter_sets() { return parameter_sets_; }
   [[nodiscard]] bool draining() const { return draining_; }
@@ -235,6 +239,7 @@ class worker {
   void arm_login_timer();
   console_backend* console_ = nullptr;
   param_sets parameter_sets_;
+  std::unordered_map<std::string, std::string> spellings_;  // name '=' value → the server's
   std::unordered_map<std::string, std::unique_ptr<database_routing>> databases_;
   std::vector<std::chrono::steady_clock::time_point> skipped_until_;
   bool draining_ = false;

@@ -319,7 +319,7 @@ TEST_CASE("RESET ALL and DISCARD ALL return a session to its start-up parameters
   // The client starts with its own time zone and date style (libpq sends them as start-up
   // parameters from PGTZ and PGDATESTYLE); the servers' defaults differ.
   for (int region : {us, eu}) {
-    for (const char* reset : {"RESET ALL", "DISCARD ALL"}) {
+    for (const char* reset : {"RESET ALL", "DISCARD ALL", "extended DISCARD ALL", "extended RESET ALL"}) {
       INFO(region_name(region) << ", " << reset);
       pg_connection c(sandbox::dsn(region) + " options='-c TimeZone=Europe/Paris -c DateStyle=SQL,DMY'");
       REQUIRE(c.ok());
@@ -328,7 +328,14 @@ TEST_CASE("RESET ALL and DISCARD ALL return a session to its start-up parameters
       REQUIRE(c.sqlstate_of("SET datestyle = 'ISO, MDY'") == "");
       REQUIRE(c.sqlstate_of("SET search_path = itest_state") == "");
       CHECK(c.scalar("SHOW timezone") == "America/New_York");
-      REQUIRE(c.sqlstate_of(reset) == "");
+      if (std::string(reset).rfind("extended ", 0) == 0) {
+        // Parse, Bind, Describe, Execute, Sync, as drivers and poolers send it.
+        PGresult* r = PQexecParams(c.raw(), reset + 9, 0, nullptr, nullptr, nullptr, nullptr, 0);
+        REQUIRE(PQresultStatus(r) == PGRES_COMMAND_OK);
+        PQclear(r);
+      } else {
+        REQUIRE(c.sqlstate_of(reset) == "");
+      }
       // What the server says, and what the client was told.
       CHECK(c.scalar("SHOW timezone") == "Europe/Paris");
       CHECK(c.scalar("SHOW datestyle") == "SQL, DMY");
@@ -343,5 +350,47 @@ TEST_CASE("RESET ALL and DISCARD ALL return a session to its start-up parameters
     pg_connection other(sandbox::dsn(region));
     REQUIRE(other.ok());
     CHECK(other.scalar("SHOW timezone") != "Europe/Paris");
+  }
+}
+
+TEST_CASE("start-up parameters are reported as PostgreSQL spells them, in every region", "[integration][params]") {
+  // Odd spellings of each reported parameter a client may set at start-up; drivers choose their
+  // codec and date parsing from what the server reports back.
+  const std::string odd =
+      " client_encoding=utf8 options='-c TimeZone=europe/paris -c DateStyle=iso,dmy -c IntervalStyle=SQL_standard"
+      " -c standard_conforming_strings=true -c default_transaction_read_only=0'";
+  const char* reported[] = {"client_encoding", "TimeZone", "DateStyle", "IntervalStyle",
+                            "standard_conforming_strings", "default_transaction_read_only"};
+  pg_connection direct("host=127.0.0.1 port=" + pg_port_str(us) + " user=app password=app-secret dbname=app" + odd);
+  REQUIRE(direct.ok());
+  CHECK(std::string(PQparameterStatus(direct.raw(), "TimeZone")) == "Europe/Paris");  // the spelling differs
+  for (int region : {us, eu}) {
+    for (int connection = 0; connection < 2; ++connection) {  // asked of a server, then known
+      INFO(region_name(region) << ", connection " << connection);
+      pg_connection c(sandbox::dsn(region) + odd);
+      REQUIRE(c.ok());
+      for (const char* name : reported) {
+        INFO(name);
+        CHECK(std::string(PQparameterStatus(c.raw(), name)) == PQparameterStatus(direct.raw(), name));
+      }
+      CHECK(c.scalar("SHOW TimeZone") == "Europe/Paris");
+      CHECK(c.scalar("SELECT to_char(date '2026-12-07', 'DD/MM')") == "07/12");
+      // RESET ALL returns to them, reported the same way.
+      REQUIRE(c.sqlstate_of("SET TimeZone = 'UTC'") == "");
+      REQUIRE(c.sqlstate_of("RESET ALL") == "");
+      CHECK(std::string(PQparameterStatus(c.raw(), "TimeZone")) == "Europe/Paris");
+      CHECK(std::string(PQparameterStatus(c.raw(), "DateStyle")) == PQparameterStatus(direct.raw(), "DateStyle"));
+    }
+  }
+  // A value PostgreSQL refuses at start-up is refused the same way.
+  pg_connection bad_direct("host=127.0.0.1 port=" + pg_port_str(us) +
+                           " user=app password=app-secret dbname=app options='-c TimeZone=nowhere/at_all'");
+  CHECK_FALSE(bad_direct.ok());
+  for (int region : {us, eu}) {
+    INFO(region_name(region));
+    pg_connection bad(sandbox::dsn(region) + " options='-c TimeZone=nowhere/at_all'");
+    CHECK_FALSE(bad.ok());
+    CHECK_THAT(bad.error(), Catch::Contains("invalid value for parameter \"TimeZone\": \"nowhere/at_all\""));
+    CHECK_THAT(bad_direct.error(), Catch::Contains("invalid value for parameter \"TimeZone\": \"nowhere/at_all\""));
   }
 }
