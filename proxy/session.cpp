@@ -226,7 +226,7 @@ session::client_step session::take_client_messages(std::size_t max_message) {
     // Routing knows the database's catalog before it routes a unit (one to route: not a
     // client's Terminate, which needs no server).
     if (!attached_ && !in_.readable().empty() && in_.readable()[0] != fe_t::terminate &&
-        routing_state().catalog_due(clock::now()))
+        routing_state().catalog_due())
       return {client_step::kind::read_catalog, {}};
     // The session core says what becomes of the message in front (routing/session_core.hpp).
     auto st = core_.next(in_.readable(), server_state());

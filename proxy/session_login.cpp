@@ -349,7 +349,18 @@ awaitable<tl::expected<void, server_error>> session::run_on_read_node(const std:
   auto r = co_await p.acquire(clock::now() + worker_.cfg().wait_timeout);
   if (!r) co_return tl::unexpected(r.error());
   auto sc = std::move(*r);
+  // A server that stops answering (a cut network drops packets) must not hold the session, or
+  // the worker's catalog, for long: past pool.connect_timeout the connection is closed.
+  asio::steady_timer limit(client_.get_executor(), clock::now() + worker_.cfg().connect_timeout);
+  limit.async_wait([weak = std::weak_ptr<server_connection>(sc)](error_code ec) {
+    if (ec) return;
+    if (auto c = weak.lock()) {
+      error_code ignored;
+      c->socket.close(ignored);
+    }
+  });
   auto done = co_await sc->run_internal_query(sql, worker_.cfg().max_message_bytes, rows);
+  limit.cancel();
   give_back(sc);
   co_return done;
 }

@@ -42,8 +42,8 @@ struct database_routing {
   std::chrono::steady_clock::time_point loaded_at{};
   std::chrono::steady_clock::time_point retry_at{};  // after a failed read of the catalog
   // Whether a session should read the catalog before it routes its next statement.
-  [[nodiscard]] bool catalog_due(std::chrono::steady_clock::time_point now) const {
-    return !functions_loaded && !loading && now >= retry_at;
+  [[nodiscard]] bool catalog_due() const {
+    return !functions_loaded && !loading && std::chrono::steady_clock::now() >= retry_at;
   }
 };
 
