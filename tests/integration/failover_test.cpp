@@ -239,9 +239,10 @@ TEST_CASE("the primary killed under load: every region writes to the promoted re
     CHECK_THAT(status.output, Catch::Contains("epoch 2: primary eu-west-1, fenced: us-east-1"));
     CHECK_THAT(status.output, Catch::Contains("last failover"));
     // Every candidate weighed, nearest first by the round trip measured to the lost primary
-    // (80 and 220 ms through the relay), and the async window at promotion.
-    CHECK_THAT(status.output, Catch::Contains("candidates: eu-west-1 (rank 1, 8") &&
-                                  Catch::Contains("ap-southeast-1 (rank 2, 22"));
+    // (80 and 220 ms through the relay, plus the probe's own time: up to 45 ms more seen in the
+    // sanitized build under the test's load), and the async window at promotion.
+    CHECK_THAT(status.output, Catch::Matches(R"([\s\S]*candidates: eu-west-1 \(rank 1, (8|9|1[0-2])\d\.\d ms from the primary[\s\S]*)") &&
+                                  Catch::Matches(R"([\s\S]*ap-southeast-1 \(rank 2, 2[2-6]\d\.\d ms from the primary[\s\S]*)"));
     CHECK_THAT(status.output, Catch::Contains(" ms from the primary, received "));
     CHECK_THAT(status.output, Catch::Contains("async window at promotion: "));
   }
@@ -263,7 +264,7 @@ TEST_CASE("the primary killed under load: every region writes to the promoted re
       CHECK(metric(exposition, "meridian_failover_candidate_chosen", "node=\"eu-west-1\",rank=\"1\"") == 1);
       CHECK(metric(exposition, "meridian_failover_candidate_chosen", "node=\"ap-southeast-1\",rank=\"2\"") == 0);
       CHECK_THAT(metric(exposition, "meridian_failover_candidate_distance_seconds", "node=\"eu-west-1\",rank=\"1\""),
-                 Catch::WithinAbs(0.090, 0.015));
+                 Catch::WithinAbs(0.100, 0.030));
       CHECK(metric(exposition, "meridian_failover_candidate_distance_seconds", "node=\"ap-southeast-1\",rank=\"2\"") > 0.2);
     }
   }
