@@ -255,13 +255,6 @@ class session : public std::enable_shared_from_this<session>,
   // False: a violation (violation_ says why).
   bool forward_client_message(const protocol::frame& m, const routing::classification* classified);
   void ensure_prepared(server_connection& sc, const prepared_statement& st);
-  // The application's code that may leave state unseen runs on `sc`: it is reset before reuse
-  // (pool.reset_after_functions).
-  // DDL, and the end of a transaction that made objects: see statement_generation.
-  void note_catalog_change(const server_connection& sc, const routing::classification& cls);
-  bool tx_made_objects_ = false;
-  bool batch_resets_all_ = false;  // the open batch parsed RESET ALL or DISCARD ALL
-  // The statement makes relations only the primary can read: every worker learns them.
   // The client's start-up parameters as the server spells their values (see session_login.cpp).
   awaitable<bool> spell_startup_params(const param_map& server);
   // A query on a connection of its own from the node a read would go to, given back after.
@@ -269,7 +262,14 @@ class session : public std::enable_shared_from_this<session>,
   // Reads the database's catalog (function_catalog_query) on a connection of its own, from the
   // node a read would go to, before the session's next statement is routed.
   awaitable<void> read_catalog();
+  // DDL, and the end of a transaction that made objects: see statement_generation.
+  void note_catalog_change(const server_connection& sc, const routing::classification& cls);
+  bool tx_made_objects_ = false;
+  bool batch_resets_all_ = false;  // the open batch parsed RESET ALL or DISCARD ALL
+  // The statement makes relations only the primary can read: every worker learns them.
   void learn_primary_only(std::string_view sql);
+  // The application's code that may leave state unseen runs on `sc`: it is reset before reuse
+  // (pool.reset_after_functions).
   void note_unseen_state(server_connection& sc, const routing::classification& cls);
   // For `sql`, a lone DEALLOCATE (classification::deallocates): when it names one of the client's
   // own protocol-level statements, the statement to send instead, after a throwaway Parse (see
@@ -281,9 +281,10 @@ class session : public std::enable_shared_from_this<session>,
   // Records parameters a statement sets; flush_shows asks the server for their values once the
   // transaction they belong to (as far as this batch tells) is over.
   void note_settings(server_connection& sc, const routing::classification& cls);
-  // After a client's RESET ALL or DISCARD ALL (a simple Query, just sent): the start-up
-  // parameters set again on the connection by `sql` (params_to_sync), a synthetic query behind it.
-  void restore_startup_params(server_connection& sc, const std::string& sql);
+  // Records the client's `type` (a Query, or the Sync of a batch) just sent, which ends in RESET
+  // ALL or DISCARD ALL: the start-up parameters are set again on the connection by a synthetic
+  // query behind it (params_to_sync).
+  void sent_resetting_all(server_connection& sc, char type);
   // The connection runs (or has run) params_to_sync's SQL: it now holds the client's parameters.
   void note_synced(server_connection& sc) const;
   void flush_shows(server_connection& sc, routing::tx_effect tx);

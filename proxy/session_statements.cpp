@@ -40,6 +40,11 @@ std::string raise_statement(const setting_error& e) {
          "'; END$meridian$";
 }
 
+// RESET ALL or DISCARD ALL.
+bool resets_all(const routing::classification& cls) {
+  return std::find(cls.sets_parameters.begin(), cls.sets_parameters.end(), "*") != cls.sets_parameters.end();
+}
+
 std::string server_statement_name(std::string_view content, std::uint64_t generation) {
   char name[48];
   if (generation == 0) {
@@ -93,13 +98,9 @@ bool session::forward_client_message(const pr::frame& m, const routing::classifi
       note_catalog_change(sc, cls);
       if (cls.makes_primary_only) learn_primary_only(q->sql);
       raw();
-      if (!cls.sets_parameters.empty()) {
-        note_settings(sc, cls);
-        const bool resets_all = std::find(cls.sets_parameters.begin(), cls.sets_parameters.end(), "*") !=
-                                cls.sets_parameters.end();
-        const auto restore = resets_all ? params_to_sync(sc) : std::string();
-        pl.sent(fe_t::query, 'S', false, restore.empty() ? 0 : reset_all_tag);
-        if (!restore.empty()) restore_startup_params(sc, restore);
+      if (!cls.sets_parameters.empty()) note_settings(sc, cls);
+      if (resets_all(cls)) {
+        sent_resetting_all(sc, fe_t::query);
       } else {
         pl.sent(fe_t::query);
       }
@@ -130,11 +131,8 @@ bool session::forward_client_message(const pr::frame& m, const routing::classifi
       if (cls.makes_primary_only) learn_primary_only(p->sql);
       // A SET through the extended protocol (JDBC sends its own at start-up) is followed up
       // after the batch's Sync.
-      if (!cls.sets_parameters.empty()) {
-        note_settings(sc, cls);
-        if (std::find(cls.sets_parameters.begin(), cls.sets_parameters.end(), "*") != cls.sets_parameters.end())
-          batch_resets_all_ = true;
-      }
+      if (!cls.sets_parameters.empty()) note_settings(sc, cls);
+      if (resets_all(cls)) batch_resets_all_ = true;
       if (cls.tx != routing::tx_effect::none) batch_tx_ = cls.tx;
       if (p->statement.empty()) {
         unnamed_class_ = cls.where;
@@ -228,13 +226,10 @@ bool session::forward_client_message(const pr::frame& m, const routing::classifi
       if (auto v = pr::fe::parse_empty(m.body, "Sync"); !v) return fail(v.error());
       raw();
       if (batch_resets_all_) {
-        // RESET ALL or DISCARD ALL in the batch: back to the client's start-up values, as for
-        // a simple Query (the server's defaults it reports before the Sync's ReadyForQuery are
-        // not passed on; the values set again behind it are).
+        // RESET ALL or DISCARD ALL in the batch: the server reports its defaults before the
+        // Sync's ReadyForQuery.
         batch_resets_all_ = false;
-        const auto restore = params_to_sync(sc);
-        pl.sent(fe_t::sync, 'S', false, restore.empty() ? 0 : reset_all_tag);
-        if (!restore.empty()) restore_startup_params(sc, restore);
+        sent_resetting_all(sc, fe_t::sync);
       } else {
         pl.sent(fe_t::sync);
       }
@@ -326,11 +321,14 @@ void session::note_settings(server_connection& sc, const routing::classification
   }
 }
 
-void session::restore_startup_params(server_connection& sc, const std::string& sql) {
+void session::sent_resetting_all(server_connection& sc, char type) {
   // What PostgreSQL's RESET ALL returns a session to is its start-up values; the server
-  // connection's own are the pool's. They are set again right behind the client's query, whose
-  // ReadyForQuery waits for it; the parameters it reports are the ones the client sees (the
-  // server's defaults its query reported are not).
+  // connection's own are the pool's. They are set again right behind the client's message,
+  // whose ReadyForQuery waits for it; the parameters it reports are the ones the client sees
+  // (the server's defaults reported in answer to the client's message, tagged, are not).
+  const auto sql = params_to_sync(sc);
+  sc.pipeline.sent(type, 'S', false, sql.empty() ? 0 : reset_all_tag);
+  if (sql.empty()) return;
   pr::fe::serialize(pr::fe::query{sql}, server_out_);
   sc.pipeline.sent(pr::pending_request{pr::request_kind::query, true, false, restore_tag});
   note_synced(sc);

@@ -67,10 +67,15 @@ void worker::set_functions(const std::string& name, const std::vector<std::vecto
   spdlog::info("worker {}: loaded volatility of {} functions for database {}", index_, rows.size(), name);
 }
 
+template <class F>
+void worker::tell_others(F f) {
+  for (auto* w : shared_.workers)
+    if (w != this) asio::post(w->io(), [w, f] { f(*w); });
+}
+
 void worker::learn_primary_only(const std::string& database, const std::vector<std::string>& relations) {
   add_primary_only(database, relations);
-  for (auto* w : shared_.workers)
-    if (w != this) asio::post(w->io(), [w, database, relations] { w->add_primary_only(database, relations); });
+  tell_others([database, relations](worker& w) { w.add_primary_only(database, relations); });
 }
 
 void worker::add_primary_only(const std::string& database_name, const std::vector<std::string>& relations) {
@@ -84,8 +89,7 @@ void worker::add_primary_only(const std::string& database_name, const std::vecto
 
 void worker::catalog_changed(const std::string& database) {
   forget_catalog(database);
-  for (auto* w : shared_.workers)
-    if (w != this) asio::post(w->io(), [w, database] { w->forget_catalog(database); });
+  tell_others([database](worker& w) { w.forget_catalog(database); });
 }
 
 void worker::forget_catalog(const std::string& database_name) {
@@ -98,19 +102,23 @@ void worker::forget_catalog(const std::string& database_name) {
   spdlog::info("worker {}: reading the catalog of database {} again", index_, database_name);
 }
 
-std::optional<std::string> worker::server_spelling(std::string_view name, std::string_view value) const {
+namespace {
+std::string spelling_key(std::string_view name, std::string_view value) {
   std::string key;
   key.reserve(name.size() + value.size() + 1);
   key.append(name).append(1, '=').append(value);
-  if (auto it = spellings_.find(key); it != spellings_.end()) return it->second;
+  return key;
+}
+}  // namespace
+
+std::optional<std::string> worker::server_spelling(std::string_view name, std::string_view value) const {
+  if (auto it = spellings_.find(spelling_key(name, value)); it != spellings_.end()) return it->second;
   return std::nullopt;
 }
 
 void worker::learn_spelling(std::string_view name, std::string_view value, std::string spelled) {
   if (spellings_.size() >= 4096) spellings_.clear();  // clients with ever new values: start over
-  std::string key;
-  key.append(name).append(1, '=').append(value);
-  spellings_.insert_or_assign(std::move(key), std::move(spelled));
+  spellings_.insert_or_assign(spelling_key(name, value), std::move(spelled));
 }
 
 void worker::set_topology(routing::topology_ptr t) {

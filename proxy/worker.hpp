@@ -215,6 +215,9 @@ class worker {
  private:
   void add_primary_only(const std::string& database, const std::vector<std::string>& relations);
   void forget_catalog(const std::string& database);
+  // Runs f(worker&) on every other worker, on its own thread (posted).
+  template <class F>
+  void tell_others(F f);
   awaitable<void> accept_loop();
   awaitable<void> sweep_loop();
   void maybe_stop();

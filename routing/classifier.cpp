@@ -167,18 +167,23 @@ struct walker {
   void relation(const json& range_var) {
     if (!range_var.is_object()) return;
     const auto name = range_var.value("relname", "");
-    const auto schema = range_var.value("schemaname", "");
-    const auto qualified = schema.empty() ? std::string() : schema + "." + name;
+    const auto qualified = schema_qualified(range_var, name);
     if (functions.fires_stateful_trigger(name, qualified)) names_stateful_trigger = true;
     if (functions.primary_only_relation(name, qualified)) needs_primary();
+  }
+  // schema.name when the RangeVar names a schema, else empty (as function_volatility takes it).
+  static std::string schema_qualified(const json& range_var, const std::string& name) {
+    const auto schema = range_var.value("schemaname", "");
+    return schema.empty() ? std::string() : schema + "." + name;
   }
   bool names_stateful_trigger = false;
   std::vector<std::string> made_primary_only{};  // see primary_only_relations_made
 
+  // schema.name, or the bare name when no schema is named.
   static std::string qualified_name(const json& range_var) {
     const auto name = range_var.value("relname", "");
-    const auto schema = range_var.value("schemaname", "");
-    return schema.empty() ? name : schema + "." + name;
+    const auto qualified = schema_qualified(range_var, name);
+    return qualified.empty() ? name : qualified;
   }
   // Whether any relation named below `n` is one only the primary can read.
   bool reads_primary_only(const json& n) const {
@@ -191,8 +196,7 @@ struct walker {
     for (const auto& [key, value] : n.items()) {
       if (key == "RangeVar" && value.is_object()) {
         const auto name = value.value("relname", "");
-        const auto schema = value.value("schemaname", "");
-        if (functions.primary_only_relation(name, schema.empty() ? std::string() : schema + "." + name)) return true;
+        if (functions.primary_only_relation(name, schema_qualified(value, name))) return true;
       }
       if (reads_primary_only(value)) return true;
     }
