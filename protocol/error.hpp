@@ -21,6 +21,8 @@ inline constexpr std::string_view query_canceled = "57014";
 inline constexpr std::string_view internal_error = "XX000";
 inline constexpr std::string_view invalid_parameter_value = "22023";
 inline constexpr std::string_view undefined_object = "42704";
+inline constexpr std::string_view transaction_resolution_unknown = "08007";
+inline constexpr std::string_view in_failed_sql_transaction = "25P02";
 }  // namespace sqlstate
 
 enum class severity { error, fatal };

@@ -22,14 +22,23 @@ void pipeline::sent(char type, char describe_kind, bool synthetic, std::uint32_t
     case fe_t::copy_fail: kind = request_kind::copy_end; break;
     default: return;
   }
-  sent(pending_request{kind, synthetic, false, tag});
+  sent(pending_request{kind, synthetic, false, 0, tag});
 }
 
 void pipeline::sent(pending_request request) {
+  if (!request.synthetic && !request.local &&
+      (request.kind == request_kind::sync || request.kind == request_kind::query ||
+       request.kind == request_kind::function_call)) {
+    request.effect |= open_effect_;
+    open_effect_ = 0;
+  }
   if (copy_in_) {
     // The server reads copy messages only: it ignores a Sync, and the copy ends here.
     if (request.kind == request_kind::copy_end) copy_in_ = false;
-    if (request.kind == request_kind::sync || request.kind == request_kind::copy_end) return;
+    if (request.kind == request_kind::sync || request.kind == request_kind::copy_end) {
+      open_effect_ |= request.effect;  // the unit goes on: its end is the Sync after the copy's
+      return;
+    }
   }
   if (request.kind == request_kind::copy_end && (skipping_ || !has_head())) return;  // no copy to end
   if (skipping_) {
@@ -58,12 +67,14 @@ void pipeline::clear() {
   skipping_ = false;
   copy_in_ = false;
   discarded_.clear();
+  open_effect_ = 0;
 }
 
 void pipeline::enter_copy_in() {
   for (std::size_t i = head_ + 1; i < queue_.size(); ++i) {
     const auto k = queue_[i].kind;
     if (k == request_kind::sync || k == request_kind::copy_end) {
+      open_effect_ |= queue_[i].effect;  // the copy's unit ends at the Sync after its end
       queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(i));
       --i;
       if (k == request_kind::copy_end) return;

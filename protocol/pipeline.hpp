@@ -37,6 +37,9 @@ struct pending_request {
   request_kind kind;
   bool synthetic = false;  // injected by Meridian: its answers are not forwarded
   bool local = false;      // never sent: Meridian answers it itself when it reaches the head
+  // A client's Sync, Query or FunctionCall: what its unit does (the caller's bits, see
+  // note_effect), taken when it is sent.
+  std::uint8_t effect = 0;
   std::uint32_t tag = 0;   // caller's cookie, e.g. which prepared statement a Parse created
 };
 
@@ -55,6 +58,13 @@ class pipeline {
   // (see above), and a Sync sent during a copy-in is ignored as the server ignores it.
   void sent(char frontend_message_type, char describe_kind = 'S', bool synthetic = false, std::uint32_t tag = 0);
   void sent(pending_request request);
+  // What the client's next message does (caller's bits, OR-ed): the unit it belongs to carries
+  // them from its end (the client's next Sync, Query or FunctionCall sent).
+  void note_effect(std::uint8_t bits) { open_effect_ |= bits; }
+  // The requests not answered yet, oldest first, and what the client's unit not ended yet does.
+  [[nodiscard]] const pending_request* unanswered_begin() const { return queue_.data() + head_; }
+  [[nodiscard]] const pending_request* unanswered_end() const { return queue_.data() + queue_.size(); }
+  [[nodiscard]] std::uint8_t open_effect() const { return open_effect_; }
 
   // Classifies one backend message. Requests discarded by the server after an error are
   // appended to discarded() so the caller can undo what it assumed (e.g. a prepared statement).
@@ -112,6 +122,7 @@ class pipeline {
   // The server is in copy-in and the client has not yet sent CopyDone or CopyFail.
   bool copy_in_ = false;
   std::vector<pending_request> discarded_;
+  std::uint8_t open_effect_ = 0;
 };
 
 }  // namespace meridian::protocol

@@ -51,7 +51,10 @@ session::~session() {
 
 std::vector<std::string> session::client_row() const {
   // id, user, database, address, tls, state, node, connected_s, consistency
-  std::string state = !logged_in_ ? "login" : attached_ ? (attached_->tx == pr::tx_status::idle ? "active" : "in transaction") : "idle";
+  std::string state = !logged_in_ ? "login"
+                      : attached_ ? (attached_->tx == pr::tx_status::idle ? "active" : "in transaction")
+                      : core_.lost_transaction() != pr::tx_status::idle ? "in transaction (server lost)"
+                                                                        : "idle";
   std::string node = attached_ && attached_->owner ? attached_->owner->node().name : "";
   const auto connected = std::chrono::duration_cast<std::chrono::seconds>(clock::now() - connected_at_).count();
   return {std::to_string(id_), user_, database_, peer_, tls_ ? "yes" : "no", std::move(state), std::move(node),
@@ -246,10 +249,19 @@ session::client_step session::take_client_messages(std::size_t max_message) {
         in_.consume(st.length);
         continue;
       case step_kind::answer_ready:
-        // What was left of a batch the replica failed is skipped: its Sync is answered here.
-        append_ready(client_out_, pr::tx_status::idle);
+        // What was left of a batch the replica failed (or of one lost with its server) is
+        // skipped: its Sync is answered here.
+        append_ready(client_out_, st.ready);
         in_.consume(st.length);
         continue;
+      case step_kind::answer_lost: {
+        // The client's transaction block was lost with its server (see answer_lost_work).
+        const char type = in_.readable()[0];
+        append_lost_answer(client_out_, st.lost);
+        if (type == fe_t::query || type == fe_t::function_call) append_ready(client_out_, st.ready);
+        in_.consume(st.length);
+        continue;
+      }
       case step_kind::attach: {
         // The common case: an idle connection at hand, nothing to wait for, or a place in the
         // pool's line. Else attach() does what must be waited for.
@@ -265,7 +277,7 @@ session::client_step session::take_client_messages(std::size_t max_message) {
         // A replica's batch that must move to the primary: closed on the replica first.
         auto& sc = *attached_;
         pr::fe::serialize_empty(fe_t::sync, server_out_);
-        sc.pipeline.sent(pr::pending_request{pr::request_kind::sync, true, false, core_sync_tag});
+        sc.pipeline.sent(pr::pending_request{pr::request_kind::sync, true, false, 0, core_sync_tag});
         sc.batch_open = false;
         continue;
       }
@@ -278,6 +290,7 @@ session::client_step session::take_client_messages(std::size_t max_message) {
         st = core_.forward_authorized();
         [[fallthrough]];
       case step_kind::forward: {
+        attached_->pipeline.note_effect(st.effect);
         const auto data = in_.readable();
         const pr::frame m{data[0], data.substr(pr::typed_header_size, st.length - pr::typed_header_size), st.length};
         if (tracing())  // spdlog::trace does work even when filtered

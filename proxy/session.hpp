@@ -239,6 +239,17 @@ class session : public std::enable_shared_from_this<session>,
     return confirmed_node_ == node && confirmed_lsn_ >= commit_lsn_;
   }
   awaitable<void> on_server_lost(server_conn_ptr sc, const std::string& why);
+  // Transaction pooling: the attached server was lost, and the client's connection goes on.
+  // Each unit in flight on it gets its answer (routing/lost_work.hpp), in `out`; the session
+  // core learns what is left of the client's transaction.
+  void answer_lost_work(server_connection& sc, const std::string& why, std::string& out);
+  // One answer of routing/lost_work.hpp (without its ReadyForQuery), counted in the metrics.
+  void append_lost_answer(std::string& out, routing::lost_answer answer);
+  // Why the client's work was lost, for its answers (set when a server is lost under it).
+  std::string lost_because_;
+  // A server's FATAL that only says it is going away (57P0x) was kept from the client: the
+  // connection is lost, and the client's session goes on (on_server_lost).
+  std::string server_going_;
   awaitable<bool> write_client(const std::vector<asio::const_buffer>& buffers);
   // Client output written now when the socket takes it all (see send_now.hpp): done, the client
   // is gone, or `wait`: what is left (in `buffers`) needs write_client.

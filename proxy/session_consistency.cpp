@@ -35,7 +35,7 @@ void session::capture_commit_position(server_connection& sc) {
   // Inside a transaction this reads a position before the commit, which is harmless: the
   // position that counts is the one read after the batch that ends the transaction.
   pr::fe::serialize(pr::fe::query{"SELECT pg_catalog.pg_current_wal_insert_lsn()"}, server_out_);
-  sc.pipeline.sent(pr::pending_request{pr::request_kind::query, true, false, position_tag});
+  sc.pipeline.sent(pr::pending_request{pr::request_kind::query, true, false, 0, position_tag});
   captured_.reset();
 }
 

@@ -93,6 +93,12 @@ void session::relayed(server_conn_ptr sc, const chunk_result& chunk, bool writte
     ended_ = true;  // the client is gone
     return read_server(std::move(sc));
   }
+  if (!server_going_.empty()) {
+    // The server said it is going away: its connection is lost now, not at its close.
+    auto why = std::move(server_going_);
+    server_going_.clear();
+    if (attached_ == sc) return lose_server(std::move(sc), std::move(why));
+  }
   sc->in.reserve(chunk.need);
   if (attached_ == sc) arm_idle_in_transaction(*sc);
   if (sc->in.capacity() > (1u << 20) && sc->in.readable().size() < 16384) sc->in.shrink(16384);
@@ -299,9 +305,20 @@ session::chunk_result session::process_server_chunk(server_connection& sc) {
         if (v.forward && !v.unsolicited) core_.server_error();
         auto fields = pr::be::parse_error_fields(m.body);
         const auto severity = fields ? fields->get('V') : std::string_view{};
-        if (severity == "FATAL" || severity == "PANIC") {
-          // The backend ends this client's session (terminated, shutting down): the client gets
-          // the server's own words, whatever was asked, and nothing of Meridian's after them.
+        const auto code = fields ? fields->get('C') : std::string_view{};
+        if ((severity == "FATAL" || severity == "PANIC") && (code == "57P01" || code == "57P02" || code == "57P03") &&
+            mode() == pool_mode::transaction && !core_.pinned()) {
+          // The server is going away (shut down, crashed, this backend terminated). Under
+          // transaction pooling the client's connection is Meridian's: it goes on, and its work
+          // is answered as lost (on_server_lost) once what came before it was relayed.
+          sc.tainted = true;
+          forward = false;
+          server_going_ = fields->get('M');
+          spdlog::info("[c{}] server {} is going away: {}", id_, sc.node.value, server_going_);
+        } else if (severity == "FATAL" || severity == "PANIC") {
+          // The backend ends this client's session (its state is the server's, or the server
+          // says why it ends it): the client gets the server's own words, whatever was asked,
+          // and nothing of Meridian's after them.
           sc.tainted = true;
           forward = true;
           server_ended_session_ = true;
@@ -403,23 +420,119 @@ awaitable<void> session::reset_and_release(server_conn_ptr sc) {
 
 awaitable<void> session::on_server_lost(server_conn_ptr sc, const std::string& why) {
   const bool busy = !sc->quiescent();
-  if (attached_ == sc) detach();
-  sc->owner->discard(sc);
   const auto& node_name = worker_.topology().at(sc->node).name;
   if (server_ended_session_) {
     // The server said why in a FATAL the client has; PostgreSQL closes the connection after it.
+    if (attached_ == sc) detach();
+    sc->owner->discard(sc);
     co_await close_client_gracefully();
     co_return;
   }
+  if (attached_ == sc && mode() == pool_mode::transaction && !core_.pinned()) {
+    // The client's connection is Meridian's, and its session state (parameters, prepared
+    // statements) is replayed on any server: it goes on. What was in flight is answered.
+    std::string out;
+    answer_lost_work(*sc, "server connection to \"" + node_name + "\" was lost (" + why + ")", out);
+    sc->owner->discard(sc);
+    if (!out.empty() && !co_await write_client(out)) co_return;
+    if (waiting_server_) {
+      // The client's next message waited for the lost server's answers.
+      waiting_server_ = false;
+      if (tls_)
+        spawn_serve(false);
+      else
+        continue_turn();
+    }
+    co_return;
+  }
+  if (attached_ == sc) detach();
+  sc->owner->discard(sc);
   if (!busy && mode() == pool_mode::transaction) {
     spdlog::info("[c{}] idle server connection to {} lost: {}", id_, node_name, why);
     co_return;
   }
-  // The client's query or transaction died with the server connection; PostgreSQL would have
-  // closed the client's connection too.
+  // A pinned or session-pooled session: its server-side state (temporary tables, locks, the
+  // server's own session) died with the connection; PostgreSQL would have closed the client's
+  // connection too.
   spdlog::warn("[c{}] server connection to {} lost mid-transaction: {}", id_, node_name, why);
   const std::string message = "server connection to \"" + node_name + "\" was lost: " + why;
   co_await fatal(pr::sqlstate::connection_failure, message);
+}
+
+void session::answer_lost_work(server_connection& sc, const std::string& why, std::string& out) {
+  using routing::lost_answer;
+  lost_because_ = why;
+  // A ReadyForQuery held for Meridian's own follow-up queries: its unit was answered.
+  if (!held_ready_.empty()) {
+    out += held_ready_;
+    held_ready_.clear();
+  }
+  auto& pl = sc.pipeline;
+  // Nothing sent to a replica wrote.
+  const auto kept = static_cast<std::uint8_t>(core_.on_replica() ? ~routing::unit_effect::writes : 0xff);
+  auto status = sc.tx;  // what the client was last told, before the first unit not answered
+  std::size_t units = 0;
+  for (auto* r = pl.unanswered_begin(); r != pl.unanswered_end(); ++r) {
+    if (r->synthetic || r->local) continue;
+    const bool simple = r->kind == pr::request_kind::query || r->kind == pr::request_kind::function_call;
+    if (!simple && r->kind != pr::request_kind::sync) continue;
+    const auto o = routing::answer_lost_unit(status, r->effect & kept, true, simple);
+    append_lost_answer(out, o.answer);
+    append_ready(out, o.after);
+    status = o.after;
+    ++units;
+  }
+  // The client's batch sent in part (its Sync still to come), or a copy it is still sending:
+  // the error now, as PostgreSQL sends it, and the rest skipped up to the Sync.
+  const bool partial = core_.mid_batch();
+  if (partial || (units == 0 && pl.copying_in())) {
+    const auto o = routing::answer_lost_unit(status, pl.open_effect() & kept, true, false);
+    append_lost_answer(out, o.answer);
+    status = o.after;
+    ++units;
+  }
+  spdlog::info("[c{}] {}: {} unit(s) in flight answered, transaction status now {}", id_, why, units,
+               static_cast<char>(status));
+  attached_.reset();
+  core_.server_lost(status, partial);
+  if (!server_writing_) server_out_.clear();
+  show_names_.clear();
+  deferred_shows_.clear();
+  batch_resets_all_ = false;
+  batch_tx_ = routing::tx_effect::none;
+  batch_copy_in_ = false;
+  capture_after_copy_ = false;
+  captured_.reset();
+  tx_wrote_ = false;
+  batch_timed_ = false;
+  tx_timed_ = false;
+}
+
+void session::append_lost_answer(std::string& out, routing::lost_answer answer) {
+  using routing::lost_answer;
+  std::string_view code;
+  std::string message;
+  switch (answer) {
+    case lost_answer::run:
+      return;
+    case lost_answer::rollback_done:
+      pr::be::serialize(pr::be::command_complete{"ROLLBACK"}, out);
+      return;
+    case lost_answer::unknown_outcome:
+      code = pr::sqlstate::transaction_resolution_unknown;
+      message = lost_because_ + " before it answered: the transaction may or may not have committed";
+      break;
+    case lost_answer::rolled_back:
+      code = pr::sqlstate::admin_shutdown;
+      message = lost_because_ + ": the transaction was rolled back, nothing of it was committed";
+      break;
+    case lost_answer::aborted:
+      code = pr::sqlstate::in_failed_sql_transaction;
+      message = "current transaction is aborted, commands ignored until end of transaction block";
+      break;
+  }
+  pr::append_error(out, pr::severity::error, code, message);
+  worker_.meter().errors.count(error_meter::origin::meridian, code);
 }
 
 }  // namespace meridian::proxy

@@ -330,7 +330,7 @@ void session::sent_resetting_all(server_connection& sc, char type) {
   sc.pipeline.sent(type, 'S', false, sql.empty() ? 0 : reset_all_tag);
   if (sql.empty()) return;
   pr::fe::serialize(pr::fe::query{sql}, server_out_);
-  sc.pipeline.sent(pr::pending_request{pr::request_kind::query, true, false, restore_tag});
+  sc.pipeline.sent(pr::pending_request{pr::request_kind::query, true, false, 0, restore_tag});
   note_synced(sc);
 }
 
@@ -341,7 +341,7 @@ void session::flush_shows(server_connection& sc, routing::tx_effect tx) {
   for (const auto& name : deferred_shows_) {
     pr::fe::serialize(pr::fe::query{"SHOW " + name}, server_out_);
     sc.pipeline.sent(
-        pr::pending_request{pr::request_kind::query, true, false, static_cast<std::uint32_t>(show_names_.size())});
+        pr::pending_request{pr::request_kind::query, true, false, 0, static_cast<std::uint32_t>(show_names_.size())});
     show_names_.push_back(name);
   }
   deferred_shows_.clear();

@@ -14,6 +14,17 @@ bool needs_primary(const classification& c, hint h) {
   return c.where == target::primary || c.tx == tx_effect::begin || c.pins_session || h == hint::primary;
 }
 
+std::uint8_t effect_of(const classification& c, hint h) {
+  namespace ue = unit_effect;
+  std::uint8_t e = 0;
+  // (What the client sends to a replica itself cannot write there.)
+  if ((c.where == target::primary && h != hint::replica) || h == hint::primary) e |= ue::writes;
+  if (c.commits) e |= ue::commits;
+  if (c.tx == tx_effect::begin || c.tx == tx_effect::begin_read_only) e |= ue::begins;
+  if (c.tx == tx_effect::end) e |= ue::ends;
+  return e;
+}
+
 bool copy_message(char t) { return t == fe_t::copy_data || t == fe_t::copy_done || t == fe_t::copy_fail; }
 
 }  // namespace
@@ -49,6 +60,7 @@ session_core::looked* session_core::look(std::string_view data, std::size_t inde
     auto& s = l.statement.emplace(statement_info{classifier_.classify_statement(sql), leading_hint(sql)});
     l.write = needs_primary(s.cls, s.forced);
     l.commits = s.cls.commits && l.type == fe_t::query;  // a Parse prepares: its Bind runs it
+    l.effect = effect_of(s.cls, s.forced);
   };
   // Only what routing needs is read here; the edge checks every message whole as it forwards it.
   auto cstring = [](std::string_view& body) {
@@ -95,6 +107,7 @@ session_core::looked* session_core::look(std::string_view data, std::size_t inde
       if (s) {
         l.write = needs_primary(s->cls, s->forced);
         l.commits = s->cls.commits;
+        l.effect = effect_of(s->cls, s->forced);
       }
       break;
     }
@@ -110,6 +123,7 @@ session_core::looked* session_core::look(std::string_view data, std::size_t inde
     }
     case fe_t::function_call:
       l.write = true;  // what a function called by OID does is not known
+      l.effect = unit_effect::writes;
       break;
     default:
       break;
@@ -159,13 +173,20 @@ session_core::step session_core::next(std::string_view data, server_state server
   if (skipping_) {
     if (m->type != fe_t::sync) return consume(step_kind::drop, m->size);
     skipping_ = false;
-    return consume(step_kind::answer_ready, m->size);
+    auto st = consume(step_kind::answer_ready, m->size);
+    st.ready = skip_ready_;
+    skip_ready_ = pr::tx_status::idle;
+    return st;
   }
 
   if (!attached_) {
     // Leftovers of a copy that already ended, and a Flush with nothing to flush: PostgreSQL
     // ignores them too.
     if (copy_message(m->type) || m->type == fe_t::flush) return consume(step_kind::drop, m->size);
+    if (lost_ != pr::tx_status::idle) {
+      auto st = answer_lost(data, *m);
+      if (st.kind != step_kind::attach) return st;
+    }
     return step{step_kind::attach, 0, route_unit(data)};
   }
   if (closing_batch_) return step{step_kind::wait_server};
@@ -195,8 +216,41 @@ session_core::step session_core::next(std::string_view data, server_state server
   return forward(ahead(0));  // (route_unit may have moved what m pointed at)
 }
 
+session_core::step session_core::answer_lost(std::string_view data, looked& m) {
+  if (m.type == fe_t::sync) {
+    // A Sync alone: the status, as PostgreSQL gives it in a block.
+    auto st = consume(step_kind::answer_ready, m.size);
+    st.ready = lost_;
+    return st;
+  }
+  const bool simple = m.type == fe_t::query || m.type == fe_t::function_call;
+  std::uint8_t effect = m.effect;
+  if (!simple) {
+    // An extended batch: what its statements do, as far as the client has sent it.
+    std::size_t offset = 0;
+    for (std::size_t i = 0;; ++i) {
+      const auto* l = look(data, i, offset);
+      if (!l || l->type == fe_t::sync) break;
+      effect |= l->effect;
+      offset += l->size;
+    }
+  }
+  const auto o = answer_lost_unit(lost_, effect, false, simple);
+  lost_ = o.after;
+  if (o.answer == lost_answer::run) return step{step_kind::attach};  // routed as any unit is
+  if (!simple) {
+    skipping_ = true;
+    skip_ready_ = o.after;
+  }
+  auto st = consume(step_kind::answer_lost, ahead(0).size);
+  st.lost = o.answer;
+  st.ready = o.after;
+  return st;
+}
+
 session_core::step session_core::forward(looked& m) {
   step s{step_kind::forward, m.size};
+  s.effect = m.effect;
   fresh_ = false;
   authorized_ = false;
   if (checked_ > 0) --checked_;
@@ -269,7 +323,18 @@ void session_core::abandon() {
   authorized_ = false;
   checked_ = 0;
   tx_ = pr::tx_status::idle;
+  lost_ = pr::tx_status::idle;
+  skip_ready_ = pr::tx_status::idle;
   forget_ahead();
+}
+
+void session_core::server_lost(pr::tx_status after, bool skip_batch) {
+  abandon();
+  lost_ = after;
+  if (skip_batch) {
+    skipping_ = true;
+    skip_ready_ = after;
+  }
 }
 
 void session_core::server_ready(pr::tx_status status, bool own) {

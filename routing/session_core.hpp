@@ -40,6 +40,7 @@
 #include "protocol/message_types.hpp"
 #include "protocol/string_hash.hpp"
 #include "routing/classification_cache.hpp"
+#include "routing/lost_work.hpp"
 #include "routing/router.hpp"
 
 namespace meridian::routing {
@@ -83,7 +84,11 @@ class session_core {
     send_sync,    // send a Sync of Meridian's own to the attached server (its answer is not relayed)
     wait_server,  // the front message waits for the attached server's answers
     release,      // the attached server connection is free again: give it back, then released()
-    answer_ready,  // consume the client's Sync (`length`) and answer it: ReadyForQuery, idle
+    answer_ready,  // consume the client's Sync (`length`) and answer it: ReadyForQuery(`ready`)
+    answer_lost,   // the client's transaction block was lost with its server: consume the front
+                   // message (`length`) and answer `lost` (routing/lost_work.hpp), then, when it
+                   // is a Query, FunctionCall or Sync, ReadyForQuery(`ready`); the rest of a
+                   // batch is skipped up to its Sync (answer_ready)
     authorize,    // the front message may write or commits on the primary: forward it only under
                   // write authority (then authorize()), or refuse it (then abandon())
     terminate,    // the client said goodbye (Terminate)
@@ -104,6 +109,11 @@ class session_core {
     // until the next call.
     const statement_info* statement = nullptr;
     const char* why = nullptr;
+    // forward: what the message does (routing::unit_effect), for answering its unit if the
+    // server is lost.
+    std::uint8_t effect = 0;
+    lost_answer lost = lost_answer::run;                  // answer_lost
+    protocol::tx_status ready = protocol::tx_status::idle;  // answer_ready, answer_lost
   };
 
   // What the edge's request pipeline says of the attached server now.
@@ -133,6 +143,13 @@ class session_core {
   // the server rolls back whatever the unit had begun); it consumes what is left of the unit
   // itself. The session starts afresh, with no server, outside any transaction.
   void abandon();
+  // The attached server connection was lost: the edge answered what was in flight
+  // (answer_lost_unit) and lets the server go. `after`: the client's transaction status then (T or
+  // E: its block is lost, and its next units are answered here, answer_lost, until it ends);
+  // `skip_batch`: the client's batch was not complete, its rest is skipped up to its Sync.
+  void server_lost(protocol::tx_status after, bool skip_batch);
+  // A client's extended batch is open on the attached server (its Sync not forwarded yet).
+  [[nodiscard]] bool mid_batch() const { return batch_open_ || closing_batch_; }
 
   // The attached server's ReadyForQuery: its transaction status; `own`: the answer to the Sync
   // of a send_sync step (not relayed to the client).
@@ -161,6 +178,8 @@ class session_core {
   [[nodiscard]] bool attached() const { return attached_; }
   [[nodiscard]] bool on_replica() const { return attached_ && replica_; }
   [[nodiscard]] bool pinned() const { return pinned_; }
+  // The client's block lost with its server (T: it does not know yet; E: it does), else idle.
+  [[nodiscard]] protocol::tx_status lost_transaction() const { return lost_; }
   [[nodiscard]] protocol::tx_status transaction_status() const { return tx_; }
   // The attached server is inside a transaction block or an extended-protocol batch of this
   // client's (what it began there would be committed by what follows).
@@ -173,6 +192,7 @@ class session_core {
     char type = 0;
     bool write = false;  // it may write (or it pins the session): it needs the primary
     bool commits = false;  // it commits a transaction block (COMMIT, PREPARE TRANSACTION)
+    std::uint8_t effect = 0;  // routing::unit_effect
     std::optional<statement_info> statement;
     char kind = 0;     // Describe, Close: 'S' statement or 'P' portal
     std::string name;  // Parse, Bind, Describe, Close: the statement's (or portal's) name
@@ -188,6 +208,8 @@ class session_core {
   [[nodiscard]] bool server_can_take(const looked& m) const { return !replica_ || !m.write; }
   [[nodiscard]] bool in_transaction_block() const { return tx_ != protocol::tx_status::idle; }
   step forward(looked& m);
+  // The front unit of a client whose block was lost with its server (lost_ is T or E).
+  step answer_lost(std::string_view data, looked& m);
   step consume(step_kind kind, std::size_t size);
 
   statement_classifier& classifier_;
@@ -210,6 +232,10 @@ class session_core {
   bool closing_batch_ = false;  // Meridian's own Sync sent: the batch moves once it is answered
   bool batch_failed_ = false;   // the open batch failed on its server
   bool skipping_ = false;       // what is left of a failed batch, up to the client's Sync
+  protocol::tx_status skip_ready_ = protocol::tx_status::idle;  // the Sync's answer then
+  // The client's transaction block was lost with its server: T, the client was not told yet; E,
+  // it was. Idle: nothing lost.
+  protocol::tx_status lost_ = protocol::tx_status::idle;
   bool authorized_ = false;     // the front message holds write authority (authorize step)
   std::size_t checked_ = 0;     // messages the unit was checked out for, not forwarded yet
   protocol::tx_status tx_ = protocol::tx_status::idle;

@@ -48,7 +48,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         break;
       case r::session_core::step_kind::forward:
       case r::session_core::step_kind::drop:
-      case r::session_core::step_kind::answer_ready: {
+      case r::session_core::step_kind::answer_ready:
+      case r::session_core::step_kind::answer_lost: {
         const auto f = pr::next_frame(client.substr(consumed), 1u << 20);
         if (f.status != pr::frame_status::complete || f.msg.wire_size != st.length) std::abort();
         if (st.kind == r::session_core::step_kind::forward)
@@ -76,6 +77,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         pl.sent(pr::pending_request{pr::request_kind::sync, true});
         break;
       case r::session_core::step_kind::wait_server: {
+        if (turn++ % 11 == 0) {
+          // The server is lost: the edge answers what was in flight, the client goes on.
+          core.server_lost(static_cast<pr::tx_status>("ITE"[turn % 3]), core.mid_batch());
+          pl.clear();
+          break;
+        }
         // The server's answer, any type: a ReadyForQuery, or an error, as the pipeline takes it.
         const char type = answers[turn++ % sizeof answers];
         const auto v = pl.received(type);

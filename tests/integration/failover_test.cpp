@@ -79,11 +79,12 @@ TEST_CASE("the primary killed under load: every region writes to the promoted re
   }
   // A reader in the primary's region, on one connection through its Meridian: once the primary
   // is down, its reads go to the nearest replica that may serve them (issue 24). A read already
-  // running on the primary when it dies gets the server's own error (retrying it is a later
-  // slice of issue 24): only reads begun once the kill is done must all succeed.
+  // running on the primary when it dies gets 57P01 (retrying it is a later slice of issue 24),
+  // and so may one begun just after the kill on a pooled connection whose death had not reached
+  // Meridian yet: any other error of a read begun once the kill is done fails the test.
   std::atomic<bool> stop_reading{false};
   std::atomic<bool> kill_done{false};
-  std::atomic<int> reads{0}, read_errors{0}, in_flight_errors{0}, no_replica_errors{0};
+  std::atomic<int> reads{0}, read_errors{0}, in_flight_errors{0}, no_replica_errors{0}, reads_lost{0}, reader_closed{0};
   std::string first_read_error;
   joined_threads reader{stop_reading, {}};
   reader.threads.emplace_back([&] {
@@ -97,10 +98,13 @@ TEST_CASE("the primary killed under load: every region writes to the promoted re
         reconnected = true;
       }
       PGresult* r = PQexec(c.raw(), "SELECT count(*) FROM itest_failover");
+      const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
       if (PQresultStatus(r) == PGRES_TUPLES_OK) {
         ++reads;
       } else if (!after_kill) {
         ++in_flight_errors;
+      } else if (state && std::string_view(state) == "57P01") {
+        ++reads_lost;  // began on a connection that had died with the primary
       } else if (node_gauge(us, "meridian_node_readable", eu) + node_gauge(us, "meridian_node_readable", ap) == 0) {
         // No replica within its lag limits (eu-west-1 is held back above, ap-southeast-1 may
         // lag under the load, more so in a sanitized build): the read has nowhere to go.
@@ -109,22 +113,24 @@ TEST_CASE("the primary killed under load: every region writes to the promoted re
         first_read_error = PQresultErrorMessage(r);
       }
       PQclear(r);
-      // Meridian closes the connection of a read that died with the server (for now): the
-      // reader connects again, as an application's pool would.
-      if (PQstatus(c.raw()) == CONNECTION_BAD) PQreset(c.raw());
+      // Meridian keeps the client's connection through the loss of its server (issue 24).
+      if (PQstatus(c.raw()) == CONNECTION_BAD) {
+        ++reader_closed;
+        PQreset(c.raw());
+      }
       std::this_thread::sleep_for(20ms);
     }
   });
   // A writer per region, each on one connection through its Meridian (issue 24): a write that
   // arrives while the primary is lost never reached it, so it is held for the new primary, not
   // failed (their rows are negative, apart from the checks below). A write running on the
-  // primary when it dies gets an error (that is a later slice), and so may one begun just after
+  // primary when it dies gets 08007 (its outcome is unknown), and so may one begun just after
   // the kill on a pooled connection whose death had not reached Meridian yet (the backend's
-  // FATAL, or the relay's close one link delay later): both end with the server connection,
-  // and for now the client's connection with it. Any other error of a write begun once the
-  // kill is done (refused, no primary, cannot connect) fails the test.
+  // FATAL, or the relay's close one link delay later); the client's connection stays open. Any
+  // other error of a write begun once the kill is done (refused, no primary, cannot connect),
+  // and any client connection closed, fails the test.
   struct writer_tally {
-    std::atomic<int> acked{0}, after_kill_acked{0}, in_flight_errors{0}, server_lost{0}, errors{0};
+    std::atomic<int> acked{0}, after_kill_acked{0}, in_flight_errors{0}, server_lost{0}, errors{0}, closed{0};
     std::atomic<long> longest_ms{0};
     std::string first_error;
   };
@@ -148,17 +154,18 @@ TEST_CASE("the primary killed under load: every region writes to the promoted re
           if (after_kill && ms > w.longest_ms) w.longest_ms = ms;
         } else if (!after_kill) {
           ++w.in_flight_errors;
-        } else if (PQstatus(c.raw()) == CONNECTION_BAD ||
-                   std::string_view(PQresultErrorMessage(res)).find("server closed the connection") != std::string_view::npos) {
+        } else if (const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+                   state && PQstatus(c.raw()) == CONNECTION_OK && std::string_view(state) == "08007") {
           ++w.server_lost;
         } else if (w.errors++ == 0) {
-          const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
           w.first_error = std::string(state ? state : "(no SQLSTATE)") + " " + PQresultErrorMessage(res);
         }
         PQclear(res);
-        // A write that died with its server may close the connection (for now): connect again,
-        // as an application's pool would.
-        if (PQstatus(c.raw()) == CONNECTION_BAD) PQreset(c.raw());
+        // Meridian keeps the client's connection through the loss of its server.
+        if (PQstatus(c.raw()) == CONNECTION_BAD) {
+          ++w.closed;
+          PQreset(c.raw());
+        }
         std::this_thread::sleep_for(20ms);
       }
     });
@@ -189,16 +196,20 @@ TEST_CASE("the primary killed under load: every region writes to the promoted re
     WARN("writer through " << region_name(r) << ": " << w.acked << " writes acknowledged, " << w.after_kill_acked
          << " begun after the kill (the longest took " << w.longest_ms << " ms: held for the new primary); "
          << w.in_flight_errors << " running when the primary died failed; " << w.server_lost
-         << " begun after it died with a server connection that had died with it; " << w.errors
-         << " begun after the kill failed " << w.first_error);
+         << " begun after it died with a server connection that had died with it (08007); " << w.errors
+         << " begun after the kill failed " << w.first_error << "; connections closed: " << w.closed);
     CHECK(w.errors == 0);
+    CHECK(w.closed == 0);
   }
   for (auto& t : load) t.join();
   reader.join();
   WARN("reads through us-east-1 while its primary was down: " << reads << ", errors " << read_errors << " "
        << first_read_error << "; reads running on it when it died that failed: " << in_flight_errors
-       << "; reads that failed while no replica was within its lag limits: " << no_replica_errors);
+       << "; begun after the kill on a connection that had died with it (57P01): " << reads_lost
+       << "; reads that failed while no replica was within its lag limits: " << no_replica_errors
+       << "; connections closed: " << reader_closed);
   CHECK(read_errors == 0);
+  CHECK(reader_closed == 0);
   CHECK(eu_admin.scalar("SELECT pg_is_in_recovery()") == "f");
   // Every Meridian routes by the new topology.
   for (int r : {us, eu, ap}) {

@@ -154,7 +154,7 @@ TEST_CASE("SCRAM and md5 logins, and a wrong password", "[integration][auth]") {
   CHECK(good.login("legacy", "legacy-secret").empty());
 }
 
-TEST_CASE("killing a server backend mid-query fails only that client", "[integration][failure]") {
+TEST_CASE("killing a server backend mid-query fails only that client's query", "[integration][failure]") {
   pg_connection victim(sandbox::dsn(0));
   pg_connection bystander(sandbox::dsn(0));
   REQUIRE(victim.ok());
@@ -170,9 +170,13 @@ TEST_CASE("killing a server backend mid-query fails only that client", "[integra
   CHECK(admin.scalar("SELECT pg_terminate_backend(" + pid + ")") == "t");
   PGresult* r = PQgetResult(victim.raw());
   CHECK(PQresultStatus(r) == PGRES_FATAL_ERROR);
+  // pg_sleep is volatile: as far as Meridian knows the statement may have written, so its
+  // outcome is unknown.
+  CHECK(std::string(PQresultErrorField(r, PG_DIAG_SQLSTATE)) == "08007");
   PQclear(r);
   while ((r = PQgetResult(victim.raw())) != nullptr) PQclear(r);
-  // Everyone else carries on, including brand-new clients.
+  // The victim's connection goes on (its session is Meridian's), and so does everyone else.
+  CHECK(victim.scalar("SELECT 3") == "3");
   CHECK(bystander.scalar("SELECT 1") == "1");
   pg_connection fresh(sandbox::dsn(0));
   REQUIRE(fresh.ok());
@@ -195,81 +199,151 @@ void terminate_backend_running(int node, const std::string& marker) {
   REQUIRE(admin.scalar("SELECT pg_terminate_backend(" + pid + ")") == "t");
 }
 
-// What the client reads until the connection ends: the SQLSTATE of each ErrorResponse.
-std::vector<std::string> errors_until_closed(raw_client& c) {
-  std::vector<std::string> codes;
+// What the client reads up to its next ReadyForQuery: the SQLSTATE of each ErrorResponse, the
+// tag of each CommandComplete, then "Z" and the status. Empty when the connection ended first.
+std::vector<std::string> answers_until_ready(raw_client& c) {
+  std::vector<std::string> seen;
   while (auto m = c.message()) {
-    if (m->first == 'E') codes.push_back(error_code_of(m->second));
+    if (m->first == 'E') seen.push_back(error_code_of(m->second));
+    if (m->first == 'C') seen.push_back(m->second.substr(0, m->second.find('\0')));
+    if (m->first == 'Z') {
+      seen.push_back(std::string("Z") + m->second.substr(0, 1));
+      return seen;
+    }
   }
-  return codes;
+  return {};
+}
+std::vector<std::string> answer_of(raw_client& c, const std::string& sql) {
+  std::string out;
+  meridian::protocol::fe::serialize(meridian::protocol::fe::query{sql}, out);
+  if (!c.send(out)) return {};
+  return answers_until_ready(c);
 }
 
-// What libpq reports, over TLS, of a query whose backend is terminated while it runs.
-std::string terminated_over_tls(const std::string& dsn, int node, const std::string& query, const std::string& marker) {
+// Terminates the backend, on whichever node, whose query contains `marker`, once it is there.
+void terminate_backend_anywhere(const std::string& marker) {
+  REQUIRE(eventually([&] {
+    for (int node : {us, eu, ap}) {
+      pg_connection admin(sandbox::admin_dsn(node));
+      auto p = admin.scalar("SELECT pid FROM pg_stat_activity WHERE query LIKE '%" + marker +
+                            "%' AND pid <> pg_backend_pid() AND backend_type = 'client backend'");
+      if (p) return admin.scalar("SELECT pg_terminate_backend(" + *p + ")") == "t";
+    }
+    return false;
+  }, 10s));
+}
+
+// Meridian of `region` shows a client in a transaction whose server was lost (the tests run one
+// at a time: it is the test's own).
+bool shown_lost(int region) {
+  pg_connection console("host=127.0.0.1 port=" + std::to_string(sandbox::meridian_port(region)) +
+                        " user=operator password=operator-secret dbname=meridian connect_timeout=10");
+  PGresult* r = PQexec(console.raw(), "SHOW CLIENTS");
+  bool seen = false;
+  const int state = PQfnumber(r, "state");
+  for (int i = 0; state >= 0 && i < PQntuples(r); ++i)
+    seen = seen || std::string(PQgetvalue(r, i, state)) == "in transaction (server lost)";
+  PQclear(r);
+  return seen;
+}
+
+// What libpq reports, over TLS, of a session its server ends while it is idle in a transaction
+// (idle_in_transaction_session_timeout): the server's FATAL (a notice to libpq: the client is
+// idle) and the end of the connection.
+std::string ended_over_tls(const std::string& dsn) {
   pg_connection c(dsn + " sslmode=require");
   REQUIRE(c.ok());
-  REQUIRE(PQsendQuery(c.raw(), query.c_str()) == 1);
-  terminate_backend_running(node, marker);
-  std::string errors;
-  while (PGresult* r = PQgetResult(c.raw())) {
-    if (PQresultStatus(r) == PGRES_FATAL_ERROR) errors += PQresultErrorMessage(r);
-    PQclear(r);
-  }
-  return errors;
+  std::string notices;
+  PQsetNoticeProcessor(
+      c.raw(), [](void* arg, const char* m) { *static_cast<std::string*>(arg) += m; }, &notices);
+  PQclear(PQexec(c.raw(), "SET idle_in_transaction_session_timeout = '300ms'"));
+  PGresult* r = PQexec(c.raw(), "BEGIN");
+  CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
+  PQclear(r);
+  CHECK(eventually([&] { return PQconsumeInput(c.raw()) == 0; }, 10s));
+  return notices + PQerrorMessage(c.raw());
 }
 
 }  // namespace
 
-TEST_CASE("a TLS client whose backend is terminated is told so as PostgreSQL tells it, in every region",
+TEST_CASE("a TLS client whose server ends its session is told so as PostgreSQL tells it, in every region",
           "[integration][failure][tls]") {
   for (int region : {us, eu}) {
     INFO(region_name(region));
-    const std::string tag = std::string("itest_tls_fatal_") + (region == us ? "us" : "eu");
-    const std::string sleep = "SELECT pg_sleep(60), '" + tag;
-    const auto direct = terminated_over_tls("host=127.0.0.1 port=" + pg_port_str(region) +
-                                                " user=app password=app-secret dbname=app connect_timeout=10",
-                                            region, sleep + "_direct'", tag + "_direct");
-    const auto through = terminated_over_tls(
-        sandbox::dsn(region), region, (region == us ? "" : "/* meridian:replica */ ") + sleep + "_meridian'",
-        tag + "_meridian");
+    const auto direct = ended_over_tls("host=127.0.0.1 port=" + pg_port_str(region) +
+                                       " user=app password=app-secret dbname=app connect_timeout=10");
+    const auto through = ended_over_tls(sandbox::dsn(region));
     // The server's FATAL, then TLS closed as PostgreSQL closes it (close_notify): libpq says the
     // same both ways ("SSL connection has been closed unexpectedly", not "SSL SYSCALL error").
-    CHECK_THAT(through, Catch::Contains("terminating connection due to administrator command"));
+    CHECK_THAT(through, Catch::Contains("SSL connection has been closed unexpectedly"));
     CHECK(through == direct);
   }
 }
 
-TEST_CASE("a terminated backend's FATAL is what its client gets, and then the end, in every region",
-          "[integration][failure]") {
+TEST_CASE("a terminated backend fails its client's work once, and the client's connection goes on, in every region",
+          "[integration][failure][lost_work]") {
+  {
+    pg_connection setup(sandbox::admin_dsn(us));
+    REQUIRE(setup.ok());
+    setup.scalar("CREATE TABLE IF NOT EXISTS itest_lost (name text)");
+    setup.scalar("GRANT ALL ON itest_lost TO app");
+  }
+  pg_connection admin(sandbox::admin_dsn(us));
   for (int region : {us, eu}) {
     INFO(region_name(region));
-    const std::string tag = std::string("itest_fatal_") + (region == us ? "us" : "eu");
+    const std::string tag = std::string("itest_lost_") + (region == us ? "us" : "eu");
     {
-      // Mid-query, on this region's own node.
+      // A read mid-query, wherever reads go: 57P01 (nothing of it remains), then the connection
+      // runs the next statement.
       raw_client c(sandbox::meridian_port(region));
       REQUIRE(c.login().empty());
       std::string out;
-      const std::string sleep = "SELECT pg_sleep(60), '" + tag + "_a'";
       meridian::protocol::fe::serialize(
-          meridian::protocol::fe::query{region == us ? sleep : "/* meridian:replica */ " + sleep}, out);
+          meridian::protocol::fe::query{"SELECT count(*), '" + tag + "_a' FROM generate_series(1, 100000000000)"}, out);
       REQUIRE(c.send(out));
-      terminate_backend_running(region, tag + "_a");
-      // As from PostgreSQL: the server's 57P01 alone, no word of Meridian's after it.
-      CHECK(errors_until_closed(c) == std::vector<std::string>{"57P01"});
-      CHECK(c.closed_by_server());
+      terminate_backend_anywhere(tag + "_a");
+      CHECK(answers_until_ready(c) == std::vector<std::string>{"57P01", "ZI"});
+      CHECK(answer_of(c, "SELECT 1") == std::vector<std::string>{"SELECT 1", "ZI"});
     }
     {
-      // Idle in a transaction (on the primary): the server speaks unasked.
+      // A write in autocommit with no answer: its outcome is unknown, 08007.
       raw_client c(sandbox::meridian_port(region));
       REQUIRE(c.login().empty());
       std::string out;
-      meridian::protocol::fe::serialize(meridian::protocol::fe::query{"BEGIN; SELECT '" + tag + "_b'"}, out);
+      meridian::protocol::fe::serialize(
+          meridian::protocol::fe::query{"INSERT INTO itest_lost SELECT '" + tag + "_w' FROM pg_sleep(60)"}, out);
       REQUIRE(c.send(out));
-      for (auto m = c.message(); m && m->first != 'Z'; m = c.message()) {
-      }
+      terminate_backend_running(us, tag + "_w");
+      CHECK(answers_until_ready(c) == std::vector<std::string>{"08007", "ZI"});
+      CHECK(answer_of(c, "SELECT 1") == std::vector<std::string>{"SELECT 1", "ZI"});
+    }
+    {
+      // Idle in a transaction (on the primary): the client is told at its next statement, once,
+      // and the block is failed until it ends it, as after any error.
+      raw_client c(sandbox::meridian_port(region));
+      REQUIRE(c.login().empty());
+      CHECK(answer_of(c, "BEGIN; INSERT INTO itest_lost VALUES ('" + tag + "_b')") ==
+            std::vector<std::string>{"BEGIN", "INSERT 0 1", "ZT"});
       terminate_backend_running(us, tag + "_b");
-      CHECK(errors_until_closed(c) == std::vector<std::string>{"57P01"});
-      CHECK(c.closed_by_server());
+      REQUIRE(eventually([&] { return shown_lost(region); }, 10s));
+      CHECK(answer_of(c, "SELECT 1") == std::vector<std::string>{"57P01", "ZE"});
+      CHECK(answer_of(c, "SELECT 2") == std::vector<std::string>{"25P02", "ZE"});
+      CHECK(answer_of(c, "ROLLBACK") == std::vector<std::string>{"ROLLBACK", "ZI"});
+      CHECK(answer_of(c, "SELECT 3") == std::vector<std::string>{"SELECT 1", "ZI"});
+      CHECK(admin.scalar("SELECT count(*) FROM itest_lost WHERE name = '" + tag + "_b'") == "0");
+    }
+    {
+      // Its COMMIT, after the loss: the block is known not to have committed.
+      raw_client c(sandbox::meridian_port(region));
+      REQUIRE(c.login().empty());
+      CHECK(answer_of(c, "BEGIN; INSERT INTO itest_lost VALUES ('" + tag + "_c')") ==
+            std::vector<std::string>{"BEGIN", "INSERT 0 1", "ZT"});
+      terminate_backend_running(us, tag + "_c");
+      // Sent once Meridian has seen the loss (sent before, it would be in flight: 08007).
+      REQUIRE(eventually([&] { return shown_lost(region); }, 10s));
+      CHECK(answer_of(c, "COMMIT") == std::vector<std::string>{"57P01", "ZI"});
+      CHECK(answer_of(c, "SELECT 4") == std::vector<std::string>{"SELECT 1", "ZI"});
+      CHECK(admin.scalar("SELECT count(*) FROM itest_lost WHERE name = '" + tag + "_c'") == "0");
     }
   }
 }

@@ -84,7 +84,7 @@ TEST_CASE("local requests are answered in turn", "[protocol][pipeline]") {
 
 TEST_CASE("an extended-protocol error discards everything up to Sync", "[protocol][pipeline]") {
   pipeline p;
-  p.sent(pending_request{request_kind::parse, true, false, 7});
+  p.sent(pending_request{request_kind::parse, true, false, 0, 7});
   send(p, "BES");
   auto v = p.received('E');
   CHECK(v.forward);  // the client learns why its Bind never ran
@@ -220,4 +220,34 @@ TEST_CASE("every recorded conversation: each answer has its request, none is lef
     }
   }
   CHECK(conversations > 30);
+}
+
+TEST_CASE("a client unit's end carries what the unit does, past a copy", "[protocol][pipeline]") {
+  pipeline p;
+  // Parse/Bind/Execute of a write, then its Sync; a read Query; Meridian's own query between.
+  p.note_effect(1);
+  p.sent('P');
+  p.note_effect(1);
+  p.sent('B');
+  p.sent('E');
+  p.sent('S');
+  p.sent(pending_request{request_kind::query, true});  // Meridian's own: takes nothing
+  p.sent('Q');
+  std::vector<std::uint8_t> ends;
+  for (auto* r = p.unanswered_begin(); r != p.unanswered_end(); ++r)
+    if (r->kind == request_kind::sync || r->kind == request_kind::query) ends.push_back(r->effect);
+  CHECK(ends == std::vector<std::uint8_t>{1, 0, 0});
+  CHECK(p.open_effect() == 0);
+  // A COPY FROM STDIN through the extended protocol: the Sync sent before the copy began is
+  // not answered; its unit ends at the Sync after CopyDone, which carries the effect.
+  pipeline c;
+  c.note_effect(1);
+  send(c, "PBES");
+  CHECK(feed(c, "12G") == "12G");
+  CHECK(c.open_effect() == 1);
+  send(c, "c");
+  c.sent('S');
+  REQUIRE(c.unanswered_end() - c.unanswered_begin() == 2);  // the Execute, then the Sync
+  CHECK((c.unanswered_end() - 1)->effect == 1);
+  CHECK(c.open_effect() == 0);
 }

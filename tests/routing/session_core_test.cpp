@@ -237,6 +237,10 @@ outcome play(const script& s, const std::set<std::size_t>& cuts) {
         consumed += st.length;
         ended = true;
         break;
+      case step_kind::answer_lost:
+        fail("answers for a lost server, none being lost");
+        ended = true;
+        break;
       case step_kind::violation:
         fail(std::string("violation: ") + st.why);
         ended = true;
@@ -559,4 +563,111 @@ TEST_CASE("session core: malformed client messages are violations", "[routing][s
     const std::string in("Q\0\0\0\7abc", 8);  // a Query whose text is not terminated
     CHECK(core.next(in).kind == step_kind::violation);
   }
+}
+
+TEST_CASE("session core: a transaction block lost with its server is answered until the client ends it",
+          "[routing][session_core][lost_work]") {
+  // The edge answered what was in flight; the client did not know its block was lost (T).
+  edge e;
+  e.in = query("BEGIN");
+  auto st = e.next();
+  REQUIRE(st.kind == step_kind::attach);
+  e.attach(st);
+  CHECK(e.run().kind == step_kind::need_more);
+  e.answer("CZ", 'T');
+  e.core.server_lost(protocol::tx_status::in_transaction, false);
+  CHECK_FALSE(e.core.attached());
+  // Its next statement is told the block was rolled back; the block is failed then.
+  e.in = query("INSERT INTO t VALUES (1)");
+  st = e.next();
+  REQUIRE(st.kind == step_kind::answer_lost);
+  CHECK(st.lost == routing::lost_answer::rolled_back);
+  CHECK(st.ready == protocol::tx_status::failed);
+  CHECK(st.length == e.in.size());
+  e.in.clear();
+  // Then as PostgreSQL answers in a failed block, extended protocol included.
+  std::string batch;
+  protocol::fe::serialize(protocol::fe::parse{"", "SELECT 1", {}}, batch);
+  protocol::fe::serialize(protocol::fe::bind{"", "", std::string_view("\0\0\0\0\0\0", 6)}, batch);
+  protocol::fe::serialize(protocol::fe::execute{"", 0}, batch);
+  batch += empty('S');
+  e.in = batch;
+  st = e.next();
+  REQUIRE(st.kind == step_kind::answer_lost);
+  CHECK(st.lost == routing::lost_answer::aborted);
+  e.in.erase(0, st.length);
+  for (int i = 0; i < 2; ++i) {
+    st = e.next();
+    REQUIRE(st.kind == step_kind::drop);
+    e.in.erase(0, st.length);
+  }
+  st = e.next();
+  REQUIRE(st.kind == step_kind::answer_ready);
+  CHECK(st.ready == protocol::tx_status::failed);
+  e.in.erase(0, st.length);
+  // The ROLLBACK that ends it is answered here; what follows runs on a server again.
+  e.in = query("ROLLBACK");
+  st = e.next();
+  REQUIRE(st.kind == step_kind::answer_lost);
+  CHECK(st.lost == routing::lost_answer::rollback_done);
+  CHECK(st.ready == protocol::tx_status::idle);
+  e.in = query("SELECT 1");
+  CHECK(e.next().kind == step_kind::attach);
+}
+
+TEST_CASE("session core: after a lost block, a COMMIT fails and an extended ROLLBACK runs",
+          "[routing][session_core][lost_work]") {
+  {
+    edge e;
+    e.core.server_lost(protocol::tx_status::in_transaction, false);
+    e.in = query("COMMIT");
+    const auto st = e.next();
+    REQUIRE(st.kind == step_kind::answer_lost);
+    CHECK(st.lost == routing::lost_answer::rolled_back);
+    CHECK(st.ready == protocol::tx_status::idle);
+    e.in = query("INSERT INTO t VALUES (1)");
+    const auto next = e.next();
+    REQUIRE(next.kind == step_kind::attach);
+    CHECK(next.request.where == routing::target::primary);
+  }
+  {
+    edge e;
+    e.core.server_lost(protocol::tx_status::failed, false);
+    std::string batch;
+    protocol::fe::serialize(protocol::fe::parse{"", "ROLLBACK", {}}, batch);
+    protocol::fe::serialize(protocol::fe::bind{"", "", std::string_view("\0\0\0\0\0\0", 6)}, batch);
+    protocol::fe::serialize(protocol::fe::execute{"", 0}, batch);
+    batch += empty('S');
+    e.in = batch;
+    CHECK(e.next().kind == step_kind::attach);
+  }
+}
+
+TEST_CASE("session core: a batch cut by the loss of its server is skipped up to its Sync",
+          "[routing][session_core][lost_work]") {
+  edge e;
+  std::string batch;
+  protocol::fe::serialize(protocol::fe::parse{"", "INSERT INTO t VALUES (1)", {}}, batch);
+  e.in = batch;
+  auto st = e.next();
+  REQUIRE(st.kind == step_kind::attach);
+  e.attach(st);
+  CHECK(e.run().kind == step_kind::need_more);
+  CHECK(e.core.mid_batch());
+  e.core.server_lost(protocol::tx_status::idle, true);
+  e.in.clear();
+  protocol::fe::serialize(protocol::fe::bind{"", "", std::string_view("\0\0\0\0\0\0", 6)}, e.in);
+  protocol::fe::serialize(protocol::fe::execute{"", 0}, e.in);
+  e.in += empty('S');
+  for (int i = 0; i < 2; ++i) {
+    st = e.next();
+    REQUIRE(st.kind == step_kind::drop);
+    e.in.erase(0, st.length);
+  }
+  st = e.next();
+  REQUIRE(st.kind == step_kind::answer_ready);
+  CHECK(st.ready == protocol::tx_status::idle);
+  e.in.erase(0, st.length);
+  e.in = query("SELECT 1");
+  CHECK(e.next().kind == step_kind::attach);
 }
