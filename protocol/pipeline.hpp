@@ -65,6 +65,16 @@ class pipeline {
   [[nodiscard]] const pending_request* unanswered_begin() const { return queue_.data() + head_; }
   [[nodiscard]] const pending_request* unanswered_end() const { return queue_.data() + queue_.size(); }
   [[nodiscard]] std::uint8_t open_effect() const { return open_effect_; }
+  // A client's Sync, Query or FunctionCall is not answered yet.
+  [[nodiscard]] bool client_unit_pending() const {
+    for (auto i = head_; i < queue_.size(); ++i) {
+      const auto& r = queue_[i];
+      if (!r.synthetic && !r.local &&
+          (r.kind == request_kind::sync || r.kind == request_kind::query || r.kind == request_kind::function_call))
+        return true;
+    }
+    return false;
+  }
 
   // Classifies one backend message. Requests discarded by the server after an error are
   // appended to discarded() so the caller can undo what it assumed (e.g. a prepared statement).

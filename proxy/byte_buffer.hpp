@@ -107,6 +107,17 @@ class byte_buffer {
     }
   }
   [[nodiscard]] std::size_t capacity() const { return data_.size(); }
+  // Puts `bytes` back in front of what is readable, as if they had not been consumed (a unit
+  // sent again). Rare: it copies what is readable.
+  void unread(std::string_view bytes) {
+    const std::string rest(readable());
+    if (data_.size() < bytes.size() + rest.size() + min_read_) data_.resize(bytes.size() + rest.size() + min_read_);
+    std::memcpy(data_.data(), bytes.data(), bytes.size());
+    if (!rest.empty()) std::memcpy(data_.data() + bytes.size(), rest.data(), rest.size());
+    begin_ = 0;
+    end_ = bytes.size() + rest.size();
+    consumed_ -= std::min<std::uint64_t>(consumed_, bytes.size());
+  }
 
  private:
   void make_room(std::size_t total) {

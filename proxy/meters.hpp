@@ -113,6 +113,8 @@ struct worker_meter {
   // Clients holding work for a failover now, how the holds ended, and how long the served waited.
   relaxed_value held, held_served, held_refused;
   latency_histogram held_wait;
+  // Reads in flight on a server connection that was lost, run again elsewhere.
+  relaxed_value reads_retried;
 };
 
 }  // namespace meridian::proxy

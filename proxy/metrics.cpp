@@ -131,6 +131,15 @@ class meter_collector : public prometheus::Collectable {
       m.counter.value = sum([served](const worker_meter& w) { return (served ? w.held_served : w.held_refused).get(); });
       holds.metric.push_back(std::move(m));
     }
+    family("meridian_reads_retried_total",
+           "Reads in flight on a server connection that was lost, nothing of their answer sent yet, run again on "
+           "another connection (routed anew)",
+           prometheus::MetricType::Counter)
+        .metric.push_back([&] {
+          prometheus::ClientMetric m;
+          m.counter.value = sum([](const worker_meter& w) { return w.reads_retried.get(); });
+          return m;
+        }());
     family("meridian_held_wait_seconds", "How long held work waited before it went on to a primary",
            prometheus::MetricType::Histogram)
         .metric.push_back(histogram(meters, {}, [](const worker_meter& w) -> const latency_histogram& { return w.held_wait; }));

@@ -293,6 +293,7 @@ session::client_step session::take_client_messages(std::size_t max_message) {
         attached_->pipeline.note_effect(st.effect);
         const auto data = in_.readable();
         const pr::frame m{data[0], data.substr(pr::typed_header_size, st.length - pr::typed_header_size), st.length};
+        keep_for_retry(m, st.effect);
         if (tracing())  // spdlog::trace does work even when filtered
           spdlog::trace("[c{}] client message '{}' ({} bytes)", id_, m.type, m.wire_size);
         if (!forward_client_message(m, st.statement ? &st.statement->cls : nullptr)) {
@@ -303,6 +304,21 @@ session::client_step session::take_client_messages(std::size_t max_message) {
       }
     }
   }
+}
+
+void session::keep_for_retry(const pr::frame& m, std::uint8_t effect) {
+  const auto& sc = *attached_;
+  if (!sc.batch_open) {
+    // The message begins a unit: it may run again if it reads, alone, outside a block.
+    retry_.ok = sc.tx == pr::tx_status::idle && !sc.pipeline.client_unit_pending() && !sc.pipeline.copying_in();
+    retry_.bytes.clear();
+  }
+  if (!retry_.ok) return;
+  if (effect != 0 || retry_.bytes.size() + m.wire_size > retry_state::max_bytes) {
+    retry_.ok = false;
+    return;
+  }
+  retry_.bytes.append(m.body.data() - pr::typed_header_size, m.wire_size);
 }
 
 void session::refuse_batch(const server_error& err) {

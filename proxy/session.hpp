@@ -242,7 +242,22 @@ class session : public std::enable_shared_from_this<session>,
   // Transaction pooling: the attached server was lost, and the client's connection goes on.
   // Each unit in flight on it gets its answer (routing/lost_work.hpp), in `out`; the session
   // core learns what is left of the client's transaction.
-  void answer_lost_work(server_connection& sc, const std::string& why, std::string& out);
+  // False when, instead, the unit in flight was put back in front of the client's messages, to run
+  // again elsewhere (a read that nothing of its answer reached the client yet: retry_).
+  bool answer_lost_work(server_connection& sc, const std::string& why, std::string& out);
+  // The unit on the attached server, kept while it may run again elsewhere if the server is
+  // lost: a read outside a transaction block, alone in flight, of which nothing has reached the
+  // client. `ok` goes false when any of that stops being true.
+  struct retry_state {
+    bool ok = false;
+    int times = 0;  // this unit was run again this many times (at most max_times)
+    std::string bytes;
+    static constexpr int max_times = 2;
+    static constexpr std::size_t max_bytes = 64 * 1024;
+  } retry_;
+  // The message at the front of in_ (`m`, its step's `effect`) is about to go to the attached
+  // server: kept in retry_ while its unit may run again.
+  void keep_for_retry(const protocol::frame& m, std::uint8_t effect);
   // One answer of routing/lost_work.hpp (without its ReadyForQuery), counted in the metrics.
   void append_lost_answer(std::string& out, routing::lost_answer answer);
   // Why the client's work was lost, for its answers (set when a server is lost under it).

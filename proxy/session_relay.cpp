@@ -68,6 +68,9 @@ void session::on_server_data(server_conn_ptr sc, error_code ec, std::size_t n) {
   if (chunk.broken) return lose_server(std::move(sc), chunk.broken);
   bool written = true;
   if (!segments_.empty()) {
+    // Something of the answer reaches the client: what was sent can no longer run again.
+    retry_.ok = false;
+    retry_.times = 0;
     auto data = sc->in.readable();
     buffers_.clear();
     for (const auto& s : segments_)
@@ -432,11 +435,13 @@ awaitable<void> session::on_server_lost(server_conn_ptr sc, const std::string& w
     // The client's connection is Meridian's, and its session state (parameters, prepared
     // statements) is replayed on any server: it goes on. What was in flight is answered.
     std::string out;
-    answer_lost_work(*sc, "server connection to \"" + node_name + "\" was lost (" + why + ")", out);
+    const bool answered = answer_lost_work(*sc, "server connection to \"" + node_name + "\" was lost (" + why + ")", out);
     sc->owner->discard(sc);
     if (!out.empty() && !co_await write_client(out)) co_return;
-    if (waiting_server_) {
-      // The client's next message waited for the lost server's answers.
+    if (waiting_server_ || !answered) {
+      // The client's next message waited for the lost server's answers, or the unit in flight
+      // runs again: the turn goes on (a plaintext client's wait, still pending, then serves the
+      // turn after).
       waiting_server_ = false;
       if (tls_)
         spawn_serve(false);
@@ -459,9 +464,39 @@ awaitable<void> session::on_server_lost(server_conn_ptr sc, const std::string& w
   co_await fatal(pr::sqlstate::connection_failure, message);
 }
 
-void session::answer_lost_work(server_connection& sc, const std::string& why, std::string& out) {
+bool session::answer_lost_work(server_connection& sc, const std::string& why, std::string& out) {
   using routing::lost_answer;
   lost_because_ = why;
+  // A read alone in flight, nothing of its answer sent: it runs again, routed anew, when the
+  // session's turn can be taken up (it waits for the server, or for a plaintext client).
+  const bool resumable = waiting_server_ || (!tls_ && client_wait_.pending());
+  if (retry_.ok && retry_.times < retry_state::max_times && resumable && held_ready_.empty() &&
+      sc.tx == pr::tx_status::idle) {
+    std::size_t units = 0;
+    for (auto* r = sc.pipeline.unanswered_begin(); r != sc.pipeline.unanswered_end(); ++r)
+      if (!r->synthetic && !r->local &&
+          (r->kind == pr::request_kind::sync || r->kind == pr::request_kind::query ||
+           r->kind == pr::request_kind::function_call))
+        ++units;
+    if (units + (core_.mid_batch() ? 1 : 0) == 1) {
+      ++retry_.times;
+      retry_.ok = false;
+      spdlog::info("[c{}] {}: its read runs again elsewhere ({} of at most {})", id_, why, retry_.times,
+                   retry_state::max_times);
+      in_.unread(retry_.bytes);
+      retry_.bytes.clear();
+      worker_.meter().reads_retried.add(1);
+      attached_.reset();
+      core_.server_lost(pr::tx_status::idle, false);
+      if (!server_writing_) server_out_.clear();
+      show_names_.clear();
+      batch_resets_all_ = false;
+      batch_tx_ = routing::tx_effect::none;
+      batch_timed_ = false;
+      return false;
+    }
+  }
+  retry_.ok = false;
   // A ReadyForQuery held for Meridian's own follow-up queries: its unit was answered.
   if (!held_ready_.empty()) {
     out += held_ready_;
@@ -506,6 +541,7 @@ void session::answer_lost_work(server_connection& sc, const std::string& why, st
   tx_wrote_ = false;
   batch_timed_ = false;
   tx_timed_ = false;
+  return true;
 }
 
 void session::append_lost_answer(std::string& out, routing::lost_answer answer) {

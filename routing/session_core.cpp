@@ -17,8 +17,8 @@ bool needs_primary(const classification& c, hint h) {
 std::uint8_t effect_of(const classification& c, hint h) {
   namespace ue = unit_effect;
   std::uint8_t e = 0;
-  // (What the client sends to a replica itself cannot write there.)
-  if ((c.where == target::primary && h != hint::replica) || h == hint::primary) e |= ue::writes;
+  // (A replica hint does not make a statement a read: routed to the primary, it may write.)
+  if (c.where == target::primary || h == hint::primary) e |= ue::writes;
   if (c.commits) e |= ue::commits;
   if (c.tx == tx_effect::begin || c.tx == tx_effect::begin_read_only) e |= ue::begins;
   if (c.tx == tx_effect::end) e |= ue::ends;

@@ -293,17 +293,57 @@ TEST_CASE("a terminated backend fails its client's work once, and the client's c
     INFO(region_name(region));
     const std::string tag = std::string("itest_lost_") + (region == us ? "us" : "eu");
     {
-      // A read mid-query, wherever reads go: 57P01 (nothing of it remains), then the connection
-      // runs the next statement.
+      // A read whose answer had begun to reach the client: it cannot run again unseen, 57P01
+      // (nothing of it remains), then the connection runs the next statement.
       raw_client c(sandbox::meridian_port(region));
       REQUIRE(c.login().empty());
       std::string out;
       meridian::protocol::fe::serialize(
-          meridian::protocol::fe::query{"SELECT count(*), '" + tag + "_a' FROM generate_series(1, 100000000000)"}, out);
+          meridian::protocol::fe::query{"SELECT repeat('x', 1000) FROM generate_series(1, 100) UNION ALL "
+                                        "SELECT count(*) || '" + tag + "_a' FROM generate_series(1, 100000000000)"},
+          out);
       REQUIRE(c.send(out));
+      bool rows = false;
+      for (auto m = c.message(); m && !rows; m = c.message()) rows = m->first == 'D';
+      REQUIRE(rows);
       terminate_backend_anywhere(tag + "_a");
       CHECK(answers_until_ready(c) == std::vector<std::string>{"57P01", "ZI"});
       CHECK(answer_of(c, "SELECT 1") == std::vector<std::string>{"SELECT 1", "ZI"});
+    }
+    {
+      // A read of which nothing reached the client runs again elsewhere, unseen: held by the
+      // primary's ACCESS EXCLUSIVE lock (on the primary, and replayed on the replicas) wherever
+      // it runs, its backend terminated, then the lock released: the client gets its row and
+      // no error.
+      const auto retried_before =
+          metric(http_get(sandbox::metrics_port(region), "/metrics"), "meridian_reads_retried_total", "");
+      pg_connection holder(sandbox::admin_dsn(us));
+      REQUIRE(holder.ok());
+      REQUIRE(holder.sqlstate_of("BEGIN").empty());
+      REQUIRE(holder.sqlstate_of("LOCK TABLE itest_lost IN ACCESS EXCLUSIVE MODE").empty());
+      // The lock's WAL record goes out with the next flush: a commit elsewhere brings it.
+      REQUIRE(pg_connection(sandbox::admin_dsn(us)).scalar("SELECT txid_current() > 0") == "t");
+      for (int node : {eu, ap}) {
+        pg_connection replica(sandbox::admin_dsn(node));
+        REQUIRE(eventually([&] {
+          return replica.scalar("SELECT count(*) FROM pg_locks WHERE relation = 'itest_lost'::regclass AND "
+                                "mode = 'AccessExclusiveLock'") == "1";
+        }, 10s));
+      }
+      raw_client c(sandbox::meridian_port(region));
+      REQUIRE(c.login().empty());
+      std::string out;
+      meridian::protocol::fe::serialize(
+          meridian::protocol::fe::query{"SELECT count(*), '" + tag + "_r' FROM itest_lost"}, out);
+      REQUIRE(c.send(out));
+      terminate_backend_anywhere(tag + "_r");
+      // It runs again (and waits for the lock again) before the lock goes.
+      REQUIRE(eventually([&] {
+        return metric(http_get(sandbox::metrics_port(region), "/metrics"), "meridian_reads_retried_total", "") >
+               retried_before;
+      }, 10s));
+      REQUIRE(holder.sqlstate_of("COMMIT").empty());
+      CHECK(answers_until_ready(c) == std::vector<std::string>{"SELECT 1", "ZI"});
     }
     {
       // A write in autocommit with no answer: its outcome is unknown, 08007.
