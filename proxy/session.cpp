@@ -256,9 +256,15 @@ session::client_step session::take_client_messages(std::size_t max_message) {
         continue;
       case step_kind::answer_lost: {
         // The client's transaction block was lost with its server (see answer_lost_work).
-        const char type = in_.readable()[0];
-        append_lost_answer(client_out_, st.lost);
-        if (type == fe_t::query || type == fe_t::function_call) append_ready(client_out_, st.ready);
+        const auto data = in_.readable();
+        const char type = data[0];
+        if (st.lost == routing::lost_answer::rollback_done && type != fe_t::query) {
+          // An extended ROLLBACK (or COMMIT) of the lost block: each message's own answer.
+          answer_rollback_message(type, st.length > pr::typed_header_size ? data[pr::typed_header_size] : '\0');
+        } else {
+          append_lost_answer(client_out_, st.lost);
+          if (type == fe_t::query || type == fe_t::function_call) append_ready(client_out_, st.ready);
+        }
         in_.consume(st.length);
         continue;
       }
@@ -303,6 +309,22 @@ session::client_step session::take_client_messages(std::size_t max_message) {
         continue;
       }
     }
+  }
+}
+
+void session::answer_rollback_message(char type, char first_byte) {
+  switch (type) {
+    case fe_t::parse: pr::be::serialize_empty(be_t::parse_complete, client_out_); break;
+    case fe_t::bind: pr::be::serialize_empty(be_t::bind_complete, client_out_); break;
+    case fe_t::close: pr::be::serialize_empty(be_t::close_complete, client_out_); break;
+    case fe_t::execute: pr::be::serialize(pr::be::command_complete{"ROLLBACK"}, client_out_); break;
+    case fe_t::describe:
+      // A transaction statement takes no parameters and returns no rows.
+      if (first_byte == 'S') pr::be::serialize(pr::be::parameter_description{}, client_out_);
+      pr::be::serialize_empty(be_t::no_data, client_out_);
+      break;
+    default:
+      break;  // Flush: nothing to say
   }
 }
 

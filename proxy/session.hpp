@@ -258,6 +258,9 @@ class session : public std::enable_shared_from_this<session>,
   // The message at the front of in_ (`m`, its step's `effect`) is about to go to the attached
   // server: kept in retry_ while its unit may run again.
   void keep_for_retry(const protocol::frame& m, std::uint8_t effect);
+  // The answer PostgreSQL gives a message of an extended ROLLBACK batch (`first_byte`: of its
+  // body, Describe's kind), to client_out_.
+  void answer_rollback_message(char type, char first_byte);
   // One answer of routing/lost_work.hpp (without its ReadyForQuery), counted in the metrics.
   void append_lost_answer(std::string& out, routing::lost_answer answer);
   // Why the client's work was lost, for its answers (set when a server is lost under it).

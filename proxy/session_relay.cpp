@@ -340,6 +340,20 @@ session::chunk_result session::process_server_chunk(server_connection& sc) {
         }
         break;
       }
+      case be_t::notice_response: {
+        // An immediate shutdown or a crash of another backend: the server warns that it ends
+        // this connection, then closes it. Under transaction pooling that is a lost server (as
+        // a FATAL saying the same, above), not the client's business.
+        auto fields = pr::be::parse_error_fields(m.body);
+        const auto code = fields ? fields->get('C') : std::string_view{};
+        if ((code == "57P01" || code == "57P02") && mode() == pool_mode::transaction && !core_.pinned()) {
+          sc.tainted = true;
+          forward = false;
+          server_going_ = fields->get('M');
+          spdlog::info("[c{}] server {} is going away: {}", id_, sc.node.value, server_going_);
+        }
+        break;
+      }
       default:
         break;
     }

@@ -29,11 +29,12 @@ constexpr std::uint8_t ends = 8;     // COMMIT, ROLLBACK, END, ABORT (and the PR
 }  // namespace unit_effect
 
 enum class lost_answer : std::uint8_t {
-  run,              // nothing to say: the unit runs on a server (a ROLLBACK of a lost block, extended)
+  run,              // nothing to say: the unit runs on a server
   unknown_outcome,  // ErrorResponse 08007, then ReadyForQuery
   rolled_back,      // ErrorResponse 57P01, then ReadyForQuery
   aborted,          // ErrorResponse 25P02, then ReadyForQuery
-  rollback_done,    // CommandComplete "ROLLBACK", then ReadyForQuery
+  rollback_done,    // CommandComplete "ROLLBACK", then ReadyForQuery (for an extended batch of
+                    // ROLLBACK or COMMIT: each message's answer, as PostgreSQL gives them)
 };
 
 struct lost_outcome {
@@ -44,15 +45,14 @@ struct lost_outcome {
 // The answer to one unit. `before`: the client's transaction status before it (T: a block the
 // client does not know is lost; E: a failed block, which it knows of). `in_flight`: the unit was
 // sent to the lost server and not answered (else it arrived after the loss). `simple`: a Query
-// (an extended batch's ROLLBACK is not answered here: rollback_done becomes run, or, in flight,
-// rolled_back).
+// (an extended batch's ROLLBACK in flight may have had some of its answers: rolled_back).
 [[nodiscard]] constexpr lost_outcome answer_lost_unit(protocol::tx_status before, std::uint8_t effect, bool in_flight,
                                                       bool simple) {
   using protocol::tx_status;
   namespace ue = unit_effect;
   const bool ends = (effect & ue::ends) != 0;
   const bool commits = (effect & ue::commits) != 0;
-  const lost_answer rollback = simple ? lost_answer::rollback_done : in_flight ? lost_answer::rolled_back : lost_answer::run;
+  const lost_answer rollback = in_flight && !simple ? lost_answer::rolled_back : lost_answer::rollback_done;
   switch (before) {
     case tx_status::idle:
       if ((effect & ue::begins) && !ends) return {lost_answer::rolled_back, tx_status::failed};
@@ -65,10 +65,7 @@ struct lost_outcome {
       if (ends) return {rollback, tx_status::idle};
       return {lost_answer::rolled_back, tx_status::failed};
     case tx_status::failed:
-      // PostgreSQL answers a COMMIT there "ROLLBACK"; Meridian does so for a Query only (never
-      // run on a server, which would answer "COMMIT").
-      if (ends && commits && !simple) return {lost_answer::rolled_back, tx_status::idle};
-      if (ends) return {rollback, tx_status::idle};
+      if (ends) return {rollback, tx_status::idle};  // a COMMIT too: PostgreSQL says "ROLLBACK"
       return {lost_answer::aborted, tx_status::failed};
   }
   return {lost_answer::rolled_back, tx_status::idle};

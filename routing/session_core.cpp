@@ -170,6 +170,16 @@ session_core::step session_core::next(std::string_view data, server_state server
     return step{step_kind::need_more};
   }
   if (m->type == fe_t::terminate) return consume(step_kind::terminate, m->size);
+  if (emulating_) {
+    auto st = consume(m->type == fe_t::sync ? step_kind::answer_ready : step_kind::answer_lost, m->size);
+    st.lost = lost_answer::rollback_done;
+    st.ready = skip_ready_;
+    if (m->type == fe_t::sync) {
+      emulating_ = false;
+      skip_ready_ = pr::tx_status::idle;
+    }
+    return st;
+  }
   if (skipping_) {
     if (m->type != fe_t::sync) return consume(step_kind::drop, m->size);
     skipping_ = false;
@@ -226,20 +236,24 @@ session_core::step session_core::answer_lost(std::string_view data, looked& m) {
   const bool simple = m.type == fe_t::query || m.type == fe_t::function_call;
   std::uint8_t effect = m.effect;
   if (!simple) {
-    // An extended batch: what its statements do, as far as the client has sent it.
+    // An extended batch: what its statements do, as far as the client has sent it. It ends the
+    // block only if each of its statements does (a ROLLBACK or COMMIT alone, as drivers send it).
+    bool only_ends = true;
     std::size_t offset = 0;
     for (std::size_t i = 0;; ++i) {
       const auto* l = look(data, i, offset);
       if (!l || l->type == fe_t::sync) break;
       effect |= l->effect;
+      if ((l->type == fe_t::parse || l->type == fe_t::bind) && !(l->effect & unit_effect::ends)) only_ends = false;
       offset += l->size;
     }
+    if (!only_ends) effect &= static_cast<std::uint8_t>(~(unit_effect::ends | unit_effect::commits));
   }
   const auto o = answer_lost_unit(lost_, effect, false, simple);
   lost_ = o.after;
   if (o.answer == lost_answer::run) return step{step_kind::attach};  // routed as any unit is
   if (!simple) {
-    skipping_ = true;
+    (o.answer == lost_answer::rollback_done ? emulating_ : skipping_) = true;
     skip_ready_ = o.after;
   }
   auto st = consume(step_kind::answer_lost, ahead(0).size);
@@ -325,6 +339,7 @@ void session_core::abandon() {
   tx_ = pr::tx_status::idle;
   lost_ = pr::tx_status::idle;
   skip_ready_ = pr::tx_status::idle;
+  emulating_ = false;
   forget_ahead();
 }
 

@@ -88,7 +88,8 @@ class session_core {
     answer_lost,   // the client's transaction block was lost with its server: consume the front
                    // message (`length`) and answer `lost` (routing/lost_work.hpp), then, when it
                    // is a Query, FunctionCall or Sync, ReadyForQuery(`ready`); the rest of a
-                   // batch is skipped up to its Sync (answer_ready)
+                   // batch is skipped up to its Sync (answer_ready), or, for rollback_done,
+                   // each of its messages is answered as PostgreSQL answers it for a ROLLBACK
     authorize,    // the front message may write or commits on the primary: forward it only under
                   // write authority (then authorize()), or refuse it (then abandon())
     terminate,    // the client said goodbye (Terminate)
@@ -232,6 +233,7 @@ class session_core {
   bool closing_batch_ = false;  // Meridian's own Sync sent: the batch moves once it is answered
   bool batch_failed_ = false;   // the open batch failed on its server
   bool skipping_ = false;       // what is left of a failed batch, up to the client's Sync
+  bool emulating_ = false;      // a lost block's extended ROLLBACK (or COMMIT): answered here, up to its Sync
   protocol::tx_status skip_ready_ = protocol::tx_status::idle;  // the Sync's answer then
   // The client's transaction block was lost with its server: T, the client was not told yet; E,
   // it was. Idle: nothing lost.

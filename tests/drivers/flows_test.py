@@ -2,7 +2,7 @@
 """Drivers' protocol flows through a replica region's Meridian and the primary region's (issue 25):
 asyncpg's unsynced prepare followed by writes and COPY, psycopg 3's pipeline mode mixing reads
 and writes, psycopg's statement cache evicting with DEALLOCATE, and its prepared statements on a type made
-and rolled back (issue 33). Each must succeed as it does against PostgreSQL directly, writes must reach the
+and rolled back (issue 33), a block lost with its server (issue 24). Each must succeed as it does against PostgreSQL directly, writes must reach the
 primary, and reads must still go to the region's replica afterwards. Exits non-zero on the first
 failed check.
 
@@ -137,6 +137,32 @@ def psycopg_type_recreated(region, dsn):
         check(True, f"{region}: a type dropped and made again, committed")
 
 
+def psycopg_lost_block(region, dsn):
+    """A transaction whose server connection dies (here its backend ends itself) fails once, with
+    57P01; psycopg's ROLLBACK after it (extended protocol) is answered as PostgreSQL answers it,
+    with no warning, and the connection goes on (issue 24). Nothing of the block is committed."""
+    base = {"us": 1900, "eu": 2900}[region]
+    with psycopg.connect(dsn) as conn:
+        notices = []
+        conn.add_notice_handler(lambda d: notices.append(d.message_primary))
+        conn.execute("DELETE FROM itest_flows WHERE id = %s", (base,))
+        conn.commit()
+        conn.execute("INSERT INTO itest_flows (id, v) VALUES (%s, 'lost block')", (base,))
+        try:
+            conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+            check(False, f"{region}: a statement whose backend ended succeeded")
+        except psycopg.errors.AdminShutdown:
+            pass
+        check(conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR,
+              f"{region}: the block is failed after the loss ({conn.info.transaction_status})")
+        conn.rollback()
+        check(notices == [], f"{region}: ROLLBACK of the lost block answered without warnings: {notices}")
+        check(conn.execute("SELECT 1").fetchone()[0] == 1, f"{region}: the connection goes on")
+        conn.commit()
+        n = conn.execute("/* meridian:primary */ SELECT count(*) FROM itest_flows WHERE id = %s", (base,)).fetchone()[0]
+        check(n == 0, f"{region}: nothing of the lost block committed ({n})")
+
+
 def main():
     primary_port = int(os.environ["MERIDIAN_PRIMARY_PORT"])
     regions = [r for r in ("us", "eu") if f"MERIDIAN_DSN_{r.upper()}" in os.environ]
@@ -150,6 +176,7 @@ def main():
         psycopg_pipeline(region, dsn, read_port, primary_port)
         psycopg_prepared_cache(region, dsn)
         psycopg_type_recreated(region, dsn)
+        psycopg_lost_block(region, dsn)
     print(f"{checks} checks passed")
 
 

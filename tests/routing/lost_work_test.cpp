@@ -43,14 +43,14 @@ TEST_CASE("lost work: each unit gets the answer the loss makes true", "[routing]
       {"COMMIT after the loss", T, commit, false, true, lost_answer::rolled_back, I},
       {"ROLLBACK in flight", T, ue::ends, true, true, lost_answer::rollback_done, I},
       {"ROLLBACK in flight, extended", T, ue::ends, true, false, lost_answer::rolled_back, I},
-      {"ROLLBACK after the loss, extended: runs", T, ue::ends, false, false, lost_answer::run, I},
+      {"ROLLBACK after the loss, extended", T, ue::ends, false, false, lost_answer::rollback_done, I},
       {"SELECT after the loss", T, 0, false, true, lost_answer::rolled_back, E},
       // In a failed block, what PostgreSQL answers.
       {"SELECT in a failed block", E, 0, false, true, lost_answer::aborted, E},
       {"INSERT in a failed block, extended", E, ue::writes, true, false, lost_answer::aborted, E},
       {"ROLLBACK of a failed block", E, ue::ends, false, true, lost_answer::rollback_done, I},
       {"COMMIT of a failed block", E, commit, false, true, lost_answer::rollback_done, I},
-      {"COMMIT of a failed block, extended: never run", E, commit, false, false, lost_answer::rolled_back, I},
+      {"COMMIT of a failed block, extended", E, commit, false, false, lost_answer::rollback_done, I},
       // After the loss, outside a block: nothing to say, the unit runs.
       {"INSERT after the loss", I, ue::writes, false, true, lost_answer::run, I},
       {"SELECT after the loss, outside a block", I, 0, false, false, lost_answer::run, I},

@@ -615,7 +615,7 @@ TEST_CASE("session core: a transaction block lost with its server is answered un
   CHECK(e.next().kind == step_kind::attach);
 }
 
-TEST_CASE("session core: after a lost block, a COMMIT fails and an extended ROLLBACK runs",
+TEST_CASE("session core: after a lost block, a COMMIT fails and an extended ROLLBACK is answered as PostgreSQL would",
           "[routing][session_core][lost_work]") {
   {
     edge e;
@@ -639,7 +639,39 @@ TEST_CASE("session core: after a lost block, a COMMIT fails and an extended ROLL
     protocol::fe::serialize(protocol::fe::execute{"", 0}, batch);
     batch += empty('S');
     e.in = batch;
+    // Parse, Bind, Execute each answered (ParseComplete, BindComplete, "ROLLBACK"), then the Sync.
+    for (int i = 0; i < 3; ++i) {
+      const auto st = e.next();
+      REQUIRE(st.kind == step_kind::answer_lost);
+      CHECK(st.lost == routing::lost_answer::rollback_done);
+      e.in.erase(0, st.length);
+    }
+    const auto st = e.next();
+    REQUIRE(st.kind == step_kind::answer_ready);
+    CHECK(st.ready == protocol::tx_status::idle);
+    e.in.erase(0, st.length);
+    e.in = query("SELECT 1");
     CHECK(e.next().kind == step_kind::attach);
+  }
+  {
+    // A batch that does more than end the block is not a ROLLBACK: 25P02, skipped to its Sync.
+    edge e;
+    e.core.server_lost(protocol::tx_status::failed, false);
+    std::string batch;
+    protocol::fe::serialize(protocol::fe::parse{"", "ROLLBACK", {}}, batch);
+    protocol::fe::serialize(protocol::fe::parse{"a", "SELECT 1", {}}, batch);
+    batch += empty('S');
+    e.in = batch;
+    auto st = e.next();
+    REQUIRE(st.kind == step_kind::answer_lost);
+    CHECK(st.lost == routing::lost_answer::aborted);
+    e.in.erase(0, st.length);
+    st = e.next();
+    REQUIRE(st.kind == step_kind::drop);
+    e.in.erase(0, st.length);
+    st = e.next();
+    REQUIRE(st.kind == step_kind::answer_ready);
+    CHECK(st.ready == protocol::tx_status::failed);
   }
 }
 
