@@ -332,7 +332,8 @@ void session::keep_for_retry(const pr::frame& m, std::uint8_t effect) {
   const auto& sc = *attached_;
   if (!sc.batch_open) {
     // The message begins a unit: it may run again if it reads, alone, outside a block.
-    retry_.ok = sc.tx == pr::tx_status::idle && !sc.pipeline.client_unit_pending() && !sc.pipeline.copying_in();
+    retry_.ok = sc.tx == pr::tx_status::idle && (sc.pipeline.empty() || (!sc.pipeline.client_unit_pending() &&
+                                                                        !sc.pipeline.copying_in()));
     retry_.bytes.clear();
   }
   if (!retry_.ok) return;

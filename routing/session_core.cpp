@@ -158,36 +158,20 @@ bool session_core::holds_server() const {
 
 session_core::step session_core::consume(step_kind kind, std::size_t size) {
   ++head_;
-  return step{kind, size};
+  return step{.kind = kind, .length = size};
 }
 
 session_core::step session_core::next(std::string_view data, server_state server) {
-  if (!violation_.empty()) return step{step_kind::violation, 0, {}, nullptr, violation_.c_str()};
+  if (!violation_.empty()) return step{.kind = step_kind::violation, .why = violation_.c_str()};
   if (attached_ && !server.pending && !holds_server()) return step{step_kind::release};
   auto* m = look(data, 0, 0);
   if (!m) {
-    if (!violation_.empty()) return step{step_kind::violation, 0, {}, nullptr, violation_.c_str()};
+    if (!violation_.empty()) return step{.kind = step_kind::violation, .why = violation_.c_str()};
     return step{step_kind::need_more};
   }
   if (m->type == fe_t::terminate) return consume(step_kind::terminate, m->size);
-  if (emulating_) {
-    auto st = consume(m->type == fe_t::sync ? step_kind::answer_ready : step_kind::answer_lost, m->size);
-    st.lost = lost_answer::rollback_done;
-    st.ready = skip_ready_;
-    if (m->type == fe_t::sync) {
-      emulating_ = false;
-      skip_ready_ = pr::tx_status::idle;
-    }
-    return st;
-  }
-  if (skipping_) {
-    if (m->type != fe_t::sync) return consume(step_kind::drop, m->size);
-    skipping_ = false;
-    auto st = consume(step_kind::answer_ready, m->size);
-    st.ready = skip_ready_;
-    skip_ready_ = pr::tx_status::idle;
-    return st;
-  }
+  if (skipping_ || emulating_) [[unlikely]]
+    return skip_or_emulate(*m);
 
   if (!attached_) {
     // Leftovers of a copy that already ended, and a Flush with nothing to flush: PostgreSQL
@@ -197,14 +181,14 @@ session_core::step session_core::next(std::string_view data, server_state server
       auto st = answer_lost(data, *m);
       if (st.kind != step_kind::attach) return st;
     }
-    return step{step_kind::attach, 0, route_unit(data)};
+    return step{.kind = step_kind::attach, .request = route_unit(data)};
   }
   if (closing_batch_) return step{step_kind::wait_server};
   // On the primary, past the unit's checkout: what runs a write outside a block (a Parse only
   // prepares), and what commits.
   if ((m->commits || (m->write && !in_transaction_block() && m->type != fe_t::parse)) && !replica_ && checked_ == 0 &&
       !authorized_ && tx_ != pr::tx_status::failed)
-    return step{step_kind::authorize, m->size};
+    return step{.kind = step_kind::authorize, .length = m->size};
   // Attached for this very unit (its route is decided), or switching servers here would change
   // what the client sees.
   if (fresh_ || in_transaction_block() || pinned_ || settings_.session_pooling || server.copying_in ||
@@ -224,6 +208,25 @@ session_core::step session_core::next(std::string_view data, server_state server
   // A new unit while the server still answers the last one: pipelined on, when it can run it.
   if (replica_ && route_unit(data).where == target::primary) return step{step_kind::wait_server};
   return forward(ahead(0));  // (route_unit may have moved what m pointed at)
+}
+
+session_core::step session_core::skip_or_emulate(const looked& m) {
+  if (emulating_) {
+    auto st = consume(m.type == fe_t::sync ? step_kind::answer_ready : step_kind::answer_lost, m.size);
+    st.lost = lost_answer::rollback_done;
+    st.ready = skip_ready_;
+    if (m.type == fe_t::sync) {
+      emulating_ = false;
+      skip_ready_ = pr::tx_status::idle;
+    }
+    return st;
+  }
+  if (m.type != fe_t::sync) return consume(step_kind::drop, m.size);
+  skipping_ = false;
+  auto st = consume(step_kind::answer_ready, m.size);
+  st.ready = skip_ready_;
+  skip_ready_ = pr::tx_status::idle;
+  return st;
 }
 
 session_core::step session_core::answer_lost(std::string_view data, looked& m) {
@@ -263,7 +266,7 @@ session_core::step session_core::answer_lost(std::string_view data, looked& m) {
 }
 
 session_core::step session_core::forward(looked& m) {
-  step s{step_kind::forward, m.size};
+  step s{.kind = step_kind::forward, .length = m.size};
   s.effect = m.effect;
   fresh_ = false;
   authorized_ = false;

@@ -104,17 +104,17 @@ class session_core {
 
   struct step {
     step_kind kind = step_kind::need_more;
+    // forward: what the message does (routing::unit_effect), for answering its unit if the
+    // server is lost. (The three small fields first: they fill what would be padding.)
+    std::uint8_t effect = 0;
+    lost_answer lost = lost_answer::run;                    // answer_lost
+    protocol::tx_status ready = protocol::tx_status::idle;  // answer_ready, answer_lost
     std::size_t length = 0;
     route_request request{};
     // forward: the statement the message runs or prepares (Query, Parse), else nullptr. Valid
     // until the next call.
     const statement_info* statement = nullptr;
     const char* why = nullptr;
-    // forward: what the message does (routing::unit_effect), for answering its unit if the
-    // server is lost.
-    std::uint8_t effect = 0;
-    lost_answer lost = lost_answer::run;                  // answer_lost
-    protocol::tx_status ready = protocol::tx_status::idle;  // answer_ready, answer_lost
   };
 
   // What the edge's request pipeline says of the attached server now.
@@ -234,6 +234,9 @@ class session_core {
   bool batch_failed_ = false;   // the open batch failed on its server
   bool skipping_ = false;       // what is left of a failed batch, up to the client's Sync
   bool emulating_ = false;      // a lost block's extended ROLLBACK (or COMMIT): answered here, up to its Sync
+  // The front message is skipped or answered here (skipping_, emulating_). Apart (and not
+  // inlined) so that next()'s common path stays as it was.
+  [[gnu::noinline]] step skip_or_emulate(const looked& m);
   protocol::tx_status skip_ready_ = protocol::tx_status::idle;  // the Sync's answer then
   // The client's transaction block was lost with its server: T, the client was not told yet; E,
   // it was. Idle: nothing lost.
