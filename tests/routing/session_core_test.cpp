@@ -358,6 +358,18 @@ struct edge {
     pl.clear();
     core.attached(st.request.where != routing::target::primary);
   }
+  // The rest of a batch skipped: `drops` messages dropped, then its Sync answered with `ready`.
+  void skipped_to_sync(int drops, protocol::tx_status ready) {
+    for (int i = 0; i < drops; ++i) {
+      const auto st = next();
+      REQUIRE(st.kind == step_kind::drop);
+      in.erase(0, st.length);
+    }
+    const auto st = next();
+    REQUIRE(st.kind == step_kind::answer_ready);
+    CHECK(st.ready == ready);
+    in.erase(0, st.length);
+  }
   // The server answers with `types`; a ReadyForQuery with `status`.
   void answer(std::string_view types, char status = 'I') {
     for (char t : types) {
@@ -596,15 +608,7 @@ TEST_CASE("session core: a transaction block lost with its server is answered un
   REQUIRE(st.kind == step_kind::answer_lost);
   CHECK(st.lost == routing::lost_answer::aborted);
   e.in.erase(0, st.length);
-  for (int i = 0; i < 2; ++i) {
-    st = e.next();
-    REQUIRE(st.kind == step_kind::drop);
-    e.in.erase(0, st.length);
-  }
-  st = e.next();
-  REQUIRE(st.kind == step_kind::answer_ready);
-  CHECK(st.ready == protocol::tx_status::failed);
-  e.in.erase(0, st.length);
+  e.skipped_to_sync(2, protocol::tx_status::failed);
   // The ROLLBACK that ends it is answered here; what follows runs on a server again.
   e.in = query("ROLLBACK");
   st = e.next();
@@ -666,12 +670,7 @@ TEST_CASE("session core: after a lost block, a COMMIT fails and an extended ROLL
     REQUIRE(st.kind == step_kind::answer_lost);
     CHECK(st.lost == routing::lost_answer::aborted);
     e.in.erase(0, st.length);
-    st = e.next();
-    REQUIRE(st.kind == step_kind::drop);
-    e.in.erase(0, st.length);
-    st = e.next();
-    REQUIRE(st.kind == step_kind::answer_ready);
-    CHECK(st.ready == protocol::tx_status::failed);
+    e.skipped_to_sync(1, protocol::tx_status::failed);
   }
 }
 
@@ -691,15 +690,7 @@ TEST_CASE("session core: a batch cut by the loss of its server is skipped up to 
   protocol::fe::serialize(protocol::fe::bind{"", "", std::string_view("\0\0\0\0\0\0", 6)}, e.in);
   protocol::fe::serialize(protocol::fe::execute{"", 0}, e.in);
   e.in += empty('S');
-  for (int i = 0; i < 2; ++i) {
-    st = e.next();
-    REQUIRE(st.kind == step_kind::drop);
-    e.in.erase(0, st.length);
-  }
-  st = e.next();
-  REQUIRE(st.kind == step_kind::answer_ready);
-  CHECK(st.ready == protocol::tx_status::idle);
-  e.in.erase(0, st.length);
+  e.skipped_to_sync(2, protocol::tx_status::idle);
   e.in = query("SELECT 1");
   CHECK(e.next().kind == step_kind::attach);
 }
