@@ -8,6 +8,7 @@
 // class carries out its steps. Its member functions are split by responsibility over
 // proxy/session*.cpp (the list is in proxy/session_parts.hpp).
 #include <array>
+#include <deque>
 #include <list>
 #include <memory>
 #include <optional>
@@ -294,6 +295,8 @@ class session : public std::enable_shared_from_this<session>,
   // DDL, and the end of a transaction that made objects: see statement_generation.
   void note_catalog_change(const server_connection& sc, const routing::classification& cls);
   bool tx_made_objects_ = false;
+  // Names of the client's Parses refused with 42P05 (duplicate_parse_tag), oldest first.
+  std::deque<std::string> duplicate_names_;
   bool batch_resets_all_ = false;  // the open batch parsed RESET ALL or DISCARD ALL
   // The statement makes relations only the primary can read: every worker learns them.
   void learn_primary_only(std::string_view sql);

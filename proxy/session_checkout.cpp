@@ -28,6 +28,12 @@ using namespace session_parts;  // and its pr, fe_t, be_t, clock
 
 namespace {
 
+// The node takes no connection now, and nothing was sent to it: refused, unreachable, or it
+// says it cannot (57P03: starting up, shutting down, in recovery).
+bool unreachable(const server_error& e) {
+  return e.sqlstate == pr::sqlstate::connection_failure || e.sqlstate == pr::sqlstate::cannot_connect_now;
+}
+
 // How often held work looks again at a primary that is not known to be down.
 constexpr auto hold_retry = std::chrono::milliseconds(250);
 
@@ -86,14 +92,14 @@ void session::on_handover(handover h) {
       }
       attach_to(std::move(h.conn), queued_.decision, queued_.read, true);
     } else if (h.error && queued_.read && queued_.decision.node &&
-               h.error->sqlstate == pr::sqlstate::connection_failure && read_skips_ < 2) {
+               unreachable(*h.error) && read_skips_ < 2) {
       // A read whose node could not be reached, as attach() handles it: nothing was sent yet,
       // so the node is skipped a while and the turn routes the read again, elsewhere.
       ++read_skips_;
       spdlog::warn("[c{}] {} unavailable, reading from elsewhere: {}", id_,
                    worker_.topology().at(*queued_.decision.node).name, h.error->message);
       worker_.skip_node(*queued_.decision.node);
-    } else if (h.error && !queued_.decision.replica && h.error->sqlstate == pr::sqlstate::connection_failure &&
+    } else if (h.error && !queued_.decision.replica && unreachable(*h.error) &&
                hold_settings().hold_timeout.count() > 0) {
       // The primary cannot be reached and nothing was sent to it: attach() holds the batch
       // for the failover.
@@ -241,13 +247,13 @@ awaitable<std::optional<server_error>> session::attach(routing::route_request as
     auto& p = pool_of(*decision.node);
     auto r = co_await p.acquire(clock::now() + worker_.cfg().wait_timeout);
     if (!r) {
-      if (decision.replica && r.error().sqlstate == pr::sqlstate::connection_failure) {
+      if (decision.replica && unreachable(r.error())) {
         // Nothing was sent yet: the client need not notice. Skip the replica for a while.
         spdlog::warn("[c{}] replica {} unavailable, reading from elsewhere: {}", id_, p.node().name, r.error().message);
         worker_.skip_node(*decision.node);
         continue;
       }
-      if (read && !primary_skipped && r.error().sqlstate == pr::sqlstate::connection_failure) {
+      if (read && !primary_skipped && unreachable(r.error())) {
         // A read the region's primary would have served, and it is down: the nearest replica
         // that may serve it instead (the router skips the primary for reads a while).
         spdlog::warn("[c{}] primary {} unavailable, reading from a replica: {}", id_, p.node().name, r.error().message);
@@ -255,7 +261,7 @@ awaitable<std::optional<server_error>> session::attach(routing::route_request as
         primary_skipped = true;
         continue;
       }
-      if (!decision.replica && r.error().sqlstate == pr::sqlstate::connection_failure) {
+      if (!decision.replica && unreachable(r.error())) {
         // The primary refuses connections or is gone, and nothing was sent to it: the work
         // waits for it to come back or for the failover to name another.
         const auto until = hold.until(routing::primary_hold::reason::primary_lost, clock::now());

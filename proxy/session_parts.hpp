@@ -35,6 +35,9 @@ constexpr std::uint32_t reset_all_tag = 0xfffffffdu;
 // Tags the synthetic query that brings a connection back to the client's start-up parameters
 // after its RESET ALL or DISCARD ALL.
 constexpr std::uint32_t restore_tag = 0xfffffffcu;
+// Tags the Parse sent in place of a client's Parse under a name it already uses: it fails on the
+// server, whose error is replaced with PostgreSQL's 42P05.
+constexpr std::uint32_t duplicate_parse_tag = 0xfffffffbu;
 
 inline void append_ready(std::string& out, pr::tx_status status) {
   pr::be::serialize(pr::be::ready_for_query{status}, out);

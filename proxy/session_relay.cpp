@@ -306,6 +306,18 @@ session::chunk_result session::process_server_chunk(server_connection& sc) {
       }
       case be_t::error_response: {
         if (v.forward && !v.unsolicited) core_.server_error();
+        if (answering && answering->tag == duplicate_parse_tag) [[unlikely]] {
+          // The Parse sent for a client's name in use failed as meant: PostgreSQL's error instead.
+          forward = false;
+          std::string name;
+          if (!duplicate_names_.empty()) {
+            name = std::move(duplicate_names_.front());
+            duplicate_names_.pop_front();
+          }
+          pr::append_error(generated_, pr::severity::error, "42P05", "prepared statement \"" + name + "\" already exists");
+          worker_.meter().errors.count(error_meter::origin::meridian, "42P05");
+          break;
+        }
         auto fields = pr::be::parse_error_fields(m.body);
         const auto severity = fields ? fields->get('V') : std::string_view{};
         const auto code = fields ? fields->get('C') : std::string_view{};
@@ -547,6 +559,7 @@ bool session::answer_lost_work(server_connection& sc, const std::string& why, st
   if (!server_writing_) server_out_.clear();
   show_names_.clear();
   deferred_shows_.clear();
+  duplicate_names_.clear();
   batch_resets_all_ = false;
   batch_tx_ = routing::tx_effect::none;
   batch_copy_in_ = false;

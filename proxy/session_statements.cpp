@@ -148,6 +148,15 @@ bool session::forward_client_message(const pr::frame& m, const routing::classifi
         pl.sent(fe_t::parse);
         break;
       }
+      if (statements_.find(p->statement) != statements_.end()) {
+        // PostgreSQL refuses a name in use (42P05) and keeps the statement it names. The server
+        // is made to fail the batch the same way (its implicit transaction, the rest up to the
+        // Sync) with a Parse that cannot parse, whose error is then replaced with PostgreSQL's.
+        pr::fe::serialize(pr::fe::parse{"mdn_name_in_use", "meridian: the name is in use", {}}, server_out_);
+        pl.sent(pr::pending_request{pr::request_kind::parse, false, false, 0, duplicate_parse_tag});
+        duplicate_names_.emplace_back(p->statement);
+        break;
+      }
       // Statements are renamed by content, so every client preparing the same text shares one
       // server-side statement, and a name never collides with another client's.
       auto content = m.body.substr(p->statement.size() + 1);

@@ -265,6 +265,16 @@ session_core::step session_core::answer_lost(std::string_view data, looked& m) {
   return st;
 }
 
+void session_core::prepared(const std::string& name, const statement_info& s) {
+  // A name prepared again: the new statement, unless the edge refused it (42P05: the name is in
+  // use, and the old statement stays) or the client deallocated the old one with SQL, which
+  // the core does not follow. Either may be the one Binds run, so the name keeps whichever
+  // needs the primary: never a write on a replica, at worst a read on the primary.
+  auto [it, inserted] = statements_.try_emplace(name, s);
+  if (!inserted && !(needs_primary(it->second.cls, it->second.forced) && !needs_primary(s.cls, s.forced)))
+    it->second = s;
+}
+
 session_core::step session_core::forward(looked& m) {
   step s{.kind = step_kind::forward, .length = m.size};
   s.effect = m.effect;
@@ -277,7 +287,7 @@ session_core::step session_core::forward(looked& m) {
         if (m.name.empty())
           unnamed_ = m.statement;
         else
-          statements_.insert_or_assign(m.name, *m.statement);
+          prepared(m.name, *m.statement);
       }
       batch_open_ = true;
       break;

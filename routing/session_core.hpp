@@ -209,6 +209,7 @@ class session_core {
   [[nodiscard]] bool server_can_take(const looked& m) const { return !replica_ || !m.write; }
   [[nodiscard]] bool in_transaction_block() const { return tx_ != protocol::tx_status::idle; }
   step forward(looked& m);
+  void prepared(const std::string& name, const statement_info& s);
   // The front unit of a client whose block was lost with its server (lost_ is T or E).
   step answer_lost(std::string_view data, looked& m);
   step consume(step_kind kind, std::size_t size);

@@ -514,3 +514,82 @@ TEST_CASE("large rows stream through without breaking framing", "[integration][l
   CHECK(v->size() == 8u * 1024 * 1024);
   CHECK(c.scalar("SELECT 'still framed'") == "still framed");
 }
+
+namespace {
+
+// The answers up to the next ReadyForQuery, each as its type, an ErrorResponse with its
+// SQLSTATE and a DataRow with its first column ("1 2 C E:42P05 Z").
+std::string answer_types(raw_client& c) {
+  std::string out;
+  while (auto m = c.message()) {
+    if (!out.empty()) out += ' ';
+    out += m->first;
+    if (m->first == 'E') out += ":" + error_code_of(m->second);
+    if (m->first == 'D' && m->second.size() >= 6) {
+      std::size_t len = 0;
+      for (int i = 2; i < 6; ++i) len = (len << 8) | static_cast<unsigned char>(m->second[static_cast<std::size_t>(i)]);
+      out += ":" + m->second.substr(6, len);
+    }
+    if (m->first == 'Z') {
+      out += ":" + m->second.substr(0, 1);
+      break;
+    }
+  }
+  return out;
+}
+
+// A Parse under a name in use, mid-batch after a write, and a Bind of that name after: what a
+// server (or a Meridian) at `port` answers.
+std::vector<std::string> parse_name_in_use(int port, const std::string& tag) {
+  namespace fe = meridian::protocol::fe;
+  raw_client c(port);
+  REQUIRE(c.login().empty());
+  std::vector<std::string> seen;
+  std::string out;
+  fe::serialize(fe::parse{"s1", "SELECT 1", {}}, out);
+  fe::serialize_empty('S', out);
+  REQUIRE(c.send(out));
+  seen.push_back(answer_types(c));
+  out.clear();
+  const std::string no_params("\0\0\0\0\0\0", 6);
+  fe::serialize(fe::parse{"", "INSERT INTO itest_lost VALUES ('" + tag + "')", {}}, out);
+  fe::serialize(fe::bind{"", "", no_params}, out);
+  fe::serialize(fe::execute{"", 0}, out);
+  fe::serialize(fe::parse{"s1", "SELECT 2", {}}, out);
+  fe::serialize(fe::bind{"", "s1", no_params}, out);
+  fe::serialize(fe::execute{"", 0}, out);
+  fe::serialize_empty('S', out);
+  REQUIRE(c.send(out));
+  seen.push_back(answer_types(c));
+  out.clear();
+  fe::serialize(fe::bind{"", "s1", no_params}, out);
+  fe::serialize(fe::execute{"", 0}, out);
+  fe::serialize_empty('S', out);
+  REQUIRE(c.send(out));
+  seen.push_back(answer_types(c));
+  return seen;
+}
+
+}  // namespace
+
+TEST_CASE("a Parse under a name in use fails with 42P05 as PostgreSQL fails it, in every region",
+          "[integration][prepared]") {
+  {
+    pg_connection setup(sandbox::admin_dsn(us));
+    REQUIRE(setup.ok());
+    setup.scalar("CREATE TABLE IF NOT EXISTS itest_lost (name text)");
+    setup.scalar("GRANT ALL ON itest_lost TO app");
+  }
+  pg_connection admin(sandbox::admin_dsn(us));
+  const auto direct = parse_name_in_use(sandbox::pg_port(us), "itest_dup_direct");
+  // The error where the Parse stands, the batch's write rolled back with it, the statement
+  // first prepared under the name kept.
+  CHECK(direct == std::vector<std::string>{"1 Z:I", "1 2 C E:42P05 Z:I", "2 D:1 C Z:I"});
+  CHECK(admin.scalar("SELECT count(*) FROM itest_lost WHERE name = 'itest_dup_direct'") == "0");
+  for (int region : {us, eu}) {
+    INFO(region_name(region));
+    const std::string tag = std::string("itest_dup_") + region_name(region);
+    CHECK(parse_name_in_use(sandbox::meridian_port(region), tag) == direct);
+    CHECK(admin.scalar("SELECT count(*) FROM itest_lost WHERE name = '" + tag + "'") == "0");
+  }
+}
