@@ -335,6 +335,7 @@ void session::keep_for_retry(const pr::frame& m, std::uint8_t effect) {
     retry_.ok = sc.tx == pr::tx_status::idle && (sc.pipeline.empty() || (!sc.pipeline.client_unit_pending() &&
                                                                         !sc.pipeline.copying_in()));
     retry_.bytes.clear();
+    retry_.named.clear();
   }
   if (!retry_.ok) return;
   if (effect != 0 || retry_.bytes.size() + m.wire_size > retry_state::max_bytes) {
@@ -342,6 +343,10 @@ void session::keep_for_retry(const pr::frame& m, std::uint8_t effect) {
     return;
   }
   retry_.bytes.append(m.body.data() - pr::typed_header_size, m.wire_size);
+  if (m.type == fe_t::parse && !m.body.empty() && m.body[0] != '\0') {
+    const auto name = m.body.substr(0, m.body.find('\0'));
+    if (statements_.find(name) == statements_.end()) retry_.named.emplace_back(name);
+  }
 }
 
 void session::refuse_batch(const server_error& err) {

@@ -253,6 +253,9 @@ class session : public std::enable_shared_from_this<session>,
     bool ok = false;
     int times = 0;  // this unit was run again this many times (at most max_times)
     std::string bytes;
+    // Statement names the unit's Parses gave the client (not in use before it): forgotten when
+    // it runs again, so that its Parses are not refused as names in use (42P05).
+    std::vector<std::string> named;
     static constexpr int max_times = 2;
     static constexpr std::size_t max_bytes = 64 * 1024;
   } retry_;

@@ -511,6 +511,9 @@ bool session::answer_lost_work(server_connection& sc, const std::string& why, st
                    retry_state::max_times);
       in_.unread(retry_.bytes);
       retry_.bytes.clear();
+      for (const auto& name : retry_.named) statements_.erase(name);
+      retry_.named.clear();
+      duplicate_names_.clear();
       worker_.meter().reads_retried.add(1);
       attached_.reset();
       core_.server_lost(pr::tx_status::idle, false);

@@ -220,6 +220,8 @@ std::vector<std::string> answer_of(raw_client& c, const std::string& sql) {
   return answers_until_ready(c);
 }
 
+std::string answer_types(raw_client& c);
+
 // Terminates the backend, on whichever node, whose query contains `marker`, once it is there.
 void terminate_backend_anywhere(const std::string& marker) {
   REQUIRE(eventually([&] {
@@ -337,13 +339,26 @@ TEST_CASE("a terminated backend fails its client's work once, and the client's c
           meridian::protocol::fe::query{"SELECT count(*), '" + tag + "_r' FROM itest_lost"}, out);
       REQUIRE(c.send(out));
       terminate_backend_anywhere(tag + "_r");
-      // It runs again (and waits for the lock again) before the lock goes.
+      // The same through the extended protocol, under a statement name the batch gives: run
+      // again, its Parse is not refused as a name in use.
+      raw_client x(sandbox::meridian_port(region));
+      REQUIRE(x.login().empty());
+      out.clear();
+      namespace fe = meridian::protocol::fe;
+      fe::serialize(fe::parse{"s_r", "SELECT count(*), '" + tag + "_x' FROM itest_lost", {}}, out);
+      fe::serialize(fe::bind{"", "s_r", std::string_view("\0\0\0\0\0\0", 6)}, out);
+      fe::serialize(fe::execute{"", 0}, out);
+      fe::serialize_empty('S', out);
+      REQUIRE(x.send(out));
+      terminate_backend_anywhere(tag + "_x");
+      // Both run again (and wait for the lock again) before the lock goes.
       REQUIRE(eventually([&] {
-        return metric(http_get(sandbox::metrics_port(region), "/metrics"), "meridian_reads_retried_total", "") >
-               retried_before;
+        return metric(http_get(sandbox::metrics_port(region), "/metrics"), "meridian_reads_retried_total", "") >=
+               retried_before + 2;
       }, 10s));
       REQUIRE(holder.sqlstate_of("COMMIT").empty());
       CHECK(answers_until_ready(c) == std::vector<std::string>{"SELECT 1", "ZI"});
+      CHECK(answer_types(x) == "1 2 D:0 C Z:I");
     }
     {
       // A write in autocommit with no answer: its outcome is unknown, 08007.
