@@ -119,7 +119,8 @@ void session::on_handover(handover h) {
 awaitable<bool> session::attach_handed(server_conn_ptr sc) {
   if (auto err = co_await sync_params(*sc)) {
     give_back(sc);
-    refuse_batch(*err);
+    // Lost before use (see attach()): the turn routes the work again.
+    if (!unreachable(*err)) refuse_batch(*err);
   } else {
     attach_to(std::move(sc), queued_.decision, queued_.read, true);
   }
@@ -209,6 +210,7 @@ awaitable<std::optional<server_error>> session::attach(routing::route_request as
   const auto& fo = worker_.cfg().failover;
   routing::primary_hold hold(hold_settings());
   held_work held(worker_.meter(), *worker_.shared().stats, fo.hold_clients);
+  int lost_before_use = 0;  // pooled connections found dead (at most a few: then the error)
   // None while the work may wait until `until`; else what refuses it: `otherwise` once its time
   // is up, 57P03 beyond failover.hold_clients.
   auto refusal = [&](clock::time_point until, const std::string& why, server_error otherwise) -> std::optional<server_error> {
@@ -291,6 +293,12 @@ awaitable<std::optional<server_error>> session::attach(routing::route_request as
     }
     if (auto err = co_await sync_params(*sc)) {
       give_back(sc);
+      // A pooled connection whose server died before its close reached Meridian: nothing of
+      // the client's was sent, so the work is routed again (and held, or read elsewhere).
+      if (unreachable(*err) && ++lost_before_use <= 3) {
+        spdlog::info("[c{}] server connection to {} lost before use: {}", id_, p.node().name, err->message);
+        continue;
+      }
       co_return err;
     }
     if (!decision.replica && routing::needs_write_authority(request) && !worker_.may_write()) {
