@@ -222,6 +222,14 @@ std::vector<std::string> answer_of(raw_client& c, const std::string& sql) {
 
 std::string answer_types(raw_client& c);
 
+// The table the lost-work and name-in-use tests write to.
+void make_itest_lost() {
+  pg_connection setup(sandbox::admin_dsn(us));
+  REQUIRE(setup.ok());
+  setup.scalar("CREATE TABLE IF NOT EXISTS itest_lost (name text)");
+  setup.scalar("GRANT ALL ON itest_lost TO app");
+}
+
 // Terminates the backend, on whichever node, whose query contains `marker`, once it is there.
 void terminate_backend_anywhere(const std::string& marker) {
   REQUIRE(eventually([&] {
@@ -284,12 +292,7 @@ TEST_CASE("a TLS client whose server ends its session is told so as PostgreSQL t
 
 TEST_CASE("a terminated backend fails its client's work once, and the client's connection goes on, in every region",
           "[integration][failure][lost_work]") {
-  {
-    pg_connection setup(sandbox::admin_dsn(us));
-    REQUIRE(setup.ok());
-    setup.scalar("CREATE TABLE IF NOT EXISTS itest_lost (name text)");
-    setup.scalar("GRANT ALL ON itest_lost TO app");
-  }
+  make_itest_lost();
   pg_connection admin(sandbox::admin_dsn(us));
   for (int region : {us, eu}) {
     INFO(region_name(region));
@@ -589,12 +592,7 @@ std::vector<std::string> parse_name_in_use(int port, const std::string& tag) {
 
 TEST_CASE("a Parse under a name in use fails with 42P05 as PostgreSQL fails it, in every region",
           "[integration][prepared]") {
-  {
-    pg_connection setup(sandbox::admin_dsn(us));
-    REQUIRE(setup.ok());
-    setup.scalar("CREATE TABLE IF NOT EXISTS itest_lost (name text)");
-    setup.scalar("GRANT ALL ON itest_lost TO app");
-  }
+  make_itest_lost();
   pg_connection admin(sandbox::admin_dsn(us));
   const auto direct = parse_name_in_use(sandbox::pg_port(us), "itest_dup_direct");
   // The error where the Parse stands, the batch's write rolled back with it, the statement

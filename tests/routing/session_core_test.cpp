@@ -358,6 +358,15 @@ struct edge {
     pl.clear();
     core.attached(st.request.where != routing::target::primary);
   }
+  // BEGIN, on the primary, answered: a transaction block is open.
+  void begin_block() {
+    in = query("BEGIN");
+    const auto st = next();
+    REQUIRE(st.kind == step_kind::attach);
+    attach(st);
+    CHECK(run().kind == step_kind::need_more);
+    answer("CZ", 'T');
+  }
   // The rest of a batch skipped: `drops` messages dropped, then its Sync answered with `ready`.
   void skipped_to_sync(int drops, protocol::tx_status ready) {
     for (int i = 0; i < drops; ++i) {
@@ -581,17 +590,12 @@ TEST_CASE("session core: a transaction block lost with its server is answered un
           "[routing][session_core][lost_work]") {
   // The edge answered what was in flight; the client did not know its block was lost (T).
   edge e;
-  e.in = query("BEGIN");
-  auto st = e.next();
-  REQUIRE(st.kind == step_kind::attach);
-  e.attach(st);
-  CHECK(e.run().kind == step_kind::need_more);
-  e.answer("CZ", 'T');
+  e.begin_block();
   e.core.server_lost(protocol::tx_status::in_transaction, false);
   CHECK_FALSE(e.core.attached());
   // Its next statement is told the block was rolled back; the block is failed then.
   e.in = query("INSERT INTO t VALUES (1)");
-  st = e.next();
+  auto st = e.next();
   REQUIRE(st.kind == step_kind::answer_lost);
   CHECK(st.lost == routing::lost_answer::rolled_back);
   CHECK(st.ready == protocol::tx_status::failed);
