@@ -26,9 +26,7 @@ void pipeline::sent(char type, char describe_kind, bool synthetic, std::uint32_t
 }
 
 void pipeline::sent(pending_request request) {
-  if (!request.synthetic && !request.local &&
-      (request.kind == request_kind::sync || request.kind == request_kind::query ||
-       request.kind == request_kind::function_call)) {
+  if (request.ends_client_unit()) {
     request.effect |= open_effect_;
     open_effect_ = 0;
   }

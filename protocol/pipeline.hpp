@@ -41,6 +41,13 @@ struct pending_request {
   // note_effect), taken when it is sent.
   std::uint8_t effect = 0;
   std::uint32_t tag = 0;   // caller's cookie, e.g. which prepared statement a Parse created
+
+  // A client's Sync, Query or FunctionCall: the end of one of the client's units, answered by
+  // its ReadyForQuery.
+  [[nodiscard]] bool ends_client_unit() const {
+    return !synthetic && !local &&
+           (kind == request_kind::sync || kind == request_kind::query || kind == request_kind::function_call);
+  }
 };
 
 struct response_verdict {
@@ -67,12 +74,8 @@ class pipeline {
   [[nodiscard]] std::uint8_t open_effect() const { return open_effect_; }
   // A client's Sync, Query or FunctionCall is not answered yet.
   [[nodiscard]] bool client_unit_pending() const {
-    for (auto i = head_; i < queue_.size(); ++i) {
-      const auto& r = queue_[i];
-      if (!r.synthetic && !r.local &&
-          (r.kind == request_kind::sync || r.kind == request_kind::query || r.kind == request_kind::function_call))
-        return true;
-    }
+    for (auto i = head_; i < queue_.size(); ++i)
+      if (queue_[i].ends_client_unit()) return true;
     return false;
   }
 

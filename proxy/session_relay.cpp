@@ -500,10 +500,7 @@ bool session::answer_lost_work(server_connection& sc, const std::string& why, st
       sc.tx == pr::tx_status::idle) {
     std::size_t units = 0;
     for (auto* r = sc.pipeline.unanswered_begin(); r != sc.pipeline.unanswered_end(); ++r)
-      if (!r->synthetic && !r->local &&
-          (r->kind == pr::request_kind::sync || r->kind == pr::request_kind::query ||
-           r->kind == pr::request_kind::function_call))
-        ++units;
+      if (r->ends_client_unit()) ++units;
     if (units + (core_.mid_batch() ? 1 : 0) == 1) {
       ++retry_.times;
       retry_.ok = false;
@@ -537,9 +534,8 @@ bool session::answer_lost_work(server_connection& sc, const std::string& why, st
   auto status = sc.tx;  // what the client was last told, before the first unit not answered
   std::size_t units = 0;
   for (auto* r = pl.unanswered_begin(); r != pl.unanswered_end(); ++r) {
-    if (r->synthetic || r->local) continue;
-    const bool simple = r->kind == pr::request_kind::query || r->kind == pr::request_kind::function_call;
-    if (!simple && r->kind != pr::request_kind::sync) continue;
+    if (!r->ends_client_unit()) continue;
+    const bool simple = r->kind != pr::request_kind::sync;
     const auto o = routing::answer_lost_unit(status, r->effect & kept, true, simple);
     append_lost_answer(out, o.answer);
     append_ready(out, o.after);
