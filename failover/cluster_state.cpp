@@ -37,6 +37,7 @@ std::string region_view::to_json() const {
     nodes_json[name] = json{{"probed", v.probed},
                             {"reachable", v.reachable},
                             {"unreachable_ms", v.unreachable_ms},
+                            {"refused", v.refused},
                             {"in_recovery", v.in_recovery},
                             {"timeline", v.timeline},
                             {"wal", v.wal.to_string()},
@@ -64,6 +65,7 @@ std::optional<region_view> region_view::from_json(const std::string& text) {
     nv.probed = n.value("probed", false);
     nv.reachable = n.value("reachable", false);
     nv.unreachable_ms = n.value("unreachable_ms", std::int64_t{0});
+    nv.refused = n.value("refused", false);
     nv.in_recovery = n.value("in_recovery", false);
     nv.timeline = n.value("timeline", std::uint32_t{0});
     nv.wal = routing::lsn::parse(n.value("wal", std::string())).value_or(routing::lsn{});
@@ -88,8 +90,10 @@ region_view view_of(const routing::topology& topo, const std::string& region, st
     node_view nv;
     nv.probed = h.probed;
     nv.reachable = h.probed && h.reachable;
-    if (h.probed && !h.reachable)
+    if (h.probed && !h.reachable) {
       nv.unreachable_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - h.last_seen).count();
+      nv.refused = h.refused;
+    }
     nv.in_recovery = h.in_recovery;
     nv.timeline = h.timeline;
     nv.wal = h.wal;
@@ -107,16 +111,19 @@ region_view view_of(const routing::topology& topo, const std::string& region, st
 }
 
 bool primary_lost(const std::vector<region_view>& views, const std::string& primary, std::size_t regions,
-                  std::chrono::milliseconds detection, std::string& why) {
+                  std::chrono::milliseconds detection, std::string& why,
+                  std::optional<std::chrono::milliseconds> refused_detection) {
+  const auto refused_after = std::min(detection, refused_detection.value_or(detection)).count();
   std::size_t lost = 0;
   std::vector<std::string> saw_lost;
   std::vector<std::string> saw_up;
   for (const auto& v : views) {
     auto it = v.nodes.find(primary);
     if (it == v.nodes.end() || !it->second.probed) continue;
-    if (!it->second.reachable && it->second.unreachable_ms >= detection.count()) {
+    const auto& n = it->second;
+    if (!n.reachable && (n.unreachable_ms >= detection.count() || (n.refused && n.unreachable_ms >= refused_after))) {
       ++lost;
-      saw_lost.push_back(v.region + " (" + std::to_string(it->second.unreachable_ms) + " ms)");
+      saw_lost.push_back(v.region + " (" + std::to_string(n.unreachable_ms) + " ms" + (n.refused ? ", refused" : "") + ")");
     } else {
       saw_up.push_back(v.region);
     }
@@ -129,6 +136,12 @@ bool primary_lost(const std::vector<region_view>& views, const std::string& prim
   why = "primary " + primary + " unreachable from " + join(saw_lost) + "; reachable (or not for long) from " +
         join(saw_up) + "; " + std::to_string(regions) + " regions";
   return lost * 2 > regions;
+}
+
+bool every_holder_released(const std::vector<std::string>& holders, const std::vector<std::string>& released) {
+  return std::all_of(holders.begin(), holders.end(), [&](const std::string& h) {
+    return std::find(released.begin(), released.end(), h) != released.end();
+  });
 }
 
 namespace {

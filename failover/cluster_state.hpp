@@ -31,6 +31,9 @@ struct node_view {
   bool probed = false;
   bool reachable = false;
   std::int64_t unreachable_ms = 0;  // for how long it has been unreachable (0 when reachable)
+  // Unreachable because its host refused the connection: nothing listens on its port (its
+  // postmaster is gone), hard evidence unlike a timeout.
+  bool refused = false;
   bool in_recovery = false;
   std::uint32_t timeline = 0;
   routing::lsn wal, receive, replay;
@@ -57,10 +60,16 @@ struct region_view {
                                   std::chrono::steady_clock::time_point now);
 
 // The primary is lost when more than half of all `regions` have a current view in which it
-// has been unreachable for at least `detection` (a region whose Meridian is gone has no view
-// and does not count for it). `why` says what was seen either way.
+// has been unreachable for at least `detection`, or refused for at least `refused_detection`
+// (a region whose Meridian is gone has no view and does not count for it). `why` says what was
+// seen either way.
 [[nodiscard]] bool primary_lost(const std::vector<region_view>& views, const std::string& primary, std::size_t regions,
-                                std::chrono::milliseconds detection, std::string& why);
+                                std::chrono::milliseconds detection, std::string& why,
+                                std::optional<std::chrono::milliseconds> refused_detection = std::nullopt);
+
+// Whether every Meridian registered as holding write authority over an epoch (`holders`: their
+// tokens) released it under the ending in force (`released`). No holder: nobody held it.
+[[nodiscard]] bool every_holder_released(const std::vector<std::string>& holders, const std::vector<std::string>& released);
 
 struct candidate_settings {
   // Replicas in order of preference. With `measured`, it only breaks ties between replicas at

@@ -43,6 +43,11 @@ struct node_monitor::probe_result {
   std::uint64_t system_id = 0;
   std::uint32_t timeline = 0;
   std::uint64_t fenced_epoch = 0;
+  // Connecting, the node's port refused, or the connection was reset or closed before the
+  // server said a word: nothing serves the port (through a forwarding relay or load balancer a
+  // refusal arrives so). A server that is up but not accepting says why (57P03, 53300); a cut
+  // link says nothing and times out.
+  bool refused = false;
 };
 
 namespace {
@@ -180,23 +185,35 @@ awaitable<node_monitor::probe_result> node_monitor::probe(std::size_t index) {
   auto& p = *probes_[index];
   const auto& node = base_->nodes[index];
   const auto deadline = clock::now() + settings_.timeout;
-  if (!p.client.connected()) {
-    auto login = settings_.login;
-    login.emplace_back("host", node.host);
-    login.emplace_back("port", std::to_string(node.port));
-    auto c = co_await p.client.connect(std::move(login), deadline);
-    if (!c) {
-      r.error = c.error();
-      co_return r;
+  // A connection kept from the last probe that broke is made again at once: whether the node
+  // refuses it (nothing listens: its postmaster is gone) is known now, not a probe later.
+  pg_rows found;
+  for (bool kept = p.client.connected();; kept = false) {
+    if (!p.client.connected()) {
+      auto login = settings_.login;
+      login.emplace_back("host", node.host);
+      login.emplace_back("port", std::to_string(node.port));
+      auto c = co_await p.client.connect(std::move(login), deadline);
+      if (!c) {
+        r.error = c.error();
+        r.refused = r.error.find("Connection refused") != std::string::npos ||
+                    r.error.find("Connection reset") != std::string::npos ||
+                    r.error.find("server closed the connection unexpectedly") != std::string::npos;
+        co_return r;
+      }
     }
-  }
-  const auto sent = clock::now();
-  auto rows = co_await p.client.query(probe_sql, deadline);
-  const auto received = clock::now();
-  if (!rows) {
+    r.at = clock::now();
+    auto rows = co_await p.client.query(probe_sql, deadline);
+    if (rows) {
+      found = std::move(*rows);
+      break;
+    }
     r.error = rows.error();
-    co_return r;
+    if (!kept || p.client.connected() || clock::now() >= deadline) co_return r;
   }
+  const auto sent = r.at;
+  const auto received = clock::now();
+  const auto* rows = &found;
   if (rows->size() != 1 || (*rows)[0].size() != 8) {
     r.error = "unexpected answer to the probe query";
     co_return r;
@@ -231,7 +248,7 @@ void node_monitor::apply(std::size_t index, const probe_result& r) {
     if (h.reachable || first) spdlog::warn("node {} unreachable: {}", n.name, r.error);
     if (first) h.last_seen = clock::now();  // unreachable since start: count from there
     h.reachable = false;
-    h.refused = r.error.find("Connection refused") != std::string::npos;
+    h.refused = r.refused;
     h.problem = "unreachable: " + r.error;
     return;
   }

@@ -397,7 +397,7 @@ config build_config(const YAML::Node& root, const std::string& base_dir) {
       fail("coordination.authority_margin", "must be at least 100ms and at most half of lease_ttl");
   }
   if (auto f = root["failover"]) {
-    only_keys(f, "failover", {"automatic", "user", "password", "password_file", "password_env", "database", "sslmode", "detection",
+    only_keys(f, "failover", {"automatic", "user", "password", "password_file", "password_env", "database", "sslmode", "detection", "detection_refused",
                               "candidate_order", "nearest", "prefer_ahead", "catch_up_timeout", "max_data_loss", "promote_timeout",
                               "repoint_timeout", "hold_timeout", "hold_clients",
                               "primary_conninfo", "promote_command", "repoint_command", "fence_command",
@@ -414,6 +414,7 @@ config build_config(const YAML::Node& root, const std::string& base_dir) {
     if (f["database"]) fo.database = scalar(f["database"], "failover.database");
     if (f["sslmode"]) fo.sslmode = scalar(f["sslmode"], "failover.sslmode");
     if (f["detection"]) fo.detection = duration(f["detection"], "failover.detection");
+    if (f["detection_refused"]) fo.detection_refused = duration(f["detection_refused"], "failover.detection_refused");
     if (auto o = f["candidate_order"]) fo.candidate_order = string_list(o, "failover.candidate_order", "node names");
     if (f["nearest"]) {
       auto n = scalar(f["nearest"], "failover.nearest");

@@ -83,6 +83,9 @@ struct failover_config {
   std::string database = "postgres";
   std::string sslmode = "prefer";
   std::chrono::milliseconds detection{2000};
+  // The same when the regions' probes are refused (nothing listens on the primary's port: its
+  // postmaster is gone), which a cut link never does.
+  std::chrono::milliseconds detection_refused{500};
   std::vector<std::string> candidate_order;
   // Nearness to the lost primary: the round trips the regions' node monitors measured (true),
   // candidate_order breaking ties; or candidate_order alone (false).

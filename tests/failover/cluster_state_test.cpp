@@ -8,7 +8,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-region_view view(const std::string& region, bool primary_reachable, std::int64_t unreachable_ms = 0) {
+region_view view(const std::string& region, bool primary_reachable, std::int64_t unreachable_ms = 0,
+                 bool refused = false) {
   region_view v;
   v.region = region;
   v.epoch = 1;
@@ -16,6 +17,7 @@ region_view view(const std::string& region, bool primary_reachable, std::int64_t
   p.probed = true;
   p.reachable = primary_reachable;
   p.unreachable_ms = primary_reachable ? 0 : unreachable_ms;
+  p.refused = !primary_reachable && refused;
   p.wal = lsn{10'000};
   v.nodes["us"] = p;
   for (const char* r : {"eu", "ap"}) {
@@ -40,6 +42,8 @@ TEST_CASE("records survive their JSON form", "[failover][state]") {
   REQUIRE(back);
   CHECK(back->region == "eu-west-1");
   CHECK(back->nodes.at("us").unreachable_ms == 2500);
+  CHECK_FALSE(back->nodes.at("us").refused);
+  CHECK(region_view::from_json(view("eu-west-1", false, 600, true).to_json())->nodes.at("us").refused);
   CHECK(back->nodes.at("eu").replay == lsn{10'000});
 }
 
@@ -59,6 +63,44 @@ TEST_CASE("the primary is lost only when a majority of regions lost it long enou
   CHECK_FALSE(primary_lost({view("eu-west-1", false, 9000)}, "us", 3, 2s, why));
   // A single instance (one region) decides alone.
   CHECK(primary_lost({view("eu-west-1", false, 9000)}, "us", 1, 2s, why));
+}
+
+TEST_CASE("a primary whose port a majority finds refused is lost sooner; a timeout is no such evidence",
+          "[failover][state]") {
+  std::string why;
+  // Refused from two of three for 600 ms: lost at a 500 ms threshold for refusals.
+  CHECK(primary_lost({view("us-east-1", false, 600, true), view("eu-west-1", false, 650, true), view("ap-southeast-1", true)},
+                     "us", 3, 2s, why, 500ms));
+  CHECK_THAT(why, Catch::Contains("refused"));
+  // Without the threshold (or with none shorter), the usual detection applies.
+  CHECK_FALSE(primary_lost(
+      {view("us-east-1", false, 600, true), view("eu-west-1", false, 650, true), view("ap-southeast-1", true)}, "us", 3,
+      2s, why));
+  // Unreachable without a refusal (a cut link, a timeout) for as long: not yet.
+  CHECK_FALSE(primary_lost({view("us-east-1", false, 600), view("eu-west-1", false, 650), view("ap-southeast-1", true)},
+                           "us", 3, 2s, why, 500ms));
+  // One region refused, another timed out briefly: no majority of evidence.
+  CHECK_FALSE(primary_lost(
+      {view("us-east-1", false, 600, true), view("eu-west-1", false, 650), view("ap-southeast-1", true)}, "us", 3, 2s,
+      why, 500ms));
+  // Refused, but for less than the threshold.
+  CHECK_FALSE(primary_lost(
+      {view("us-east-1", false, 300, true), view("eu-west-1", false, 650, true), view("ap-southeast-1", true)}, "us", 3,
+      2s, why, 500ms));
+  // A threshold for refusals longer than detection never delays it.
+  CHECK(primary_lost({view("us-east-1", false, 2100), view("eu-west-1", false, 2100), view("ap-southeast-1", true)}, "us",
+                     3, 2s, why, 5s));
+}
+
+TEST_CASE("promotion need not wait out write authority only once every holder released it", "[failover][state]") {
+  CHECK(every_holder_released({}, {}));
+  CHECK(every_holder_released({"us-east-1/a/1/7"}, {"us-east-1/a/1/7"}));
+  CHECK(every_holder_released({"us/1", "eu/2", "ap/3"}, {"ap/3", "us/1", "eu/2"}));
+  // One holder missing: a Meridian cut off from etcd may still write until its grant runs out.
+  CHECK_FALSE(every_holder_released({"us/1", "eu/2", "ap/3"}, {"us/1", "eu/2"}));
+  CHECK_FALSE(every_holder_released({"us/1"}, {}));
+  // A release by a Meridian that never registered counts for nobody else.
+  CHECK_FALSE(every_holder_released({"us/1", "eu/2"}, {"us/1", "eu/3"}));
 }
 
 TEST_CASE("candidate: nearest when caught up, most caught up when it is far ahead, guarded by RPO", "[failover][state]") {
