@@ -1,6 +1,7 @@
 #include "failover/coordinator.hpp"
 
 #include <algorithm>
+#include <random>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -38,6 +39,7 @@ coordinator::coordinator(coordinator_settings settings, node_monitor& monitor, s
   record_.primary = configured_primary_;
   requests_key_ = key("requests/");
   pause_key_ = key("paused");
+  authority_prefix_ = key("authority/");
   if (!settings_.etcd.empty()) {
     auto ex = monitor_.io().get_executor();
     etcd_ = std::make_unique<etcd_client>(ex, settings_.etcd);
@@ -58,14 +60,27 @@ coordinator::coordinator(coordinator_settings settings, node_monitor& monitor, s
     const auto window = std::chrono::duration_cast<std::chrono::milliseconds>(settings_.lease_ttl) - settings_.authority_margin;
     const auto timeout = std::clamp<std::chrono::milliseconds>(settings_.interval * 8, std::chrono::milliseconds(500), window / 2);
     lease_etcd_ = std::make_unique<etcd_client>(ex, settings_.etcd, timeout);
+    // A random part: a process id may come again, its registration must not.
+    std::random_device random;
+    const auto token = (settings_.id.empty() ? settings_.region : settings_.id) + "/" +
+                       std::to_string((std::uint64_t{random()} << 32) | random());
     lease_ = std::make_unique<write_lease>(
         *lease_etcd_,
         write_lease_settings{topology_key_, ending_prefix_, settings_.lease_ttl, settings_.authority_margin,
-                             settings_.interval},
+                             settings_.interval, authority_prefix_, token,
+                             [this](const std::string& node) { return may_release(node); }},
         authority_);
   } else {
     authority_.grant_forever();
   }
+}
+
+bool coordinator::may_release(const std::string& name) const {
+  if (!settings_.quiet || !settings_.quiet(name)) return false;
+  const auto* n = node(name);
+  if (!n || n->region != settings_.region) return true;
+  const auto& h = monitor_.current().state(n->id).health;
+  return (h.probed && !h.reachable && h.refused) || h.in_recovery || h.fenced_epoch == record_.epoch;
 }
 
 void coordinator::on_authority(write_lease::listener handler) {
@@ -252,14 +267,15 @@ awaitable<void> coordinator::lead() {
       // Ending costs nothing until lease_ttl − authority_margin has passed (the Meridians hold
       // what they were granted), and it is given up as soon as the majority reaches it again.
       std::string seen;
-      const bool suspected = primary_lost(views, record_.primary, regions, settings_.detection / 4, seen);
+      const bool suspected =
+          primary_lost(views, record_.primary, regions, settings_.detection / 4, seen, settings_.detection_refused / 4);
       if (suspected && settings_.automatic && ending_epoch_ != record_.epoch) {
         co_await end_epoch(seen);
       } else if (!suspected && ending_epoch_ == record_.epoch) {
         co_await give_up_ending(seen);
       }
     }
-    if (primary_lost(views, record_.primary, regions, settings_.detection, why)) {
+    if (primary_lost(views, record_.primary, regions, settings_.detection, why, settings_.detection_refused)) {
       if (settings_.automatic) {
         co_await fail_over(views, why);
       } else if (why != last_reported_) {
@@ -612,6 +628,7 @@ awaitable<std::string> coordinator::status_json() {
 awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, const std::string& why,
                                        std::optional<std::string> operator_choice) {
   const auto detected = clock::now();
+  released_at_ = {};
   const auto from = record_.primary;
   spdlog::warn("failover: {}", why);
   // A failover a previous leader started (its intent names the next epoch) is finished with
@@ -690,13 +707,15 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
   // the last reading took), so that the promotion follows the wait at once, on what was seen
   // at its end: the primary may be back, a replica further on.
   if (etcd_ && clock::now() < safe) {
-    co_await pause_until(safe - 2 * views_took_);
+    // Every holder's release ends the wait early: none of them will write to the old primary.
+    if (co_await await_released(safe - 2 * views_took_)) safe = released_at_ = clock::now();
     if (!leading()) co_return;  // the next leader finds the ending and decides
     seen = co_await collect_views();
     seen_at = clock::now();
     std::string still;
     if (!operator_choice && !finishing &&
-        !primary_lost(seen, record_.primary, settings_.regions, settings_.detection, still)) {
+        !primary_lost(seen, record_.primary, settings_.regions, settings_.detection, still,
+                      settings_.detection_refused)) {
       spdlog::warn("failover: not promoting: the primary is reachable again ({})", still);
       if (caught_up_from) {
         // It streams from the other replica: back to the primary.
@@ -780,6 +799,7 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
   failover_timeline t;
   t.detected = detected;
   t.ending = etcd_ ? ending_committed_ : detected;
+  if (etcd_ && released_at_ != clock::time_point{}) t.released_ms = ms_between(ending_committed_, released_at_);
   t.promoted = promoted;
   t.published = published;
   t.from = from;
@@ -826,8 +846,10 @@ awaitable<void> coordinator::finish_failover(failover_timeline t, topology_recor
               {"promote_ms", resumed ? t.carried_promote_ms : ms_between(t.detected, t.promoted)},
               {"publish_ms", resumed ? t.carried_publish_ms : ms_between(t.detected, t.published)}};
   if (resumed) status["begun_by"] = t.begun_by;
-  // How long after the old epoch's ending the promotion came (at least lease_ttl + margin).
+  // How long after the old epoch's ending the promotion came: at least lease_ttl + margin,
+  // unless every holder of write authority released it first (released_ms).
   if (!resumed && etcd_ && t.kind != "switchover") status["ending_to_promote_ms"] = ms_between(t.ending, t.promoted);
+  if (t.released_ms >= 0) status["released_ms"] = t.released_ms;
   if (!t.candidates.empty()) status["candidates"] = json::parse(t.candidates, nullptr, false);
   if (t.window_bytes >= 0) status["window_bytes"] = t.window_bytes;
   if (t.window_ms >= 0) status["window_ms"] = t.window_ms;
@@ -919,12 +941,13 @@ awaitable<bool> coordinator::end_epoch(const std::string& why) {
   const std::string value = json{{"epoch", epoch}, {"leader", settings_.id}, {"why", why}}.dump();
   // Only over the record this leader decided on: a concurrent change of epoch wins.
   std::vector<etcd_compare> unchanged{{topology_key_, etcd_compare::target::mod_revision, record_revision_, {}}};
-  std::vector<etcd_op> write{{etcd_op::kind::put, ending, value, 0, false}};
+  std::vector<etcd_op> write{{etcd_op::kind::put, ending, value, 0, false}, {etcd_op::kind::get, ending, {}, 0, false}};
   auto r = co_await etcd_->txn(std::move(unchanged), std::move(write), {});
   if (!r || !r->succeeded) {
     spdlog::error("failover: cannot end epoch {}: {}", epoch, r ? "the topology changed meanwhile" : r.error());
     co_return false;
   }
+  ending_revision_ = !r->ranges.empty() && !r->ranges[0].empty() ? r->ranges[0].front().create_revision : 0;
   // Stamped once the commit is known: later than the commit itself, so waits counted from it
   // are never short.
   ending_epoch_ = epoch;
@@ -956,8 +979,37 @@ awaitable<void> coordinator::adopt_ending() {
   // Committed by a previous leader at some time before now: counting from now is never short.
   ending_epoch_ = record_.epoch;
   ending_committed_ = clock::now();
+  ending_revision_ = found->front().create_revision;
   spdlog::warn("failover: epoch {} is being ended ({}): this leader carries on from there", record_.epoch,
                found->front().value);
+}
+
+awaitable<bool> coordinator::await_released(clock::time_point until) {
+  if (!etcd_ || ending_revision_ == 0) co_return false;
+  // One read of the epoch's keys: every registration and release (one round trip to etcd's
+  // leader, which may be a region away, per look).
+  const auto epoch_at = authority_epoch_key(authority_prefix_, ending_epoch_);
+  const auto holders_at = holder_key(authority_prefix_, ending_epoch_);
+  const auto released_at = release_key(authority_prefix_, ending_epoch_, ending_revision_);
+  for (;;) {
+    auto found = co_await etcd_->get(epoch_at, true);
+    if (found) {
+      std::vector<std::string> h, r;
+      for (const auto& kv : *found) {
+        if (kv.key.starts_with(holders_at)) h.push_back(kv.key.substr(holders_at.size()));
+        if (kv.key.starts_with(released_at)) r.push_back(kv.key.substr(released_at.size()));
+      }
+      if (every_holder_released(h, r)) {
+        spdlog::warn("failover: every Meridian that held write authority over epoch {} released it ({} of them), "
+                     "{} ms after its ending",
+                     ending_epoch_, h.size(), ms_between(ending_committed_, clock::now()));
+        co_return true;
+      }
+    }
+    const auto now = clock::now();
+    if (now >= until || !leading()) co_return false;
+    co_await pause_until(std::min(until, now + settings_.interval / 5));
+  }
 }
 
 awaitable<bool> coordinator::publish(const topology_record& next) {
@@ -968,8 +1020,10 @@ awaitable<bool> coordinator::publish(const topology_record& next) {
   // Only over the record this leader based its decision on: a concurrent change wins.
   std::vector<etcd_compare> unchanged{{topology_key_, etcd_compare::target::mod_revision, record_revision_, {}}};
   // The ending of the epoch replaced goes with it: renewals of the next one never see it.
+  // So do its holders' registrations and releases.
   std::vector<etcd_op> write{{etcd_op::kind::put, topology_key_, next.to_json(), 0, false},
-                             {etcd_op::kind::erase, ending_prefix_ + std::to_string(record_.epoch), {}, 0, false}};
+                             {etcd_op::kind::erase, ending_prefix_ + std::to_string(record_.epoch), {}, 0, false},
+                             {etcd_op::kind::erase, authority_epoch_key(authority_prefix_, record_.epoch), {}, 0, true}};
   auto r = co_await etcd_->txn(std::move(unchanged), std::move(write), {});
   if (!r || !r->succeeded) {
     spdlog::error("failover: publishing epoch {} failed: {}", next.epoch, r ? "the topology changed meanwhile" : r.error());

@@ -44,6 +44,10 @@ struct coordinator_settings {
   std::chrono::milliseconds authority_margin{500};
   std::chrono::milliseconds interval{250};
   std::chrono::milliseconds detection{2000};
+  std::chrono::milliseconds detection_refused{500};  // a majority's probes refused (cluster_state)
+  // Whether no work of this Meridian is in flight on a node (no server connection to it in
+  // use): this Meridian then releases write authority over an ending epoch (write_lease).
+  std::function<bool(const std::string& node)> quiet;
   bool automatic = false;               // fail over without an operator (needs admin's login)
   candidate_settings candidates;
   admin_settings admin;
@@ -130,6 +134,8 @@ class coordinator {
     long long window_bytes = -1, window_ms = -1;
     // Up to how long the old primary may have acknowledged writes unseen by any replica.
     long long blind_ms = -1;
+    // From the ending until every holder of write authority had released it (-1: waited out).
+    long long released_ms = -1;
   };
   // Repoints the other replicas, fences the old primary, records the outcome. The record says
   // "repointing" until then, so that a leader taking over finishes the job.
@@ -152,6 +158,14 @@ class coordinator {
   awaitable<void> give_up_ending(const std::string& why);
   // A new leader: an ending its predecessor committed is its own, counted from now.
   awaitable<void> adopt_ending();
+  // Waits until every Meridian registered as holding write authority over the epoch being
+  // ended has released it under this leader's ending (write_lease), or until `until`. True
+  // when they all did.
+  awaitable<bool> await_released(clock::time_point until);
+  // What this Meridian's release waits for besides `quiet`: when `node` (the old primary) is in
+  // its region, that it refuses connections or is fenced, so that no direct client writes to it
+  // after a promotion either (guard_primary fences it).
+  [[nodiscard]] bool may_release(const std::string& node) const;
   awaitable<void> fence_old_primaries();
   // Every Meridian: once its write authority over the epoch in force has been lost for
   // authority_margin, it fences the primary if that is in its region (node_admin::self_fence),
@@ -194,6 +208,9 @@ class coordinator {
   bool checked_unfinished_ = false;  // since this Meridian last became the leader
   std::uint64_t ending_epoch_ = 0;           // the epoch this leader is ending (0: none)
   clock::time_point ending_committed_{};     // when its ending was known committed
+  std::int64_t ending_revision_ = 0;         // its etcd create revision (releases name it)
+  clock::time_point released_at_{};          // every holder found released (time_point{}: not)
+  std::string authority_prefix_;  // holders' registrations and releases, per epoch
   clock::duration views_took_{};             // the last reading of every region's view
   clock::time_point last_lift_attempt_{};
 };

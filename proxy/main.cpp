@@ -63,6 +63,7 @@ meridian::failover::coordinator_settings coordinator_settings(const meridian::pr
   c.regions = cfg.coordination.regions != 0 ? cfg.coordination.regions : regions.size();
   c.interval = cfg.monitor.interval;
   c.detection = cfg.failover.detection;
+  c.detection_refused = cfg.failover.detection_refused;
   c.automatic = cfg.failover.enabled() && cfg.failover.automatic;
   c.candidates.order = cfg.failover.candidate_order;
   c.candidates.measured = cfg.failover.measured_distance;
@@ -351,7 +352,9 @@ int main(int argc, char** argv) {
       std::string primary;
       for (const auto& n : cfg.nodes)
         if (n.configured_role == routing::node_role::primary) primary = n.name;
-      coordinator = std::make_unique<failover::coordinator>(coordinator_settings(cfg), *monitor, primary, shared.authority);
+      auto settings = coordinator_settings(cfg);
+      settings.quiet = [stats = shared.stats.get()](const std::string& node) { return stats->servers_in_use(node) == 0; };
+      coordinator = std::make_unique<failover::coordinator>(std::move(settings), *monitor, primary, shared.authority);
       if (!cfg.coordination.etcd.empty()) {
         shared.stats->watch_authority(shared.authority);
         coordinator->on_authority([stats = shared.stats.get()](failover::authority_clock::change c, std::uint64_t, const std::string&) {

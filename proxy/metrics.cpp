@@ -338,6 +338,15 @@ std::vector<std::string> metrics::node_names() const {
   return names_;
 }
 
+std::int64_t metrics::servers_in_use(const std::string& node) const {
+  const auto names = node_names();
+  std::int64_t used = 0;
+  for (std::size_t i = 0; i < names.size(); ++i)
+    if (names[i] == node)
+      for (const auto& m : meters_) used += m->pools[i].used.get();
+  return used;
+}
+
 void metrics::track_nodes(const routing::topology& topology) {
   const auto count = std::min(topology.nodes.size(), routing::max_nodes);
   names_.resize(std::max(names_.size(), count));

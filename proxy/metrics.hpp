@@ -63,6 +63,8 @@ class metrics {
   // Node names by id ("" for a removed node), and the workers' meters: what the collector sums.
   [[nodiscard]] std::vector<std::string> node_names() const;
   [[nodiscard]] const std::vector<std::unique_ptr<worker_meter>>& meters() const { return meters_; }
+  // Server connections to the node named checked out or connecting, every worker's. Any thread.
+  [[nodiscard]] std::int64_t servers_in_use(const std::string& node) const;
   // Every series as it would be scraped: name, labels (k=v,...), value. For SHOW STATS.
   [[nodiscard]] std::vector<std::vector<std::string>> rows() const;
 
