@@ -89,7 +89,8 @@ awaitable<tl::expected<server_conn_ptr, server_error>> pool::acquire(clock::time
       finished();
       co_return conn;
     }
-    if (total_ < settings_.max_size) {
+    // A connection opened ahead (warm) comes sooner than one begun now: wait for it in line.
+    if (total_ < settings_.max_size && warming_ <= waiters_.size()) {
       ++total_;
       auto conn = std::make_shared<server_connection>(ex_, key_.node, settings_.max_prepared_per_server);
       auto tls = settings_.tls ? settings_.tls() : nullptr;
@@ -125,6 +126,40 @@ awaitable<tl::expected<server_conn_ptr, server_error>> pool::acquire(clock::time
     if (h.error) co_return tl::unexpected(std::move(*h.error));
     // Room to connect: around again.
   }
+}
+
+void pool::warm(std::size_t n) {
+  for (; n > 0 && total_ < settings_.max_size; --n) {
+    ++total_;
+    ++warming_;
+    auto conn = std::make_shared<server_connection>(ex_, key_.node, settings_.max_prepared_per_server);
+    asio::co_spawn(ex_, warm_one(delivery_, std::move(conn), login_, settings_.tls ? settings_.tls() : nullptr),
+                   asio::detached);
+  }
+  report();
+}
+
+awaitable<void> pool::warm_one(std::shared_ptr<delivery_state> alive, server_conn_ptr conn, server_login login,
+                               std::shared_ptr<const upstream_tls> tls) {
+  // Copies: the pool may go while this connects.
+  const routing::node node = alive->owner->node_;
+  const auto timeout = alive->owner->settings_.connect_timeout;
+  const auto max_message = alive->owner->settings_.max_message_bytes;
+  auto r = co_await conn->establish(node, login, timeout, max_message, tls);
+  auto* self = alive->owner;
+  if (!self) co_return;  // the pool is gone (shutdown)
+  --self->warming_;
+  if (!r) {
+    spdlog::info("pool {}: warming a connection failed: {}", self->node_.name, r.error().message);
+    --self->total_;
+    self->wake_for_slot();
+    self->report();
+    co_return;
+  }
+  ++self->connects_;
+  conn->owner = self;
+  if (!self->server_params_) self->server_params_ = conn->baseline;
+  self->release(std::move(conn));
 }
 
 void pool::wait(clock::time_point deadline, std::shared_ptr<pool_waiter> who) {

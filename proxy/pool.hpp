@@ -116,6 +116,10 @@ class pool {
   // clients waiting get the new slots.
   void set_max_size(std::size_t n);
   [[nodiscard]] const server_login& login() const { return login_; }
+  // Opens up to `n` connections in the background (none beyond the pool's size), which join the
+  // idle ones or go to clients in line: a node about to take work (a replica just promoted) is
+  // ready for it when it comes. Failures are logged only.
+  void warm(std::size_t n);
   // Closes idle connections past idle_timeout or server_lifetime.
   void sweep(std::chrono::steady_clock::time_point now);
   // Closes everything idle (node lost its role, shutdown).
@@ -146,6 +150,9 @@ class pool {
   // The answers given since the last delivery, in order: one posted handler delivers them all.
   void deliver();
   void wake_for_slot();
+  struct delivery_state;
+  static awaitable<void> warm_one(std::shared_ptr<delivery_state> alive, server_conn_ptr conn, server_login login,
+                                  std::shared_ptr<const upstream_tls> tls);
   // The pool's one deadline timer: armed for the earliest deadline in line.
   void arm_deadlines();
   void expire_waiters();
@@ -166,6 +173,7 @@ class pool {
   pool_settings settings_;
   std::vector<server_conn_ptr> idle_;
   std::size_t total_ = 0;
+  std::size_t warming_ = 0;  // of total_: opened ahead (warm), not yet ready
   std::deque<waiter> waiters_;
   asio::steady_timer deadlines_;
   std::chrono::steady_clock::time_point armed_for_ = std::chrono::steady_clock::time_point::max();

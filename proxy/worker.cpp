@@ -135,6 +135,7 @@ void worker::set_topology(routing::topology_ptr t) {
     spdlog::info("worker {}: topology epoch {}, primary {}", index_, t->epoch,
                  t->primary() ? t->at(*t->primary()).name : std::string("(none)"));
   if (skipped_until_.size() < t->nodes.size()) skipped_until_.resize(t->nodes.size());  // nodes added
+  const auto old_primary = topology_->primary();
   topology_ = std::move(t);
   auto listed = [](const std::vector<routing::node_id>& ids, routing::node_id id) {
     return std::find(ids.begin(), ids.end(), id) != ids.end();
@@ -146,6 +147,32 @@ void worker::set_topology(routing::topology_ptr t) {
     } else if (listed(changed, key.node)) {
       p->drain();
     }
+  }
+  // A new primary (a failover or switchover): the users and databases that had connections to
+  // the old one get as many to the new one now, so that work held for it does not wait for its
+  // connections to be made, several cross-region round trips each.
+  const auto new_primary = topology_->primary();
+  if (!old_primary || !new_primary || *old_primary == *new_primary) return;
+  struct wanted {
+    pool_key key;
+    server_login login;
+    std::size_t connections;
+  };
+  std::vector<wanted> warm;
+  for (const auto& [key, p] : pools_) {
+    const auto s = p->stats();
+    if (key.node == *old_primary && s.checkouts > 0) warm.push_back({key, p->login(), std::max<std::size_t>(s.total, 1)});
+  }
+  for (auto& w : warm) {
+    pool_key key{*new_primary, w.key.user, w.key.database};
+    const bool fresh = pools_.find(key) == pools_.end();
+    auto& p = pool_for(key, cfg().find_user(key.user));
+    if (fresh) p.set_login(std::move(w.login));  // users found by auth.query: the proven credentials
+    const auto s = p.stats();
+    if (s.total >= w.connections) continue;
+    spdlog::info("worker {}: {} server connection(s) to the new primary {} for user {} ({}) opened ahead", index_,
+                 w.connections - s.total, topology_->at(*new_primary).name, key.user, key.database);
+    p.warm(w.connections - s.total);
   }
 }
 

@@ -142,7 +142,41 @@ awaitable<void> bad_password_scenario(pool& p) {
   CHECK(p.stats().total == 0);
 }
 
+// Connections opened ahead: they join the idle ones; a client asking while they are being made
+// waits for one of them instead of opening its own; never beyond the pool's size.
+awaitable<void> warm_scenario(asio::io_context& io, pool& p) {
+  p.warm(5);  // the pool's size is 3
+  CHECK(p.stats().total == 3);
+  auto a = co_await p.acquire(clock_type::now() + 5s);  // asked at once: one of the three
+  REQUIRE(a);
+  asio::steady_timer tick(io);
+  const auto until = clock_type::now() + 5s;
+  while (p.stats().idle != 2 && clock_type::now() < until) {
+    tick.expires_after(5ms);
+    co_await tick.async_wait(use_awaitable);
+  }
+  CHECK(p.stats().idle == 2);
+  CHECK(p.stats().total == 3);
+  CHECK(p.stats().connects == 3);  // the client's connection was one of those opened ahead
+  auto ok = co_await (*a)->run_internal_query("SELECT 1", 1 << 20);
+  CHECK(ok.has_value());
+  p.release(*a);
+  p.warm(1);  // full already
+  CHECK(p.stats().connects == 3);
+  CHECK(p.stats().total == 3);
+}
+
 }  // namespace
+
+TEST_CASE("pool opens connections ahead, and a client takes one of them rather than its own", "[integration][pool]") {
+  run_async([](asio::io_context& io) -> awaitable<void> {
+    pool_settings s;
+    s.max_size = 3;
+    pool p(io.get_executor(), pool_key{{0}, "app", "app"}, primary(), app_login("app-secret"), s);
+    co_await warm_scenario(io, p);
+    p.close_idle();
+  });
+}
 
 TEST_CASE("pool checkout, return and limits against a real server", "[integration][pool]") {
   run_async([](asio::io_context& io) -> awaitable<void> {
