@@ -201,7 +201,7 @@ class session : public std::enable_shared_from_this<session>,
   // only with automatic failover: without it no new primary comes).
   [[nodiscard]] routing::primary_hold_settings hold_settings() const;
   // `rolled_back`: the refused work ended a transaction (the server connection was closed).
-  [[nodiscard]] server_error write_authority_refusal(bool rolled_back = false) const;
+  [[nodiscard]] server_error write_authority_refusal(bool rolled_back = false, bool log = true) const;
   // The front message may write or commits on the attached primary, and write authority has
   // lapsed: it waits up to coordination.write_wait for authority to come back, then goes on;
   // else the server's answers to what was sent before it are relayed and the message's unit is

@@ -214,7 +214,10 @@ awaitable<std::optional<server_error>> session::attach(routing::route_request as
   // None while the work may wait until `until`; else what refuses it: `otherwise` once its time
   // is up, 57P03 beyond failover.hold_clients.
   auto refusal = [&](clock::time_point until, const std::string& why, server_error otherwise) -> std::optional<server_error> {
-    if (clock::now() >= until || shutdown_requested_) return otherwise;
+    if (clock::now() >= until || shutdown_requested_) {
+      spdlog::warn("[c{}] refused work for the primary: {}", id_, otherwise.message);
+      return otherwise;
+    }
     if (!hold.failover() || held.counted()) return std::nullopt;
     if (!held.admit())
       return server_error{std::string(pr::sqlstate::cannot_connect_now),
@@ -232,7 +235,7 @@ awaitable<std::optional<server_error>> session::attach(routing::route_request as
       const auto until = hold.until(ending ? routing::primary_hold::reason::epoch_ending
                                            : routing::primary_hold::reason::no_authority,
                                     clock::now());
-      if (auto refused = refusal(until, "a failover ends the primary's epoch", write_authority_refusal())) co_return *refused;
+      if (auto refused = refusal(until, "a failover ends the primary's epoch", write_authority_refusal(false, false))) co_return *refused;
       // A slice at a time: the deadline grows once a failover is known.
       co_await await_write_authority(std::min(until, clock::now() + hold_retry));
       continue;
@@ -406,13 +409,15 @@ awaitable<bool> session::hold_for_authority() {
   co_return true;
 }
 
-server_error session::write_authority_refusal(bool rolled_back) const {
+server_error session::write_authority_refusal(bool rolled_back, bool log) const {
   const auto g = worker_.shared().authority.current();
   const auto now = clock::now();
   std::string since = "not yet confirmed in this topology epoch";
   if (g.until != clock::time_point{} && g.until <= now)
     since = "lapsed " + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(now - g.until).count()) + " ms ago";
-  spdlog::warn("[c{}] refused work that may write: no write authority over epoch {} ({})", id_, worker_.topology().epoch, since);
+  if (log)
+    spdlog::warn("[c{}] refused work that may write: no write authority over epoch {} ({})", id_, worker_.topology().epoch,
+                 since);
   return server_error{std::string(pr::sqlstate::cannot_connect_now),
                       "Meridian in region " + worker_.cfg().region +
                           " may not send writes to the primary: the etcd majority has not confirmed its topology "
