@@ -806,6 +806,12 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
   t.to = next.primary;
   t.timeline = *timeline;
   t.reason = why;
+  if (!operator_choice) {
+    std::string without_refusals;
+    t.detection_ms = primary_lost(views, from, etcd_ ? settings_.regions : 1, settings_.detection, without_refusals)
+                         ? settings_.detection.count()
+                         : settings_.detection_refused.count();
+  }
   t.kind = operator_choice ? "operator promote" : "failover";
   t.choice = reason;
   t.caught_up_from = caught_up_from.value_or("");
@@ -842,7 +848,7 @@ awaitable<void> coordinator::finish_failover(failover_timeline t, topology_recor
               {"reason", t.reason},
               {"choice", t.choice},
               {"leader", settings_.id},
-              {"detection_ms", t.kind == "failover" ? settings_.detection.count() : 0},
+              {"detection_ms", t.kind == "failover" ? t.detection_ms : 0},
               {"promote_ms", resumed ? t.carried_promote_ms : ms_between(t.detected, t.promoted)},
               {"publish_ms", resumed ? t.carried_publish_ms : ms_between(t.detected, t.published)}};
   if (resumed) status["begun_by"] = t.begun_by;

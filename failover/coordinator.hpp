@@ -136,6 +136,9 @@ class coordinator {
     long long blind_ms = -1;
     // From the ending until every holder of write authority had released it (-1: waited out).
     long long released_ms = -1;
+    // The detection that applied: failover.detection, or detection_refused when refusals made
+    // the loss (0: an operator's decision).
+    long long detection_ms = 0;
   };
   // Repoints the other replicas, fences the old primary, records the outcome. The record says
   // "repointing" until then, so that a leader taking over finishes the job.
