@@ -2,6 +2,8 @@
 // and a connection the server terminated while idle.
 #include <catch2/catch.hpp>
 
+#include <functional>
+
 #include "protocol/error.hpp"
 #include "proxy/pool.hpp"
 #include "support.hpp"
@@ -51,6 +53,16 @@ std::int64_t checkouts_from(const pool_meter& m, double bound) {
   for (std::size_t i = 0; i <= latency_histogram::bounds.size(); ++i)
     if (i == latency_histogram::bounds.size() || latency_histogram::bounds[i] >= bound) n += m.wait.count_in(i);
   return n;
+}
+
+// Waits, polling, until `met` holds or `timeout` has passed (the caller checks which).
+awaitable<void> until_within(asio::io_context& io, const std::function<bool()>& met, std::chrono::milliseconds timeout) {
+  asio::steady_timer tick(io);
+  const auto until = clock_type::now() + timeout;
+  while (!met() && clock_type::now() < until) {
+    tick.expires_after(5ms);
+    co_await tick.async_wait(use_awaitable);
+  }
 }
 
 awaitable<void> limits_scenario(asio::io_context& io, pool& p, const pool_meter& m) {
@@ -119,12 +131,7 @@ awaitable<void> terminated_idle_scenario(asio::io_context& io, pool& p) {
   // The idle connection's pending read sees the backend's FATAL and EOF (the sandbox's relay
   // forwards them some time after the backend is gone): it leaves the pool by itself, without
   // being checked out.
-  asio::steady_timer tick(io);
-  const auto until = clock_type::now() + 5s;
-  while (p.stats().total != 0 && clock_type::now() < until) {
-    tick.expires_after(5ms);
-    co_await tick.async_wait(use_awaitable);
-  }
+  co_await until_within(io, [&] { return p.stats().total == 0; }, 5s);
   CHECK(p.stats().total == 0);
   CHECK(p.stats().idle == 0);
   auto b = co_await p.acquire(clock_type::now() + 5s);
@@ -149,12 +156,7 @@ awaitable<void> warm_scenario(asio::io_context& io, pool& p) {
   CHECK(p.stats().total == 3);
   auto a = co_await p.acquire(clock_type::now() + 5s);  // asked at once: one of the three
   REQUIRE(a);
-  asio::steady_timer tick(io);
-  const auto until = clock_type::now() + 5s;
-  while (p.stats().idle != 2 && clock_type::now() < until) {
-    tick.expires_after(5ms);
-    co_await tick.async_wait(use_awaitable);
-  }
+  co_await until_within(io, [&] { return p.stats().idle == 2; }, 5s);
   CHECK(p.stats().idle == 2);
   CHECK(p.stats().total == 3);
   CHECK(p.stats().connects == 3);  // the client's connection was one of those opened ahead
