@@ -25,6 +25,9 @@ std::string write_config() {
   std::ofstream out(path);
   out << primary_only_config(drain_port, "threads: 2\n") << "pool: { size: 4 }\n"
       << "limits: { shutdown_timeout: 20s }\n"
+      // Warnings only: a failure's report comes right after this Meridian's log lines, and
+      // CI shows the head of a failing test's output.
+      << "log: { level: warn }\n"
       << "auth: { method: md5 }\n"
       << "users:\n  - { name: app, password: app-secret }\n";
   return path;
