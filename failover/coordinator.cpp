@@ -654,10 +654,12 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
   if (etcd_) {
     if (!co_await end_epoch(why)) co_return;
     safe = ending_committed_ + settings_.lease_ttl + settings_.authority_margin;
-    if (const auto now = clock::now(); now < safe)
+    if (const auto now = clock::now(); now < safe) {
       spdlog::warn("failover: waiting {} ms for write authority over epoch {} to end everywhere (lease_ttl + "
-                   "authority_margin after its ending was committed)",
+                   "authority_margin after its ending was committed), or until every holder released it",
                    ms_between(now, safe), record_.epoch);
+      asio::co_spawn(monitor_.io(), watch_releases(++release_watch_, safe), asio::detached);
+    }
   }
   std::vector<std::string> replicas;
   for (const auto& n : monitor_.current().nodes)
@@ -708,7 +710,11 @@ awaitable<void> coordinator::fail_over(const std::vector<region_view>& views, co
   // at its end: the primary may be back, a replica further on.
   if (etcd_ && clock::now() < safe) {
     // Every holder's release ends the wait early: none of them will write to the old primary.
-    if (co_await await_released(safe - 2 * views_took_)) safe = released_at_ = clock::now();
+    const auto until = safe - 2 * views_took_;
+    while (released_at_ == clock::time_point{} && clock::now() < until && leading())
+      co_await pause_until(std::min(until, clock::now() + settings_.interval / 5));
+    ++release_watch_;  // the watch ends
+    if (released_at_ != clock::time_point{}) safe = clock::now();
     if (!leading()) co_return;  // the next leader finds the ending and decides
     seen = co_await collect_views();
     seen_at = clock::now();
@@ -990,15 +996,17 @@ awaitable<void> coordinator::adopt_ending() {
                found->front().value);
 }
 
-awaitable<bool> coordinator::await_released(clock::time_point until) {
-  if (!etcd_ || ending_revision_ == 0) co_return false;
+awaitable<void> coordinator::watch_releases(std::uint64_t generation, clock::time_point until) {
+  if (!etcd_ || ending_revision_ == 0) co_return;
   // One read of the epoch's keys: every registration and release (one round trip to etcd's
   // leader, which may be a region away, per look).
-  const auto epoch_at = authority_epoch_key(authority_prefix_, ending_epoch_);
-  const auto holders_at = holder_key(authority_prefix_, ending_epoch_);
-  const auto released_at = release_key(authority_prefix_, ending_epoch_, ending_revision_);
-  for (;;) {
+  const auto epoch = ending_epoch_;
+  const auto epoch_at = authority_epoch_key(authority_prefix_, epoch);
+  const auto holders_at = holder_key(authority_prefix_, epoch);
+  const auto released_at = release_key(authority_prefix_, epoch, ending_revision_);
+  while (generation == release_watch_ && clock::now() < until && leading()) {
     auto found = co_await etcd_->get(epoch_at, true);
+    if (generation != release_watch_) co_return;
     if (found) {
       std::vector<std::string> h, r;
       for (const auto& kv : *found) {
@@ -1006,15 +1014,14 @@ awaitable<bool> coordinator::await_released(clock::time_point until) {
         if (kv.key.starts_with(released_at)) r.push_back(kv.key.substr(released_at.size()));
       }
       if (every_holder_released(h, r)) {
+        released_at_ = clock::now();
         spdlog::warn("failover: every Meridian that held write authority over epoch {} released it ({} of them), "
                      "{} ms after its ending",
-                     ending_epoch_, h.size(), ms_between(ending_committed_, clock::now()));
-        co_return true;
+                     epoch, h.size(), ms_between(ending_committed_, released_at_));
+        co_return;
       }
     }
-    const auto now = clock::now();
-    if (now >= until || !leading()) co_return false;
-    co_await pause_until(std::min(until, now + settings_.interval / 5));
+    co_await pause_until(std::min(until, clock::now() + settings_.interval / 5));
   }
 }
 

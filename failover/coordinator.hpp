@@ -161,10 +161,11 @@ class coordinator {
   awaitable<void> give_up_ending(const std::string& why);
   // A new leader: an ending its predecessor committed is its own, counted from now.
   awaitable<void> adopt_ending();
-  // Waits until every Meridian registered as holding write authority over the epoch being
-  // ended has released it under this leader's ending (write_lease), or until `until`. True
-  // when they all did.
-  awaitable<bool> await_released(clock::time_point until);
+  // Alongside the failover (a candidate may first catch up, for seconds): watches until every
+  // Meridian registered as holding write authority over the epoch being ended has released it
+  // under this leader's ending (write_lease), then sets released_at_; gives up at `until`, or
+  // when release_watch_ moves on from `generation`.
+  awaitable<void> watch_releases(std::uint64_t generation, clock::time_point until);
   // What this Meridian's release waits for besides `quiet`: when `node` (the old primary) is in
   // its region, that it refuses connections or is fenced, so that no direct client writes to it
   // after a promotion either (guard_primary fences it).
@@ -213,6 +214,7 @@ class coordinator {
   clock::time_point ending_committed_{};     // when its ending was known committed
   std::int64_t ending_revision_ = 0;         // its etcd create revision (releases name it)
   clock::time_point released_at_{};          // every holder found released (time_point{}: not)
+  std::uint64_t release_watch_ = 0;          // the watch_releases in force
   std::string authority_prefix_;  // holders' registrations and releases, per epoch
   clock::duration views_took_{};             // the last reading of every region's view
   clock::time_point last_lift_attempt_{};
