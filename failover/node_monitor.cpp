@@ -184,7 +184,7 @@ awaitable<node_monitor::probe_result> node_monitor::probe(std::size_t index) {
   probe_result r;
   auto& p = *probes_[index];
   const auto& node = base_->nodes[index];
-  const auto deadline = clock::now() + settings_.timeout;
+  auto deadline = clock::now() + settings_.timeout;
   // A connection kept from the last probe that broke is made again at once: whether the node
   // refuses it (nothing listens: its postmaster is gone) is known now, not a probe later.
   pg_rows found;
@@ -194,6 +194,9 @@ awaitable<node_monitor::probe_result> node_monitor::probe(std::size_t index) {
       login.emplace_back("host", node.host);
       login.emplace_back("port", std::to_string(node.port));
       auto c = co_await p.client.connect(std::move(login), deadline);
+      // A new connection across regions takes several round trips (TCP, start-up, SCRAM): the
+      // probe itself gets the timeout of its own, as on a kept connection.
+      if (c) deadline = clock::now() + settings_.timeout;
       if (!c) {
         r.error = c.error();
         r.refused = r.error.find("Connection refused") != std::string::npos ||

@@ -24,7 +24,8 @@ namespace meridian::failover {
 struct monitor_settings {
   pg_client::keywords login;  // user, password, dbname, sslmode… (host and port come per node)
   std::chrono::milliseconds interval{250};
-  std::chrono::milliseconds timeout{1000};  // connect plus probe; a node that misses it is unreachable
+  // Connecting, and then the probe, each within this; a node that misses it is unreachable.
+  std::chrono::milliseconds timeout{1000};
   std::chrono::milliseconds history{std::chrono::minutes(5)};
   read_policy_settings policy;
 };
