@@ -210,7 +210,7 @@ awaitable<std::optional<server_error>> session::attach(routing::route_request as
   const auto& fo = worker_.cfg().failover;
   routing::primary_hold hold(hold_settings());
   held_work held(worker_.meter(), *worker_.shared().stats, fo.hold_clients);
-  int lost_before_use = 0;  // pooled connections found dead (at most a few: then the error)
+  std::size_t lost_before_use = 0;  // pooled connections found dead (at most a pool's worth: then the error)
   // None while the work may wait until `until`; else what refuses it: `otherwise` once its time
   // is up, 57P03 beyond failover.hold_clients.
   auto refusal = [&](clock::time_point until, const std::string& why, server_error otherwise) -> std::optional<server_error> {
@@ -297,8 +297,9 @@ awaitable<std::optional<server_error>> session::attach(routing::route_request as
     if (auto err = co_await sync_params(*sc)) {
       give_back(sc);
       // A pooled connection whose server died before its close reached Meridian: nothing of
-      // the client's was sent, so the work is routed again (and held, or read elsewhere).
-      if (unreachable(*err) && ++lost_before_use <= 3) {
+      // the client's was sent, so the work is routed again (and held, or read elsewhere). Every
+      // idle connection of the pool may be dead alike: as many tries as the pool holds.
+      if (unreachable(*err) && ++lost_before_use <= p.settings().max_size + 1) {
         spdlog::info("[c{}] server connection to {} lost before use: {}", id_, p.node().name, err->message);
         continue;
       }
