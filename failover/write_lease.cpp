@@ -122,8 +122,8 @@ awaitable<void> write_lease::release(std::uint64_t epoch, std::int64_t ending_re
   if (!settings_.quiet || settings_.authority_key.empty() || clock_.held(now) || clock_.epoch() != epoch) co_return;
   if (released_epoch_ == epoch && released_revision_ == ending_revision) co_return;
   // The sessions read the authority just withdrawn before they send work that may write; a
-  // session that read it a moment before holds a server connection by then. Quiet twice, an
-  // interval apart, leaves no such race open.
+  // session that read it a moment before holds a server connection by then. Quiet twice, half
+  // an interval apart, leaves no such race open.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (!settings_.quiet(primary_)) {
     quiet_epoch_ = 0;

@@ -103,10 +103,8 @@ awaitable<tl::expected<server_conn_ptr, server_error>> pool::acquire(clock::time
         finished();
         co_return tl::unexpected(r.error());
       }
-      ++connects_;
+      adopt(*conn);
       ++checkouts_;
-      conn->owner = this;
-      if (!server_params_) server_params_ = conn->baseline;
       finished();
       co_return conn;
     }
@@ -126,6 +124,12 @@ awaitable<tl::expected<server_conn_ptr, server_error>> pool::acquire(clock::time
     if (h.error) co_return tl::unexpected(std::move(*h.error));
     // Room to connect: around again.
   }
+}
+
+void pool::adopt(server_connection& conn) {
+  ++connects_;
+  conn.owner = this;
+  if (!server_params_) server_params_ = conn.baseline;
 }
 
 void pool::warm(std::size_t n) {
@@ -156,9 +160,7 @@ awaitable<void> pool::warm_one(std::shared_ptr<delivery_state> alive, server_con
     self->report();
     co_return;
   }
-  ++self->connects_;
-  conn->owner = self;
-  if (!self->server_params_) self->server_params_ = conn->baseline;
+  self->adopt(*conn);
   self->release(std::move(conn));
 }
 

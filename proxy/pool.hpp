@@ -150,6 +150,8 @@ class pool {
   // The answers given since the last delivery, in order: one posted handler delivers them all.
   void deliver();
   void wake_for_slot();
+  // A connection this pool just established: counted, owned, its parameters remembered.
+  void adopt(server_connection& conn);
   struct delivery_state;
   static awaitable<void> warm_one(std::shared_ptr<delivery_state> alive, server_conn_ptr conn, server_login login,
                                   std::shared_ptr<const upstream_tls> tls);
